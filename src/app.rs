@@ -1,0 +1,198 @@
+//! The wiring: turns parsed command-line arguments into a validated config, builds the
+//! pipeline, and runs the chosen command. The only module besides `pipeline` that knows
+//! every other one.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use crate::cli::{CheckArgs, Cli, Command, ConfigCommand, OutputFormat};
+use crate::config::{Config, ConfigError, Overrides};
+use crate::pipeline::Pipeline;
+use crate::report::render_table;
+use crate::source::kubernetes::PrometheusSource;
+use crate::source::prometheus::PrometheusClient;
+use crate::source::TimestampMs;
+
+/// Why a command failed, which decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad arguments: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// A config with problems: exit 2.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Anything that went wrong while running: exit 1.
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Usage(_) | AppError::Config(_) => 2,
+            AppError::Runtime(_) => 1,
+        }
+    }
+}
+
+/// Runs the command `cli` names. `shutdown` ends long-running commands gracefully.
+pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+    let overrides = Overrides {
+        prometheus_url: cli.global.prometheus_url.clone(),
+    };
+    match cli.command {
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = Config::load(Some(&file), &overrides)?;
+            println!(
+                "{}: ok (Prometheus {}, lookback {}, poll every {})",
+                file.display(),
+                config.prometheus.url,
+                humantime::format_duration(config.store.lookback),
+                humantime::format_duration(config.poll_interval),
+            );
+            Ok(())
+        }
+        Command::Check(args) => {
+            let config = Config::load(cli.global.config.as_deref(), &overrides)?;
+            check(&config, &args).await
+        }
+        Command::Run => {
+            let config = Config::load(cli.global.config.as_deref(), &overrides)?;
+            daemon(&config, shutdown).await
+        }
+    }
+}
+
+fn prometheus_source(config: &Config) -> Result<PrometheusSource, AppError> {
+    let client =
+        PrometheusClient::new(&config.prometheus).context("cannot set up the Prometheus client")?;
+    Ok(PrometheusSource::new(
+        client,
+        config.queries.clone(),
+        config.extra_identity_labels.clone(),
+    ))
+}
+
+async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
+    let at = match &args.at {
+        Some(text) => parse_instant(text).map_err(AppError::Usage)?,
+        None => Utc::now().timestamp_millis(),
+    };
+    let mut pipeline = Pipeline::new(prometheus_source(config)?, config);
+    pipeline.poll(at).await.with_context(|| {
+        format!(
+            "cannot read container memory from {}",
+            config.prometheus.url
+        )
+    })?;
+    let reports = pipeline.reports(at);
+    match args.format {
+        OutputFormat::Json => {
+            let json = serde_json::to_string_pretty(&reports).context("cannot encode JSON")?;
+            println!("{json}");
+        }
+        OutputFormat::Table => {
+            if reports.is_empty() {
+                println!(
+                    "no containers found (query: {})",
+                    config.queries.working_set
+                );
+            } else {
+                print!("{}", render_table(&reports));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn daemon(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    let mut pipeline = Pipeline::new(prometheus_source(config)?, config);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        prometheus = %config.prometheus.url,
+        lookback = %humantime::format_duration(config.store.lookback),
+        poll_interval = %humantime::format_duration(config.poll_interval),
+        "headroom starting"
+    );
+    let mut ticker = tokio::time::interval(config.poll_interval);
+    // A slow poll delays the next one instead of overlapping it or bunching up.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("shutting down");
+                return Ok(());
+            }
+            _ = ticker.tick() => {}
+        }
+        let now = Utc::now().timestamp_millis();
+        let started = std::time::Instant::now();
+        match pipeline.poll(now).await {
+            Ok(summary) => {
+                let reports = pipeline.reports(now);
+                let at_risk = reports
+                    .iter()
+                    .filter(|r| r.severity != crate::model::Severity::None)
+                    .count();
+                tracing::info!(
+                    containers = summary.containers,
+                    samples_added = summary.ingest.samples_added,
+                    at_risk,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "poll done"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "poll failed; keeping the last forecasts");
+            }
+        }
+    }
+}
+
+/// Parses `--at`: RFC 3339, or Unix seconds.
+pub fn parse_instant(text: &str) -> Result<TimestampMs, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(seconds) = text.trim().parse::<f64>() {
+        if seconds.is_finite() {
+            return Ok((seconds * 1000.0).round() as i64);
+        }
+    }
+    Err(format!(
+        "--at {text:?} is not a time; use RFC 3339 (2026-03-19T14:00:00Z) or Unix seconds"
+    ))
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// How long graceful shutdown may take before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

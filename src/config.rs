@@ -1,0 +1,817 @@
+//! Configuration: a YAML file read once into [`RawConfig`] (what the user wrote) and
+//! validated into [`Config`] (what the program uses).
+//!
+//! Nothing outside this module sees raw strings: durations, sizes, URLs and secrets are
+//! parsed here, and every problem is reported at once, each naming its key and, where
+//! the key is in the file, its line. Structural problems (an unknown key, a list where a
+//! map belongs) stop parsing at the first one, with the line and column serde found.
+//! Every key is documented in `config/headroom.example.yaml`, which a test loads.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::units::{parse_bytes, parse_duration};
+
+/// The default queries. They are public so `--help` texts and docs can show them.
+pub const DEFAULT_WORKING_SET_QUERY: &str =
+    r#"container_memory_working_set_bytes{container!="",container!="POD"}"#;
+pub const DEFAULT_LIMITS_QUERY: &str = r#"kube_pod_container_resource_limits{resource="memory"}"#;
+pub const DEFAULT_INIT_LIMITS_QUERY: &str =
+    r#"kube_pod_init_container_resource_limits{resource="memory"}"#;
+pub const DEFAULT_CADVISOR_LIMITS_QUERY: &str =
+    r#"container_spec_memory_limit_bytes{container!="",container!="POD"}"#;
+pub const DEFAULT_RESTARTS_QUERY: &str =
+    "kube_pod_container_status_restarts_total or kube_pod_init_container_status_restarts_total";
+
+// ---------------------------------------------------------------------------------------
+// Raw: exactly what the file says.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    prometheus: RawPrometheus,
+    queries: RawQueries,
+    identity: RawIdentity,
+    store: RawStore,
+    poll: RawPoll,
+    forecast: RawForecast,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPrometheus {
+    url: Option<String>,
+    timeout: Option<String>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<String>,
+    basic_auth: Option<RawBasicAuth>,
+    headers: BTreeMap<String, String>,
+    tls: RawTls,
+    max_points_per_request: Option<u64>,
+    max_concurrent_requests: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBasicAuth {
+    username: String,
+    password: Option<String>,
+    password_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTls {
+    ca_file: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawQueries {
+    working_set: Option<String>,
+    limits: Option<String>,
+    init_container_limits: Option<String>,
+    cadvisor_limits: Option<String>,
+    restarts: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawIdentity {
+    extra_labels: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    lookback: Option<String>,
+    resolution: Option<String>,
+    forget_after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPoll {
+    interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawForecast {
+    warning_horizon: Option<String>,
+    critical_horizon: Option<String>,
+    min_history: Option<String>,
+    min_limit: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Validated: what the program uses.
+// ---------------------------------------------------------------------------------------
+
+/// The validated configuration. Built only by [`Config::load`] / [`Config::parse_str`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub prometheus: PrometheusConfig,
+    pub queries: Queries,
+    /// Labels that join namespace/pod/container in a container's identity, such as
+    /// `cluster` when one Thanos or Mimir holds many clusters.
+    pub extra_identity_labels: Vec<String>,
+    pub store: StoreConfig,
+    /// How often the daemon asks Prometheus for new samples.
+    pub poll_interval: Duration,
+    pub forecast: ForecastConfig,
+}
+
+/// Where Prometheus is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct PrometheusConfig {
+    /// Base URL; API paths such as `api/v1/query` are joined onto it, so a path prefix
+    /// (`https://thanos.example/prometheus/`) is kept.
+    pub url: reqwest::Url,
+    /// Per-request timeout, also sent to Prometheus so it abandons the query in time.
+    pub timeout: Duration,
+    pub auth: Auth,
+    /// Extra headers on every request, e.g. `X-Scope-OrgID` for Mimir tenants.
+    pub headers: Vec<(String, String)>,
+    pub tls: TlsConfig,
+    /// Prometheus refuses range queries of more than 11,000 points per series; longer
+    /// ranges are split into requests of at most this many points.
+    pub max_points_per_request: u32,
+    /// Requests in flight at once, so a backfill never floods Prometheus.
+    pub max_concurrent_requests: usize,
+}
+
+/// How requests authenticate.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    Bearer(SecretValue),
+    Basic {
+        username: String,
+        password: SecretValue,
+    },
+}
+
+/// A secret given inline or as a file that is read at every use, so rotated tokens
+/// (projected service-account tokens, mounted Secrets) are picked up without a restart.
+#[derive(Clone)]
+pub enum SecretValue {
+    Inline(String),
+    File(PathBuf),
+}
+
+impl SecretValue {
+    /// The secret's current value. The error names the file, never the content.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            SecretValue::Inline(value) => Ok(value.clone()),
+            SecretValue::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("cannot read secret file {}: {e}", path.display())),
+        }
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretValue::Inline(_) => f.write_str("<redacted>"),
+            SecretValue::File(path) => write!(f, "<from file {}>", path.display()),
+        }
+    }
+}
+
+/// TLS settings for Prometheus.
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+/// The PromQL that headroom runs. Each must keep the `namespace`, `pod` and `container`
+/// labels (and any extra identity labels).
+#[derive(Debug, Clone)]
+pub struct Queries {
+    pub working_set: String,
+    pub limits: String,
+    pub init_container_limits: Option<String>,
+    pub cadvisor_limits: Option<String>,
+    pub restarts: Option<String>,
+}
+
+/// How much history is kept per container.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// How far back a container's history reaches, and so the longest trend fitted.
+    pub lookback: Duration,
+    /// The step of range queries: one sample per container per step.
+    pub resolution: Duration,
+    /// A container absent from this long is forgotten.
+    pub forget_after: Duration,
+}
+
+/// When a forecast becomes a warning or critical.
+#[derive(Debug, Clone)]
+pub struct ForecastConfig {
+    pub warning_horizon: Duration,
+    pub critical_horizon: Duration,
+    /// A segment younger than this has too little history to forecast.
+    pub min_history: Duration,
+    /// Limits below this are ignored as nonsense (e.g. a 1-byte limit from a bad export).
+    pub min_limit_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse_str("", "<defaults>", &Overrides::default()).expect("the defaults are valid")
+    }
+}
+
+/// Values given on the command line, which win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub prometheus_url: Option<String>,
+}
+
+/// One thing wrong with a config, naming the key and, when known, the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// Where the config came from: a file path, or `<defaults>`.
+    pub origin: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "{} has {count} problem{}:",
+            self.origin,
+            if count == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            match p.line {
+                Some(line) => write!(f, "\n  {}:{line}: {}: {}", self.origin, p.key, p.message)?,
+                None if p.key.is_empty() => write!(f, "\n  {}: {}", self.origin, p.message)?,
+                None => write!(f, "\n  {}: {}: {}", self.origin, p.key, p.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file; `None` means built-in defaults plus overrides.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        match path {
+            None => Config::parse_str("", "<defaults>", overrides),
+            Some(path) => {
+                let origin = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                    origin: origin.clone(),
+                    problems: vec![Problem {
+                        key: String::new(),
+                        line: None,
+                        message: format!("cannot read config file: {e}"),
+                    }],
+                })?;
+                Config::parse_str(&text, &origin, overrides)
+            }
+        }
+    }
+
+    /// Parses config text; `origin` names it in errors.
+    pub fn parse_str(
+        text: &str,
+        origin: &str,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let raw = parse_raw(text).map_err(|problem| ConfigError {
+            origin: origin.to_string(),
+            problems: vec![problem],
+        })?;
+        let mut v = Validator {
+            text,
+            problems: Vec::new(),
+        };
+        let config = v.validate(raw, overrides);
+        if v.problems.is_empty() {
+            Ok(config.expect("no problems means every value was set"))
+        } else {
+            Err(ConfigError {
+                origin: origin.to_string(),
+                problems: v.problems,
+            })
+        }
+    }
+}
+
+fn parse_raw(text: &str) -> Result<RawConfig, Problem> {
+    // An empty file, or one of comments only, means "all defaults".
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_problem(&e, ""))?;
+    if value.is_null() {
+        return Ok(RawConfig::default());
+    }
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let key = if path == "." { String::new() } else { path };
+        yaml_problem(e.inner(), &key)
+    })
+}
+
+fn yaml_problem(e: &serde_yaml::Error, key: &str) -> Problem {
+    // serde_yaml appends " at line L column C"; we show the line ourselves.
+    let message = e.to_string();
+    let mut message = match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message,
+    };
+    // serde_yaml prefixes its own path ("prometheus: unknown field"); we print the key.
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        if !prefix.contains(' ') && key.starts_with(prefix) {
+            message = rest.to_string();
+        }
+    }
+    Problem {
+        key: key.to_string(),
+        line: e.location().map(|l| l.line()),
+        message,
+    }
+}
+
+/// Collects problems while turning raw values into typed ones.
+struct Validator<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        let line = locate_key(self.text, key);
+        self.problems.push(Problem {
+            key: key.to_string(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// Parses a duration; `None` (with a problem recorded) when it is invalid, so that
+    /// cross-field checks skip it instead of reporting follow-on problems.
+    fn duration(&mut self, key: &str, value: &Option<String>, default: &str) -> Option<Duration> {
+        let text = value.as_deref().unwrap_or(default);
+        match parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                self.problem(key, "must be longer than zero");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.problem(key, message);
+                None
+            }
+        }
+    }
+
+    fn existing_file(&mut self, key: &str, path: &Option<String>) -> Option<PathBuf> {
+        let path = path.as_ref()?;
+        let path = PathBuf::from(path);
+        if let Err(e) = std::fs::metadata(&path) {
+            self.problem(key, format!("cannot read {}: {e}", path.display()));
+        }
+        Some(path)
+    }
+
+    fn secret(
+        &mut self,
+        key: &str,
+        inline: &Option<String>,
+        file: &Option<String>,
+    ) -> Option<SecretValue> {
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.problem(key, format!("set either {key} or {key}_file, not both"));
+                None
+            }
+            (Some(value), None) => Some(SecretValue::Inline(value.clone())),
+            (None, Some(_)) => self
+                .existing_file(&format!("{key}_file"), file)
+                .map(SecretValue::File),
+            (None, None) => None,
+        }
+    }
+
+    fn validate(&mut self, raw: RawConfig, overrides: &Overrides) -> Option<Config> {
+        let prometheus = self.prometheus(raw.prometheus, overrides);
+        let queries = self.queries(raw.queries);
+
+        let mut extra_identity_labels = Vec::new();
+        for label in raw.identity.extra_labels {
+            if !is_label_name(&label) {
+                self.problem(
+                    "identity.extra_labels",
+                    format!("{label:?} is not a Prometheus label name"),
+                );
+            } else if ["namespace", "pod", "container"].contains(&label.as_str()) {
+                self.problem(
+                    "identity.extra_labels",
+                    format!("{label:?} is always part of the identity; list only extra labels"),
+                );
+            } else if !extra_identity_labels.contains(&label) {
+                extra_identity_labels.push(label);
+            }
+        }
+
+        let lookback = self.duration("store.lookback", &raw.store.lookback, "6h");
+        let resolution = self.duration("store.resolution", &raw.store.resolution, "30s");
+        let forget_after = self.duration("store.forget_after", &raw.store.forget_after, "10m");
+        if let (Some(resolution), Some(lookback)) = (resolution, lookback) {
+            if resolution >= lookback {
+                self.problem(
+                    "store.resolution",
+                    "must be much shorter than store.lookback (one sample per resolution step)",
+                );
+            }
+        }
+        let poll_interval = self.duration("poll.interval", &raw.poll.interval, "30s");
+
+        let f = raw.forecast;
+        let warning_horizon = self.duration("forecast.warning_horizon", &f.warning_horizon, "24h");
+        let critical_horizon =
+            self.duration("forecast.critical_horizon", &f.critical_horizon, "2h");
+        let min_history = self.duration("forecast.min_history", &f.min_history, "30m");
+        let min_limit_bytes = match parse_bytes(f.min_limit.as_deref().unwrap_or("1Mi")) {
+            Ok(b) => Some(b),
+            Err(message) => {
+                self.problem("forecast.min_limit", message);
+                None
+            }
+        };
+        if let (Some(critical), Some(warning)) = (critical_horizon, warning_horizon) {
+            if critical > warning {
+                self.problem(
+                    "forecast.critical_horizon",
+                    "must not be longer than forecast.warning_horizon",
+                );
+            }
+        }
+        if let (Some(min_history), Some(lookback)) = (min_history, lookback) {
+            if min_history > lookback {
+                self.problem(
+                    "forecast.min_history",
+                    "is longer than store.lookback, so no container could ever be forecast",
+                );
+            }
+        }
+
+        Some(Config {
+            prometheus: prometheus?,
+            queries,
+            extra_identity_labels,
+            store: StoreConfig {
+                lookback: lookback?,
+                resolution: resolution?,
+                forget_after: forget_after?,
+            },
+            poll_interval: poll_interval?,
+            forecast: ForecastConfig {
+                warning_horizon: warning_horizon?,
+                critical_horizon: critical_horizon?,
+                min_history: min_history?,
+                min_limit_bytes: min_limit_bytes?,
+            },
+        })
+    }
+    fn prometheus(&mut self, p: RawPrometheus, overrides: &Overrides) -> Option<PrometheusConfig> {
+        let url_text = overrides
+            .prometheus_url
+            .clone()
+            .or(p.url)
+            .unwrap_or_else(|| "http://localhost:9090".to_string());
+        let url = match reqwest::Url::parse(&url_text) {
+            Ok(url) if url.scheme() == "http" || url.scheme() == "https" => {
+                if !url.username().is_empty() || url.password().is_some() {
+                    self.problem(
+                        "prometheus.url",
+                        "must not carry credentials; use prometheus.basic_auth",
+                    );
+                }
+                Some(with_trailing_slash(url))
+            }
+            Ok(url) => {
+                self.problem(
+                    "prometheus.url",
+                    format!("scheme {:?} is not http or https", url.scheme()),
+                );
+                None
+            }
+            Err(e) => {
+                self.problem("prometheus.url", format!("{url_text:?} is not a URL: {e}"));
+                None
+            }
+        };
+        let timeout = self.duration("prometheus.timeout", &p.timeout, "30s");
+
+        let bearer = self.secret(
+            "prometheus.bearer_token",
+            &p.bearer_token,
+            &p.bearer_token_file,
+        );
+        let basic = p.basic_auth.and_then(|b| {
+            if b.username.is_empty() {
+                self.problem("prometheus.basic_auth.username", "must not be empty");
+            }
+            let password = self.secret(
+                "prometheus.basic_auth.password",
+                &b.password,
+                &b.password_file,
+            );
+            if password.is_none() && !self.problems.iter().any(|p| p.key.contains("password")) {
+                self.problem("prometheus.basic_auth", "needs password or password_file");
+            }
+            password.map(|password| (b.username, password))
+        });
+        let auth = match (bearer, basic) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    "prometheus.basic_auth",
+                    "set either bearer_token(_file) or basic_auth, not both",
+                );
+                Auth::None
+            }
+            (Some(token), None) => Auth::Bearer(token),
+            (None, Some((username, password))) => Auth::Basic { username, password },
+            (None, None) => Auth::None,
+        };
+
+        let mut headers = Vec::new();
+        for (name, value) in p.headers {
+            let key = format!("prometheus.headers.{name}");
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.problem(&key, "is not a valid HTTP header name");
+            } else if name.eq_ignore_ascii_case("authorization") {
+                self.problem(&key, "set credentials with bearer_token or basic_auth");
+            } else if reqwest::header::HeaderValue::from_str(&value).is_err() {
+                self.problem(&key, "value is not a valid HTTP header value");
+            } else {
+                headers.push((name, value));
+            }
+        }
+
+        let tls = TlsConfig {
+            ca_file: self.existing_file("prometheus.tls.ca_file", &p.tls.ca_file),
+            cert_file: self.existing_file("prometheus.tls.cert_file", &p.tls.cert_file),
+            key_file: self.existing_file("prometheus.tls.key_file", &p.tls.key_file),
+            insecure_skip_verify: p.tls.insecure_skip_verify,
+        };
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            self.problem(
+                "prometheus.tls",
+                "cert_file and key_file go together: set both or neither",
+            );
+        }
+
+        let max_points_per_request = match p.max_points_per_request.unwrap_or(11_000) {
+            n @ 2..=11_000 => n as u32,
+            n => {
+                self.problem(
+                    "prometheus.max_points_per_request",
+                    format!("{n} is outside 2..=11000 (Prometheus refuses more than 11,000 points per series)"),
+                );
+                11_000
+            }
+        };
+        let max_concurrent_requests = match p.max_concurrent_requests.unwrap_or(4) {
+            n @ 1..=64 => n as usize,
+            n => {
+                self.problem(
+                    "prometheus.max_concurrent_requests",
+                    format!("{n} is outside 1..=64"),
+                );
+                1
+            }
+        };
+
+        Some(PrometheusConfig {
+            url: url?,
+            timeout: timeout?,
+            auth,
+            headers,
+            tls,
+            max_points_per_request,
+            max_concurrent_requests,
+        })
+    }
+
+    fn queries(&mut self, q: RawQueries) -> Queries {
+        fn optional(value: Option<String>, default: &str) -> Option<String> {
+            match value {
+                // An empty string switches an optional query off.
+                Some(v) if v.trim().is_empty() => None,
+                Some(v) => Some(v),
+                None => Some(default.to_string()),
+            }
+        }
+        let working_set = q
+            .working_set
+            .unwrap_or_else(|| DEFAULT_WORKING_SET_QUERY.into());
+        if working_set.trim().is_empty() {
+            self.problem("queries.working_set", "must not be empty");
+        }
+        let limits = q.limits.unwrap_or_else(|| DEFAULT_LIMITS_QUERY.into());
+        if limits.trim().is_empty() {
+            self.problem("queries.limits", "must not be empty");
+        }
+        Queries {
+            working_set,
+            limits,
+            init_container_limits: optional(q.init_container_limits, DEFAULT_INIT_LIMITS_QUERY),
+            cadvisor_limits: optional(q.cadvisor_limits, DEFAULT_CADVISOR_LIMITS_QUERY),
+            restarts: optional(q.restarts, DEFAULT_RESTARTS_QUERY),
+        }
+    }
+}
+
+/// `Url::join` replaces the last path segment unless the base ends in `/`.
+fn with_trailing_slash(mut url: reqwest::Url) -> reqwest::Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Finds the 1-based line of a dotted key (`prometheus.tls.ca_file`) in block-style YAML,
+/// so a problem found after parsing can still point at its line. Returns `None` for keys
+/// the file does not spell out (defaults) or flow-style YAML.
+fn locate_key(text: &str, dotted: &str) -> Option<usize> {
+    let mut parts = dotted.split('.').peekable();
+    let mut want = parts.next()?;
+    let mut min_indent = 0usize;
+    let mut found = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if found.is_some() && indent < min_indent {
+            // Left the parent's block without finding the child.
+            return found;
+        }
+        if indent < min_indent {
+            continue;
+        }
+        let key = trimmed
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['"', '\'']);
+        if key == want && trimmed.contains(':') {
+            found = Some(index + 1);
+            match parts.next() {
+                Some(next) => {
+                    want = next;
+                    min_indent = indent + 1;
+                }
+                None => return found,
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_str(text, "test.yaml", &Overrides::default())
+    }
+
+    #[test]
+    fn empty_file_means_defaults() {
+        let c = parse("# nothing here\n").unwrap();
+        assert_eq!(c.prometheus.url.as_str(), "http://localhost:9090/");
+        assert_eq!(c.store.lookback, Duration::from_secs(6 * 3600));
+        assert_eq!(c.poll_interval, Duration::from_secs(30));
+        assert_eq!(c.queries.working_set, DEFAULT_WORKING_SET_QUERY);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = parse("prometheus:\n  url: http://x:9090\n  tmeout: 5s\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "test.yaml:3: prometheus.tmeout: unknown field `tmeout`, expected one of `url`"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_at_once() {
+        let text = "\
+prometheus:
+  url: ftp://nope
+  timeout: soon
+store:
+  lookback: six hours
+forecast:
+  critical_horizon: 48h
+";
+        let err = parse(text).unwrap_err();
+        let keys: Vec<_> = err
+            .problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.line))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("prometheus.url", Some(2)),
+                ("prometheus.timeout", Some(3)),
+                ("store.lookback", Some(5)),
+                ("forecast.critical_horizon", Some(7)),
+            ],
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flag_overrides_file() {
+        let overrides = Overrides {
+            prometheus_url: Some("http://127.0.0.1:1234/prom".into()),
+        };
+        let c = Config::parse_str("prometheus:\n  url: http://x:9090\n", "t", &overrides).unwrap();
+        assert_eq!(c.prometheus.url.as_str(), "http://127.0.0.1:1234/prom/");
+    }
+
+    #[test]
+    fn missing_secret_file_is_named() {
+        let err = parse("prometheus:\n  bearer_token_file: /nonexistent/token\n").unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(p.key, "prometheus.bearer_token_file");
+        assert_eq!(p.line, Some(2));
+        assert!(p.message.contains("/nonexistent/token"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = parse("prometheus:\n  bearer_token: s3cr3t-value\n").unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cr3t-value"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn empty_optional_query_switches_it_off() {
+        let c = parse("queries:\n  restarts: \"\"\n").unwrap();
+        assert!(c.queries.restarts.is_none());
+        assert!(c.queries.cadvisor_limits.is_some());
+    }
+
+    #[test]
+    fn wrong_type_is_structural_error_with_line() {
+        let err = parse("identity:\n  extra_labels: cluster\n").unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(p.key, "identity.extra_labels");
+        assert_eq!(p.line, Some(2));
+    }
+
+    #[test]
+    fn locate_key_walks_nesting() {
+        let text = "a:\n  x: 1\nb:\n  x: 2\n  c:\n    x: 3\n";
+        assert_eq!(locate_key(text, "b.x"), Some(4));
+        assert_eq!(locate_key(text, "b.c.x"), Some(6));
+        assert_eq!(locate_key(text, "a.x"), Some(2));
+        assert_eq!(locate_key(text, "a.nope"), Some(1));
+    }
+}

@@ -1,0 +1,31 @@
+//! headroom watches Kubernetes container memory through Prometheus, fits each
+//! container's growth trend, and says which container is on course to hit its memory
+//! limit, and when — before the OOM killer does.
+//!
+//! # Layout
+//!
+//! Data flows one way: source → store → model → outputs.
+//!
+//! - [`source`]: where samples come from. [`source::prometheus`] is the HTTP client for
+//!   any Prometheus-compatible API; [`source::kubernetes`] reads cAdvisor and
+//!   kube-state-metrics series through it into [`source::Batch`]es.
+//! - [`store`]: per-container history, segmented at every restart, bounded to the
+//!   lookback window.
+//! - [`model`]: pure, clock-free math from samples to a [`model::Forecast`].
+//! - [`pipeline`]: the one loop that moves a batch from source to store and forecasts.
+//! - [`report`]: the public JSON schema and the table people read.
+//! - [`config`], [`cli`], [`units`], [`logging`]: input validation and plumbing.
+//! - [`app`]: the wiring of commands; `main.rs` only calls it.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod model;
+pub mod pipeline;
+pub mod report;
+pub mod source;
+pub mod store;
+pub mod units;

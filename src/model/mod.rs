@@ -1,0 +1,18 @@
+//! The math: pure, clock-free functions from samples (and `now`) to forecasts.
+//!
+//! This module imports nothing else from the crate. It takes `now` as a parameter,
+//! never reads a clock, never does I/O, and never panics on any input (property-tested):
+//! it is the part that must be exactly right, so it is the part easiest to test.
+
+pub mod forecast;
+pub mod trend;
+
+pub use forecast::{forecast, Forecast, ForecastParams, Pattern, Severity, TimeToLimit};
+
+/// One working-set observation.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Sample {
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    pub bytes: f64,
+}

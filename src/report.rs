@@ -1,0 +1,201 @@
+//! The public shape of a forecast: the JSON objects `check --format json` prints (and
+//! the API serves), and the table a person reads. The JSON schema is a public interface
+//! documented in the README; fields are added, never renamed or removed.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::model::{Forecast, Pattern, Severity};
+use crate::source::{ContainerKey, LimitSource, TimestampMs};
+use crate::store::Tracked;
+use crate::units::{format_bytes, format_duration_short};
+
+/// One container's forecast, as printed and served.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ContainerReport {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// Extra identity labels (e.g. `cluster`); empty when none are configured.
+    pub labels: BTreeMap<String, String>,
+    pub working_set_bytes: f64,
+    /// `null` when the container has no limit (it is never alerted).
+    pub limit_bytes: Option<f64>,
+    pub limit_source: Option<LimitSource>,
+    /// working_set_bytes / limit_bytes.
+    pub use_ratio: Option<f64>,
+    pub growth_bytes_per_second: Option<f64>,
+    /// `null` when the container is not on course to reach its limit.
+    pub time_to_limit_seconds: Option<f64>,
+    pub time_to_limit_lower_seconds: Option<f64>,
+    /// `null` when the interval's far end is "never".
+    pub time_to_limit_upper_seconds: Option<f64>,
+    pub severity: Severity,
+    pub pattern: Pattern,
+    /// When the current growth regime began (RFC 3339).
+    pub onset: Option<String>,
+    pub evaluated_at: String,
+    /// Segments in the lookback window, oldest first; the last one is current and is
+    /// the one forecast. A new segment begins at every container restart.
+    pub segments: Vec<SegmentReport>,
+}
+
+/// One incarnation of a container within the lookback window.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SegmentReport {
+    pub container_id: Option<String>,
+    pub start: String,
+    pub end: String,
+    pub samples: usize,
+}
+
+impl ContainerReport {
+    pub fn new(
+        key: &ContainerKey,
+        tracked: &Tracked,
+        forecast: &Forecast,
+        now: TimestampMs,
+    ) -> Self {
+        let limit_bytes = tracked.limit.and_then(|l| l.bytes);
+        let eta = forecast.time_to_limit;
+        ContainerReport {
+            namespace: key.namespace.clone(),
+            pod: key.pod.clone(),
+            container: key.container.clone(),
+            labels: key.extra.iter().cloned().collect(),
+            working_set_bytes: forecast.working_set_bytes,
+            limit_bytes,
+            limit_source: tracked.limit.map(|l| l.source),
+            use_ratio: limit_bytes.map(|l| forecast.working_set_bytes / l),
+            growth_bytes_per_second: forecast.growth_bytes_per_second,
+            time_to_limit_seconds: eta.map(|e| e.seconds),
+            time_to_limit_lower_seconds: eta.map(|e| e.lower_seconds),
+            time_to_limit_upper_seconds: eta.and_then(|e| e.upper_seconds),
+            severity: forecast.severity,
+            pattern: forecast.pattern,
+            onset: forecast.onset.map(rfc3339),
+            evaluated_at: rfc3339(now),
+            segments: tracked
+                .segments
+                .iter()
+                .map(|s| SegmentReport {
+                    container_id: s.container_id.clone(),
+                    start: s.start().map(rfc3339).unwrap_or_default(),
+                    end: s.end().map(rfc3339).unwrap_or_default(),
+                    samples: s.samples.len(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Most urgent first: severity, then the nearest limit, then the fullest container.
+pub fn sort_by_urgency(reports: &mut [ContainerReport]) {
+    reports.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| {
+                let eta = |r: &ContainerReport| r.time_to_limit_seconds.unwrap_or(f64::INFINITY);
+                eta(a).total_cmp(&eta(b))
+            })
+            .then_with(|| {
+                b.use_ratio
+                    .unwrap_or(-1.0)
+                    .total_cmp(&a.use_ratio.unwrap_or(-1.0))
+            })
+            .then_with(|| {
+                (&a.namespace, &a.pod, &a.container).cmp(&(&b.namespace, &b.pod, &b.container))
+            })
+    });
+}
+
+pub fn rfc3339(at: TimestampMs) -> String {
+    DateTime::<Utc>::from_timestamp_millis(at)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// Renders the table `headroom check` prints.
+pub fn render_table(reports: &[ContainerReport]) -> String {
+    let header = [
+        "NAMESPACE",
+        "POD",
+        "CONTAINER",
+        "WORKING SET",
+        "LIMIT",
+        "USE",
+        "GROWTH",
+        "TIME TO LIMIT (90%)",
+        "SEVERITY",
+        "PATTERN",
+    ];
+    let rows: Vec<[String; 10]> = reports
+        .iter()
+        .map(|r| {
+            [
+                r.namespace.clone(),
+                r.pod.clone(),
+                r.container.clone(),
+                format_bytes(r.working_set_bytes),
+                r.limit_bytes.map_or("no limit".into(), format_bytes),
+                r.use_ratio
+                    .map_or("-".into(), |u| format!("{:.0}%", u * 100.0)),
+                r.growth_bytes_per_second
+                    .map_or("-".into(), |g| format!("{}/h", signed_bytes(g * 3600.0))),
+                time_to_limit_text(r),
+                format!("{:?}", r.severity).to_lowercase(),
+                serde_json::to_value(r.pattern)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(padded.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+fn signed_bytes(bytes: f64) -> String {
+    if bytes >= 0.0 {
+        format!("+{}", format_bytes(bytes))
+    } else {
+        format_bytes(bytes)
+    }
+}
+
+fn time_to_limit_text(r: &ContainerReport) -> String {
+    match r.time_to_limit_seconds {
+        None => "-".into(),
+        Some(s) if s <= 0.0 => "at limit".into(),
+        Some(s) => {
+            let lower = r
+                .time_to_limit_lower_seconds
+                .map_or("?".into(), format_duration_short);
+            let upper = r
+                .time_to_limit_upper_seconds
+                .map_or("never".into(), format_duration_short);
+            format!("~{} ({lower}–{upper})", format_duration_short(s))
+        }
+    }
+}

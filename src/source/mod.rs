@@ -1,0 +1,135 @@
+//! Where samples come from.
+//!
+//! A [`Source`] answers one question per poll: for a time window, what was every
+//! container's working set, its restart counter, and its memory limit at the window's
+//! end. [`kubernetes::PrometheusSource`] answers it from Prometheus (cAdvisor plus
+//! kube-state-metrics); the demo's simulated cluster answers it from a model of a few
+//! pods. Everything downstream sees only [`Batch`]es.
+
+pub mod kubernetes;
+pub mod prometheus;
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::model::Sample;
+pub use prometheus::{Labels, TimestampMs};
+
+/// Who a container is: namespace, pod and container, plus configured extra labels
+/// (such as `cluster`) in the configured order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ContainerKey {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// Extra identity labels as (name, value), in config order.
+    pub extra: Vec<(String, String)>,
+}
+
+impl ContainerKey {
+    /// Builds a key from a series' labels; `None` when namespace, pod or container is
+    /// missing or empty, or the container is the pod sandbox (`POD`).
+    pub fn from_labels(labels: &Labels, extra_names: &[String]) -> Option<ContainerKey> {
+        let get = |name: &str| labels.get(name).filter(|v| !v.is_empty()).cloned();
+        let container = get("container")?;
+        if container == "POD" {
+            return None;
+        }
+        Some(ContainerKey {
+            namespace: get("namespace")?,
+            pod: get("pod")?,
+            container,
+            extra: extra_names
+                .iter()
+                .map(|name| (name.clone(), labels.get(name).cloned().unwrap_or_default()))
+                .collect(),
+        })
+    }
+}
+
+impl fmt::Display for ContainerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.namespace, self.pod, self.container)?;
+        if !self.extra.is_empty() {
+            let extra: Vec<String> = self
+                .extra
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            write!(f, "{{{}}}", extra.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// The time span one fetch covers; `step` is the spacing of samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub start: TimestampMs,
+    pub end: TimestampMs,
+    pub step: Duration,
+}
+
+/// One incarnation's working set: a container id (when the source knows it) and its
+/// samples in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkingSetSeries {
+    pub key: ContainerKey,
+    /// cAdvisor's `id` label (the cgroup path); a new id means a new incarnation.
+    pub container_id: Option<String>,
+    pub samples: Vec<Sample>,
+}
+
+/// A container's restart counter over the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartSeries {
+    pub key: ContainerKey,
+    pub samples: Vec<(TimestampMs, f64)>,
+}
+
+/// Where a limit was read from, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitSource {
+    /// `kube_pod_container_resource_limits`.
+    KubeStateMetrics,
+    /// `kube_pod_init_container_resource_limits`: native sidecars, which the usual
+    /// query misses.
+    KubeStateMetricsInit,
+    /// `container_spec_memory_limit_bytes`, when kube-state-metrics is absent.
+    Cadvisor,
+}
+
+/// A container's memory limit as of the window's end. `bytes: None` is a container the
+/// source knows to run without a limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitReading {
+    pub key: ContainerKey,
+    pub bytes: Option<f64>,
+    pub source: LimitSource,
+}
+
+/// Everything one fetch returned.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub working_sets: Vec<WorkingSetSeries>,
+    pub restarts: Vec<RestartSeries>,
+    pub limits: Vec<LimitReading>,
+    /// Series dropped because they lacked namespace, pod or container.
+    pub series_without_identity: usize,
+}
+
+/// What went wrong fetching a batch: which query, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} query failed: {source}")]
+pub struct SourceError {
+    pub what: &'static str,
+    #[source]
+    pub source: prometheus::QueryError,
+}
+
+/// Anything that can produce batches: Prometheus, or the demo's simulated cluster.
+pub trait Source: Send + Sync {
+    fn fetch(&self, window: Window) -> impl Future<Output = Result<Batch, SourceError>> + Send;
+}

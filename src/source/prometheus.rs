@@ -1,0 +1,586 @@
+//! A client for the Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`), as
+//! served by Prometheus, Thanos Query, Mimir and VictoriaMetrics.
+//!
+//! It owns transport concerns only: authentication, TLS, timeouts, splitting long range
+//! queries under Prometheus' 11,000-points-per-series limit, bounding concurrency, and
+//! turning every failure into a [`QueryError`] that says what Prometheus answered. It
+//! knows nothing about containers; `source::kubernetes` gives the series meaning.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use crate::config::{Auth, PrometheusConfig};
+
+/// Milliseconds since the Unix epoch: the one time unit inside headroom.
+pub type TimestampMs = i64;
+
+/// A series' labels, sorted by name.
+pub type Labels = BTreeMap<String, String>;
+
+/// One series of a range query, with non-finite samples already dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeries {
+    pub labels: Labels,
+    pub samples: Vec<(TimestampMs, f64)>,
+}
+
+/// One sample of an instant query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantSample {
+    pub labels: Labels,
+    pub at: TimestampMs,
+    pub value: f64,
+}
+
+/// What went wrong talking to Prometheus. Messages never contain credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("cannot reach Prometheus at {url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("Prometheus at {url} did not answer within {timeout:?}")]
+    Timeout { url: String, timeout: Duration },
+    #[error("Prometheus at {url} answered HTTP {status}{}: {body_excerpt}",
+        api_error.as_ref().map(|(t, e)| format!(" ({t}: {e})")).unwrap_or_default())]
+    Status {
+        url: String,
+        status: u16,
+        /// Prometheus' `errorType` and `error`, when the body carried them.
+        api_error: Option<(String, String)>,
+        body_excerpt: String,
+    },
+    #[error("Prometheus at {url} answered with invalid JSON ({reason}): {body_excerpt}")]
+    InvalidJson {
+        url: String,
+        reason: String,
+        body_excerpt: String,
+    },
+    #[error("query {query:?} returned a {got} result; headroom needs a {expected}")]
+    WrongResultType {
+        query: String,
+        expected: &'static str,
+        got: String,
+    },
+    #[error("cannot use secret: {0}")]
+    Secret(String),
+    #[error("cannot build HTTP client: {0}")]
+    Client(String),
+}
+
+/// Counters of what the client did, for headroom's own metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    pub requests: AtomicU64,
+    pub failed_requests: AtomicU64,
+    pub response_bytes: AtomicU64,
+    pub samples: AtomicU64,
+    /// `NaN` and `±Inf` samples, parsed and then dropped: they cannot be fitted.
+    pub non_finite_samples: AtomicU64,
+}
+
+impl FetchStats {
+    pub fn snapshot(&self) -> FetchTotals {
+        FetchTotals {
+            requests: self.requests.load(Ordering::Relaxed),
+            failed_requests: self.failed_requests.load(Ordering::Relaxed),
+            response_bytes: self.response_bytes.load(Ordering::Relaxed),
+            samples: self.samples.load(Ordering::Relaxed),
+            non_finite_samples: self.non_finite_samples.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A copy of [`FetchStats`] at one moment; subtract two to get one poll's figures.
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct FetchTotals {
+    pub requests: u64,
+    pub failed_requests: u64,
+    pub response_bytes: u64,
+    pub samples: u64,
+    pub non_finite_samples: u64,
+}
+
+impl std::ops::Sub for FetchTotals {
+    type Output = FetchTotals;
+    fn sub(self, earlier: FetchTotals) -> FetchTotals {
+        FetchTotals {
+            requests: self.requests - earlier.requests,
+            failed_requests: self.failed_requests - earlier.failed_requests,
+            response_bytes: self.response_bytes - earlier.response_bytes,
+            samples: self.samples - earlier.samples,
+            non_finite_samples: self.non_finite_samples - earlier.non_finite_samples,
+        }
+    }
+}
+
+/// The Prometheus API client. Cheap to clone; clones share the connection pool,
+/// the concurrency limit and the stats.
+#[derive(Clone)]
+pub struct PrometheusClient {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    auth: Auth,
+    timeout: Duration,
+    max_points_per_request: u32,
+    max_concurrent_requests: usize,
+    permits: Arc<Semaphore>,
+    stats: Arc<FetchStats>,
+}
+
+const BODY_EXCERPT_CHARS: usize = 300;
+
+impl PrometheusClient {
+    pub fn new(config: &PrometheusConfig) -> Result<Self, QueryError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| QueryError::Client(format!("header {name}: {e}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| QueryError::Client(format!("header {name}: {e}")))?;
+            headers.insert(name, value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(config.max_concurrent_requests)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)));
+        if let Some(ca) = &config.tls.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| QueryError::Client(format!("tls.ca_file {}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| QueryError::Client(format!("tls.ca_file {}: {e}", ca.display())))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) {
+            let mut pem = std::fs::read(cert).map_err(|e| {
+                QueryError::Client(format!("tls.cert_file {}: {e}", cert.display()))
+            })?;
+            pem.extend(
+                std::fs::read(key).map_err(|e| {
+                    QueryError::Client(format!("tls.key_file {}: {e}", key.display()))
+                })?,
+            );
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| QueryError::Client(format!("tls client certificate: {e}")))?;
+            builder = builder.identity(identity);
+        }
+        if config.tls.insecure_skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| QueryError::Client(e.without_url().to_string()))?;
+        Ok(PrometheusClient {
+            http,
+            base: config.url.clone(),
+            auth: config.auth.clone(),
+            timeout: config.timeout,
+            max_points_per_request: config.max_points_per_request,
+            max_concurrent_requests: config.max_concurrent_requests,
+            permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            stats: Arc::new(FetchStats::default()),
+        })
+    }
+
+    pub fn stats(&self) -> &FetchStats {
+        &self.stats
+    }
+
+    /// The base URL, for log lines and `generatorURL`s.
+    pub fn base_url(&self) -> &reqwest::Url {
+        &self.base
+    }
+
+    /// Evaluates `query` at one instant; the result must be an instant vector.
+    pub async fn query(
+        &self,
+        query: &str,
+        at: TimestampMs,
+    ) -> Result<Vec<InstantSample>, QueryError> {
+        let form = [
+            ("query", query.to_string()),
+            ("time", format_seconds(at)),
+            ("timeout", format!("{}ms", self.timeout.as_millis())),
+        ];
+        match self.post("api/v1/query", &form).await? {
+            Data::Vector(samples) => Ok(samples
+                .into_iter()
+                .filter_map(|s| {
+                    let (at, value) = self.sample(s.value)?;
+                    Some(InstantSample {
+                        labels: s.metric,
+                        at,
+                        value,
+                    })
+                })
+                .collect()),
+            other => Err(QueryError::WrongResultType {
+                query: query.to_string(),
+                expected: "vector",
+                got: other.kind().to_string(),
+            }),
+        }
+    }
+
+    /// Evaluates `query` over `[start, end]` every `step`, splitting the range so that no
+    /// request asks for more than `max_points_per_request` points per series, with at most
+    /// `max_concurrent_requests` requests in flight. Series are merged across the pieces.
+    pub async fn query_range(
+        &self,
+        query: &str,
+        start: TimestampMs,
+        end: TimestampMs,
+        step: Duration,
+    ) -> Result<Vec<RangeSeries>, QueryError> {
+        let pieces = split_range(start, end, step, self.max_points_per_request);
+        let step_text = format!("{}ms", step.as_millis().max(1));
+        let responses: Vec<Vec<RangeSeries>> = stream::iter(pieces)
+            .map(|(piece_start, piece_end)| {
+                let form = [
+                    ("query", query.to_string()),
+                    ("start", format_seconds(piece_start)),
+                    ("end", format_seconds(piece_end)),
+                    ("step", step_text.clone()),
+                    ("timeout", format!("{}ms", self.timeout.as_millis())),
+                ];
+                async move {
+                    match self.post("api/v1/query_range", &form).await? {
+                        Data::Matrix(series) => Ok(series
+                            .into_iter()
+                            .map(|s| RangeSeries {
+                                labels: s.metric,
+                                samples: s
+                                    .values
+                                    .into_iter()
+                                    .filter_map(|v| self.sample(v))
+                                    .collect(),
+                            })
+                            .collect()),
+                        other => Err(QueryError::WrongResultType {
+                            query: query.to_string(),
+                            expected: "matrix",
+                            got: other.kind().to_string(),
+                        }),
+                    }
+                }
+            })
+            .buffered(self.max_concurrent_requests)
+            .try_collect()
+            .await?;
+        Ok(merge_pieces(responses))
+    }
+
+    fn sample(&self, (at_seconds, value): (f64, String)) -> Option<(TimestampMs, f64)> {
+        self.stats.samples.fetch_add(1, Ordering::Relaxed);
+        // Prometheus spells these "NaN", "+Inf" and "-Inf"; Rust's parser reads all three.
+        match value.parse::<f64>() {
+            Ok(v) if v.is_finite() => Some(((at_seconds * 1000.0).round() as i64, v)),
+            _ => {
+                self.stats
+                    .non_finite_samples
+                    .fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, String)]) -> Result<Data, QueryError> {
+        let url = self
+            .base
+            .join(path)
+            .expect("API paths are valid relative URLs");
+        let shown_url = url.to_string();
+        let _permit = self.permits.acquire().await.expect("never closed");
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let result = self.post_once(url, &shown_url, form).await;
+        if result.is_err() {
+            self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn post_once(
+        &self,
+        url: reqwest::Url,
+        shown_url: &str,
+        form: &[(&str, String)],
+    ) -> Result<Data, QueryError> {
+        let mut request = self.http.post(url).form(form).timeout(self.timeout);
+        match &self.auth {
+            Auth::None => {}
+            Auth::Bearer(token) => {
+                request = request.bearer_auth(token.read().map_err(QueryError::Secret)?)
+            }
+            Auth::Basic { username, password } => {
+                request =
+                    request.basic_auth(username, Some(password.read().map_err(QueryError::Secret)?))
+            }
+        }
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                QueryError::Timeout {
+                    url: shown_url.to_string(),
+                    timeout: self.timeout,
+                }
+            } else {
+                QueryError::Transport {
+                    url: shown_url.to_string(),
+                    reason: error_chain(&e.without_url()),
+                }
+            }
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport)?;
+        self.stats
+            .response_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+
+        let parsed: Result<ApiResponse, _> = serde_json::from_slice(&body);
+        if !status.is_success() {
+            let api_error = parsed.ok().and_then(|r| Some((r.error_type?, r.error?)));
+            return Err(QueryError::Status {
+                url: shown_url.to_string(),
+                status: status.as_u16(),
+                api_error,
+                body_excerpt: excerpt(&body),
+            });
+        }
+        let response = parsed.map_err(|e| QueryError::InvalidJson {
+            url: shown_url.to_string(),
+            reason: e.to_string(),
+            body_excerpt: excerpt(&body),
+        })?;
+        for warning in &response.warnings {
+            tracing::warn!(url = shown_url, warning = %warning, "Prometheus returned a warning");
+        }
+        if response.status != "success" {
+            return Err(QueryError::Status {
+                url: shown_url.to_string(),
+                status: status.as_u16(),
+                api_error: Some((
+                    response.error_type.unwrap_or_default(),
+                    response.error.unwrap_or_default(),
+                )),
+                body_excerpt: excerpt(&body),
+            });
+        }
+        response.data.ok_or_else(|| QueryError::InvalidJson {
+            url: shown_url.to_string(),
+            reason: "status success without data".into(),
+            body_excerpt: excerpt(&body),
+        })
+    }
+}
+
+/// The wire format of every API answer.
+#[derive(Deserialize)]
+struct ApiResponse {
+    status: String,
+    data: Option<Data>,
+    #[serde(rename = "errorType")]
+    error_type: Option<String>,
+    error: Option<String>,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+enum Data {
+    Matrix(Vec<WireRangeSeries>),
+    Vector(Vec<WireInstantSample>),
+    Scalar(serde::de::IgnoredAny),
+    String(serde::de::IgnoredAny),
+}
+
+impl Data {
+    fn kind(&self) -> &'static str {
+        match self {
+            Data::Matrix(_) => "matrix",
+            Data::Vector(_) => "vector",
+            Data::Scalar(_) => "scalar",
+            Data::String(_) => "string",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireRangeSeries {
+    metric: Labels,
+    values: Vec<(f64, String)>,
+}
+
+#[derive(Deserialize)]
+struct WireInstantSample {
+    metric: Labels,
+    value: (f64, String),
+}
+
+/// Parses a saved `/api/v1/query_range` response, as `curl` prints it. Used by backtests
+/// and tests; non-finite samples are dropped and counted in the returned total.
+pub fn parse_range_response(body: &[u8]) -> Result<(Vec<RangeSeries>, u64), QueryError> {
+    let response: ApiResponse =
+        serde_json::from_slice(body).map_err(|e| QueryError::InvalidJson {
+            url: "<file>".into(),
+            reason: e.to_string(),
+            body_excerpt: excerpt(body),
+        })?;
+    match response.data {
+        Some(Data::Matrix(series)) => {
+            let mut dropped = 0;
+            let series = series
+                .into_iter()
+                .map(|s| RangeSeries {
+                    labels: s.metric,
+                    samples: s
+                        .values
+                        .into_iter()
+                        .filter_map(|(t, v)| match v.parse::<f64>() {
+                            Ok(v) if v.is_finite() => Some(((t * 1000.0).round() as i64, v)),
+                            _ => {
+                                dropped += 1;
+                                None
+                            }
+                        })
+                        .collect(),
+                })
+                .collect();
+            Ok((series, dropped))
+        }
+        Some(other) => Err(QueryError::WrongResultType {
+            query: "<file>".into(),
+            expected: "matrix",
+            got: other.kind().to_string(),
+        }),
+        None => Err(QueryError::Status {
+            url: "<file>".into(),
+            status: 0,
+            api_error: Some((
+                response.error_type.unwrap_or_default(),
+                response.error.unwrap_or_default(),
+            )),
+            body_excerpt: excerpt(body),
+        }),
+    }
+}
+
+/// Splits `[start, end]` into pieces of at most `max_points` step-spaced points each.
+/// Pieces do not overlap: each starts one step after the previous one ends.
+pub fn split_range(
+    start: TimestampMs,
+    end: TimestampMs,
+    step: Duration,
+    max_points: u32,
+) -> Vec<(TimestampMs, TimestampMs)> {
+    let step_ms = (step.as_millis() as i64).max(1);
+    let span = step_ms * (i64::from(max_points.max(1)) - 1);
+    let mut pieces = Vec::new();
+    let mut piece_start = start;
+    while piece_start <= end {
+        let piece_end = (piece_start + span).min(end);
+        pieces.push((piece_start, piece_end));
+        piece_start = piece_end + step_ms;
+    }
+    pieces
+}
+
+fn merge_pieces(responses: Vec<Vec<RangeSeries>>) -> Vec<RangeSeries> {
+    if responses.len() == 1 {
+        return responses.into_iter().next().unwrap_or_default();
+    }
+    let mut merged: BTreeMap<Labels, Vec<(TimestampMs, f64)>> = BTreeMap::new();
+    for series in responses.into_iter().flatten() {
+        merged
+            .entry(series.labels)
+            .or_default()
+            .extend(series.samples);
+    }
+    merged
+        .into_iter()
+        .map(|(labels, samples)| RangeSeries { labels, samples })
+        .collect()
+}
+
+fn format_seconds(at: TimestampMs) -> String {
+    // f64 holds millisecond timestamps of this era exactly to three decimals.
+    format!("{:.3}", at as f64 / 1000.0)
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "<empty body>".into();
+    }
+    let mut cut: String = text.chars().take(BODY_EXCERPT_CHARS).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_respects_point_limit_and_covers_range() {
+        let step = Duration::from_secs(30);
+        let pieces = split_range(0, 6 * 3600 * 1000, step, 11_000);
+        assert_eq!(pieces, vec![(0, 6 * 3600 * 1000)]);
+
+        let pieces = split_range(0, 10 * 30_000, step, 4);
+        assert_eq!(
+            pieces,
+            vec![(0, 90_000), (120_000, 210_000), (240_000, 300_000)]
+        );
+        for (s, e) in &pieces {
+            assert!((e - s) / 30_000 + 1 <= 4);
+        }
+    }
+
+    #[test]
+    fn saved_response_parses_and_drops_non_finite() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"pod":"a"},"values":[[1.5,"1"],[2,"NaN"],[3,"+Inf"],[4,"-Inf"],[5,"2e3"]]}]}}"#;
+        let (series, dropped) = parse_range_response(body).unwrap();
+        assert_eq!(dropped, 3);
+        assert_eq!(series[0].samples, vec![(1500, 1.0), (5000, 2000.0)]);
+    }
+
+    #[test]
+    fn excerpt_is_bounded() {
+        let long = "x".repeat(1000);
+        let e = excerpt(long.as_bytes());
+        assert_eq!(e.chars().count(), BODY_EXCERPT_CHARS + 1);
+    }
+
+    #[test]
+    fn seconds_format_keeps_millis() {
+        assert_eq!(format_seconds(1_700_000_000_123), "1700000000.123");
+        assert_eq!(format_seconds(-1), "-0.001");
+    }
+}
