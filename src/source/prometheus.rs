@@ -558,7 +558,8 @@ mod tests {
             vec![(0, 90_000), (120_000, 210_000), (240_000, 300_000)]
         );
         for (s, e) in &pieces {
-            assert!((e - s) / 30_000 + 1 <= 4);
+            let points = (e - s) / 30_000 + 1;
+            assert!(points <= 4, "{points} points");
         }
     }
 
