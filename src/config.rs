@@ -314,6 +314,8 @@ impl Config {
             problems: Vec::new(),
         };
         let config = v.validate(raw, overrides);
+        // Read top to bottom, like the file; problems about defaults come last.
+        v.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         if v.problems.is_empty() {
             Ok(config.expect("no problems means every value was set"))
         } else {

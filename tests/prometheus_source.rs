@@ -640,7 +640,7 @@ async fn prometheus_errors_name_status_type_and_body() {
         .await
         .unwrap_err();
     assert_eq!(
-        err.to_string(),
+        format!("{:#}", anyhow::Error::from(err)),
         "limits query failed: query \"1\" returned a scalar result; headroom needs a vector"
     );
 }

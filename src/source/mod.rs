@@ -122,7 +122,7 @@ pub struct Batch {
 
 /// What went wrong fetching a batch: which query, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} query failed: {source}")]
+#[error("{what} query failed")]
 pub struct SourceError {
     pub what: &'static str,
     #[source]
