@@ -3,7 +3,7 @@
 //!
 //! Memory per tracked container is the key and limit (about 200 bytes with typical
 //! names) plus 16 bytes per sample: with a 6h lookback at 30s resolution that is at most
-//! 721 samples, about 11.5 KiB. `benches/store_footprint.rs` measures it.
+//! 721 samples, about 11.5 KiB. `cargo bench --bench fleet` measures it.
 
 use std::collections::HashMap;
 
@@ -111,6 +111,40 @@ impl Store {
         self.containers.iter()
     }
 
+    /// Heap bytes held by the store, counted from capacities (keys, limits, segments,
+    /// samples and the map's own table): the figure benchmarks report per container.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let table =
+            self.containers.capacity() * (size_of::<ContainerKey>() + size_of::<Tracked>() + 1);
+        let contents: usize = self
+            .containers
+            .iter()
+            .map(|(key, tracked)| {
+                let key_bytes = key.namespace.capacity()
+                    + key.pod.capacity()
+                    + key.container.capacity()
+                    + key.extra.capacity() * size_of::<(String, String)>()
+                    + key
+                        .extra
+                        .iter()
+                        .map(|(k, v)| k.capacity() + v.capacity())
+                        .sum::<usize>();
+                let segment_bytes: usize = tracked.segments.capacity() * size_of::<Segment>()
+                    + tracked
+                        .segments
+                        .iter()
+                        .map(|s| {
+                            s.samples.capacity() * size_of::<Sample>()
+                                + s.container_id.as_ref().map_or(0, String::capacity)
+                        })
+                        .sum::<usize>();
+                key_bytes + segment_bytes
+            })
+            .sum();
+        table + contents
+    }
+
     /// Adds a batch fetched up to `now`, splits segments at restarts, then trims to the
     /// lookback and forgets containers unseen for longer than the grace period.
     pub fn ingest(&mut self, batch: Batch, now: TimestampMs) -> IngestSummary {
@@ -140,12 +174,16 @@ impl Store {
             }
         }
         let oldest = now - self.limits.lookback_ms;
+        let max_samples = (self.limits.lookback_ms / self.limits.step_ms.max(1)) as usize + 1;
         let forget_before = now - self.limits.forget_after_ms;
         let before = self.containers.len();
         self.containers.retain(|_, tracked| {
             for segment in &mut tracked.segments {
                 let cut = segment.samples.partition_point(|s| s.at < oldest);
                 segment.samples.drain(..cut);
+                // Growth by doubling would leave up to twice the lookback allocated;
+                // appends after this trim fit in the room the trim left.
+                segment.samples.shrink_to(max_samples);
             }
             tracked.segments.retain(|s| !s.samples.is_empty());
             tracked
