@@ -20,12 +20,14 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod model;
 pub mod pipeline;
 pub mod report;
+pub mod sim;
 pub mod source;
 pub mod store;
 pub mod units;

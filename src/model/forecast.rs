@@ -1,30 +1,84 @@
-//! From one segment's samples and a limit to a forecast: growth, time to limit with a
-//! 90% interval, a pattern and a severity.
+//! From one segment's samples and a limit to a forecast: growth, the time to limit
+//! with a 90% interval, the onset of the current growth regime, a pattern, and a
+//! severity.
+//!
+//! The steps, each chosen for a shape real memory series have:
+//! 1. **Bins.** Samples are grouped into at most [`MAX_BINS`] time bins (mean, min,
+//!    max). The mean carries the trend; the max the peaks that actually hit the limit.
+//!    Binning makes cost independent of resolution and tames autocorrelation.
+//! 2. **Cycles.** Repeated large drops (GC, batch jobs releasing memory) make a
+//!    sawtooth: its floors carry the trend and its peaks the level. A rising floor is
+//!    a `sawtooth_leak`; a flat floor is healthy however close the peaks come.
+//! 3. **Seasonality.** With two days or more of history, a daily profile is removed
+//!    before fitting, and its peak is added back to the level.
+//! 4. **Regime.** A change-point search (two independent lines, BIC) finds where the
+//!    current growth began, so a leak that starts after hours of flat memory is fitted
+//!    on its own slope, and a step after a rollout is not mistaken for growth.
+//! 5. **Curvature.** A significant bend changes the extrapolation: deceleration toward
+//!    an asymptote below the limit is a `plateau`; acceleration is extrapolated as such.
+//! 6. **Uncertainty.** Slope and level errors are inflated by the residuals' lag-1
+//!    autocorrelation (effective sample size), and growth must be significant before a
+//!    time to limit is given at all.
 
-use statrs::distribution::{ContinuousCDF, StudentsT};
+use std::borrow::Cow;
 
-use super::trend::least_squares;
+use statrs::distribution::{ContinuousCDF, Normal};
+
+use super::trend::{
+    autocorrelation_inflation, fit_line, fit_parabola, fit_saturation, last_regime_start,
+    parabola_autocorrelation, residual_autocorrelation, Point,
+};
 use super::Sample;
 
+/// The most bins a segment is reduced to.
+pub const MAX_BINS: usize = 96;
+const DAY_SECONDS: f64 = 86_400.0;
+
 /// What shape a segment has, in words a person can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pattern {
-    /// Steady growth toward the limit.
+    /// Steady (or accelerating) growth toward the limit.
     Leak,
+    /// A sawtooth (GC, batch releases) whose floor rises.
+    SawtoothLeak,
+    /// Growth that decelerates toward a level below the limit.
+    Plateau,
     /// No growth that matters.
     Stable,
     /// Too little history in the current segment to tell.
     InsufficientData,
 }
 
+impl Pattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::Leak => "leak",
+            Pattern::SawtoothLeak => "sawtooth_leak",
+            Pattern::Plateau => "plateau",
+            Pattern::Stable => "stable",
+            Pattern::InsufficientData => "insufficient_data",
+        }
+    }
+}
+
 /// How urgent a forecast is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     None,
     Warning,
     Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::None => "none",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
 }
 
 /// Seconds from `now` until the working set reaches the limit, with a two-sided
@@ -46,6 +100,8 @@ pub struct ForecastParams {
     pub min_history_seconds: f64,
     /// Coverage of the time-to-limit interval, e.g. 0.9.
     pub confidence: f64,
+    /// One-sided confidence that growth is real before any time to limit is given.
+    pub growth_confidence: f64,
 }
 
 impl Default for ForecastParams {
@@ -55,8 +111,35 @@ impl Default for ForecastParams {
             critical_horizon_seconds: 2.0 * 3600.0,
             min_history_seconds: 30.0 * 60.0,
             confidence: 0.9,
+            growth_confidence: 0.99,
         }
     }
+}
+
+impl ForecastParams {
+    /// The severity a time to limit earns against these horizons, each scaled by
+    /// `stretch` (1 to enter; above 1 for the hysteresis of a firing alert).
+    pub fn severity_for(&self, time_to_limit_seconds: Option<f64>, stretch: f64) -> Severity {
+        match time_to_limit_seconds {
+            Some(s) if s <= self.critical_horizon_seconds * stretch => Severity::Critical,
+            Some(s) if s <= self.warning_horizon_seconds * stretch => Severity::Warning,
+            _ => Severity::None,
+        }
+    }
+}
+
+/// The fitted trend, for charts: `bytes(t) = level_bytes + growth * (t - at)` plus the
+/// curvature term, without the peak offset.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Trend {
+    /// Milliseconds: the evaluation instant the trend is anchored at.
+    pub at: i64,
+    pub level_bytes: f64,
+    pub growth_bytes_per_second: f64,
+    /// Bytes per second², zero unless the curvature was significant.
+    pub curvature: f64,
+    /// How far the working set's peaks rise above the trend (bytes).
+    pub peak_offset_bytes: f64,
 }
 
 /// The forecast of one container segment.
@@ -64,30 +147,32 @@ impl Default for ForecastParams {
 pub struct Forecast {
     /// The last observed working set.
     pub working_set_bytes: f64,
-    /// The fitted working set at `now`, which the time to limit extrapolates from.
+    /// The level the time to limit extrapolates from: the trend at `now` plus the
+    /// peaks' offset above it.
     pub level_bytes: Option<f64>,
     pub growth_bytes_per_second: Option<f64>,
     /// `None` when the container is not on course to reach its limit (or has none).
     pub time_to_limit: Option<TimeToLimit>,
-    /// When the current growth regime began (ms): for now, the segment's start.
+    /// When the current growth regime began (ms).
     pub onset: Option<i64>,
     pub pattern: Pattern,
     pub severity: Severity,
+    pub trend: Option<Trend>,
 }
 
-/// Forecasts one segment. `samples` must be in time order; `limit_bytes: None` means the
-/// container has no limit (it is forecast, never alerted).
+/// Forecasts one segment as of `now` (ms). Samples after `now` are ignored; unsorted,
+/// duplicate or non-finite samples are tolerated. `limit_bytes: None` means no limit:
+/// the container is forecast, never alerted.
 pub fn forecast(
     samples: &[Sample],
     limit_bytes: Option<f64>,
     now: i64,
     params: &ForecastParams,
 ) -> Forecast {
-    let working_set_bytes = samples
-        .iter()
-        .rev()
-        .find(|s| s.bytes.is_finite())
-        .map_or(f64::NAN, |s| s.bytes);
+    let samples = clean(samples);
+    let samples = &samples[..samples.partition_point(|s| s.at <= now)];
+    let working_set_bytes = samples.last().map_or(f64::NAN, |s| s.bytes);
+    let limit = limit_bytes.filter(|l| l.is_finite() && *l > 0.0);
     let mut out = Forecast {
         working_set_bytes,
         level_bytes: None,
@@ -96,150 +181,659 @@ pub fn forecast(
         onset: samples.first().map(|s| s.at),
         pattern: Pattern::InsufficientData,
         severity: Severity::None,
+        trend: None,
     };
+    let at_limit = limit.is_some_and(|l| working_set_bytes >= l);
+    if at_limit {
+        out.time_to_limit = Some(TimeToLimit {
+            seconds: 0.0,
+            lower_seconds: 0.0,
+            upper_seconds: Some(0.0),
+        });
+        out.severity = Severity::Critical;
+    }
     let span_seconds = match (samples.first(), samples.last()) {
         (Some(a), Some(b)) => (b.at - a.at) as f64 / 1000.0,
         _ => 0.0,
     };
-    let limit = limit_bytes.filter(|l| l.is_finite() && *l > 0.0);
-    if let Some(limit) = limit {
-        if working_set_bytes >= limit {
-            out.time_to_limit = Some(TimeToLimit {
-                seconds: 0.0,
-                lower_seconds: 0.0,
-                upper_seconds: Some(0.0),
-            });
-            out.severity = Severity::Critical;
-        }
-    }
-    if span_seconds < params.min_history_seconds {
+    if span_seconds < params.min_history_seconds.max(60.0) || samples.len() < 4 {
         return out;
     }
-    let Some(line) = least_squares(samples) else {
+    let bins = make_bins(samples, now);
+    if bins.len() < 4 {
+        return out;
+    }
+    let Some(analysis) = analyze(&bins, params) else {
         return out;
     };
-    let ahead = (now - line.at) as f64 / 1000.0;
-    let level = line.level_bytes + line.slope_bytes_per_second * ahead.max(0.0);
-    let slope = line.slope_bytes_per_second;
+    out.onset = Some(now + (analysis.onset_seconds * 1000.0) as i64);
+    out.growth_bytes_per_second = Some(analysis.slope);
+    let seasonal_now = analysis.season.as_ref().map_or(0.0, |s| s.at(0.0));
+    let level = analysis.level_now + analysis.peak_offset + seasonal_now;
     out.level_bytes = Some(level);
-    out.growth_bytes_per_second = Some(slope);
-
-    let t = student_t_quantile(line.n, params.confidence);
-    let slope_low = slope - t * line.slope_std_error;
-    let slope_high = slope + t * line.slope_std_error;
-    out.pattern = if slope_low > 0.0 {
-        Pattern::Leak
-    } else {
-        Pattern::Stable
-    };
+    out.trend = Some(Trend {
+        at: now,
+        level_bytes: analysis.level_now,
+        growth_bytes_per_second: analysis.slope,
+        curvature: analysis.curvature,
+        peak_offset_bytes: analysis.peak_offset,
+    });
+    out.pattern = analysis.pattern;
+    if at_limit {
+        return out;
+    }
     let Some(limit) = limit else {
         return out;
     };
-    if out.time_to_limit.is_some() || slope <= 0.0 || out.pattern != Pattern::Leak {
+    if !matches!(out.pattern, Pattern::Leak | Pattern::SawtoothLeak) {
         return out;
     }
-    let headroom = (limit - level).max(0.0);
-    let seconds = headroom / slope;
-    let eta = TimeToLimit {
-        seconds,
-        lower_seconds: headroom / slope_high,
-        upper_seconds: (slope_low > 0.0).then(|| headroom / slope_low),
-    };
-    out.time_to_limit = Some(eta);
-    out.severity = if seconds <= params.critical_horizon_seconds {
-        Severity::Critical
-    } else if seconds <= params.warning_horizon_seconds {
-        Severity::Warning
-    } else {
-        Severity::None
-    };
+    let eta = time_to_limit(&analysis, limit);
+    if eta.is_none() && analysis.decay_seconds.is_some() {
+        // Decelerating toward an asymptote below the limit.
+        out.pattern = Pattern::Plateau;
+    }
+    out.severity = params.severity_for(eta.map(|e| e.seconds), 1.0);
+    out.time_to_limit = eta;
     out
 }
 
-/// The two-sided `confidence` quantile of Student's t with `n - 2` degrees of freedom.
-fn student_t_quantile(n: usize, confidence: f64) -> f64 {
-    let dof = (n.saturating_sub(2)).max(1) as f64;
-    let p = 0.5 + confidence.clamp(0.0, 0.999) / 2.0;
-    StudentsT::new(0.0, 1.0, dof)
-        .map(|d| d.inverse_cdf(p))
-        .unwrap_or(1.645)
+/// Sorted, finite, one sample per timestamp; borrowed when already so.
+fn clean(samples: &[Sample]) -> Cow<'_, [Sample]> {
+    let tidy = samples.iter().all(|s| s.bytes.is_finite())
+        && samples.windows(2).all(|w| w[0].at < w[1].at);
+    if tidy {
+        return Cow::Borrowed(samples);
+    }
+    let mut owned: Vec<Sample> = samples
+        .iter()
+        .copied()
+        .filter(|s| s.bytes.is_finite())
+        .collect();
+    owned.sort_by_key(|s| s.at);
+    owned.dedup_by_key(|s| s.at);
+    Cow::Owned(owned)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A time bin of samples. `t` is seconds relative to `now` (≤ 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bin {
+    t: f64,
+    mean: f64,
+    min: f64,
+    max: f64,
+    count: f64,
+}
 
-    const MI: f64 = 1048576.0;
+const NICE_WIDTHS_SECONDS: [i64; 14] = [
+    15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+];
 
-    fn ramp(start_bytes: f64, bytes_per_second: f64, minutes: i64) -> Vec<Sample> {
-        (0..=minutes * 2)
-            .map(|i| Sample {
-                at: i * 30_000,
-                bytes: start_bytes + bytes_per_second * (i * 30) as f64,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn steady_leak_gives_exact_eta() {
-        // 64Mi growing 32Mi/h toward 128Mi: after 60 min it is at 96Mi, 1h to go.
-        let samples = ramp(64.0 * MI, 32.0 * MI / 3600.0, 60);
-        let now = samples.last().unwrap().at;
-        let f = forecast(&samples, Some(128.0 * MI), now, &ForecastParams::default());
-        let eta = f.time_to_limit.unwrap();
-        assert!((eta.seconds - 3600.0).abs() < 1.0, "{eta:?}");
-        assert_eq!(f.pattern, Pattern::Leak);
-        assert_eq!(f.severity, Severity::Critical);
-    }
-
-    #[test]
-    fn flat_series_is_stable_and_quiet() {
-        let samples = ramp(64.0 * MI, 0.0, 60);
-        let mut noisy = samples.clone();
-        for (i, s) in noisy.iter_mut().enumerate() {
-            s.bytes += if i % 2 == 0 { MI } else { -MI };
+fn make_bins(samples: &[Sample], now: i64) -> Vec<Bin> {
+    let first = samples[0].at;
+    let last = samples[samples.len() - 1].at;
+    let span = (last - first) as f64 / 1000.0;
+    let spacing = span / (samples.len() - 1) as f64;
+    let wanted = (span / MAX_BINS as f64).max(spacing * 0.999);
+    let width_s = NICE_WIDTHS_SECONDS
+        .iter()
+        .copied()
+        .find(|&w| w as f64 >= wanted)
+        .unwrap_or_else(|| wanted.ceil() as i64);
+    let width_ms = width_s.max(1) * 1000;
+    let mut bins: Vec<Bin> = Vec::with_capacity(MAX_BINS + 2);
+    let mut current = i64::MIN;
+    let (mut sum_t, mut sum_y) = (0.0f64, 0.0f64);
+    for s in samples {
+        let index = s.at.div_euclid(width_ms);
+        if index != current {
+            if let Some(b) = bins.last_mut() {
+                b.t = sum_t / b.count;
+                b.mean = sum_y / b.count;
+            }
+            current = index;
+            sum_t = 0.0;
+            sum_y = 0.0;
+            bins.push(Bin {
+                t: 0.0,
+                mean: 0.0,
+                min: s.bytes,
+                max: s.bytes,
+                count: 0.0,
+            });
         }
-        let f = forecast(
-            &noisy,
-            Some(128.0 * MI),
-            3_600_000,
-            &ForecastParams::default(),
-        );
-        assert_eq!(f.pattern, Pattern::Stable);
-        assert_eq!(f.severity, Severity::None);
-        assert!(f.time_to_limit.is_none());
+        let b = bins.last_mut().expect("pushed above");
+        b.count += 1.0;
+        b.min = b.min.min(s.bytes);
+        b.max = b.max.max(s.bytes);
+        sum_t += (s.at - now) as f64 / 1000.0;
+        sum_y += s.bytes;
+    }
+    if let Some(b) = bins.last_mut() {
+        b.t = sum_t / b.count;
+        b.mean = sum_y / b.count;
+    }
+    bins
+}
+
+/// A daily profile: the mean offset from the trend at each time of day.
+#[derive(Debug, Clone, PartialEq)]
+struct Season {
+    profile: Vec<f64>,
+}
+
+impl Season {
+    /// The profile at `t` seconds relative to the same `now` the bins used.
+    fn at(&self, t: f64) -> f64 {
+        let phases = self.profile.len();
+        let phase = (t.rem_euclid(DAY_SECONDS) / DAY_SECONDS * phases as f64) as usize % phases;
+        self.profile[phase]
     }
 
-    #[test]
-    fn short_history_is_insufficient() {
-        let samples = ramp(64.0 * MI, 1000.0, 10);
-        let f = forecast(
-            &samples,
-            Some(128.0 * MI),
-            600_000,
-            &ForecastParams::default(),
-        );
-        assert_eq!(f.pattern, Pattern::InsufficientData);
-        assert_eq!(f.severity, Severity::None);
+    fn peak(&self) -> f64 {
+        self.profile.iter().copied().fold(f64::MIN, f64::max)
     }
+}
 
-    #[test]
-    fn at_limit_is_critical_now_even_without_history() {
-        let samples = vec![Sample {
-            at: 0,
-            bytes: 128.0 * MI,
-        }];
-        let f = forecast(&samples, Some(128.0 * MI), 0, &ForecastParams::default());
-        assert_eq!(f.severity, Severity::Critical);
-        assert_eq!(f.time_to_limit.unwrap().seconds, 0.0);
-    }
+/// What the analysis concluded, on the bins' time axis (seconds relative to now).
+#[derive(Debug, Clone)]
+struct Analysis {
+    pattern: Pattern,
+    /// Trend value at now (bytes), without peak offset.
+    level_now: f64,
+    /// Standard error of `level_now`.
+    level_std_error: f64,
+    /// Growth now (bytes/s).
+    slope: f64,
+    slope_std_error: f64,
+    /// Bytes/s² when significant, else 0.
+    curvature: f64,
+    /// Peaks above trend (bytes, ≥ 0).
+    peak_offset: f64,
+    /// Start of the regime, seconds relative to now.
+    onset_seconds: f64,
+    /// Decelerating growth: the e-folding time of the slope's decay (s).
+    decay_seconds: Option<f64>,
+    /// Student's t for the interval.
+    t_interval: f64,
+    /// Standard deviation of single samples around the trend (bytes): how far the
+    /// first crossing of the limit can fall from the trend's.
+    noise_std: f64,
+    /// Daily seasonality removed before the fit; the limit is reached at a daily peak.
+    season: Option<Season>,
+}
 
-    #[test]
-    fn no_limit_is_forecast_but_never_alerted() {
-        let samples = ramp(64.0 * MI, 32.0 * MI / 3600.0, 60);
-        let f = forecast(&samples, None, 3_600_000, &ForecastParams::default());
-        assert_eq!(f.pattern, Pattern::Leak);
-        assert!(f.time_to_limit.is_none());
-        assert_eq!(f.severity, Severity::None);
+fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
+    if let Some(a) = analyze_cycles(bins, params) {
+        return Some(a);
     }
+    let span = bins[bins.len() - 1].t - bins[0].t;
+    if span >= 1.5 * DAY_SECONDS {
+        if let Some(a) = analyze_seasonal(bins, params) {
+            return Some(a);
+        }
+    }
+    let points: Vec<Point> = bins
+        .iter()
+        .map(|b| Point {
+            t: b.t,
+            y: b.mean,
+            w: b.count,
+        })
+        .collect();
+    analyze_trend(bins, &points, params, |b| b.max)
+}
+
+/// Robust scale (1.4826 × MAD) of a slice.
+fn robust_scale(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let median = median_in_place(values);
+    let mut deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
+    1.4826 * median_in_place(&mut deviations)
+}
+
+fn median_in_place(values: &mut [f64]) -> f64 {
+    let mid = values.len() / 2;
+    let (_, m, _) = values.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    *m
+}
+
+/// Sawtooth analysis: bins where the mean drops far more than the series' usual
+/// step-to-step change are releases. With at least three cycles, the cycle floors
+/// carry the trend and the peaks set the level.
+fn analyze_cycles(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
+    let diffs: Vec<f64> = bins.windows(2).map(|w| w[1].mean - w[0].mean).collect();
+    let scale = robust_scale(&mut diffs.clone());
+    let level = bins.iter().map(|b| b.mean).sum::<f64>() / bins.len() as f64;
+    let threshold = (6.0 * scale).max(0.05 * level.abs());
+    // A release follows a gradual build-up; a drop right after a jump up is a spike.
+    let releases: Vec<usize> = (0..diffs.len())
+        .filter(|&i| diffs[i] < -threshold && (i == 0 || diffs[i - 1] < -diffs[i] / 2.0))
+        .map(|i| i + 1)
+        .collect();
+    if releases.len() < 2 {
+        return None;
+    }
+    // Cycle boundaries: [r_j, r_{j+1}), and the current partial cycle [r_k, end).
+    let mut floors: Vec<Point> = Vec::with_capacity(releases.len());
+    let mut peaks: Vec<(f64, f64)> = Vec::with_capacity(releases.len() + 1);
+    let mut durations: Vec<f64> = Vec::new();
+    let pre = &bins[..releases[0]];
+    peaks.push((
+        pre[pre.len() - 1].t,
+        pre.iter().map(|b| b.max).fold(f64::MIN, f64::max),
+    ));
+    for (j, &start) in releases.iter().enumerate() {
+        let end = releases.get(j + 1).copied().unwrap_or(bins.len());
+        let cycle = &bins[start..end];
+        let floor = cycle.iter().map(|b| b.min).fold(f64::MAX, f64::min);
+        floors.push(Point {
+            t: cycle[0].t,
+            y: floor,
+            w: 1.0,
+        });
+        if end < bins.len() {
+            peaks.push((
+                cycle[cycle.len() - 1].t,
+                cycle.iter().map(|b| b.max).fold(f64::MIN, f64::max),
+            ));
+            durations.push(bins[end].t - cycle[0].t);
+        }
+    }
+    // The release stopped coming: the current cycle outlived every earlier one and
+    // outgrew every earlier peak. Analyse it as a regime of its own.
+    let last_release = releases[releases.len() - 1];
+    let current = &bins[last_release..];
+    let longest = durations.iter().copied().fold(0.0f64, f64::max);
+    let highest = peaks.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    let current_age = current[current.len() - 1].t - current[0].t;
+    let current_max = current.iter().map(|b| b.max).fold(f64::MIN, f64::max);
+    if longest > 0.0 && current_age > 2.0 * longest && current_max > highest {
+        let points: Vec<Point> = current
+            .iter()
+            .map(|b| Point {
+                t: b.t,
+                y: b.mean,
+                w: b.count,
+            })
+            .collect();
+        return analyze_trend(current, &points, params, |b| b.max);
+    }
+    if floors.len() < 4 {
+        // A few cycles show a sawtooth but not yet a trend of its floor.
+        return Some(stable_at(bins, params));
+    }
+    let line = fit_line(&floors)?;
+    let rho = residual_autocorrelation(&floors, &line);
+    let slope_std_error = line.slope_std_error(rho);
+    let t_interval = t_quantile(floors.len() as f64 - 2.0, 0.5 + params.confidence / 2.0);
+    let t_growth = t_quantile(floors.len() as f64 - 2.0, params.growth_confidence);
+    // Peaks above the floor trend, typical over the recent cycles.
+    let mut offsets: Vec<f64> = peaks
+        .iter()
+        .rev()
+        .take(5)
+        .map(|&(t, peak)| peak - line.at(t))
+        .collect();
+    let peak_offset = median_in_place(&mut offsets).max(0.0);
+    let growing = line.slope - t_growth * slope_std_error > 0.0;
+    let tail_t = floors[floors.len() - 1].t;
+    Some(Analysis {
+        pattern: if growing {
+            Pattern::SawtoothLeak
+        } else {
+            Pattern::Stable
+        },
+        level_now: line.at(0.0),
+        level_std_error: line.value_std_error(0.0, rho),
+        slope: line.slope,
+        slope_std_error,
+        curvature: 0.0,
+        peak_offset,
+        onset_seconds: floors[0].t.min(tail_t),
+        decay_seconds: None,
+        t_interval,
+        noise_std: line.residual_variance().sqrt(),
+        season: None,
+    })
+}
+
+/// A flat answer for a series whose trend cannot be estimated yet.
+fn stable_at(bins: &[Bin], params: &ForecastParams) -> Analysis {
+    let last = bins[bins.len() - 1];
+    Analysis {
+        pattern: Pattern::Stable,
+        level_now: last.mean,
+        level_std_error: 0.0,
+        slope: 0.0,
+        slope_std_error: f64::INFINITY,
+        curvature: 0.0,
+        peak_offset: (last.max - last.mean).max(0.0),
+        onset_seconds: bins[0].t,
+        decay_seconds: None,
+        t_interval: t_quantile(1.0, 0.5 + params.confidence / 2.0),
+        noise_std: 0.0,
+        season: None,
+    }
+}
+
+/// Daily seasonality: a profile of residuals by time of day, removed before the trend
+/// fit when it explains a good part of the variance. Its peak over the coming day is
+/// added to the level.
+fn analyze_seasonal(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
+    let points: Vec<Point> = bins
+        .iter()
+        .map(|b| Point {
+            t: b.t,
+            y: b.mean,
+            w: b.count,
+        })
+        .collect();
+    let line = fit_line(&points)?;
+    let width = (bins[bins.len() - 1].t - bins[0].t) / (bins.len() - 1) as f64;
+    let phases = (DAY_SECONDS / width).round().max(4.0) as usize;
+    let phase_of =
+        |t: f64| ((t.rem_euclid(DAY_SECONDS)) / DAY_SECONDS * phases as f64) as usize % phases;
+    let mut sums = vec![(0.0f64, 0.0f64); phases];
+    for p in &points {
+        let s = &mut sums[phase_of(p.t)];
+        s.0 += p.y - line.at(p.t);
+        s.1 += 1.0;
+    }
+    // Every time of day seen, a third of them on two days or more.
+    if sums.iter().any(|s| s.1 < 1.0) || sums.iter().filter(|s| s.1 >= 2.0).count() * 3 < phases {
+        return None;
+    }
+    let profile: Vec<f64> = sums
+        .iter()
+        .map(|&(sum, n)| if n > 0.0 { sum / n } else { 0.0 })
+        .collect();
+    // The profile must explain the repeated days: measured only on times of day seen
+    // at least twice, where a single day cannot explain itself.
+    let (mut total_var, mut explained) = (0.0f64, 0.0f64);
+    for p in &points {
+        let phase = phase_of(p.t);
+        if sums[phase].1 >= 2.0 {
+            let residual = p.y - line.at(p.t);
+            total_var += residual * residual;
+            explained += residual * residual - (residual - profile[phase]).powi(2);
+        }
+    }
+    // Pure noise seen on k days explains 1/k of itself; demand far more.
+    if total_var <= 0.0 || explained / total_var < 0.75 {
+        return None;
+    }
+    let deseasonalized: Vec<Point> = points
+        .iter()
+        .map(|p| Point {
+            y: p.y - profile[phase_of(p.t)],
+            ..*p
+        })
+        .collect();
+    let deseasonalized_bins: Vec<Bin> = bins
+        .iter()
+        .zip(&deseasonalized)
+        .map(|(b, p)| Bin {
+            mean: p.y,
+            max: b.max - profile[phase_of(b.t)],
+            ..*b
+        })
+        .collect();
+    let mut a = analyze_trend(&deseasonalized_bins, &deseasonalized, params, |b| b.max)?;
+    a.season = Some(Season { profile });
+    Some(a)
+}
+
+/// Trend analysis on `points` (bin means, possibly deseasonalized): regime, then a
+/// line or, when its bend is significant, a parabola; peak offset from `peak_of`.
+fn analyze_trend(
+    bins: &[Bin],
+    points: &[Point],
+    params: &ForecastParams,
+    peak_of: impl Fn(&Bin) -> f64,
+) -> Option<Analysis> {
+    let n = points.len();
+    let width = (points[n - 1].t - points[0].t) / (n - 1).max(1) as f64;
+    // A regime needs 10 minutes and 4 bins at least.
+    let min_len = ((600.0 / width.max(1.0)).ceil() as usize).max(4);
+    let mut start = last_regime_start(points, min_len, 10.0);
+    if n - start < min_len {
+        start = n.saturating_sub(min_len);
+    }
+    // Growth that accelerates from a flat start begins at the parabola's vertex.
+    if n - start >= 2 * min_len {
+        if let Some(p) = fit_parabola(&points[start..]) {
+            if let Some(vertex) = p.vertex().filter(|_| p.curvature() > 0.0) {
+                let at = points[start..].partition_point(|q| q.t < vertex) + start;
+                if at > start + min_len / 2 && at + min_len <= n {
+                    start = at;
+                }
+            }
+        }
+    }
+    let regime = &points[start..];
+    let line = fit_line(regime)?;
+    let line_rho = residual_autocorrelation(regime, &line);
+
+    // A bend counts when its z-score, corrected for the autocorrelation of the
+    // parabola's own residuals, passes the growth threshold.
+    let curved = if regime.len() >= 8 {
+        fit_parabola(regime).and_then(|p| {
+            let rho = parabola_autocorrelation(regime, &p);
+            let inflation = autocorrelation_inflation(rho);
+            let n_eff = (regime.len() as f64 / inflation.powi(2)).max(3.0);
+            let threshold = t_quantile(n_eff - 3.0, params.growth_confidence);
+            (p.curvature_z().abs() / inflation >= threshold).then_some((p, rho))
+        })
+    } else {
+        None
+    };
+    let (level_now, level_std_error, slope, slope_std_error, curvature, rho, noise_std) =
+        match &curved {
+            Some((p, rho)) => {
+                let inflation = autocorrelation_inflation(*rho);
+                (
+                    p.value_at(0.0),
+                    p.value_std_error(0.0) * inflation,
+                    p.slope_at(0.0),
+                    p.slope_std_error(0.0) * inflation,
+                    p.curvature(),
+                    *rho,
+                    (p.sse / (p.n as f64 - 3.0).max(1.0)).sqrt(),
+                )
+            }
+            None => (
+                line.at(0.0),
+                line.value_std_error(0.0, line_rho),
+                line.slope,
+                line.slope_std_error(line_rho),
+                0.0,
+                line_rho,
+                line.residual_variance().sqrt(),
+            ),
+        };
+    let inflation = autocorrelation_inflation(rho);
+    let n_eff = (regime.len() as f64 / inflation.powi(2)).max(3.0);
+    let t_interval = t_quantile(n_eff - 2.0, 0.5 + params.confidence / 2.0);
+    let t_growth = t_quantile(n_eff - 2.0, params.growth_confidence);
+    let model_at = |t: f64| match &curved {
+        Some((p, _)) => p.value_at(t),
+        None => line.at(t),
+    };
+
+    // How far peaks rise above the trend: the 90th percentile over the regime.
+    let mut offsets: Vec<f64> = bins[start..]
+        .iter()
+        .map(|b| peak_of(b) - model_at(b.t))
+        .collect();
+    let q = ((offsets.len() - 1) as f64 * 0.9).round() as usize;
+    let (_, peak_offset, _) = offsets.select_nth_unstable_by(q, |a, b| a.total_cmp(b));
+    let peak_offset = peak_offset.max(0.0);
+
+    let growing = slope - t_growth * slope_std_error > 0.0;
+    let mut analysis = Analysis {
+        pattern: if growing {
+            Pattern::Leak
+        } else {
+            Pattern::Stable
+        },
+        level_now,
+        level_std_error,
+        slope,
+        slope_std_error,
+        curvature: 0.0,
+        peak_offset,
+        onset_seconds: regime[0].t,
+        decay_seconds: None,
+        t_interval,
+        noise_std,
+        season: None,
+    };
+    if curved.is_none() {
+        return Some(analysis);
+    }
+    if curvature < 0.0 {
+        // Decelerating. Growth that has stopped after rising is a plateau; growth that
+        // goes on is modelled as a slope decaying exponentially from the regime's
+        // start to now, extrapolated to an asymptote.
+        let rose = line.slope - t_growth * line.slope_std_error(line_rho) > 0.0;
+        if !growing {
+            if rose {
+                analysis.pattern = Pattern::Plateau;
+            }
+            analysis.slope = slope.max(0.0);
+            return Some(analysis);
+        }
+        // A saturating curve describes warm-ups better than the parabola does.
+        if let Some(curve) = fit_saturation(regime) {
+            let slope_now = curve.amplitude / curve.tau;
+            if slope_now > 0.0 {
+                analysis.level_now = curve.value_at(0.0);
+                analysis.slope = slope_now;
+                analysis.decay_seconds = Some(curve.tau);
+            }
+        }
+    } else {
+        analysis.curvature = curvature;
+    }
+    Some(analysis)
+}
+
+/// Time to limit from an analysis, with its interval. `None` when the extrapolation
+/// never reaches the limit.
+fn time_to_limit(a: &Analysis, limit: f64) -> Option<TimeToLimit> {
+    if let Some(season) = &a.season {
+        return seasonal_time_to_limit(a, season, limit);
+    }
+    let level = a.level_now + a.peak_offset;
+    let headroom = limit - level;
+    if headroom <= 0.0 {
+        return Some(TimeToLimit {
+            seconds: 0.0,
+            lower_seconds: 0.0,
+            upper_seconds: Some(0.0),
+        });
+    }
+    if a.slope <= 0.0 {
+        return None;
+    }
+    let slope_high = a.slope + a.t_interval * a.slope_std_error;
+    let slope_low = a.slope - a.t_interval * a.slope_std_error;
+    // Earliest: a large excursion above the peak level crosses first. Latest: the
+    // trend itself has to reach the limit.
+    let level_spread = a.t_interval * a.level_std_error;
+    let headroom_low = (headroom - level_spread - a.t_interval * a.noise_std).max(0.0);
+    let headroom_high = headroom + a.peak_offset + level_spread;
+    let linear = |h: f64, s: f64| if s > 0.0 { Some(h / s) } else { None };
+    let seconds = match (a.decay_seconds, a.curvature > 0.0) {
+        (Some(decay), _) => {
+            // level + slope·τ·(1 - e^(-Δ/τ)) = limit
+            let reach = a.slope * decay;
+            if reach <= headroom {
+                return None;
+            }
+            -decay * (1.0 - headroom / reach).ln()
+        }
+        (None, true) => {
+            let c = a.curvature;
+            (-a.slope + (a.slope * a.slope + 4.0 * c * headroom).sqrt()) / (2.0 * c)
+        }
+        (None, false) => headroom / a.slope,
+    };
+    if !seconds.is_finite() {
+        return None;
+    }
+    // The interval: the linear bounds, scaled to the model's central estimate.
+    let linear_eta = headroom / a.slope;
+    let ratio = seconds / linear_eta;
+    let lower = linear(headroom_low, slope_high).unwrap_or(0.0) * ratio;
+    let upper = linear(headroom_high, slope_low).map(|u| u * ratio);
+    Some(TimeToLimit {
+        seconds,
+        lower_seconds: lower.min(seconds),
+        upper_seconds: upper.map(|u| u.max(seconds)),
+    })
+}
+
+/// The first time the trend plus the daily profile reaches the limit, scanned a day's
+/// phase at a time over at most 30 days; `None` beyond.
+fn seasonal_time_to_limit(a: &Analysis, season: &Season, limit: f64) -> Option<TimeToLimit> {
+    const MAX_SECONDS: f64 = 30.0 * DAY_SECONDS;
+    let step = DAY_SECONDS / season.profile.len() as f64 / 2.0;
+    let first_crossing = |level: f64, slope: f64| -> Option<f64> {
+        if level + season.at(0.0) >= limit {
+            return Some(0.0);
+        }
+        if slope <= 0.0 || level + season.peak() + slope * MAX_SECONDS < limit {
+            return None;
+        }
+        // Skip ahead to the first day on which even the daily peak could reach it.
+        let mut t = ((limit - level - season.peak()) / slope - DAY_SECONDS).max(0.0);
+        while t <= MAX_SECONDS {
+            if level + slope * t + season.at(t) >= limit {
+                return Some(t);
+            }
+            t += step;
+        }
+        None
+    };
+    let spread = a.t_interval * a.level_std_error;
+    let seconds = first_crossing(a.level_now + a.peak_offset, a.slope)?;
+    let lower = first_crossing(
+        a.level_now + a.peak_offset + spread + a.t_interval * a.noise_std,
+        a.slope + a.t_interval * a.slope_std_error,
+    )
+    .unwrap_or(0.0);
+    let upper = first_crossing(
+        a.level_now - spread,
+        a.slope - a.t_interval * a.slope_std_error,
+    );
+    Some(TimeToLimit {
+        seconds,
+        lower_seconds: lower.min(seconds),
+        upper_seconds: upper.map(|u| u.max(seconds)),
+    })
+}
+
+/// Quantile `p` of Student's t with `dof` degrees of freedom: exact for 1 and 2, else
+/// the Cornish–Fisher expansion around the normal quantile (within 1% for dof ≥ 3).
+pub fn t_quantile(dof: f64, p: f64) -> f64 {
+    let p = p.clamp(0.5, 0.9999);
+    // Closed forms where the expansion is poor.
+    if dof < 1.5 {
+        return (std::f64::consts::PI * (p - 0.5)).tan();
+    }
+    if dof < 2.5 {
+        return (2.0 * p - 1.0) / (2.0 * p * (1.0 - p)).sqrt();
+    }
+    let z = Normal::standard().inverse_cdf(p);
+    let v = dof;
+    let z3 = z * z * z;
+    let z5 = z3 * z * z;
+    let z7 = z5 * z * z;
+    z + (z3 + z) / (4.0 * v)
+        + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * v * v)
+        + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * v * v * v)
 }

@@ -4,10 +4,12 @@
 //! never reads a clock, never does I/O, and never panics on any input (property-tested):
 //! it is the part that must be exactly right, so it is the part easiest to test.
 
+pub mod alert;
 pub mod forecast;
 pub mod trend;
 
-pub use forecast::{forecast, Forecast, ForecastParams, Pattern, Severity, TimeToLimit};
+pub use alert::{AlertParams, AlertState};
+pub use forecast::{forecast, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, Trend};
 
 /// One working-set observation.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

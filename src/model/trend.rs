@@ -1,95 +1,508 @@
-//! Straight-line fits of bytes over time.
+//! Fits of bytes over time: weighted least-squares lines and parabolas, the lag-1
+//! autocorrelation that corrects their uncertainty, and the change-point search that
+//! finds where the current growth regime began.
+//!
+//! Times are seconds relative to an anchor chosen by the caller, so sums stay well
+//! conditioned whatever the epoch.
 
-use super::Sample;
+/// A point to fit: time (s, relative), value (bytes), weight (samples it stands for).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub t: f64,
+    pub y: f64,
+    pub w: f64,
+}
 
-/// A fitted line `bytes(t) = level_bytes + slope * (t - at)` with its uncertainty.
+/// A fitted line `y = intercept + slope * t`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Line {
-    /// The time (ms) the level refers to: the last sample's time.
-    pub at: i64,
-    /// The fitted value at `at`.
-    pub level_bytes: f64,
-    /// Growth in bytes per second.
-    pub slope_bytes_per_second: f64,
-    /// Standard error of the slope, bytes per second.
-    pub slope_std_error: f64,
-    /// Standard deviation of the residuals, bytes.
-    pub residual_std_bytes: f64,
-    /// Samples fitted.
+    pub intercept: f64,
+    pub slope: f64,
+    /// Sum of weighted squared residuals.
+    pub sse: f64,
+    /// Weighted spread of the times: Σw(t - t̄)².
+    pub sxx: f64,
+    /// Weighted mean time t̄.
+    pub t_mean: f64,
+    /// Number of points fitted.
+    pub n: usize,
+    /// Total weight.
+    pub weight: f64,
+}
+
+impl Line {
+    pub fn at(&self, t: f64) -> f64 {
+        self.intercept + self.slope * t
+    }
+
+    /// Residual variance of a unit-weight observation: Σw·e² / (n − 2).
+    pub fn residual_variance(&self) -> f64 {
+        if self.n <= 2 {
+            return 0.0;
+        }
+        self.sse / (self.n as f64 - 2.0)
+    }
+
+    /// Standard error of the slope, inflated for autocorrelated residuals by the
+    /// effective sample size `n_eff = n (1 - ρ) / (1 + ρ)`.
+    pub fn slope_std_error(&self, rho: f64) -> f64 {
+        if self.sxx <= 0.0 {
+            return f64::INFINITY;
+        }
+        let base = (self.residual_variance() / self.sxx).sqrt();
+        base * autocorrelation_inflation(rho)
+    }
+
+    /// Standard error of the fitted value at `t`, inflated like the slope's.
+    pub fn value_std_error(&self, t: f64, rho: f64) -> f64 {
+        if self.sxx <= 0.0 || self.weight <= 0.0 {
+            return f64::INFINITY;
+        }
+        let var =
+            self.residual_variance() * (1.0 / self.weight + (t - self.t_mean).powi(2) / self.sxx);
+        var.max(0.0).sqrt() * autocorrelation_inflation(rho)
+    }
+}
+
+/// √(n / n_eff) for lag-1 autocorrelation ρ (ρ ≤ 0 gives no inflation).
+pub fn autocorrelation_inflation(rho: f64) -> f64 {
+    let rho = rho.clamp(0.0, 0.98);
+    ((1.0 + rho) / (1.0 - rho)).sqrt()
+}
+
+/// Running sums for O(1) weighted line fits over any contiguous range of points.
+#[derive(Debug, Clone)]
+pub struct PrefixSums {
+    // Each vector has len + 1 entries; entry i sums points [0, i).
+    w: Vec<f64>,
+    wt: Vec<f64>,
+    wy: Vec<f64>,
+    wtt: Vec<f64>,
+    wty: Vec<f64>,
+    wyy: Vec<f64>,
+}
+
+impl PrefixSums {
+    pub fn new(points: &[Point]) -> Self {
+        let mut s = PrefixSums {
+            w: Vec::with_capacity(points.len() + 1),
+            wt: Vec::with_capacity(points.len() + 1),
+            wy: Vec::with_capacity(points.len() + 1),
+            wtt: Vec::with_capacity(points.len() + 1),
+            wty: Vec::with_capacity(points.len() + 1),
+            wyy: Vec::with_capacity(points.len() + 1),
+        };
+        let (mut w, mut wt, mut wy, mut wtt, mut wty, mut wyy) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        s.push(w, wt, wy, wtt, wty, wyy);
+        for p in points {
+            w += p.w;
+            wt += p.w * p.t;
+            wy += p.w * p.y;
+            wtt += p.w * p.t * p.t;
+            wty += p.w * p.t * p.y;
+            wyy += p.w * p.y * p.y;
+            s.push(w, wt, wy, wtt, wty, wyy);
+        }
+        s
+    }
+
+    fn push(&mut self, w: f64, wt: f64, wy: f64, wtt: f64, wty: f64, wyy: f64) {
+        self.w.push(w);
+        self.wt.push(wt);
+        self.wy.push(wy);
+        self.wtt.push(wtt);
+        self.wty.push(wty);
+        self.wyy.push(wyy);
+    }
+
+    /// The least-squares line through points `[from, to)`; `None` with fewer than 2
+    /// points or no spread in time.
+    pub fn line(&self, from: usize, to: usize) -> Option<Line> {
+        if to < from + 2 || to >= self.w.len() {
+            return None;
+        }
+        let w = self.w[to] - self.w[from];
+        if w <= 0.0 {
+            return None;
+        }
+        let wt = self.wt[to] - self.wt[from];
+        let wy = self.wy[to] - self.wy[from];
+        let t_mean = wt / w;
+        let y_mean = wy / w;
+        let sxx = (self.wtt[to] - self.wtt[from]) - wt * t_mean;
+        let sxy = (self.wty[to] - self.wty[from]) - wt * y_mean;
+        let syy = (self.wyy[to] - self.wyy[from]) - wy * y_mean;
+        if sxx <= 1e-9 * w || !sxx.is_finite() {
+            return None;
+        }
+        let slope = sxy / sxx;
+        let sse = (syy - slope * sxy).max(0.0);
+        Some(Line {
+            intercept: y_mean - slope * t_mean,
+            slope,
+            sse,
+            sxx,
+            t_mean,
+            n: to - from,
+            weight: w,
+        })
+    }
+}
+
+/// Weighted least squares line through `points` (all of them).
+pub fn fit_line(points: &[Point]) -> Option<Line> {
+    PrefixSums::new(points).line(0, points.len())
+}
+
+/// Lag-1 autocorrelation of a line's residuals over `points`.
+pub fn residual_autocorrelation(points: &[Point], line: &Line) -> f64 {
+    autocorrelation(points.iter().map(|p| p.y - line.at(p.t)))
+}
+
+/// A fitted parabola `y = a + b·u + c·u²` in the scaled time `u = (t − center) / scale`,
+/// with the coefficients' covariance, so values and slopes come with standard errors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Parabola {
+    coef: [f64; 3],
+    /// Covariance of `coef` (σ² (XᵀWX)⁻¹).
+    cov: [[f64; 3]; 3],
+    center: f64,
+    scale: f64,
+    pub sse: f64,
     pub n: usize,
 }
 
-/// Ordinary least squares over finite samples, anchored at the last sample's time.
-/// Returns `None` with fewer than 3 usable samples or no spread in time.
-pub fn least_squares(samples: &[Sample]) -> Option<Line> {
-    let usable = samples.iter().filter(|s| s.bytes.is_finite());
-    let anchor = samples.iter().rev().find(|s| s.bytes.is_finite())?.at;
-    let (mut n, mut sum_x, mut sum_y) = (0usize, 0.0f64, 0.0f64);
-    for s in usable.clone() {
-        n += 1;
-        sum_x += (s.at - anchor) as f64 / 1000.0;
-        sum_y += s.bytes;
+impl Parabola {
+    fn u(&self, t: f64) -> f64 {
+        (t - self.center) / self.scale
     }
-    if n < 3 {
+
+    pub fn value_at(&self, t: f64) -> f64 {
+        let u = self.u(t);
+        self.coef[0] + self.coef[1] * u + self.coef[2] * u * u
+    }
+
+    /// dy/dt at `t`.
+    pub fn slope_at(&self, t: f64) -> f64 {
+        (self.coef[1] + 2.0 * self.coef[2] * self.u(t)) / self.scale
+    }
+
+    /// Where the slope is zero (s): the vertex of the parabola.
+    pub fn vertex(&self) -> Option<f64> {
+        (self.coef[2] != 0.0)
+            .then(|| self.center - self.scale * self.coef[1] / (2.0 * self.coef[2]))
+    }
+
+    /// The curvature c in y = … + c·t² (bytes/s²).
+    pub fn curvature(&self) -> f64 {
+        self.coef[2] / (self.scale * self.scale)
+    }
+
+    fn quadratic_form(&self, g: [f64; 3]) -> f64 {
+        let mut v = 0.0;
+        for i in 0..3 {
+            for j in 0..3 {
+                v += g[i] * self.cov[i][j] * g[j];
+            }
+        }
+        v.max(0.0)
+    }
+
+    pub fn value_std_error(&self, t: f64) -> f64 {
+        let u = self.u(t);
+        self.quadratic_form([1.0, u, u * u]).sqrt()
+    }
+
+    pub fn slope_std_error(&self, t: f64) -> f64 {
+        let u = self.u(t);
+        self.quadratic_form([0.0, 1.0, 2.0 * u]).sqrt() / self.scale
+    }
+
+    /// z-score of the curvature.
+    pub fn curvature_z(&self) -> f64 {
+        let se = self.cov[2][2].max(0.0).sqrt();
+        if se > 0.0 {
+            self.coef[2] / se
+        } else if self.coef[2] == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY.copysign(self.coef[2])
+        }
+    }
+}
+
+/// Lag-1 autocorrelation of a parabola's residuals over `points`.
+pub fn parabola_autocorrelation(points: &[Point], parabola: &Parabola) -> f64 {
+    autocorrelation(points.iter().map(|p| p.y - parabola.value_at(p.t)))
+}
+
+fn autocorrelation(residuals: impl Iterator<Item = f64>) -> f64 {
+    let residuals: Vec<f64> = residuals.collect();
+    if residuals.len() < 3 {
+        return 0.0;
+    }
+    let var: f64 = residuals.iter().map(|r| r * r).sum();
+    if var <= 0.0 {
+        return 0.0;
+    }
+    let cov: f64 = residuals.windows(2).map(|w| w[0] * w[1]).sum();
+    (cov / var).clamp(-1.0, 1.0)
+}
+
+/// Weighted least-squares parabola; `None` when the system is singular or there are
+/// fewer than 5 points.
+pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
+    if points.len() < 5 {
         return None;
     }
-    let (mean_x, mean_y) = (sum_x / n as f64, sum_y / n as f64);
-    let (mut sxx, mut sxy) = (0.0f64, 0.0f64);
-    for s in usable.clone() {
-        let dx = (s.at - anchor) as f64 / 1000.0 - mean_x;
-        sxx += dx * dx;
-        sxy += dx * (s.bytes - mean_y);
-    }
-    if sxx <= 0.0 || !sxx.is_finite() {
+    let w: f64 = points.iter().map(|p| p.w).sum();
+    if w <= 0.0 {
         return None;
     }
-    let slope = sxy / sxx;
-    let intercept = mean_y - slope * mean_x;
-    let mut sse = 0.0f64;
-    for s in usable {
-        let x = (s.at - anchor) as f64 / 1000.0;
-        let r = s.bytes - (intercept + slope * x);
-        sse += r * r;
+    let center = points.iter().map(|p| p.w * p.t).sum::<f64>() / w;
+    let scale = points
+        .iter()
+        .map(|p| (p.t - center).abs())
+        .fold(0.0f64, f64::max);
+    if scale <= 0.0 || !scale.is_finite() {
+        return None;
     }
-    let residual_var = sse / (n as f64 - 2.0);
-    Some(Line {
-        at: anchor,
-        level_bytes: intercept,
-        slope_bytes_per_second: slope,
-        slope_std_error: (residual_var / sxx).sqrt(),
-        residual_std_bytes: residual_var.sqrt(),
-        n,
+    let mut s = [0.0f64; 5];
+    let mut r = [0.0f64; 3];
+    for p in points {
+        let u = (p.t - center) / scale;
+        let mut up = 1.0;
+        for (k, sk) in s.iter_mut().enumerate() {
+            *sk += p.w * up;
+            if k < 3 {
+                r[k] += p.w * up * p.y;
+            }
+            up *= u;
+        }
+    }
+    let m = [[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]];
+    let inv = invert3(m)?;
+    let mut coef = [0.0f64; 3];
+    for (i, c) in coef.iter_mut().enumerate() {
+        *c = (0..3).map(|j| inv[i][j] * r[j]).sum();
+    }
+    let mut sse = 0.0;
+    for p in points {
+        let u = (p.t - center) / scale;
+        let e = p.y - (coef[0] + coef[1] * u + coef[2] * u * u);
+        sse += p.w * e * e;
+    }
+    let sigma2 = sse / (points.len() as f64 - 3.0);
+    let mut cov = inv;
+    for row in &mut cov {
+        for cell in row.iter_mut() {
+            *cell *= sigma2;
+        }
+    }
+    Some(Parabola {
+        coef,
+        cov,
+        center,
+        scale,
+        sse,
+        n: points.len(),
     })
+}
+
+/// A saturating curve `y = asymptote − amplitude · e^(−t/tau)` (t in seconds,
+/// relative to the caller's anchor), as a cache warming up follows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Saturation {
+    pub asymptote: f64,
+    pub amplitude: f64,
+    pub tau: f64,
+    pub sse: f64,
+}
+
+impl Saturation {
+    pub fn value_at(&self, t: f64) -> f64 {
+        self.asymptote - self.amplitude * (-t / self.tau).exp()
+    }
+}
+
+/// Fits a [`Saturation`] by searching `tau` on a geometric grid from a tenth to four
+/// times the span of `points` (each `tau` is a linear least-squares fit).
+pub fn fit_saturation(points: &[Point]) -> Option<Saturation> {
+    let (first, last) = (points.first()?, points.last()?);
+    let span = last.t - first.t;
+    if points.len() < 5 || span <= 0.0 {
+        return None;
+    }
+    let mut best: Option<Saturation> = None;
+    let steps = 24;
+    for k in 0..=steps {
+        let tau = span * 0.1 * (40.0f64).powf(k as f64 / steps as f64);
+        let basis: Vec<Point> = points
+            .iter()
+            .map(|p| Point {
+                t: (-(p.t - last.t) / tau).exp(),
+                ..*p
+            })
+            .collect();
+        let Some(line) = fit_line(&basis) else {
+            continue;
+        };
+        // y = A + slope·e^(−(t−last)/τ): amplitude at `last` is −slope.
+        if line.slope >= 0.0 {
+            continue;
+        }
+        if best.is_none_or(|b| line.sse < b.sse) {
+            let amplitude_at_last = -line.slope;
+            best = Some(Saturation {
+                asymptote: line.intercept,
+                amplitude: amplitude_at_last * (-last.t / tau).exp(),
+                tau,
+                sse: line.sse,
+            });
+        }
+    }
+    best
+}
+
+fn invert3(m: [[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    if !det.is_finite() || det.abs() < 1e-12 {
+        return None;
+    }
+    let inv_det = 1.0 / det;
+    let mut out = [[0.0; 3]; 3];
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, cell) in row.iter_mut().enumerate() {
+            let (r0, r1) = ((j + 1) % 3, (j + 2) % 3);
+            let (c0, c1) = ((i + 1) % 3, (i + 2) % 3);
+            *cell = (m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0]) * inv_det;
+        }
+    }
+    Some(out)
+}
+
+/// Finds where the last regime begins: repeatedly splits the tail of `points` into
+/// two independent lines where that lowers the Bayesian information criterion by more
+/// than `min_gain` below both one line and one parabola over the same range (so a
+/// smooth curve, such as a cache warming up, stays one regime), keeping at least
+/// `min_len` points on each side. Returns the index of the first point of the last
+/// regime (0 when the whole range is one regime).
+pub fn last_regime_start(points: &[Point], min_len: usize, min_gain: f64) -> usize {
+    let sums = PrefixSums::new(points);
+    let mut start = 0;
+    // Each accepted split moves `start` right; at most log-many in practice.
+    for _ in 0..8 {
+        let n = points.len() - start;
+        if n < 2 * min_len {
+            break;
+        }
+        let Some(whole) = sums.line(start, points.len()) else {
+            break;
+        };
+        let bic = |sse: f64, params: f64| {
+            let nf = n as f64;
+            nf * (sse.max(1e-12) / nf).ln() + params * nf.ln()
+        };
+        let curve = fit_parabola(&points[start..]).map_or(f64::INFINITY, |p| bic(p.sse, 4.0));
+        let single = bic(whole.sse, 3.0).min(curve);
+        let mut best: Option<(f64, usize)> = None;
+        for split in start + min_len..=points.len() - min_len {
+            let (Some(left), Some(right)) =
+                (sums.line(start, split), sums.line(split, points.len()))
+            else {
+                continue;
+            };
+            // Two lines, two variances pooled as one, plus the break point: 6 params.
+            let score = bic(left.sse + right.sse, 6.0);
+            if best.is_none_or(|(b, _)| score < b) {
+                best = Some((score, split));
+            }
+        }
+        match best {
+            Some((score, split)) if single - score > min_gain => start = split,
+            _ => break,
+        }
+    }
+    start
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn series(points: &[(i64, f64)]) -> Vec<Sample> {
-        points
-            .iter()
-            .map(|&(s, bytes)| Sample {
-                at: s * 1000,
-                bytes,
+    fn pts(f: impl Fn(f64) -> f64, n: usize) -> Vec<Point> {
+        (0..n)
+            .map(|i| Point {
+                t: i as f64 * 60.0,
+                y: f(i as f64 * 60.0),
+                w: 1.0,
             })
             .collect()
     }
 
     #[test]
     fn exact_line_is_recovered() {
-        let s = series(&[(0, 100.0), (10, 200.0), (20, 300.0), (30, 400.0)]);
-        let line = least_squares(&s).unwrap();
-        assert_eq!(line.at, 30_000);
-        assert!((line.slope_bytes_per_second - 10.0).abs() < 1e-9);
-        assert!((line.level_bytes - 400.0).abs() < 1e-9);
-        assert!(line.slope_std_error < 1e-9);
+        let p = pts(|t| 100.0 + 2.0 * t, 20);
+        let line = fit_line(&p).unwrap();
+        assert!((line.slope - 2.0).abs() < 1e-9);
+        assert!((line.intercept - 100.0).abs() < 1e-6);
+        assert!(line.sse < 1e-6);
     }
 
     #[test]
-    fn too_few_or_degenerate_samples_give_none() {
-        assert!(least_squares(&[]).is_none());
-        assert!(least_squares(&series(&[(0, 1.0), (1, 2.0)])).is_none());
-        assert!(least_squares(&series(&[(5, 1.0), (5, 2.0), (5, 3.0)])).is_none());
+    fn prefix_ranges_match_direct_fits() {
+        let p = pts(|t| (t / 100.0).sin() * 50.0 + t, 50);
+        let sums = PrefixSums::new(&p);
+        let direct = fit_line(&p[10..40]).unwrap();
+        let ranged = sums.line(10, 40).unwrap();
+        assert!((direct.slope - ranged.slope).abs() < 1e-9);
+        assert!((direct.sse - ranged.sse).abs() < 1e-6 * direct.sse.max(1.0));
+    }
+
+    #[test]
+    fn parabola_is_recovered() {
+        let p = pts(|t| 5.0 + 0.5 * t - 0.001 * t * t, 30);
+        let q = fit_parabola(&p).unwrap();
+        assert!((q.curvature() + 0.001).abs() < 1e-9, "{q:?}");
+        assert!((q.slope_at(0.0) - 0.5).abs() < 1e-6, "{q:?}");
+        assert!((q.value_at(0.0) - 5.0).abs() < 1e-4, "{q:?}");
+        assert!((q.slope_at(600.0) - (0.5 - 0.002 * 600.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn change_point_finds_onset_of_growth() {
+        // Flat for 60 points, then growth: with a little alternating noise.
+        let p = pts(
+            |t| {
+                let i = (t / 60.0) as i64;
+                let noise = if i % 2 == 0 { 1.0 } else { -1.0 };
+                if i < 60 {
+                    1000.0 + noise
+                } else {
+                    1000.0 + (i - 60) as f64 * 10.0 + noise
+                }
+            },
+            100,
+        );
+        let start = last_regime_start(&p, 5, 10.0);
+        assert!((59..=61).contains(&start), "{start}");
+    }
+
+    #[test]
+    fn one_regime_stays_whole() {
+        let p = pts(
+            |t| 1000.0 + t * 0.5 + if (t as i64 / 60) % 2 == 0 { 3.0 } else { -3.0 },
+            100,
+        );
+        assert_eq!(last_regime_start(&p, 5, 10.0), 0);
+    }
+
+    #[test]
+    fn autocorrelation_of_alternating_residuals_is_negative() {
+        let p = pts(|t| if (t as i64 / 60) % 2 == 0 { 1.0 } else { -1.0 }, 40);
+        let line = fit_line(&p).unwrap();
+        assert!(residual_autocorrelation(&p, &line) < -0.9);
     }
 }

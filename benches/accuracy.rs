@@ -1,0 +1,174 @@
+//! Accuracy benchmark: the labeled scenario suite replayed through headroom and through
+//! the two predict_linear alert rules users write today, scored the same way.
+//!
+//!     cargo bench --bench accuracy                    # 8 seeds per pattern
+//!     HEADROOM_SUITE_SEEDS=20 cargo bench --bench accuracy
+//!     HEADROOM_SUITE_VERBOSE=1 cargo bench --bench accuracy   # list misses
+//!
+//! Prints figures; tests/accuracy.rs keeps a regression guard on them.
+
+use std::time::Instant;
+
+use headroom::backtest::accuracy::{
+    headroom_outcomes, rule_outcomes, score, PredictLinearRule, Score,
+};
+use headroom::backtest::ReplayParams;
+use headroom::model::{AlertParams, ForecastParams};
+use headroom::sim::scenarios::{suite, Kind};
+
+fn row(name: &str, s: &Score) {
+    println!(
+        "{name:<44} {:>6.1}% {:>6.1}% {:>8.0}m {:>6.0}% {:>6.1}% {:>6.1}% {:>7} {:>7}",
+        100.0 * s.alerted_share(),
+        100.0 * s.critical_share(),
+        s.median_lead_seconds / 60.0,
+        100.0 * s.median_lead_fraction,
+        100.0 * s.healthy_alerted_share(),
+        100.0 * s.healthy_critical_share(),
+        s.median_eta_error
+            .map_or("-".into(), |e| format!("{:.1}%", 100.0 * e)),
+        s.interval_coverage
+            .map_or("-".into(), |c| format!("{:.1}%", 100.0 * c)),
+    );
+}
+
+fn main() {
+    let seeds: u64 = std::env::var("HEADROOM_SUITE_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let verbose = std::env::var_os("HEADROOM_SUITE_VERBOSE").is_some();
+    let scenarios = suite(seeds);
+    let samples: usize = scenarios.iter().map(|s| s.sample_count()).sum();
+    let ooms: usize = scenarios.iter().map(|s| s.ooms.len()).sum();
+    let healthy = scenarios.iter().filter(|s| s.healthy()).count();
+    println!(
+        "suite: {} scenarios ({} kinds x {seeds} seeds + seed incident), {ooms} OOM events, {healthy} healthy, {samples} samples",
+        scenarios.len(),
+        Kind::ALL.len()
+    );
+
+    let params = ReplayParams {
+        forecast: ForecastParams::default(),
+        alert: AlertParams::default(),
+        step_ms: 30_000,
+        lookback_ms: 6 * 3_600_000,
+    };
+    let started = Instant::now();
+    let headroom: Vec<_> = scenarios
+        .iter()
+        .map(|s| headroom_outcomes(s, &params))
+        .collect();
+    let took = started.elapsed().as_secs_f64();
+    let evaluations: usize = headroom.iter().map(Vec::len).sum();
+
+    let rules = [
+        PredictLinearRule {
+            range_seconds: 3600.0,
+            horizon_seconds: 3600.0,
+            pending_seconds: 300.0,
+        },
+        PredictLinearRule {
+            range_seconds: 6.0 * 3600.0,
+            horizon_seconds: 4.0 * 3600.0,
+            pending_seconds: 600.0,
+        },
+    ];
+    println!();
+    println!(
+        "{:<44} {:>7} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "system",
+        "OOM≥10m",
+        "crit≥10m",
+        "med lead",
+        "lead %",
+        "healthy",
+        "h.crit",
+        "ETA err",
+        "covered"
+    );
+    let headroom_score = score(&scenarios, &headroom);
+    row("headroom", &headroom_score);
+    for rule in &rules {
+        let outcomes: Vec<_> = scenarios
+            .iter()
+            .map(|s| rule_outcomes(s, rule, 30_000))
+            .collect();
+        row(&rule.label(), &score(&scenarios, &outcomes));
+    }
+    println!();
+    println!(
+        "replay speed: {evaluations} evaluations over {samples} samples in {took:.2}s = {:.0} samples/s, {:.1} µs per evaluation (one core)",
+        samples as f64 / took,
+        took * 1e6 / evaluations as f64
+    );
+    if let Ok(name) = std::env::var("HEADROOM_SUITE_TRACE") {
+        trace(&scenarios, &name, &params);
+    }
+    if verbose {
+        println!("\nper kind (headroom):");
+        for kind in Kind::ALL {
+            let (subset, outs): (Vec<_>, Vec<_>) = scenarios
+                .iter()
+                .zip(&headroom)
+                .filter(|(s, _)| s.kind == kind)
+                .map(|(s, o)| (s.clone(), o.clone()))
+                .unzip();
+            row(kind.name(), &score(&subset, &outs));
+        }
+        println!(
+            "\nmissed: {:#?}\nfalse alarms: {:#?}",
+            headroom_score.missed, headroom_score.false_alarms
+        );
+    }
+}
+
+/// Prints one scenario's evaluations, every fifth, for reading what the model did.
+fn trace(scenarios: &[headroom::sim::scenarios::Scenario], name: &str, params: &ReplayParams) {
+    let Some(scenario) = scenarios.iter().find(|s| s.name == name) else {
+        println!("no scenario {name}");
+        return;
+    };
+    let start = scenario.segments[0][0].at;
+    println!(
+        "\n{name}: limit {:.0}Mi, ooms at {:?} min",
+        scenario.limit_bytes / 1048576.0,
+        scenario
+            .ooms
+            .iter()
+            .map(|o| (o.at - start) / 60_000)
+            .collect::<Vec<_>>()
+    );
+    let params = ReplayParams {
+        lookback_ms: scenario.lookback_seconds * 1000,
+        step_ms: params.step_ms.max(scenario.step_seconds * 1000),
+        ..*params
+    };
+    let mut i = 0;
+    headroom::backtest::replay(
+        &scenario.segments,
+        Some(scenario.limit_bytes),
+        &params,
+        scenario.evaluate_from,
+        |e| {
+            i += 1;
+            if i % 5 != 0 && e.alert.is_none() {
+                return;
+            }
+            let f = &e.forecast;
+            println!(
+            "{:>6.0}m ws {:>7.1}Mi level {:>7.1} slope {:>8.2}Mi/h eta {:>8} [{:>7}, {:>7}] onset {:>6} {:?} {:?}",
+            (e.at - start) as f64 / 60_000.0,
+            f.working_set_bytes / 1048576.0,
+            f.level_bytes.unwrap_or(f64::NAN) / 1048576.0,
+            f.growth_bytes_per_second.unwrap_or(f64::NAN) * 3600.0 / 1048576.0,
+            f.time_to_limit.map_or("-".into(), |t| format!("{:.0}m", t.seconds / 60.0)),
+            f.time_to_limit.map_or("-".into(), |t| format!("{:.0}m", t.lower_seconds / 60.0)),
+            f.time_to_limit.map_or("-".into(), |t| t.upper_seconds.map_or("inf".into(), |u| format!("{:.0}m", u / 60.0))),
+            f.onset.map_or("-".into(), |o| format!("{}m", (o - start) / 60_000)),
+            f.pattern,
+            e.alert,
+        );
+        },
+    );
+}

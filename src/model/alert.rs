@@ -1,0 +1,208 @@
+//! The alert state of one container: what would be sent, after a pending period (the
+//! condition must hold for a while, as in a Prometheus rule's `for:`), hysteresis (a
+//! firing alert stays while the time to limit is within its horizon stretched by
+//! [`AlertParams::hysteresis`]) and `keep_firing_for` (a firing alert survives short
+//! gaps). Pure: the caller passes each evaluation's forecast and time.
+
+use super::forecast::{Forecast, ForecastParams, Severity};
+
+/// Timing of the alert state machine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertParams {
+    /// How long a warning condition must hold before the alert fires.
+    pub pending_warning_seconds: f64,
+    /// How long a critical condition must hold before the alert fires as critical.
+    pub pending_critical_seconds: f64,
+    /// How long a firing severity outlives its condition.
+    pub keep_firing_for_seconds: f64,
+    /// Horizons are stretched by this factor for a severity already firing.
+    pub hysteresis: f64,
+}
+
+impl Default for AlertParams {
+    fn default() -> Self {
+        AlertParams {
+            pending_warning_seconds: 600.0,
+            pending_critical_seconds: 300.0,
+            keep_firing_for_seconds: 600.0,
+            hysteresis: 1.25,
+        }
+    }
+}
+
+/// Per severity level: since when its condition holds, and when it last held.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct LevelState {
+    holding_since: Option<i64>,
+    last_held: Option<i64>,
+    firing: bool,
+}
+
+/// One container's alert state across evaluations.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AlertState {
+    warning: LevelState,
+    critical: LevelState,
+    /// When the alert (any severity) began firing; kept while it fires.
+    pub firing_since: Option<i64>,
+}
+
+impl AlertState {
+    /// The severity being alerted, if any.
+    pub fn firing(&self) -> Option<Severity> {
+        if self.critical.firing {
+            Some(Severity::Critical)
+        } else if self.warning.firing {
+            Some(Severity::Warning)
+        } else {
+            None
+        }
+    }
+
+    /// Folds in one evaluation at `now` (ms) and returns the alert as it would be
+    /// sent: `None`, `Some(Warning)` or `Some(Critical)`.
+    pub fn update(
+        &mut self,
+        forecast: &Forecast,
+        forecast_params: &ForecastParams,
+        params: &AlertParams,
+        now: i64,
+    ) -> Option<Severity> {
+        let eta = forecast.time_to_limit.map(|t| t.seconds);
+        // Severity reached with plain horizons, and with stretched ones (for levels
+        // already firing). A forecast severity of Critical at the limit counts too.
+        let plain = forecast_params
+            .severity_for(eta, 1.0)
+            .max(forecast.severity);
+        let stretched = forecast_params
+            .severity_for(eta, params.hysteresis)
+            .max(forecast.severity);
+        let step = |level: &mut LevelState, severity: Severity, pending: f64| {
+            let reached = if level.firing { stretched } else { plain };
+            if reached >= severity {
+                level.holding_since.get_or_insert(now);
+                level.last_held = Some(now);
+            } else {
+                level.holding_since = None;
+            }
+            let held_long_enough = level
+                .holding_since
+                .is_some_and(|since| (now - since) as f64 >= pending * 1000.0);
+            let within_grace = level
+                .last_held
+                .is_some_and(|t| ((now - t) as f64) < params.keep_firing_for_seconds * 1000.0);
+            level.firing = held_long_enough || (level.firing && within_grace);
+        };
+        step(
+            &mut self.critical,
+            Severity::Critical,
+            params.pending_critical_seconds,
+        );
+        step(
+            &mut self.warning,
+            Severity::Warning,
+            params.pending_warning_seconds,
+        );
+        let firing = self.firing();
+        match firing {
+            Some(_) => {
+                self.firing_since.get_or_insert(now);
+            }
+            None => self.firing_since = None,
+        }
+        firing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::forecast::{Pattern, TimeToLimit};
+
+    fn forecast_with_eta(seconds: Option<f64>) -> Forecast {
+        let params = ForecastParams::default();
+        Forecast {
+            working_set_bytes: 1.0,
+            level_bytes: Some(1.0),
+            growth_bytes_per_second: Some(1.0),
+            time_to_limit: seconds.map(|s| TimeToLimit {
+                seconds: s,
+                lower_seconds: s,
+                upper_seconds: Some(s),
+            }),
+            onset: None,
+            pattern: Pattern::Leak,
+            severity: params.severity_for(seconds, 1.0),
+            trend: None,
+        }
+    }
+
+    /// Runs a sequence of (minute, eta-seconds) evaluations; returns the alert at each.
+    fn run(sequence: &[(i64, Option<f64>)]) -> Vec<Option<Severity>> {
+        let mut state = AlertState::default();
+        let fp = ForecastParams::default();
+        let ap = AlertParams::default();
+        sequence
+            .iter()
+            .map(|&(minute, eta)| state.update(&forecast_with_eta(eta), &fp, &ap, minute * 60_000))
+            .collect()
+    }
+
+    const H: f64 = 3600.0;
+
+    #[test]
+    fn pending_period_must_pass_before_firing() {
+        let seq: Vec<_> = (0..=6).map(|m| (m, Some(1.0 * H))).collect();
+        let alerts = run(&seq);
+        assert_eq!(&alerts[..5], &[None; 5]);
+        assert_eq!(alerts[5], Some(Severity::Critical), "5 minutes pending");
+        assert_eq!(alerts[6], Some(Severity::Critical));
+    }
+
+    #[test]
+    fn one_noisy_evaluation_never_fires() {
+        let alerts = run(&[
+            (0, None),
+            (1, Some(0.5 * H)),
+            (2, None),
+            (3, None),
+            (10, None),
+        ]);
+        assert!(alerts.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn hysteresis_keeps_alert_through_eta_wobble() {
+        // Critical fires at minute 5; the ETA then wobbles to 2.2h (inside 2h × 1.25).
+        let mut seq: Vec<_> = (0..=5).map(|m| (m, Some(1.9 * H))).collect();
+        seq.extend((6..=30).map(|m| (m, Some(if m % 2 == 0 { 2.2 * H } else { 1.95 * H }))));
+        let alerts = run(&seq);
+        assert!(
+            alerts[5..].iter().all(|a| *a == Some(Severity::Critical)),
+            "{alerts:?}"
+        );
+    }
+
+    #[test]
+    fn resolves_after_keep_firing_for() {
+        let mut seq: Vec<_> = (0..=5).map(|m| (m, Some(1.0 * H))).collect();
+        seq.extend((6..=20).map(|m| (m, None)));
+        let alerts = run(&seq);
+        assert_eq!(
+            alerts[14],
+            Some(Severity::Critical),
+            "within 10 minutes of the last hold"
+        );
+        assert_eq!(alerts[15], None);
+    }
+
+    #[test]
+    fn warning_escalates_to_critical_after_its_own_pending() {
+        let mut seq: Vec<_> = (0..=10).map(|m| (m, Some(10.0 * H))).collect();
+        seq.extend((11..=16).map(|m| (m, Some(1.0 * H))));
+        let alerts = run(&seq);
+        assert_eq!(alerts[10], Some(Severity::Warning));
+        assert_eq!(alerts[15], Some(Severity::Warning));
+        assert_eq!(alerts[16], Some(Severity::Critical));
+    }
+}

@@ -1,0 +1,76 @@
+//! Regression guard on forecast accuracy: the labeled scenario suite (8 seeds of every
+//! pattern plus the seed incident) replayed through the daemon's model and alert state
+//! machine. Thresholds sit just below what `cargo bench --bench accuracy` measured, so
+//! a change that makes forecasts worse fails here. Not a timing test.
+
+use headroom::backtest::accuracy::{headroom_outcomes, rule_outcomes, score, PredictLinearRule};
+use headroom::backtest::ReplayParams;
+use headroom::model::{AlertParams, ForecastParams};
+use headroom::sim::scenarios::suite;
+
+#[test]
+fn suite_accuracy_stays_above_the_measured_bar() {
+    let scenarios = suite(8);
+    let params = ReplayParams {
+        forecast: ForecastParams::default(),
+        alert: AlertParams::default(),
+        step_ms: 30_000,
+        lookback_ms: 6 * 3_600_000,
+    };
+    let outcomes: Vec<_> = scenarios
+        .iter()
+        .map(|s| headroom_outcomes(s, &params))
+        .collect();
+    let s = score(&scenarios, &outcomes);
+    let summary = format!("{s:#?}");
+
+    assert!(s.oom_events >= 70, "{summary}");
+    assert!(
+        s.alerted_share() >= 0.98,
+        "OOM events alerted 10 min ahead: {summary}"
+    );
+    assert!(
+        s.critical_share() >= 0.97,
+        "critical 10 min ahead: {summary}"
+    );
+    assert!(
+        s.median_lead_fraction >= 0.70,
+        "lead as share of onset-to-OOM: {summary}"
+    );
+    assert!(
+        s.healthy_alerted_share() <= 0.03,
+        "healthy series alerted: {summary}"
+    );
+    assert_eq!(
+        s.healthy_critical, 0,
+        "healthy series alerted critically: {summary}"
+    );
+    let error = s.median_eta_error.expect("ETAs were given");
+    assert!(error <= 0.07, "median ETA error {error}: {summary}");
+    let coverage = s.interval_coverage.expect("intervals were given");
+    assert!(
+        (0.80..=0.95).contains(&coverage),
+        "90% interval coverage {coverage}: {summary}"
+    );
+
+    // The bar: the predict_linear rules users write today, scored the same way.
+    let rule = PredictLinearRule {
+        range_seconds: 3600.0,
+        horizon_seconds: 3600.0,
+        pending_seconds: 300.0,
+    };
+    let rule_outcomes: Vec<_> = scenarios
+        .iter()
+        .map(|sc| rule_outcomes(sc, &rule, 30_000))
+        .collect();
+    let bar = score(&scenarios, &rule_outcomes);
+    assert!(
+        s.median_lead_seconds > bar.median_lead_seconds,
+        "{summary}\n{bar:#?}"
+    );
+    assert!(
+        s.healthy_alerted < bar.healthy_alerted,
+        "{summary}\n{bar:#?}"
+    );
+    assert!(error < bar.median_eta_error.unwrap(), "{summary}\n{bar:#?}");
+}
