@@ -8,7 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use crate::cli::{CheckArgs, Cli, Command, ConfigCommand, OutputFormat};
+use crate::backtest::{self, ReplayParams};
+use crate::cli::{
+    BacktestArgs, BacktestFormat, CheckArgs, Cli, Command, ConfigCommand, OutputFormat,
+};
 use crate::config::{Config, ConfigError, Overrides};
 use crate::pipeline::Pipeline;
 use crate::report::render_table;
@@ -59,6 +62,10 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<
         Command::Check(args) => {
             let config = Config::load(cli.global.config.as_deref(), &overrides)?;
             check(&config, &args).await
+        }
+        Command::Backtest(args) => {
+            let config = Config::load(cli.global.config.as_deref(), &overrides)?;
+            run_backtest(&config, &args).await
         }
         Command::Run => {
             let config = Config::load(cli.global.config.as_deref(), &overrides)?;
@@ -157,6 +164,143 @@ async fn daemon(
     }
 }
 
+async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppError> {
+    let limit = args
+        .limit
+        .as_deref()
+        .map(crate::units::parse_bytes)
+        .transpose()
+        .map_err(|e| AppError::Usage(format!("--limit: {e}")))?
+        .map(|b| b as f64);
+    let step = match &args.step {
+        Some(text) => crate::units::parse_duration(text)
+            .map_err(|e| AppError::Usage(format!("--step: {e}")))?,
+        None => config.poll_interval,
+    };
+    if step.is_zero() {
+        return Err(AppError::Usage("--step must be longer than zero".into()));
+    }
+    let step_ms = config.store.resolution.as_millis() as i64;
+    let (containers, from) = if let Some(path) = &args.series {
+        let body = std::fs::read(path)
+            .with_context(|| format!("cannot read --series {}", path.display()))?;
+        let (series, dropped) = crate::source::prometheus::parse_range_response(&body)
+            .with_context(|| {
+                format!(
+                    "{} is not a saved /api/v1/query_range response",
+                    path.display()
+                )
+            })?;
+        if dropped > 0 {
+            tracing::info!(dropped, "dropped NaN/Inf samples");
+        }
+        let containers = backtest::containers(
+            series,
+            vec![],
+            vec![],
+            limit,
+            &config.extra_identity_labels,
+            step_ms,
+        );
+        (containers, i64::MIN)
+    } else {
+        let from = parse_instant(args.from.as_deref().unwrap_or_default())
+            .map_err(|e| AppError::Usage(e.replace("--at", "--from")))?;
+        let to = parse_instant(args.to.as_deref().unwrap_or_default())
+            .map_err(|e| AppError::Usage(e.replace("--at", "--to")))?;
+        if to <= from {
+            return Err(AppError::Usage("--to must be after --from".into()));
+        }
+        let mut config = config.clone();
+        if let Some(selector) = &args.selector {
+            config.queries.working_set = add_matchers(&config.queries.working_set, selector);
+        }
+        let source = prometheus_source(&config)?;
+        let lookback = config.store.lookback.as_millis() as i64;
+        let start = from - lookback;
+        let window = crate::source::Window {
+            start: start - start.rem_euclid(step_ms),
+            end: to,
+            step: config.store.resolution,
+        };
+        use crate::source::Source as _;
+        let batch = source
+            .fetch(window)
+            .await
+            .with_context(|| format!("cannot read history from {}", config.prometheus.url))?;
+        let series: Vec<_> = batch
+            .working_sets
+            .into_iter()
+            .map(|w| {
+                let mut labels: crate::source::Labels = w.key.extra.iter().cloned().collect();
+                labels.insert("namespace".into(), w.key.namespace);
+                labels.insert("pod".into(), w.key.pod);
+                labels.insert("container".into(), w.key.container);
+                if let Some(id) = w.container_id {
+                    labels.insert("id".into(), id);
+                }
+                crate::source::prometheus::RangeSeries {
+                    labels,
+                    samples: w.samples.into_iter().map(|s| (s.at, s.bytes)).collect(),
+                }
+            })
+            .collect();
+        let containers = backtest::containers(
+            series,
+            batch.restarts,
+            batch.limits,
+            limit,
+            &config.extra_identity_labels,
+            step_ms,
+        );
+        (containers, from)
+    };
+    if containers.is_empty() {
+        return Err(AppError::Runtime(anyhow::anyhow!("no series to replay")));
+    }
+    let params = ReplayParams {
+        forecast: crate::pipeline::forecast_params(config),
+        alert: crate::model::AlertParams::default(),
+        step_ms: step.as_millis() as i64,
+        lookback_ms: config.store.lookback.as_millis() as i64,
+    };
+    let output = match args.format {
+        BacktestFormat::Jsonl => backtest::Output::Jsonl,
+        BacktestFormat::Table => backtest::Output::Table,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let svg = backtest::run(
+        &containers,
+        &params,
+        from,
+        output,
+        args.plot.is_some(),
+        &mut out,
+    )
+    .context("cannot write the replay")?;
+    std::io::Write::flush(&mut out).context("cannot write the replay")?;
+    if let (Some(path), Some(svg)) = (&args.plot, svg) {
+        std::fs::write(path, svg)
+            .with_context(|| format!("cannot write --plot {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Adds label matchers to a query's first selector: `m{a="b"}` + `c="d"` →
+/// `m{a="b",c="d"}`; `m` → `m{c="d"}`.
+fn add_matchers(query: &str, matchers: &str) -> String {
+    match query.find('}') {
+        Some(close) if query[..close].contains('{') => {
+            let open = query[..close].rfind('{').unwrap_or(close);
+            let inner = query[open + 1..close].trim();
+            let sep = if inner.is_empty() { "" } else { "," };
+            format!("{}{sep}{matchers}{}", &query[..close], &query[close..])
+        }
+        _ => format!("{query}{{{matchers}}}"),
+    }
+}
+
 /// Parses `--at`: RFC 3339, or Unix seconds.
 pub fn parse_instant(text: &str) -> Result<TimestampMs, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
@@ -170,6 +314,24 @@ pub fn parse_instant(text: &str) -> Result<TimestampMs, String> {
     Err(format!(
         "--at {text:?} is not a time; use RFC 3339 (2026-03-19T14:00:00Z) or Unix seconds"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_matchers;
+
+    #[test]
+    fn matchers_join_the_first_selector() {
+        assert_eq!(
+            add_matchers(
+                r#"m{container!="",container!="POD"}"#,
+                r#"namespace="prod""#
+            ),
+            r#"m{container!="",container!="POD",namespace="prod"}"#
+        );
+        assert_eq!(add_matchers("m", r#"a="b""#), r#"m{a="b"}"#);
+        assert_eq!(add_matchers("m{}", r#"a="b""#), r#"m{a="b"}"#);
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -62,9 +62,63 @@ pub enum Command {
     /// Read Prometheus once and print every container's forecast, most urgent first.
     Check(CheckArgs),
 
+    /// Replay history through the daemon's model and alert state machine: a saved
+    /// `/api/v1/query_range` response (--series), or Prometheus itself (--from/--to).
+    Backtest(BacktestArgs),
+
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// A saved `/api/v1/query_range` response, exactly as curl prints it (one or many
+    /// series). Series without namespace/pod/container labels are named by position.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "from",
+        conflicts_with = "from"
+    )]
+    pub series: Option<PathBuf>,
+
+    /// Replay Prometheus history from this instant (RFC 3339 or Unix seconds); the
+    /// lookback before it is read too, as a running daemon would hold it.
+    #[arg(long, value_name = "TIME", requires = "to")]
+    pub from: Option<String>,
+
+    /// Replay Prometheus history up to this instant.
+    #[arg(long, value_name = "TIME", requires = "from")]
+    pub to: Option<String>,
+
+    /// Extra label matchers added to the working-set query, e.g.
+    /// 'namespace="prod",container="istio-proxy"'.
+    #[arg(long, value_name = "MATCHERS", requires = "from")]
+    pub selector: Option<String>,
+
+    /// The memory limit (128Mi, 1Gi, bytes). Required with --series; with --from it
+    /// overrides the limits read from Prometheus.
+    #[arg(long, value_name = "BYTES", required_unless_present = "from")]
+    pub limit: Option<String>,
+
+    /// Time between evaluations (default: the poll interval, 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub step: Option<String>,
+
+    /// jsonl: one JSON object per evaluation per series; table: the alert transitions.
+    #[arg(long, value_enum, default_value_t = BacktestFormat::Jsonl)]
+    pub format: BacktestFormat,
+
+    /// Also draw each series with its limit, forecast bands and alert periods as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BacktestFormat {
+    Jsonl,
+    Table,
 }
 
 #[derive(Debug, Args)]

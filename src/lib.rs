@@ -26,6 +26,7 @@ pub mod config;
 pub mod logging;
 pub mod model;
 pub mod pipeline;
+pub mod plot;
 pub mod report;
 pub mod sim;
 pub mod source;

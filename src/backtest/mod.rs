@@ -7,7 +7,18 @@
 
 pub mod accuracy;
 
+use std::io::Write;
+
+use serde::Serialize;
+
 use crate::model::{self, AlertParams, AlertState, Forecast, ForecastParams, Sample, Severity};
+use crate::plot::{self, Band, Chart};
+use crate::report::rfc3339;
+use crate::source::kubernetes::group_working_sets;
+use crate::source::prometheus::RangeSeries;
+use crate::source::{Batch, ContainerKey, LimitReading, RestartSeries};
+use crate::store::{Store, StoreLimits};
+use crate::units::{format_bytes, format_duration_short};
 
 /// How a replay evaluates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,4 +87,245 @@ pub fn replay(
         });
         at += step;
     }
+}
+
+/// One container to replay: its segments, oldest first, and its limit.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub key: ContainerKey,
+    pub segments: Vec<Vec<Sample>>,
+    pub limit_bytes: Option<f64>,
+}
+
+/// Splits raw series into containers and segments exactly as the daemon's store does
+/// (new container id, or restart counter with a drop). `limits` and `limit_override`
+/// set each container's limit, the override winning.
+pub fn containers(
+    mut series: Vec<RangeSeries>,
+    restarts: Vec<RestartSeries>,
+    limits: Vec<LimitReading>,
+    limit_override: Option<f64>,
+    extra_labels: &[String],
+    step_ms: i64,
+) -> Vec<Container> {
+    // Series from a hand-made query may lack the identity labels: name them by position.
+    for (i, s) in series.iter_mut().enumerate() {
+        for (label, fallback) in [
+            ("namespace", "-".to_string()),
+            ("pod", "-".to_string()),
+            ("container", format!("series-{i}")),
+        ] {
+            let entry = s.labels.entry(label.to_string()).or_default();
+            if entry.is_empty() {
+                *entry = fallback;
+            }
+        }
+    }
+    let working_sets = group_working_sets(extra_labels, series, &mut 0);
+    let end = working_sets
+        .iter()
+        .filter_map(|s| s.samples.last().map(|x| x.at))
+        .max()
+        .unwrap_or(0);
+    let mut store = Store::new(StoreLimits {
+        lookback_ms: i64::MAX / 4,
+        forget_after_ms: i64::MAX / 4,
+        step_ms,
+    });
+    store.ingest(
+        Batch {
+            working_sets,
+            restarts,
+            limits,
+            series_without_identity: 0,
+        },
+        end,
+    );
+    let mut out: Vec<Container> = store
+        .iter()
+        .map(|(key, tracked)| Container {
+            key: key.clone(),
+            segments: tracked.segments.iter().map(|s| s.samples.clone()).collect(),
+            limit_bytes: limit_override.or(tracked.limit.and_then(|l| l.bytes)),
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+/// One line of `backtest --format jsonl`.
+#[derive(Debug, Serialize)]
+struct JsonLine<'a> {
+    at: String,
+    namespace: &'a str,
+    pod: &'a str,
+    container: &'a str,
+    working_set_bytes: f64,
+    limit_bytes: Option<f64>,
+    time_to_limit_seconds: Option<f64>,
+    time_to_limit_lower_seconds: Option<f64>,
+    time_to_limit_upper_seconds: Option<f64>,
+    growth_bytes_per_second: Option<f64>,
+    pattern: model::Pattern,
+    severity: Severity,
+    alert: Option<Severity>,
+}
+
+/// How `backtest` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Jsonl,
+    Table,
+}
+
+/// Replays every container from `from` (ms) and writes the chosen output; returns the
+/// SVG plot when asked for one.
+pub fn run(
+    containers: &[Container],
+    params: &ReplayParams,
+    from: i64,
+    output: Output,
+    plot: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<Option<String>> {
+    let mut charts = Vec::new();
+    if output == Output::Table {
+        writeln!(
+            out,
+            "{:<20}  {:<60}  {:<20}  {}",
+            "AT", "CONTAINER", "ALERT", "FORECAST"
+        )?;
+    }
+    for c in containers {
+        let name = c.key.to_string();
+        let mut previous: Option<Severity> = None;
+        let mut result: std::io::Result<()> = Ok(());
+        let mut alerts: Vec<(i64, i64, Severity)> = Vec::new();
+        let mut bands: Vec<Band> = Vec::new();
+        replay(&c.segments, c.limit_bytes, params, from, |e| {
+            if result.is_err() {
+                return;
+            }
+            let f = &e.forecast;
+            let eta = f.time_to_limit;
+            if output == Output::Jsonl {
+                let line = JsonLine {
+                    at: rfc3339(e.at),
+                    namespace: &c.key.namespace,
+                    pod: &c.key.pod,
+                    container: &c.key.container,
+                    working_set_bytes: f.working_set_bytes,
+                    limit_bytes: c.limit_bytes,
+                    time_to_limit_seconds: eta.map(|t| t.seconds),
+                    time_to_limit_lower_seconds: eta.map(|t| t.lower_seconds),
+                    time_to_limit_upper_seconds: eta.and_then(|t| t.upper_seconds),
+                    growth_bytes_per_second: f.growth_bytes_per_second,
+                    pattern: f.pattern,
+                    severity: f.severity,
+                    alert: e.alert,
+                };
+                result = serde_json::to_writer(&mut *out, &line)
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| writeln!(out));
+            }
+            if e.alert != previous {
+                if output == Output::Table {
+                    let from_text = previous.map_or("none", Severity::as_str);
+                    let to_text = e.alert.map_or("none", Severity::as_str);
+                    result = writeln!(
+                        out,
+                        "{:<20}  {:<60}  {:<20}  {}",
+                        rfc3339(e.at),
+                        name,
+                        format!("{from_text} -> {to_text}"),
+                        describe(f, c.limit_bytes)
+                    );
+                }
+                if let (Some(_), Some(t), Some(level)) = (e.alert, eta, f.level_bytes) {
+                    bands.push(Band {
+                        at: e.at,
+                        level_bytes: level,
+                        eta_seconds: t.seconds,
+                        lower_seconds: t.lower_seconds,
+                        upper_seconds: t.upper_seconds,
+                    });
+                }
+                previous = e.alert;
+            }
+            if let Some(severity) = e.alert {
+                match alerts.last_mut() {
+                    Some(last) if last.2 == severity && last.1 >= e.at - 2 * params.step_ms => {
+                        last.1 = e.at
+                    }
+                    _ => alerts.push((e.at, e.at, severity)),
+                }
+            }
+        });
+        result?;
+        if plot {
+            charts.push((name, c, alerts, bands));
+        }
+    }
+    if !plot {
+        return Ok(None);
+    }
+    let height = 220.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="900" height="{}">"#,
+        height * charts.len().max(1) as f64
+    );
+    for (i, (name, c, alerts, bands)) in charts.iter().enumerate() {
+        let chart = Chart {
+            title: name,
+            series: c
+                .segments
+                .iter()
+                .map(|s| s.iter().map(|x| (x.at, x.bytes)).collect())
+                .collect(),
+            limit_bytes: c.limit_bytes,
+            alerts: alerts.clone(),
+            bands: bands.clone(),
+            width: 900.0,
+            height,
+        };
+        svg.push_str(&format!(
+            r#"<g transform="translate(0,{})">"#,
+            i as f64 * height
+        ));
+        svg.push_str(&plot::render(&chart));
+        svg.push_str("</g>");
+    }
+    svg.push_str("</svg>");
+    Ok(Some(svg))
+}
+
+/// "ETA ~38m (31m–47m), 97Mi of 128Mi, +32Mi/h since 14:12 (leak)"
+fn describe(f: &Forecast, limit: Option<f64>) -> String {
+    let mut text = String::new();
+    if let Some(t) = f.time_to_limit {
+        text.push_str(&format!(
+            "ETA ~{} ({}–{}), ",
+            format_duration_short(t.seconds),
+            format_duration_short(t.lower_seconds),
+            t.upper_seconds
+                .map_or("never".into(), format_duration_short)
+        ));
+    }
+    text.push_str(&format_bytes(f.working_set_bytes));
+    if let Some(limit) = limit {
+        text.push_str(&format!(" of {}", format_bytes(limit)));
+    }
+    if let Some(g) = f.growth_bytes_per_second {
+        text.push_str(&format!(
+            ", {}{}/h",
+            if g >= 0.0 { "+" } else { "" },
+            format_bytes(g * 3600.0)
+        ));
+    }
+    if let Some(onset) = f.onset {
+        let stamp = rfc3339(onset);
+        text.push_str(&format!(" since {}", &stamp[11..16]));
+    }
+    text.push_str(&format!(" ({})", f.pattern.as_str()));
+    text
 }

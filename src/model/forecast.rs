@@ -405,14 +405,37 @@ fn median_in_place(values: &mut [f64]) -> f64 {
 /// carry the trend and the peaks set the level.
 fn analyze_cycles(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     let diffs: Vec<f64> = bins.windows(2).map(|w| w[1].mean - w[0].mean).collect();
-    let scale = robust_scale(&mut diffs.clone());
+    // The noise scale of a step comes from second differences, which a steady ramp
+    // (deterministic first differences) leaves near zero: σ(Δ) = σ(Δ²)/√3 for noise.
+    let mut second: Vec<f64> = diffs.windows(2).map(|w| w[1] - w[0]).collect();
+    let scale = robust_scale(&mut second) / 3f64.sqrt();
     let level = bins.iter().map(|b| b.mean).sum::<f64>() / bins.len() as f64;
-    let threshold = (6.0 * scale).max(0.05 * level.abs());
-    // A release follows a gradual build-up; a drop right after a jump up is a spike.
-    let releases: Vec<usize> = (0..diffs.len())
-        .filter(|&i| diffs[i] < -threshold && (i == 0 || diffs[i - 1] < -diffs[i] / 2.0))
-        .map(|i| i + 1)
-        .collect();
+    // Sudden against the noise, against the level, and against the typical step (so
+    // the falling side of a smooth daily cycle is not a release).
+    let mut steps: Vec<f64> = diffs.iter().map(|d| d.abs()).collect();
+    let typical_step = median_in_place(&mut steps);
+    let threshold = (6.0 * scale)
+        .max(0.05 * level.abs())
+        .max(4.0 * typical_step);
+    // A release is a drop within one or two bins (a release in the middle of a bin
+    // splits its drop over two) after a gradual build-up; a drop right after a jump
+    // up is a spike.
+    let mut releases: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < diffs.len() {
+        let two = i + 1 < diffs.len() && diffs[i] < 0.0 && diffs[i + 1] < 0.0;
+        let (drop, end) = if diffs[i] < -threshold || !two {
+            (diffs[i], i)
+        } else {
+            (diffs[i] + diffs[i + 1], i + 1)
+        };
+        if drop < -threshold && (i == 0 || diffs[i - 1] < -drop / 2.0) {
+            releases.push(end + 1);
+            i = end + 1;
+        } else {
+            i += 1;
+        }
+    }
     if releases.len() < 2 {
         return None;
     }
@@ -836,4 +859,240 @@ pub fn t_quantile(dof: f64, p: f64) -> f64 {
     z + (z3 + z) / (4.0 * v)
         + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * v * v)
         + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * v * v * v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scenarios::{scenario, seed_incident, Kind};
+    use proptest::prelude::*;
+
+    const MI: f64 = 1048576.0;
+
+    fn ramp(start_bytes: f64, bytes_per_second: f64, minutes: i64) -> Vec<Sample> {
+        (0..=minutes * 2)
+            .map(|i| Sample {
+                at: i * 30_000,
+                bytes: start_bytes + bytes_per_second * (i * 30) as f64,
+            })
+            .collect()
+    }
+
+    /// The forecast of a scenario's first segment as of `minutes` after its start.
+    fn at_minute(kind: Kind, seed: u64, minutes: i64) -> (Forecast, f64) {
+        let s = scenario(kind, seed);
+        let segment = &s.segments[0];
+        let now = segment[0].at + minutes * 60_000;
+        let lookback = s.lookback_seconds * 1000;
+        let window: Vec<Sample> = segment
+            .iter()
+            .copied()
+            .filter(|x| x.at <= now && x.at >= now - lookback)
+            .collect();
+        (
+            forecast(
+                &window,
+                Some(s.limit_bytes),
+                now,
+                &ForecastParams::default(),
+            ),
+            s.limit_bytes,
+        )
+    }
+
+    #[test]
+    fn steady_leak_gives_exact_eta() {
+        // 64Mi growing 32Mi/h toward 128Mi: after 60 min it is at 96Mi, 1h to go.
+        let samples = ramp(64.0 * MI, 32.0 * MI / 3600.0, 60);
+        let now = samples.last().unwrap().at;
+        let f = forecast(&samples, Some(128.0 * MI), now, &ForecastParams::default());
+        let eta = f.time_to_limit.unwrap();
+        // Peaks inside each one-minute bin lead the trend by half a bin.
+        assert!((eta.seconds - 3600.0).abs() < 20.0, "{eta:?}");
+        assert!(eta.lower_seconds <= eta.seconds && eta.seconds <= eta.upper_seconds.unwrap());
+        assert_eq!(f.pattern, Pattern::Leak);
+        assert_eq!(f.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn seed_incident_growth_and_onset_are_found() {
+        let s = seed_incident();
+        let samples = &s.segments[0];
+        let onset = s.ooms[0].onset;
+        let now = onset + 40 * 60_000;
+        let window: Vec<Sample> = samples.iter().copied().filter(|x| x.at <= now).collect();
+        let f = forecast(
+            &window,
+            Some(s.limit_bytes),
+            now,
+            &ForecastParams::default(),
+        );
+        let per_hour = f.growth_bytes_per_second.unwrap() * 3600.0 / MI;
+        assert!((per_hour - 32.0).abs() < 1.5, "{per_hour}Mi/h");
+        let onset_error_minutes = (f.onset.unwrap() - onset).abs() / 60_000;
+        assert!(
+            onset_error_minutes <= 6,
+            "onset {onset_error_minutes} min off"
+        );
+        let truth = (s.ooms[0].at - now) as f64;
+        let eta = f.time_to_limit.unwrap().seconds * 1000.0;
+        assert!((eta - truth).abs() / truth < 0.1, "{eta} vs {truth}");
+        assert_eq!(f.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn healthy_shapes_are_quiet() {
+        let table = [
+            (Kind::SawtoothStable, 300),
+            (Kind::WarmupPlateau, 300),
+            (Kind::StepThenFlat, 300),
+            (Kind::NoiseSpikes, 300),
+            (Kind::BatchRamps, 400),
+        ];
+        for (kind, minute) in table {
+            for seed in 1..=3 {
+                let (f, _) = at_minute(kind, seed, minute);
+                assert!(
+                    f.time_to_limit.is_none() && f.severity == Severity::None,
+                    "{} seed {seed} at {minute}m: {f:?}",
+                    kind.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_are_named() {
+        assert_eq!(
+            at_minute(Kind::WarmupPlateau, 1, 400).0.pattern,
+            Pattern::Plateau
+        );
+        assert_eq!(
+            at_minute(Kind::SawtoothStable, 2, 400).0.pattern,
+            Pattern::Stable
+        );
+        let (f, _) = at_minute(Kind::LeakAfterChange, 1, 200);
+        assert_eq!(f.pattern, Pattern::Leak, "{f:?}");
+    }
+
+    #[test]
+    fn flat_series_is_stable_and_quiet() {
+        let mut noisy = ramp(64.0 * MI, 0.0, 60);
+        for (i, s) in noisy.iter_mut().enumerate() {
+            s.bytes += if i % 2 == 0 { MI } else { -MI };
+        }
+        let f = forecast(
+            &noisy,
+            Some(128.0 * MI),
+            3_600_000,
+            &ForecastParams::default(),
+        );
+        assert_eq!(f.pattern, Pattern::Stable);
+        assert_eq!(f.severity, Severity::None);
+        assert!(f.time_to_limit.is_none());
+    }
+
+    #[test]
+    fn short_history_is_insufficient() {
+        let samples = ramp(64.0 * MI, 1000.0, 10);
+        let f = forecast(
+            &samples,
+            Some(128.0 * MI),
+            600_000,
+            &ForecastParams::default(),
+        );
+        assert_eq!(f.pattern, Pattern::InsufficientData);
+        assert_eq!(f.severity, Severity::None);
+    }
+
+    #[test]
+    fn at_limit_is_critical_now_even_without_history() {
+        let samples = vec![Sample {
+            at: 0,
+            bytes: 128.0 * MI,
+        }];
+        let f = forecast(&samples, Some(128.0 * MI), 0, &ForecastParams::default());
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.time_to_limit.unwrap().seconds, 0.0);
+    }
+
+    #[test]
+    fn no_limit_is_forecast_but_never_alerted() {
+        let samples = ramp(64.0 * MI, 32.0 * MI / 3600.0, 60);
+        let f = forecast(&samples, None, 3_600_000, &ForecastParams::default());
+        assert_eq!(f.pattern, Pattern::Leak);
+        assert!(f.time_to_limit.is_none());
+        assert_eq!(f.severity, Severity::None);
+    }
+
+    #[test]
+    fn samples_after_now_are_ignored() {
+        let samples = ramp(64.0 * MI, 32.0 * MI / 3600.0, 120);
+        let early = forecast(
+            &samples,
+            Some(128.0 * MI),
+            3_600_000,
+            &ForecastParams::default(),
+        );
+        let cut = forecast(
+            &samples[..=120],
+            Some(128.0 * MI),
+            3_600_000,
+            &ForecastParams::default(),
+        );
+        assert_eq!(early, cut);
+    }
+
+    #[test]
+    fn t_quantiles_are_right() {
+        assert!((t_quantile(1.0, 0.95) - 6.314).abs() < 0.01);
+        assert!((t_quantile(2.0, 0.95) - 2.920).abs() < 0.01);
+        assert!((t_quantile(10.0, 0.95) - 1.812).abs() < 0.01);
+        assert!((t_quantile(1000.0, 0.95) - 1.646).abs() < 0.01);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_input(
+            raw in proptest::collection::vec((0i64..100_000, prop_oneof![
+                any::<f64>(),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(0.0),
+                1e3f64..1e15,
+            ]), 0..300),
+            limit in prop_oneof![Just(None), Just(Some(f64::NAN)), (1.0f64..1e16).prop_map(Some)],
+            now in 0i64..200_000_000,
+        ) {
+            let samples: Vec<Sample> = raw.iter().map(|&(t, b)| Sample { at: t * 1000, bytes: b }).collect();
+            let f = forecast(&samples, limit, now, &ForecastParams::default());
+            if let Some(eta) = f.time_to_limit {
+                prop_assert!(eta.seconds >= 0.0);
+                prop_assert!(eta.lower_seconds <= eta.seconds);
+            }
+        }
+
+        #[test]
+        fn eta_shrinks_when_growth_rises(
+            rate in 5.0f64..60.0,
+            extra in 1.05f64..3.0,
+            noise_seed in 0u64..1000,
+        ) {
+            let mut rng = crate::sim::Rng::new(noise_seed);
+            let noise: Vec<f64> = (0..=240).map(|_| rng.normal() * 0.2 * MI).collect();
+            let series = |r: f64| -> Vec<Sample> {
+                (0..=240).map(|i| Sample {
+                    at: i * 30_000,
+                    bytes: 200.0 * MI + r * MI / 3600.0 * (i * 30) as f64 + noise[i as usize],
+                }).collect()
+            };
+            let params = ForecastParams::default();
+            let slow = forecast(&series(rate), Some(1024.0 * MI), 7_200_000, &params);
+            let fast = forecast(&series(rate * extra), Some(1024.0 * MI), 7_200_000, &params);
+            let (Some(slow_eta), Some(fast_eta)) = (slow.time_to_limit, fast.time_to_limit) else {
+                return Err(TestCaseError::fail(format!("no ETA: {slow:?} {fast:?}")));
+            };
+            prop_assert!(fast_eta.seconds < slow_eta.seconds);
+        }
+    }
 }

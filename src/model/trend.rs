@@ -361,7 +361,9 @@ pub fn fit_saturation(points: &[Point]) -> Option<Saturation> {
             });
         }
     }
-    best
+    // A best fit at the longest time constant tried is a straight line, not a curve
+    // that saturates.
+    best.filter(|b| b.tau < span * 0.1 * 40.0 * 0.99)
 }
 
 fn invert3(m: [[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {

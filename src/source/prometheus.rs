@@ -67,6 +67,11 @@ pub enum QueryError {
         expected: &'static str,
         got: String,
     },
+    #[error("not a Prometheus API response ({reason}): {body_excerpt}")]
+    SavedResponse {
+        reason: String,
+        body_excerpt: String,
+    },
     #[error("cannot use secret: {0}")]
     Secret(String),
     #[error("cannot build HTTP client: {0}")]
@@ -428,12 +433,12 @@ struct WireInstantSample {
 /// Parses a saved `/api/v1/query_range` response, as `curl` prints it. Used by backtests
 /// and tests; non-finite samples are dropped and counted in the returned total.
 pub fn parse_range_response(body: &[u8]) -> Result<(Vec<RangeSeries>, u64), QueryError> {
+    let saved = |reason: String| QueryError::SavedResponse {
+        reason,
+        body_excerpt: excerpt(body),
+    };
     let response: ApiResponse =
-        serde_json::from_slice(body).map_err(|e| QueryError::InvalidJson {
-            url: "<file>".into(),
-            reason: e.to_string(),
-            body_excerpt: excerpt(body),
-        })?;
+        serde_json::from_slice(body).map_err(|e| saved(format!("invalid JSON: {e}")))?;
     match response.data {
         Some(Data::Matrix(series)) => {
             let mut dropped = 0;
@@ -456,20 +461,16 @@ pub fn parse_range_response(body: &[u8]) -> Result<(Vec<RangeSeries>, u64), Quer
                 .collect();
             Ok((series, dropped))
         }
-        Some(other) => Err(QueryError::WrongResultType {
-            query: "<file>".into(),
-            expected: "matrix",
-            got: other.kind().to_string(),
-        }),
-        None => Err(QueryError::Status {
-            url: "<file>".into(),
-            status: 0,
-            api_error: Some((
-                response.error_type.unwrap_or_default(),
-                response.error.unwrap_or_default(),
-            )),
-            body_excerpt: excerpt(body),
-        }),
+        Some(other) => Err(saved(format!(
+            "it holds a {} result; a /api/v1/query_range answer holds a matrix",
+            other.kind()
+        ))),
+        None => Err(saved(format!(
+            "status {:?} without data: {} {}",
+            response.status,
+            response.error_type.unwrap_or_default(),
+            response.error.unwrap_or_default()
+        ))),
     }
 }
 
