@@ -316,24 +316,6 @@ pub fn parse_instant(text: &str) -> Result<TimestampMs, String> {
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::add_matchers;
-
-    #[test]
-    fn matchers_join_the_first_selector() {
-        assert_eq!(
-            add_matchers(
-                r#"m{container!="",container!="POD"}"#,
-                r#"namespace="prod""#
-            ),
-            r#"m{container!="",container!="POD",namespace="prod"}"#
-        );
-        assert_eq!(add_matchers("m", r#"a="b""#), r#"m{a="b"}"#);
-        assert_eq!(add_matchers("m{}", r#"a="b""#), r#"m{a="b"}"#);
-    }
-}
-
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -358,3 +340,21 @@ pub async fn shutdown_signal() {
 
 /// How long graceful shutdown may take before the process exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::add_matchers;
+
+    #[test]
+    fn matchers_join_the_first_selector() {
+        assert_eq!(
+            add_matchers(
+                r#"m{container!="",container!="POD"}"#,
+                r#"namespace="prod""#
+            ),
+            r#"m{container!="",container!="POD",namespace="prod"}"#
+        );
+        assert_eq!(add_matchers("m", r#"a="b""#), r#"m{a="b"}"#);
+        assert_eq!(add_matchers("m{}", r#"a="b""#), r#"m{a="b"}"#);
+    }
+}

@@ -192,8 +192,8 @@ pub fn run(
     if output == Output::Table {
         writeln!(
             out,
-            "{:<20}  {:<60}  {:<20}  {}",
-            "AT", "CONTAINER", "ALERT", "FORECAST"
+            "{:<20}  {:<60}  {:<20}  FORECAST",
+            "AT", "CONTAINER", "ALERT"
         )?;
     }
     for c in containers {
