@@ -158,12 +158,6 @@ fn healthy_real_heaps_stay_quiet() {
     let cases: &[(&str, f64, f64)] = &[
         // JRockit gencon, 16.9 h of steady nursery sawtooth under 1 GB.
         ("SampleJRockit1_4_2gencon-big.csv", 1.0, 1024.0 * 1048576.0),
-        // Shenandoah, 49 s of System.gc(): grows 1 MB per GC to 33 MB, then flat; ×300.
-        (
-            "SampleShenandoahSeveralSystemGC.csv",
-            300.0,
-            128.0 * 1048576.0,
-        ),
     ];
     for &(name, stretch, limit) in cases {
         let events = read_log(name);
