@@ -373,15 +373,18 @@ fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
             return Some(a);
         }
     }
-    let points: Vec<Point> = bins
-        .iter()
+    analyze_trend(bins, &mean_points(bins), params, |b| b.max)
+}
+
+/// Bin means as fit points, weighted by the samples each bin holds.
+fn mean_points(bins: &[Bin]) -> Vec<Point> {
+    bins.iter()
         .map(|b| Point {
             t: b.t,
             y: b.mean,
             w: b.count,
         })
-        .collect();
-    analyze_trend(bins, &points, params, |b| b.max)
+        .collect()
 }
 
 /// Robust scale (1.4826 × MAD) of a slice.
@@ -474,15 +477,7 @@ fn analyze_cycles(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     let current_age = current[current.len() - 1].t - current[0].t;
     let current_max = current.iter().map(|b| b.max).fold(f64::MIN, f64::max);
     if longest > 0.0 && current_age > 2.0 * longest && current_max > highest {
-        let points: Vec<Point> = current
-            .iter()
-            .map(|b| Point {
-                t: b.t,
-                y: b.mean,
-                w: b.count,
-            })
-            .collect();
-        return analyze_trend(current, &points, params, |b| b.max);
+        return analyze_trend(current, &mean_points(current), params, |b| b.max);
     }
     if floors.len() < 4 {
         // A few cycles show a sawtooth but not yet a trend of its floor.
@@ -546,14 +541,7 @@ fn stable_at(bins: &[Bin], params: &ForecastParams) -> Analysis {
 /// fit when it explains a good part of the variance. Its peak over the coming day is
 /// added to the level.
 fn analyze_seasonal(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
-    let points: Vec<Point> = bins
-        .iter()
-        .map(|b| Point {
-            t: b.t,
-            y: b.mean,
-            w: b.count,
-        })
-        .collect();
+    let points = mean_points(bins);
     let line = fit_line(&points)?;
     let width = (bins[bins.len() - 1].t - bins[0].t) / (bins.len() - 1) as f64;
     let phases = (DAY_SECONDS / width).round().max(4.0) as usize;
