@@ -676,3 +676,40 @@ async fn long_ranges_are_split_under_the_point_limit() {
         "361 points in pieces of 100"
     );
 }
+
+#[test]
+fn backtest_replays_prometheus_history() {
+    let f = fixture();
+    let from = chrono::DateTime::from_timestamp(f.start + 3600, 0)
+        .unwrap()
+        .to_rfc3339();
+    let to = chrono::DateTime::from_timestamp(f.end, 0)
+        .unwrap()
+        .to_rfc3339();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args([
+            "backtest", "--from", &from, "--to", &to, "--format", "table",
+        ])
+        .args(["--selector", r#"namespace="prod""#])
+        .args(["--prometheus-url", &f.prometheus.url()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "backtest failed: {stderr}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    let transitions: Vec<&str> = table.lines().skip(1).collect();
+    assert!(
+        transitions.iter().any(|l| l.contains("/istio-proxy")
+            && l.contains("-> critical")
+            && l.contains("of 128Mi")),
+        "the sidecar's limit comes from kube-state-metrics and it alerts:\n{table}"
+    );
+    assert!(
+        !transitions.iter().any(|l| l.contains("/payment-service ")),
+        "the app container stays quiet:\n{table}"
+    );
+    assert!(
+        !table.contains("legacy/") && !table.contains("batch/"),
+        "--selector keeps to namespace prod:\n{table}"
+    );
+}
