@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 
 use crate::backtest::{self, ReplayParams};
 use crate::cli::{
-    BacktestArgs, BacktestFormat, CheckArgs, Cli, Command, ConfigCommand, OutputFormat,
+    BacktestArgs, BacktestFormat, CheckArgs, Cli, Command, ConfigCommand, DemoArgs, OutputFormat,
 };
 use crate::config::{Config, ConfigError, Overrides};
+use crate::daemon::{self, LoopOptions, WallClock};
 use crate::pipeline::Pipeline;
 use crate::report::render_table;
 use crate::source::kubernetes::PrometheusSource;
@@ -67,6 +68,10 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<
             let config = Config::load(cli.global.config.as_deref(), &overrides)?;
             run_backtest(&config, &args).await
         }
+        Command::Demo(args) => {
+            let config = Config::load(cli.global.config.as_deref(), &overrides)?;
+            demo(&config, &args, shutdown).await
+        }
         Command::Run => {
             let config = Config::load(cli.global.config.as_deref(), &overrides)?;
             daemon(&config, shutdown).await
@@ -96,7 +101,12 @@ async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
             config.prometheus.url
         )
     })?;
-    let reports = pipeline.reports(at);
+    // Replay the pending period's evaluations so `alert` is what a daemon would send.
+    let warmup = config
+        .forecast
+        .warning_pending
+        .max(config.forecast.critical_pending);
+    let reports = pipeline.evaluate_with_warmup(at, warmup);
     match args.format {
         OutputFormat::Json => {
             let json = serde_json::to_string_pretty(&reports).context("cannot encode JSON")?;
@@ -120,48 +130,149 @@ async fn daemon(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
-    let mut pipeline = Pipeline::new(prometheus_source(config)?, config);
+    let source = prometheus_source(config)?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen_address))?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         prometheus = %config.prometheus.url,
+        listen = %config.server.listen_address,
         lookback = %humantime::format_duration(config.store.lookback),
+        resolution = %humantime::format_duration(config.store.resolution),
         poll_interval = %humantime::format_duration(config.poll_interval),
+        warning_horizon = %humantime::format_duration(config.forecast.warning_horizon),
+        critical_horizon = %humantime::format_duration(config.forecast.critical_horizon),
+        auth = match config.prometheus.auth {
+            crate::config::Auth::None => "none",
+            crate::config::Auth::Bearer(_) => "bearer",
+            crate::config::Auth::Basic { .. } => "basic",
+        },
         "headroom starting"
     );
-    let mut ticker = tokio::time::interval(config.poll_interval);
-    // A slow poll delays the next one instead of overlapping it or bunching up.
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => {
-                tracing::info!("shutting down");
-                return Ok(());
-            }
-            _ = ticker.tick() => {}
-        }
-        let now = Utc::now().timestamp_millis();
-        let started = std::time::Instant::now();
-        match pipeline.poll(now).await {
-            Ok(summary) => {
-                let reports = pipeline.reports(now);
-                let at_risk = reports
-                    .iter()
-                    .filter(|r| r.severity != crate::model::Severity::None)
-                    .count();
-                tracing::info!(
-                    containers = summary.containers,
-                    samples_added = summary.ingest.samples_added,
-                    at_risk,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "poll done"
-                );
-            }
-            Err(e) => {
-                tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "poll failed; keeping the last forecasts");
-            }
-        }
+    let pipeline = Pipeline::new(source, config);
+    daemon::serve(
+        pipeline,
+        config,
+        std::sync::Arc::new(WallClock),
+        LoopOptions::from_config(config),
+        listener,
+        Box::new(|_, _| {}),
+        |s: &PrometheusSource| s.client().stats().snapshot(),
+        shutdown,
+    )
+    .await?;
+    tracing::info!("headroom stopped");
+    Ok(())
+}
+
+async fn demo(
+    config: &Config,
+    args: &DemoArgs,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    use crate::sim::cluster::SimulatedCluster;
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(AppError::Usage("--speed must be a positive number".into()));
     }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (choose another with --listen)",
+                args.listen
+            )
+        })?;
+    // The simulated day: the payment-service rollout happened 20 minutes ago.
+    let start = Utc::now().timestamp_millis() / 60_000 * 60_000;
+    let rollout = start - 20 * 60_000;
+    let oom = SimulatedCluster::sidecar_oom_at(rollout);
+    println!(
+        "headroom demo: a simulated cluster at {}x speed (one wall second = {} simulated)",
+        args.speed,
+        humantime::format_duration(std::time::Duration::from_secs_f64(args.speed.round()))
+    );
+    println!("  status page  http://{}/", args.listen);
+    println!("  forecasts    http://{}/api/v1/forecasts", args.listen);
+    println!("  metrics      http://{}/metrics", args.listen);
+    println!("payment-service-7f8b9c6d4-xk2nm was rolled out at {} with trace sampling at 100%; its istio-proxy sidecar has a 128Mi limit.\n", &crate::report::rfc3339(rollout)[11..16]);
+    let mut options = LoopOptions::from_config(config);
+    options.speed = args.speed;
+    options.stop_at = (!args.forever).then_some(oom + 15 * 60_000);
+    let mut polls = 0u64;
+    let others_alerted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let others = others_alerted.clone();
+    let on_poll: daemon::OnPoll = Box::new(move |snapshot, transitions| {
+        if transitions
+            .iter()
+            .any(|t| t.report.alert.is_some() && t.report.container != "istio-proxy")
+        {
+            others.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let at = snapshot
+            .evaluated_at
+            .map(crate::report::rfc3339)
+            .unwrap_or_default();
+        let clock = at.get(11..16).unwrap_or("");
+        for t in transitions {
+            let r = &t.report;
+            match r.alert {
+                Some(severity) => println!(
+                    "[{clock}] ALERT {}: {}",
+                    severity.as_str().to_uppercase(),
+                    r.summary()
+                ),
+                None => println!("[{clock}] resolved: {}", r.summary()),
+            }
+        }
+        // A status line every 10 simulated minutes.
+        if polls % 20 == 0 {
+            let top: Vec<String> = snapshot
+                .reports
+                .iter()
+                .take(3)
+                .map(|r| {
+                    format!(
+                        "{} {}{}",
+                        r.container,
+                        crate::units::format_bytes(r.working_set_bytes),
+                        r.time_to_limit_seconds.map_or(String::new(), |s| format!(
+                            " (limit in ~{})",
+                            crate::units::format_duration_short(s)
+                        ))
+                    )
+                })
+                .collect();
+            println!(
+                "[{clock}] {} containers; most urgent: {}",
+                snapshot.reports.len(),
+                top.join(", ")
+            );
+        }
+        polls += 1;
+    });
+    let pipeline = Pipeline::new(SimulatedCluster::new(rollout), config);
+    daemon::serve(
+        pipeline,
+        config,
+        std::sync::Arc::new(daemon::ScaledClock::new(start, args.speed)),
+        options,
+        listener,
+        on_poll,
+        |_| Default::default(),
+        shutdown,
+    )
+    .await?;
+    let quiet = if others_alerted.load(std::sync::atomic::Ordering::Relaxed) {
+        "another container alerted too (see above)"
+    } else {
+        "no other container alerted"
+    };
+    println!(
+        "\ndemo over: the sidecar reached its limit at {} and was restarted; {quiet}.",
+        &crate::report::rfc3339(oom)[11..16]
+    );
+    Ok(())
 }
 
 async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppError> {
@@ -260,7 +371,7 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
     }
     let params = ReplayParams {
         forecast: crate::pipeline::forecast_params(config),
-        alert: crate::model::AlertParams::default(),
+        alert: crate::pipeline::alert_params(config),
         step_ms: step.as_millis() as i64,
         lookback_ms: config.store.lookback.as_millis() as i64,
     };

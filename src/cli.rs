@@ -59,6 +59,11 @@ pub enum Command {
     /// re-forecast every poll interval until SIGTERM or Ctrl-C.
     Run,
 
+    /// Run the whole pipeline on an embedded simulated cluster, no Prometheus needed:
+    /// the seed incident (an istio-proxy sidecar leaking toward its 128Mi limit after a
+    /// rollout) among healthy pods, in accelerated time, with the API and status page.
+    Demo(DemoArgs),
+
     /// Read Prometheus once and print every container's forecast, most urgent first.
     Check(CheckArgs),
 
@@ -119,6 +124,21 @@ pub struct BacktestArgs {
 pub enum BacktestFormat {
     Jsonl,
     Table,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Simulated seconds per wall-clock second (60: an hour of cluster time a minute).
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+
+    /// Where to serve /metrics, the API and the status page.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+
+    /// Keep running after the sidecar's first OOM kill instead of stopping.
+    #[arg(long)]
+    pub forever: bool,
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,16 @@ struct RawConfig {
     store: RawStore,
     poll: RawPoll,
     forecast: RawForecast,
+    server: RawServer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen_address: Option<String>,
+    request_timeout: Option<String>,
+    metrics_min_use: Option<f64>,
+    metrics_max_containers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +111,7 @@ struct RawStore {
 #[serde(deny_unknown_fields, default)]
 struct RawPoll {
     interval: Option<String>,
+    stale_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +121,9 @@ struct RawForecast {
     critical_horizon: Option<String>,
     min_history: Option<String>,
     min_limit: Option<String>,
+    warning_pending: Option<String>,
+    critical_pending: Option<String>,
+    keep_firing_for: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -127,7 +141,23 @@ pub struct Config {
     pub store: StoreConfig,
     /// How often the daemon asks Prometheus for new samples.
     pub poll_interval: Duration,
+    /// Forecasts older than this (Prometheus unreachable) are marked stale and the
+    /// daemon reports not ready.
+    pub stale_after: Duration,
     pub forecast: ForecastConfig,
+    pub server: ServerConfig,
+}
+
+/// The HTTP server: `/metrics`, the API and the status page.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen_address: std::net::SocketAddr,
+    pub request_timeout: Duration,
+    /// Containers at or above this use of their limit get per-container metrics even
+    /// when quiet.
+    pub metrics_min_use: f64,
+    /// The most containers with per-container metrics: the cardinality bound.
+    pub metrics_max_containers: usize,
 }
 
 /// Where Prometheus is and how to talk to it.
@@ -229,6 +259,11 @@ pub struct ForecastConfig {
     pub min_history: Duration,
     /// Limits below this are ignored as nonsense (e.g. a 1-byte limit from a bad export).
     pub min_limit_bytes: u64,
+    /// How long a warning (critical) condition must hold before the alert fires.
+    pub warning_pending: Duration,
+    pub critical_pending: Duration,
+    /// How long a firing alert outlives its condition.
+    pub keep_firing_for: Duration,
 }
 
 impl Default for Config {
@@ -455,12 +490,36 @@ impl Validator<'_> {
             }
         }
         let poll_interval = self.duration("poll.interval", &raw.poll.interval, "30s");
+        let stale_after = self.duration("poll.stale_after", &raw.poll.stale_after, "5m");
+        let server = raw.server;
+        let listen_text = server.listen_address.as_deref().unwrap_or("0.0.0.0:9464");
+        let listen_address = match listen_text.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                self.problem(
+                    "server.listen_address",
+                    format!("{listen_text:?} is not host:port ({e})"),
+                );
+                None
+            }
+        };
+        let request_timeout =
+            self.duration("server.request_timeout", &server.request_timeout, "10s");
+        let metrics_min_use = server.metrics_min_use.unwrap_or(0.8);
+        if !(0.0..=10.0).contains(&metrics_min_use) {
+            self.problem("server.metrics_min_use", "must be a ratio such as 0.8");
+        }
+        let metrics_max_containers = server.metrics_max_containers.unwrap_or(10_000);
 
         let f = raw.forecast;
         let warning_horizon = self.duration("forecast.warning_horizon", &f.warning_horizon, "24h");
         let critical_horizon =
             self.duration("forecast.critical_horizon", &f.critical_horizon, "2h");
         let min_history = self.duration("forecast.min_history", &f.min_history, "30m");
+        let warning_pending = self.duration("forecast.warning_pending", &f.warning_pending, "10m");
+        let critical_pending =
+            self.duration("forecast.critical_pending", &f.critical_pending, "5m");
+        let keep_firing_for = self.duration("forecast.keep_firing_for", &f.keep_firing_for, "10m");
         let min_limit_bytes = match parse_bytes(f.min_limit.as_deref().unwrap_or("1Mi")) {
             Ok(b) => Some(b),
             Err(message) => {
@@ -495,11 +554,21 @@ impl Validator<'_> {
                 forget_after: forget_after?,
             },
             poll_interval: poll_interval?,
+            stale_after: stale_after?,
+            server: ServerConfig {
+                listen_address: listen_address?,
+                request_timeout: request_timeout?,
+                metrics_min_use,
+                metrics_max_containers,
+            },
             forecast: ForecastConfig {
                 warning_horizon: warning_horizon?,
                 critical_horizon: critical_horizon?,
                 min_history: min_history?,
                 min_limit_bytes: min_limit_bytes?,
+                warning_pending: warning_pending?,
+                critical_pending: critical_pending?,
+                keep_firing_for: keep_firing_for?,
             },
         })
     }

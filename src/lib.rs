@@ -19,10 +19,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod backtest;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod logging;
 pub mod model;
 pub mod pipeline;
@@ -31,4 +33,5 @@ pub mod report;
 pub mod sim;
 pub mod source;
 pub mod store;
+pub mod telemetry;
 pub mod units;

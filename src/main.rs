@@ -7,7 +7,12 @@ use headroom::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(message) = headroom::logging::init(cli.global.log_format, &cli.global.log_level) {
+    // The demo prints its own story on stdout; unless asked, its logs keep to warnings.
+    let level = match (&cli.command, cli.global.log_level.as_str()) {
+        (headroom::cli::Command::Demo(_), "info") => "warn",
+        (_, level) => level,
+    };
+    if let Err(message) = headroom::logging::init(cli.global.log_format, level) {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }

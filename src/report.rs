@@ -32,11 +32,18 @@ pub struct ContainerReport {
     pub time_to_limit_lower_seconds: Option<f64>,
     /// `null` when the interval's far end is "never".
     pub time_to_limit_upper_seconds: Option<f64>,
+    /// The forecast's own severity, from this evaluation alone.
     pub severity: Severity,
+    /// The alert as it is (or would be) sent: `null`, `warning` or `critical`, after
+    /// the pending period and hysteresis.
+    pub alert: Option<Severity>,
     pub pattern: Pattern,
     /// When the current growth regime began (RFC 3339).
     pub onset: Option<String>,
     pub evaluated_at: String,
+    /// The daemon could not reach Prometheus for longer than `poll.stale_after`:
+    /// this forecast is the last good one.
+    pub stale: bool,
     /// Segments in the lookback window, oldest first; the last one is current and is
     /// the one forecast. A new segment begins at every container restart.
     pub segments: Vec<SegmentReport>,
@@ -74,9 +81,11 @@ impl ContainerReport {
             time_to_limit_lower_seconds: eta.map(|e| e.lower_seconds),
             time_to_limit_upper_seconds: eta.and_then(|e| e.upper_seconds),
             severity: forecast.severity,
+            alert: None,
             pattern: forecast.pattern,
             onset: forecast.onset.map(rfc3339),
             evaluated_at: rfc3339(now),
+            stale: false,
             segments: tracked
                 .segments
                 .iter()
@@ -94,8 +103,9 @@ impl ContainerReport {
 /// Most urgent first: severity, then the nearest limit, then the fullest container.
 pub fn sort_by_urgency(reports: &mut [ContainerReport]) {
     reports.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
+        b.alert
+            .cmp(&a.alert)
+            .then_with(|| b.severity.cmp(&a.severity))
             .then_with(|| {
                 let eta = |r: &ContainerReport| r.time_to_limit_seconds.unwrap_or(f64::INFINITY);
                 eta(a).total_cmp(&eta(b))
@@ -197,5 +207,47 @@ fn time_to_limit_text(r: &ContainerReport) -> String {
                 .map_or("never".into(), format_duration_short);
             format!("~{} ({lower}–{upper})", format_duration_short(s))
         }
+    }
+}
+
+impl ContainerReport {
+    /// One sentence a person can act on, e.g. "istio-proxy in prod/payment-… will
+    /// reach its 128Mi limit in ~38m (90% interval 31m–47m); growth +31Mi/h began 14:12".
+    pub fn summary(&self) -> String {
+        let who = format!("{} in {}/{}", self.container, self.namespace, self.pod);
+        let Some(limit) = self.limit_bytes else {
+            return format!(
+                "{who} has no memory limit ({} used)",
+                format_bytes(self.working_set_bytes)
+            );
+        };
+        let mut text = match self.time_to_limit_seconds {
+            Some(s) if s <= 0.0 => format!("{who} is at its {} limit", format_bytes(limit)),
+            Some(s) => format!(
+                "{who} will reach its {} limit in ~{} (90% interval {}–{})",
+                format_bytes(limit),
+                format_duration_short(s),
+                self.time_to_limit_lower_seconds
+                    .map_or("?".into(), format_duration_short),
+                self.time_to_limit_upper_seconds
+                    .map_or("never".into(), format_duration_short)
+            ),
+            None => format!(
+                "{who} is not on course to reach its {} limit ({} used)",
+                format_bytes(limit),
+                format_bytes(self.working_set_bytes)
+            ),
+        };
+        if let (Some(g), Some(onset)) = (self.growth_bytes_per_second, &self.onset) {
+            if self.time_to_limit_seconds.is_some_and(|s| s > 0.0) {
+                text.push_str(&format!(
+                    "; growth {}{}/h began {}",
+                    if g >= 0.0 { "+" } else { "" },
+                    format_bytes(g * 3600.0),
+                    onset.get(11..16).unwrap_or(onset)
+                ));
+            }
+        }
+        text
     }
 }

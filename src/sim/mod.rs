@@ -4,6 +4,7 @@
 //! Deterministic: every series comes from a seed through [`Rng`], a SplitMix64
 //! generator written out here so that a seed means the same series in every version.
 
+pub mod cluster;
 pub mod scenarios;
 
 /// SplitMix64 with Box–Muller normals: small, fast, and stable across versions.

@@ -23,7 +23,7 @@ pub struct ContainerKey {
     pub namespace: String,
     pub pod: String,
     pub container: String,
-    /// Extra identity labels as (name, value), in config order.
+    /// Extra identity labels as (name, value), sorted by name.
     pub extra: Vec<(String, String)>,
 }
 
@@ -36,14 +36,17 @@ impl ContainerKey {
         if container == "POD" {
             return None;
         }
+        let mut extra: Vec<(String, String)> = extra_names
+            .iter()
+            .map(|name| (name.clone(), labels.get(name).cloned().unwrap_or_default()))
+            .collect();
+        // One order everywhere, so a key rebuilt from a report's label map is equal.
+        extra.sort();
         Some(ContainerKey {
             namespace: get("namespace")?,
             pod: get("pod")?,
             container,
-            extra: extra_names
-                .iter()
-                .map(|name| (name.clone(), labels.get(name).cloned().unwrap_or_default()))
-                .collect(),
+            extra,
         })
     }
 }

@@ -78,6 +78,22 @@ pub enum QueryError {
     Client(String),
 }
 
+impl QueryError {
+    /// A short, stable reason for metrics labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            QueryError::Transport { .. } => "transport",
+            QueryError::Timeout { .. } => "timeout",
+            QueryError::Status { status, .. } if *status >= 500 => "http_5xx",
+            QueryError::Status { .. } => "http_4xx",
+            QueryError::InvalidJson { .. } | QueryError::SavedResponse { .. } => "invalid_response",
+            QueryError::WrongResultType { .. } => "wrong_result_type",
+            QueryError::Secret(_) => "secret",
+            QueryError::Client(_) => "client",
+        }
+    }
+}
+
 /// Counters of what the client did, for headroom's own metrics and benchmarks.
 #[derive(Debug, Default)]
 pub struct FetchStats {

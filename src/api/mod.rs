@@ -1,0 +1,225 @@
+//! The HTTP API: `/metrics`, `/healthz`, `/readyz`, `/api/v1/forecasts[...]` and the
+//! status page at `/`. Built by [`router`] so tests call it without a socket; every
+//! handler reads the latest immutable [`Snapshot`] and nothing else.
+
+mod page;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::daemon::Snapshot;
+use crate::model::Severity;
+use crate::report::ContainerReport;
+use crate::source::ContainerKey;
+use crate::telemetry::Telemetry;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    pub telemetry: Arc<Telemetry>,
+    pub request_timeout: Duration,
+}
+
+/// One error shape for the whole API: `{"error": "..."}` with a fitting status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+/// The API's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.request_timeout;
+    Router::new()
+        .route("/", get(status_page))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/forecasts", get(forecasts))
+        .route(
+            "/api/v1/forecasts/{namespace}/{pod}/{container}",
+            get(forecast_detail),
+        )
+        .fallback(not_found)
+        .layer(middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(response) => response,
+                    Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "request timed out")
+                        .into_response(),
+                }
+            },
+        ))
+        .with_state(state)
+}
+
+fn latest(state: &AppState) -> Arc<Snapshot> {
+    state.snapshots.borrow().clone()
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such path: {}", request.uri().path()),
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.telemetry.render(),
+    )
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let snapshot = latest(&state);
+    if snapshot.ready() {
+        Json(serde_json::json!({ "ready": true })).into_response()
+    } else {
+        let reason = match (&snapshot.last_success, &snapshot.last_error) {
+            (None, None) => "no poll has completed yet".to_string(),
+            (None, Some(e)) => format!("no successful poll yet: {e}"),
+            (Some(_), e) => format!(
+                "forecasts are stale: {}",
+                e.as_deref().unwrap_or("Prometheus unreachable")
+            ),
+        };
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "ready": false, "reason": reason })),
+        )
+            .into_response()
+    }
+}
+
+/// Filters of `GET /api/v1/forecasts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastFilter {
+    namespace: Option<String>,
+    /// `warning` or `critical`: the forecast's severity or the alert is at least this.
+    severity: Option<String>,
+    /// Containers using at least this share of their limit.
+    min_use: Option<f64>,
+}
+
+async fn forecasts(
+    State(state): State<AppState>,
+    query: Result<Query<ForecastFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ContainerReport>>, ApiError> {
+    let Query(filter) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let min_severity = match filter.severity.as_deref() {
+        None => Severity::None,
+        Some("none") => Severity::None,
+        Some("warning") => Severity::Warning,
+        Some("critical") => Severity::Critical,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("severity {other:?} is not one of none, warning, critical"),
+            ))
+        }
+    };
+    if let Some(u) = filter.min_use {
+        if !u.is_finite() || u < 0.0 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "min_use must be a ratio such as 0.8",
+            ));
+        }
+    }
+    let snapshot = latest(&state);
+    let selected = snapshot
+        .reports
+        .iter()
+        .filter(|r| {
+            filter
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| &r.namespace == ns)
+        })
+        .filter(|r| r.severity.max(r.alert.unwrap_or(Severity::None)) >= min_severity)
+        .filter(|r| {
+            filter
+                .min_use
+                .is_none_or(|u| r.use_ratio.is_some_and(|x| x >= u))
+        })
+        .cloned()
+        .collect();
+    Ok(Json(selected))
+}
+
+async fn forecast_detail(
+    State(state): State<AppState>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let snapshot = latest(&state);
+    let report = snapshot
+        .reports
+        .iter()
+        .find(|r| r.namespace == namespace && r.pod == pod && r.container == container)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no container {namespace}/{pod}/{container} is tracked"),
+            )
+        })?;
+    let key = ContainerKey {
+        namespace,
+        pod,
+        container,
+        extra: report
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let history = snapshot.histories.get(&key);
+    Ok(Json(serde_json::json!({
+        "forecast": report,
+        "history": history,
+    })))
+}
+
+async fn status_page(State(state): State<AppState>) -> Html<String> {
+    Html(page::render(&latest(&state)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! The status page: containers by urgency, each with an inline SVG chart of its working
+//! set, limit and forecast band. Plain HTML and SVG, no scripts, no build chain.
+
+use std::fmt::Write as _;
+
+use crate::daemon::Snapshot;
+use crate::model::Severity;
+use crate::plot::{self, Band, Chart};
+use crate::report::{rfc3339, ContainerReport};
+use crate::source::ContainerKey;
+use crate::units::{format_bytes, format_duration_short};
+
+/// Containers drawn as cards with charts; the rest are listed in a table.
+const CARDS: usize = 40;
+const TABLE_ROWS: usize = 500;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn eta_text(r: &ContainerReport) -> String {
+    match r.time_to_limit_seconds {
+        None => "not on course to its limit".into(),
+        Some(s) if s <= 0.0 => "at its limit".into(),
+        Some(s) => format!(
+            "limit in ~{} (90%: {}–{})",
+            format_duration_short(s),
+            r.time_to_limit_lower_seconds
+                .map_or("?".into(), format_duration_short),
+            r.time_to_limit_upper_seconds
+                .map_or("never".into(), format_duration_short)
+        ),
+    }
+}
+
+fn badge(r: &ContainerReport) -> &'static str {
+    match r.alert {
+        Some(Severity::Critical) => r#"<span class="badge critical">critical</span>"#,
+        Some(Severity::Warning) => r#"<span class="badge warning">warning</span>"#,
+        _ => r#"<span class="badge ok">ok</span>"#,
+    }
+}
+
+/// Renders the whole page.
+pub fn render(snapshot: &Snapshot) -> String {
+    let mut html = String::with_capacity(64 * 1024);
+    html.push_str(r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="15"><title>headroom</title><style>
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;background:#fafafa}
+h1{font-size:1.4rem;margin:0 0 .3rem}.meta{color:#666;margin-bottom:1rem}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6rem .8rem;margin:0 0 .8rem;max-width:960px}
+.card h2{font-size:1rem;margin:.1rem 0 .3rem;font-weight:600}.facts{color:#444;font-size:.9rem;margin-bottom:.3rem}
+.badge{display:inline-block;border-radius:3px;padding:0 .4rem;font-size:.8rem;margin-right:.4rem;color:#fff}
+.critical{background:#cb181d}.warning{background:#d98c00}.ok{background:#41ab5d}
+.stale{background:#fee;border:1px solid #c00;padding:.4rem;margin-bottom:1rem}
+table{border-collapse:collapse;font-size:.85rem}td,th{padding:.15rem .6rem;text-align:left;border-bottom:1px solid #eee}
+</style></head><body><h1>headroom</h1>"#);
+    let at = snapshot
+        .evaluated_at
+        .map_or("no forecast yet".into(), rfc3339);
+    let alerts = snapshot
+        .reports
+        .iter()
+        .filter(|r| r.alert.is_some())
+        .count();
+    let _ = write!(
+        html,
+        r#"<div class="meta">{} containers tracked · {alerts} alerting · forecasts as of {at}</div>"#,
+        snapshot.reports.len()
+    );
+    if snapshot.stale || (snapshot.last_success.is_none() && snapshot.last_error.is_some()) {
+        let _ = write!(
+            html,
+            r#"<div class="stale">Forecasts are stale: {}</div>"#,
+            escape(
+                snapshot
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("Prometheus unreachable")
+            )
+        );
+    }
+    for r in snapshot.reports.iter().take(CARDS) {
+        let key = ContainerKey {
+            namespace: r.namespace.clone(),
+            pod: r.pod.clone(),
+            container: r.container.clone(),
+            extra: r
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let title = format!("{}/{}/{}", r.namespace, r.pod, r.container);
+        let _ = write!(
+            html,
+            r#"<div class="card"><h2>{}{}</h2>"#,
+            badge(r),
+            escape(&title)
+        );
+        let _ = write!(
+            html,
+            r#"<div class="facts">{} of {}{} · growth {} · {} · {}{}</div>"#,
+            format_bytes(r.working_set_bytes),
+            r.limit_bytes.map_or("no limit".into(), format_bytes),
+            r.use_ratio
+                .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0)),
+            r.growth_bytes_per_second.map_or("-".into(), |g| format!(
+                "{}{}/h",
+                if g >= 0.0 { "+" } else { "" },
+                format_bytes(g * 3600.0)
+            )),
+            escape(&eta_text(r)),
+            serde_json::to_value(r.pattern)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            r.onset
+                .as_ref()
+                .map_or(String::new(), |o| format!(" since {}", &o[11..16])),
+        );
+        if let Some(history) = snapshot.histories.get(&key) {
+            let bands = match (
+                r.time_to_limit_seconds,
+                r.time_to_limit_lower_seconds,
+                snapshot.evaluated_at,
+            ) {
+                (Some(eta), Some(lower), Some(at)) if eta > 0.0 => vec![Band {
+                    at,
+                    level_bytes: history
+                        .trend
+                        .map_or(r.working_set_bytes, |t| t.level_bytes + t.peak_offset_bytes),
+                    eta_seconds: eta,
+                    lower_seconds: lower,
+                    upper_seconds: r.time_to_limit_upper_seconds,
+                }],
+                _ => vec![],
+            };
+            // Split the samples into runs at segment starts (restarts).
+            let mut runs: Vec<Vec<(i64, f64)>> = vec![Vec::new()];
+            let mut starts = history.segment_starts.iter().skip(1).peekable();
+            for &(t, v) in &history.samples {
+                if starts.peek().is_some_and(|s| t >= **s) {
+                    starts.next();
+                    runs.push(Vec::new());
+                }
+                runs.last_mut().expect("one run").push((t, v));
+            }
+            let chart = Chart {
+                title: "",
+                series: runs,
+                limit_bytes: r.limit_bytes,
+                alerts: vec![],
+                bands,
+                width: 900.0,
+                height: 180.0,
+            };
+            html.push_str(&plot::render(&chart));
+        }
+        html.push_str("</div>");
+    }
+    if snapshot.reports.len() > CARDS {
+        html.push_str("<h2>Other containers</h2><table><tr><th>container</th><th>working set</th><th>limit</th><th>growth</th><th>forecast</th></tr>");
+        for r in snapshot.reports.iter().skip(CARDS).take(TABLE_ROWS) {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&format!("{}/{}/{}", r.namespace, r.pod, r.container)),
+                format_bytes(r.working_set_bytes),
+                r.limit_bytes.map_or("no limit".into(), format_bytes),
+                r.growth_bytes_per_second
+                    .map_or("-".into(), |g| format!("{}/h", format_bytes(g * 3600.0))),
+                escape(&eta_text(r)),
+            );
+        }
+        html.push_str("</table>");
+    }
+    html.push_str("</body></html>");
+    html
+}

@@ -1,0 +1,212 @@
+//! The API through `router(state)`, without a socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::{router, AppState};
+use crate::daemon::Snapshot;
+use crate::model::{Pattern, Severity};
+use crate::report::ContainerReport;
+use crate::telemetry::{ExportRules, Telemetry};
+
+fn report(ns: &str, container: &str, alert: Option<Severity>, use_ratio: f64) -> ContainerReport {
+    ContainerReport {
+        namespace: ns.into(),
+        pod: "p-1".into(),
+        container: container.into(),
+        labels: Default::default(),
+        working_set_bytes: use_ratio * 100.0,
+        limit_bytes: Some(100.0),
+        limit_source: None,
+        use_ratio: Some(use_ratio),
+        growth_bytes_per_second: Some(1.0),
+        time_to_limit_seconds: alert.map(|_| 600.0),
+        time_to_limit_lower_seconds: alert.map(|_| 500.0),
+        time_to_limit_upper_seconds: alert.map(|_| 700.0),
+        severity: alert.unwrap_or(Severity::None),
+        alert,
+        pattern: if alert.is_some() {
+            Pattern::Leak
+        } else {
+            Pattern::Stable
+        },
+        onset: Some("2026-03-19T14:12:00Z".into()),
+        evaluated_at: "2026-03-19T14:30:00Z".into(),
+        stale: false,
+        segments: vec![],
+    }
+}
+
+fn state(snapshot: Snapshot) -> (AppState, watch::Sender<Arc<Snapshot>>) {
+    let (tx, rx) = watch::channel(Arc::new(snapshot));
+    let telemetry = Arc::new(Telemetry::new(
+        &[],
+        ExportRules {
+            min_use: 0.8,
+            max_containers: 100,
+        },
+    ));
+    (
+        AppState {
+            snapshots: rx,
+            telemetry,
+            request_timeout: Duration::from_secs(5),
+        },
+        tx,
+    )
+}
+
+fn fleet() -> Snapshot {
+    Snapshot {
+        evaluated_at: Some(1_773_930_600_000),
+        last_success: Some(1_773_930_600_000),
+        last_error: None,
+        stale: false,
+        reports: vec![
+            report("prod", "istio-proxy", Some(Severity::Critical), 0.9),
+            report("prod", "payment-service", None, 0.46),
+            report("batch", "worker", None, 0.85),
+        ],
+        histories: Default::default(),
+    }
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
+    let response = app
+        .clone()
+        .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn forecasts_filter_by_namespace_severity_and_use() {
+    let (state, _tx) = state(fleet());
+    let app = router(state);
+    let names = |body: &str| -> Vec<String> {
+        serde_json::from_str::<Vec<serde_json::Value>>(body)
+            .unwrap()
+            .iter()
+            .map(|r| r["container"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, body) = get(&app, "/api/v1/forecasts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names(&body), ["istio-proxy", "payment-service", "worker"]);
+    let (_, body) = get(&app, "/api/v1/forecasts?namespace=prod").await;
+    assert_eq!(names(&body), ["istio-proxy", "payment-service"]);
+    let (_, body) = get(&app, "/api/v1/forecasts?severity=critical").await;
+    assert_eq!(names(&body), ["istio-proxy"]);
+    let (_, body) = get(&app, "/api/v1/forecasts?min_use=0.8").await;
+    assert_eq!(names(&body), ["istio-proxy", "worker"]);
+}
+
+#[tokio::test]
+async fn bad_parameters_and_paths_answer_json_errors() {
+    let (state, _tx) = state(fleet());
+    let app = router(state);
+    let (status, body) = get(&app, "/api/v1/forecasts?severity=urgent").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        r#"{"error":"severity \"urgent\" is not one of none, warning, critical"}"#
+    );
+    let (status, body) = get(&app, "/api/v1/forecasts?min_use=lots").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.starts_with(r#"{"error":"Failed to deserialize query string"#),
+        "{body}"
+    );
+    let (status, body) = get(&app, "/api/v1/forecasts?colour=red").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("unknown field `colour`"), "{body}");
+    let (status, body) = get(&app, "/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, r#"{"error":"no such path: /nope"}"#);
+    let (status, body) = get(&app, "/api/v1/forecasts/prod/p-1/missing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body,
+        r#"{"error":"no container prod/p-1/missing is tracked"}"#
+    );
+}
+
+#[tokio::test]
+async fn detail_readiness_health_and_page() {
+    let (state, tx) = state(Snapshot::default());
+    let app = router(state);
+    let (status, body) = get(&app, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        r#"{"ready":false,"reason":"no poll has completed yet"}"#
+    );
+    assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
+
+    tx.send(Arc::new(fleet())).unwrap();
+    assert_eq!(
+        get(&app, "/readyz").await,
+        (StatusCode::OK, r#"{"ready":true}"#.into())
+    );
+    let (status, body) = get(&app, "/api/v1/forecasts/prod/p-1/istio-proxy").await;
+    assert_eq!(status, StatusCode::OK);
+    let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["forecast"]["alert"], "critical");
+    assert!(detail["history"].is_null());
+
+    let (status, page) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("prod/p-1/istio-proxy") && page.contains("badge critical"));
+    let first = page.find("istio-proxy").unwrap();
+    assert!(
+        first < page.find("payment-service").unwrap(),
+        "most urgent first"
+    );
+
+    let mut stale = fleet();
+    stale.stale = true;
+    stale.last_error = Some("cannot reach Prometheus".into());
+    tx.send(Arc::new(stale)).unwrap();
+    let (status, body) = get(&app, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("forecasts are stale: cannot reach Prometheus"));
+}
+
+#[tokio::test]
+async fn metrics_export_containers_at_risk_and_drop_those_gone() {
+    let (state, _tx) = state(fleet());
+    state.telemetry.publish(&fleet().reports);
+    let app = router(state.clone());
+    let (_, text) = get(&app, "/metrics").await;
+    assert!(text.contains(r#"headroom_time_to_limit_seconds{container="istio-proxy",namespace="prod",pod="p-1"} 600"#), "{text}");
+    assert!(text.contains(r#"headroom_alert_state{container="istio-proxy",namespace="prod",pod="p-1",severity="critical"} 1"#));
+    assert!(
+        text.contains(
+            r#"headroom_working_set_bytes{container="worker",namespace="batch",pod="p-1"} 85"#
+        ),
+        "85% use is exported"
+    );
+    assert!(
+        !text.contains(r#"container="payment-service""#),
+        "quiet and 46% used: not exported"
+    );
+    assert!(text.contains("headroom_build_info{version="));
+
+    state.telemetry.publish(&fleet().reports[1..]);
+    let (_, text) = get(&app, "/metrics").await;
+    assert!(
+        !text.contains(r#"container="istio-proxy""#),
+        "series of a gone container are removed:\n{text}"
+    );
+    assert!(text.contains("headroom_containers_exported 1"));
+}
