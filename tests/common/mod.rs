@@ -142,6 +142,8 @@ pub struct TestPrometheus {
     child: Child,
     dir: tempfile::TempDir,
     log_path: PathBuf,
+    /// How to start it again after [`TestPrometheus::stop`].
+    command: (PathBuf, Vec<String>),
 }
 
 impl TestPrometheus {
@@ -175,26 +177,30 @@ impl TestPrometheus {
         std::fs::write(&config, prometheus_yml).unwrap();
         let log_path = dir.path().join("prometheus.log");
         let port = free_port();
-        let child = Command::new(&prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--storage.tsdb.retention.time=3650d")
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .expect("start prometheus");
-        reap_with_parent(child.id());
+        let args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", data.display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--storage.tsdb.retention.time=3650d".to_string(),
+            "--log.level=warn".to_string(),
+        ];
+        let child = spawn_logged(&prometheus, &args, &log_path);
         let mut p = TestPrometheus {
             port,
             child,
             dir,
             log_path,
+            command: (prometheus, args),
         };
         p.wait_ready();
         p
+    }
+
+    /// Starts it again on the same port and data after [`TestPrometheus::stop`].
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_logged(&self.command.0, &self.command.1, &self.log_path);
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
@@ -240,6 +246,39 @@ impl TestPrometheus {
 impl Drop for TestPrometheus {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+fn spawn_logged(binary: &Path, args: &[String], log_path: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .unwrap();
+    let child = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    reap_with_parent(child.id());
+    child
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, failing with `what` after
+/// `seconds`.
+pub fn wait_for<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {seconds}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

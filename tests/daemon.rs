@@ -1,0 +1,291 @@
+//! headroom as a service: the demo as a newcomer runs it, and `headroom run` against a
+//! real Prometheus that also scrapes it, through an outage and a SIGTERM.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use common::{free_port, http_get, openmetrics, wait_for, SeriesSpec, TestPrometheus, MI};
+
+#[test]
+fn demo_alerts_on_the_sidecar_and_serves_the_api() {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args([
+            "demo",
+            "--speed",
+            "900",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the demo to be ready", 30, || {
+        matches!(http_get(port, "/readyz"), Ok((200, _))).then_some(())
+    });
+    let critical = wait_for("the sidecar's critical alert in the API", 30, || {
+        let (_, body) = http_get(port, "/api/v1/forecasts?severity=critical").ok()?;
+        let reports: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        reports.into_iter().find(|r| r["alert"] == "critical")
+    });
+    assert_eq!(critical["container"], "istio-proxy");
+    assert_eq!(critical["pod"], "payment-service-7f8b9c6d4-xk2nm");
+    assert_eq!(critical["limit_bytes"], 128.0 * MI);
+    let (_, metrics) = http_get(port, "/metrics").unwrap();
+    assert!(
+        metrics.contains(r#"headroom_time_to_limit_seconds{container="istio-proxy",namespace="prod",pod="payment-service-7f8b9c6d4-xk2nm"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"headroom_alert_state{container="istio-proxy",namespace="prod",pod="payment-service-7f8b9c6d4-xk2nm",severity="critical"} 1"#));
+    let (status, page) = http_get(port, "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<svg") && page.contains("forecast-band") && page.contains("badge critical")
+    );
+    status_page_renders_in_chromium(port);
+
+    let status = wait_for("the demo to finish", 60, || child.try_wait().ok().flatten());
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ALERT CRITICAL: istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("resolved: istio-proxy"), "{stdout}");
+    assert!(stdout.contains("no other container alerted"), "{stdout}");
+    assert!(
+        !stdout.contains("ALERT CRITICAL: payment-service"),
+        "{stdout}"
+    );
+}
+
+/// History up to now (Prometheus' five-minute lookback keeps it current for the
+/// test's few minutes), so a daemon on the wall clock sees a live leak: istio-proxy
+/// grows from 64Mi toward its 128Mi limit. Nothing is written in the future: the TSDB
+/// would then refuse the scraped samples older than its newest block.
+fn live_history() -> String {
+    let now = {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        t - t % 30
+    };
+    let (start, end) = (now - 3 * 3600, now);
+    let onset = now - 90 * 60;
+    let labels = |c: &str| -> Vec<(String, String)> {
+        [
+            ("namespace", "prod"),
+            ("pod", "payment-service-7f8b9c6d4-xk2nm"),
+            ("container", c),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let with = |c: &str, extra: &[(&str, &str)]| {
+        let mut l = labels(c);
+        l.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        l
+    };
+    let series = vec![
+        SeriesSpec {
+            metric: "container_memory_working_set_bytes".into(),
+            labels: with("istio-proxy", &[("id", "/pod/proxy")]),
+            samples: vec![],
+        }
+        .every(start, end, 30, |t| {
+            64.0 * MI
+                + (t - onset).max(0) as f64 * 25.0 * MI / 3600.0
+                + ((t / 30) % 3) as f64 * 50_000.0
+        }),
+        SeriesSpec {
+            metric: "container_memory_working_set_bytes".into(),
+            labels: with("payment-service", &[("id", "/pod/app")]),
+            samples: vec![],
+        }
+        .every(start, end, 30, |t| {
+            118.0 * MI + ((t / 30) % 4) as f64 * 100_000.0
+        }),
+        SeriesSpec {
+            metric: "kube_pod_container_resource_limits".into(),
+            labels: with("istio-proxy", &[("resource", "memory")]),
+            samples: vec![],
+        }
+        .every(start, end, 30, |_| 128.0 * MI),
+        SeriesSpec {
+            metric: "kube_pod_container_resource_limits".into(),
+            labels: with("payment-service", &[("resource", "memory")]),
+            samples: vec![],
+        }
+        .every(start, end, 30, |_| 256.0 * MI),
+    ];
+    openmetrics(&series)
+}
+
+#[test]
+fn run_is_scraped_survives_an_outage_and_stops_on_sigterm() {
+    let headroom_port = free_port();
+    let prometheus_yml = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: headroom\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{headroom_port}']\n"
+    );
+    let mut prometheus = TestPrometheus::start_with_config(&live_history(), &prometheus_yml);
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!(
+            "prometheus:\n  url: {}\n  timeout: 2s\nstore:\n  lookback: 3h\n  resolution: 2s\npoll:\n  interval: 2s\n  stale_after: 4s\nserver:\n  listen_address: 127.0.0.1:{headroom_port}\n",
+            prometheus.url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args([
+            "run",
+            "--config",
+            config.path().to_str().unwrap(),
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    wait_for("headroom to be ready", 60, || {
+        matches!(http_get(headroom_port, "/readyz"), Ok((200, _))).then_some(())
+    });
+    // The real Prometheus scrapes headroom and sees the leaking sidecar's forecast.
+    let seen = wait_for(
+        "Prometheus to scrape headroom_time_to_limit_seconds",
+        60,
+        || {
+            let (_, body) = http_get(
+            prometheus.port,
+            "/api/v1/query?query=headroom_time_to_limit_seconds%7Bcontainer%3D%22istio-proxy%22%7D",
+        )
+        .ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let result = v["data"]["result"].as_array()?.first()?.clone();
+            Some(result)
+        },
+    );
+    assert_eq!(seen["metric"]["namespace"], "prod");
+    let eta: f64 = seen["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(eta > 0.0 && eta < 3.0 * 3600.0, "ETA {eta}s");
+
+    // Outage: readiness flips, the process stays up, forecasts are kept.
+    prometheus.stop();
+    let (_, body) = wait_for("readiness to flip during the outage", 60, || {
+        http_get(headroom_port, "/readyz")
+            .ok()
+            .filter(|(s, _)| *s == 503)
+    });
+    assert!(body.contains("forecasts are stale: "), "{body}");
+    let (status, forecasts) = http_get(headroom_port, "/api/v1/forecasts").unwrap();
+    assert_eq!(status, 200);
+    assert!(forecasts.contains(r#""stale":true"#), "{forecasts}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "headroom must not exit during an outage"
+    );
+
+    prometheus.restart();
+    wait_for("readiness to return after the outage", 60, || {
+        matches!(http_get(headroom_port, "/readyz"), Ok((200, _))).then_some(())
+    });
+
+    // One shutdown path: SIGTERM drains and exits 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_for("headroom to exit after SIGTERM", 20, || {
+        child.try_wait().ok().flatten()
+    });
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(status.success(), "exit {status}: {logs}");
+    assert!(logs.contains(r#""message":"headroom starting""#), "{logs}");
+    assert!(
+        logs.contains(r#""message":"poll failed; keeping the last forecasts""#),
+        "{logs}"
+    );
+    assert!(logs.contains(r#""message":"headroom stopped""#), "{logs}");
+}
+
+/// Takes a screenshot of the status page in headless Chromium and checks that the
+/// charts rendered: the working-set line (#08519c), the limit line (#cb181d) and the
+/// forecast band (#9ecae1 at 45%) are all painted.
+fn status_page_renders_in_chromium(port: u16) {
+    let chromium = common::require_binary("chromium", "chromium");
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("status.png");
+    let output = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1000,900",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    assert!(
+        shot.exists(),
+        "chromium took no screenshot: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if let Ok(keep) = std::env::var("HEADROOM_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let channels = info.color_type.samples();
+    let near = |p: &[u8], rgb: (i32, i32, i32), tolerance: i32| {
+        (p[0] as i32 - rgb.0).abs() <= tolerance
+            && (p[1] as i32 - rgb.1).abs() <= tolerance
+            && (p[2] as i32 - rgb.2).abs() <= tolerance
+    };
+    let count = |rgb: (i32, i32, i32), tolerance: i32| {
+        pixels[..info.buffer_size()]
+            .chunks(channels)
+            .filter(|p| near(p, rgb, tolerance))
+            .count()
+    };
+    let working_set = count((0x08, 0x51, 0x9c), 40);
+    let limit = count((0xcb, 0x18, 0x1d), 40);
+    // #9ecae1 at 45% over white.
+    let band = count((0xd2, 0xe6, 0xf3), 12);
+    assert!(working_set > 300, "working-set line pixels: {working_set}");
+    assert!(limit > 300, "limit line pixels: {limit}");
+    assert!(band > 300, "forecast band pixels: {band}");
+}
