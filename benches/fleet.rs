@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{openmetrics, recent_minute, SeriesSpec, TestPrometheus, MI};
+use common::{free_port, http_get, openmetrics, wait_for, SeriesSpec, TestPrometheus, MI};
 use headroom::config::{Config, Overrides};
 use headroom::pipeline::Pipeline;
 use headroom::source::kubernetes::PrometheusSource;
@@ -84,7 +84,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let end = recent_minute() - 120;
+    // History up to now, so the daemon measured below sees live containers.
+    let end = {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        t - t % 30
+    };
     let start = end - 6 * 3600;
 
     let t = Instant::now();
@@ -138,4 +145,74 @@ fn main() {
         println!("store:     {} containers, {} heap bytes = {:.0} bytes/container (RSS grew {:.1} MiB during backfill)",
             store.len(), heap, heap as f64 / store.len() as f64, (rss_after.saturating_sub(rss_before)) as f64 / MI);
     });
+    daemon_footprint(&prometheus, containers);
+}
+
+/// `headroom run` as a process against the same Prometheus: RSS and CPU once the
+/// backfill is done, over a minute of 30-second polls.
+fn daemon_footprint(prometheus: &TestPrometheus, containers: usize) {
+    let port = free_port();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!(
+            "prometheus:\n  url: {}\nserver:\n  listen_address: 127.0.0.1:{port}\n",
+            prometheus.url()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args([
+            "run",
+            "--config",
+            config.path().to_str().unwrap(),
+            "--log-level",
+            "warn",
+        ])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    wait_for("headroom run to be ready", 300, || {
+        matches!(http_get(port, "/readyz"), Ok((200, _))).then_some(())
+    });
+    let ready_after = started.elapsed();
+    let stat = |pid: u32| -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss_kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0.0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 of /proc/PID/stat (1-based).
+        let ticks: f64 = fields
+            .get(11)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        (rss_kb * 1024.0, ticks / 100.0)
+    };
+    let (rss_ready, cpu_ready) = stat(child.id());
+    let window = std::time::Duration::from_secs(60);
+    std::thread::sleep(window);
+    let (rss, cpu) = stat(child.id());
+    println!(
+        "daemon:    {containers} containers: ready (backfilled) after {:.1}s; RSS {:.1} MiB at ready, {:.1} MiB after 60s of polling; CPU {:.2}s over those 60s ({:.2}% of a core)",
+        ready_after.as_secs_f64(),
+        rss_ready / MI,
+        rss / MI,
+        cpu - cpu_ready,
+        (cpu - cpu_ready) / window.as_secs_f64() * 100.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
