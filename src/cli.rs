@@ -139,6 +139,14 @@ pub struct DemoArgs {
     /// Keep running after the sidecar's first OOM kill instead of stopping.
     #[arg(long)]
     pub forever: bool,
+
+    /// Also send the demo's alerts to this Slack incoming webhook.
+    #[arg(long, value_name = "URL")]
+    pub slack_url: Option<String>,
+
+    /// Also send the demo's alerts to this generic webhook (headroom's JSON payload).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,81 @@ struct RawConfig {
     poll: RawPoll,
     forecast: RawForecast,
     server: RawServer,
+    alerts: RawAlerts,
+    receivers: RawReceivers,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAlerts {
+    alertname: Option<String>,
+    resend_interval: Option<String>,
+    resolved_retention: Option<String>,
+    labels: BTreeMap<String, String>,
+    runbook_url: Option<String>,
+    dashboard_url: Option<String>,
+    queue_capacity: Option<usize>,
+    drain_timeout: Option<String>,
+    retry_initial: Option<String>,
+    retry_max: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawReceivers {
+    alertmanager: Vec<RawAlertmanager>,
+    slack: Vec<RawSlack>,
+    webhook: Vec<RawWebhook>,
+}
+
+/// The filter keys every receiver has (not `#[serde(flatten)]`: that would defeat
+/// `deny_unknown_fields`).
+#[derive(Debug, Default)]
+struct RawFilter {
+    min_severity: Option<String>,
+    namespaces: Vec<String>,
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAlertmanager {
+    name: Option<String>,
+    url: Option<String>,
+    timeout: Option<String>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<String>,
+    basic_auth: Option<RawBasicAuth>,
+    min_severity: Option<String>,
+    namespaces: Vec<String>,
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSlack {
+    name: Option<String>,
+    url: Option<String>,
+    url_file: Option<String>,
+    timeout: Option<String>,
+    min_severity: Option<String>,
+    namespaces: Vec<String>,
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWebhook {
+    name: Option<String>,
+    url: Option<String>,
+    url_file: Option<String>,
+    hmac_secret: Option<String>,
+    hmac_secret_file: Option<String>,
+    headers: BTreeMap<String, String>,
+    timeout: Option<String>,
+    min_severity: Option<String>,
+    namespaces: Vec<String>,
+    containers: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +221,59 @@ pub struct Config {
     pub stale_after: Duration,
     pub forecast: ForecastConfig,
     pub server: ServerConfig,
+    pub alerts: AlertsConfig,
+    pub receivers: Vec<ReceiverConfig>,
+}
+
+/// How alerts are named and re-sent, and how receivers queue and retry.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    pub alertname: String,
+    pub resend_interval: Duration,
+    pub resolved_retention: Duration,
+    /// Added to every alert's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Templates with `{namespace}`, `{pod}` and `{container}`.
+    pub runbook_url: Option<String>,
+    pub dashboard_url: Option<String>,
+    pub queue_capacity: usize,
+    pub drain_timeout: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+/// Which alerts a receiver takes.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverFilter {
+    pub min_severity: Option<crate::model::Severity>,
+    pub namespaces: Vec<String>,
+    pub containers: Vec<String>,
+}
+
+/// One configured receiver.
+#[derive(Debug, Clone)]
+pub enum ReceiverConfig {
+    Alertmanager {
+        name: String,
+        url: reqwest::Url,
+        timeout: Duration,
+        auth: Auth,
+        filter: ReceiverFilter,
+    },
+    Slack {
+        name: String,
+        url: SecretValue,
+        timeout: Duration,
+        filter: ReceiverFilter,
+    },
+    Webhook {
+        name: String,
+        url: SecretValue,
+        hmac_secret: Option<SecretValue>,
+        headers: Vec<(String, String)>,
+        timeout: Duration,
+        filter: ReceiverFilter,
+    },
 }
 
 /// The HTTP server: `/metrics`, the API and the status page.
@@ -544,7 +672,12 @@ impl Validator<'_> {
             }
         }
 
+        let alerts = self.alerts(raw.alerts);
+        let receivers = self.receivers(raw.receivers);
+
         Some(Config {
+            alerts: alerts?,
+            receivers,
             prometheus: prometheus?,
             queries,
             extra_identity_labels,
@@ -572,6 +705,217 @@ impl Validator<'_> {
             },
         })
     }
+    fn alerts(&mut self, a: RawAlerts) -> Option<AlertsConfig> {
+        let alertname = a
+            .alertname
+            .unwrap_or_else(|| "ContainerMemoryLimitForecast".into());
+        if !is_label_name(&alertname) {
+            self.problem(
+                "alerts.alertname",
+                format!("{alertname:?} is not a valid alert name"),
+            );
+        }
+        for name in a.labels.keys() {
+            if !is_label_name(name) {
+                self.problem(
+                    &format!("alerts.labels.{name}"),
+                    "is not a Prometheus label name",
+                );
+            }
+        }
+        let resend_interval = self.duration("alerts.resend_interval", &a.resend_interval, "1m");
+        let resolved_retention =
+            self.duration("alerts.resolved_retention", &a.resolved_retention, "15m");
+        let drain_timeout = self.duration("alerts.drain_timeout", &a.drain_timeout, "10s");
+        let retry_initial = self.duration("alerts.retry_initial", &a.retry_initial, "1s");
+        let retry_max = self.duration("alerts.retry_max", &a.retry_max, "1m");
+        let queue_capacity = a.queue_capacity.unwrap_or(1000);
+        if queue_capacity == 0 {
+            self.problem("alerts.queue_capacity", "must be at least 1");
+        }
+        let template = |v: Option<String>| v.filter(|t| !t.trim().is_empty());
+        Some(AlertsConfig {
+            alertname,
+            resend_interval: resend_interval?,
+            resolved_retention: resolved_retention?,
+            labels: a.labels,
+            runbook_url: template(a.runbook_url),
+            dashboard_url: template(a.dashboard_url),
+            queue_capacity,
+            drain_timeout: drain_timeout?,
+            retry_initial: retry_initial?,
+            retry_max: retry_max?,
+        })
+    }
+
+    fn filter(&mut self, key: &str, f: RawFilter) -> ReceiverFilter {
+        use crate::model::Severity;
+        let min_severity = match f.min_severity.as_deref() {
+            None | Some("warning") => Some(Severity::Warning),
+            Some("critical") => Some(Severity::Critical),
+            Some(other) => {
+                self.problem(
+                    &format!("{key}.min_severity"),
+                    format!("{other:?} is not warning or critical"),
+                );
+                None
+            }
+        };
+        ReceiverFilter {
+            min_severity,
+            namespaces: f.namespaces,
+            containers: f.containers,
+        }
+    }
+
+    fn http_url(&mut self, key: &str, text: &str) -> Option<reqwest::Url> {
+        match reqwest::Url::parse(text) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(u),
+            // The text may be a secret (a Slack URL): never quoted.
+            _ => {
+                self.problem(key, "is not an http(s) URL");
+                None
+            }
+        }
+    }
+
+    fn receivers(&mut self, r: RawReceivers) -> Vec<ReceiverConfig> {
+        let mut out = Vec::new();
+        for (i, am) in r.alertmanager.into_iter().enumerate() {
+            let key = format!("receivers.alertmanager[{i}]");
+            let timeout = self.duration(&format!("{key}.timeout"), &am.timeout, "10s");
+            let url = match &am.url {
+                Some(u) => self
+                    .http_url(&format!("{key}.url"), u)
+                    .map(with_trailing_slash),
+                None => {
+                    self.problem(&format!("{key}.url"), "is required");
+                    None
+                }
+            };
+            let bearer = self.secret(
+                &format!("{key}.bearer_token"),
+                &am.bearer_token,
+                &am.bearer_token_file,
+            );
+            let basic = am.basic_auth.and_then(|b| {
+                let password = self.secret(
+                    &format!("{key}.basic_auth.password"),
+                    &b.password,
+                    &b.password_file,
+                );
+                password.map(|p| (b.username, p))
+            });
+            let auth = match (bearer, basic) {
+                (Some(t), None) => Auth::Bearer(t),
+                (None, Some((username, password))) => Auth::Basic { username, password },
+                (Some(_), Some(_)) => {
+                    self.problem(
+                        &key,
+                        "set either bearer_token(_file) or basic_auth, not both",
+                    );
+                    Auth::None
+                }
+                (None, None) => Auth::None,
+            };
+            let filter = self.filter(
+                &key,
+                RawFilter {
+                    min_severity: am.min_severity,
+                    namespaces: am.namespaces,
+                    containers: am.containers,
+                },
+            );
+            if let (Some(url), Some(timeout)) = (url, timeout) {
+                let name = am.name.unwrap_or_else(|| format!("alertmanager-{i}"));
+                out.push(ReceiverConfig::Alertmanager {
+                    name,
+                    url,
+                    timeout,
+                    auth,
+                    filter,
+                });
+            }
+        }
+        for (i, sl) in r.slack.into_iter().enumerate() {
+            let key = format!("receivers.slack[{i}]");
+            let timeout = self.duration(&format!("{key}.timeout"), &sl.timeout, "10s");
+            if let Some(u) = &sl.url {
+                self.http_url(&format!("{key}.url"), u);
+            }
+            let url = self.secret(&format!("{key}.url"), &sl.url, &sl.url_file);
+            if url.is_none() && sl.url.is_none() && sl.url_file.is_none() {
+                self.problem(&format!("{key}.url"), "is required (or url_file)");
+            }
+            let filter = self.filter(
+                &key,
+                RawFilter {
+                    min_severity: sl.min_severity,
+                    namespaces: sl.namespaces,
+                    containers: sl.containers,
+                },
+            );
+            if let (Some(url), Some(timeout)) = (url, timeout) {
+                let name = sl.name.unwrap_or_else(|| format!("slack-{i}"));
+                out.push(ReceiverConfig::Slack {
+                    name,
+                    url,
+                    timeout,
+                    filter,
+                });
+            }
+        }
+        for (i, wh) in r.webhook.into_iter().enumerate() {
+            let key = format!("receivers.webhook[{i}]");
+            let timeout = self.duration(&format!("{key}.timeout"), &wh.timeout, "10s");
+            if let Some(u) = &wh.url {
+                self.http_url(&format!("{key}.url"), u);
+            }
+            let url = self.secret(&format!("{key}.url"), &wh.url, &wh.url_file);
+            if url.is_none() && wh.url.is_none() && wh.url_file.is_none() {
+                self.problem(&format!("{key}.url"), "is required (or url_file)");
+            }
+            let hmac_secret = self.secret(
+                &format!("{key}.hmac_secret"),
+                &wh.hmac_secret,
+                &wh.hmac_secret_file,
+            );
+            let mut headers = Vec::new();
+            for (name, value) in wh.headers {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                    || reqwest::header::HeaderValue::from_str(&value).is_err()
+                {
+                    self.problem(
+                        &format!("{key}.headers.{name}"),
+                        "is not a valid HTTP header",
+                    );
+                } else {
+                    headers.push((name, value));
+                }
+            }
+            let filter = self.filter(
+                &key,
+                RawFilter {
+                    min_severity: wh.min_severity,
+                    namespaces: wh.namespaces,
+                    containers: wh.containers,
+                },
+            );
+            if let (Some(url), Some(timeout)) = (url, timeout) {
+                let name = wh.name.unwrap_or_else(|| format!("webhook-{i}"));
+                out.push(ReceiverConfig::Webhook {
+                    name,
+                    url,
+                    hmac_secret,
+                    headers,
+                    timeout,
+                    filter,
+                });
+            }
+        }
+        out
+    }
+
     fn prometheus(&mut self, p: RawPrometheus, overrides: &Overrides) -> Option<PrometheusConfig> {
         let url_text = overrides
             .prometheus_url

@@ -294,6 +294,35 @@ pub async fn serve<S: Source + 'static>(
             max_containers: config.server.metrics_max_containers,
         },
     ));
+    let receivers = crate::notify::receivers(config)?;
+    let names: Vec<String> = receivers.iter().map(|r| r.name().to_string()).collect();
+    if !names.is_empty() {
+        tracing::info!(receivers = %names.join(", "), "sending alerts");
+    }
+    let notifier = Arc::new(std::sync::Mutex::new(Some(crate::notify::Notifier::start(
+        crate::notify::settings(config),
+        receivers,
+        crate::notify::policy(config),
+        config.alerts.drain_timeout,
+        Some(telemetry.clone()),
+    ))));
+    let mut on_poll = on_poll;
+    let publisher = notifier.clone();
+    let on_poll: OnPoll = Box::new(move |snapshot, transitions| {
+        if let Some(n) = publisher.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            let now = snapshot.evaluated_at.unwrap_or_default();
+            n.publish(&snapshot.reports, now, |key| {
+                let key = ContainerKey {
+                    namespace: key.0.clone(),
+                    pod: key.1.clone(),
+                    container: key.2.clone(),
+                    extra: key.3.clone(),
+                };
+                snapshot.histories.get(&key).map(|h| h.samples.as_slice())
+            });
+        }
+        on_poll(snapshot, transitions);
+    });
     let (snapshots, receiver) = watch::channel(Arc::new(Snapshot::default()));
     let app = crate::api::router(crate::api::AppState {
         snapshots: receiver,

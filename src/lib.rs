@@ -27,6 +27,7 @@ pub mod config;
 pub mod daemon;
 pub mod logging;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod plot;
 pub mod report;

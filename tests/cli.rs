@@ -42,15 +42,16 @@ fn example_config_is_valid_and_documents_every_key() {
     let dir = tempfile::tempdir().unwrap();
     let placeholder = dir.path().join("secret");
     std::fs::write(&placeholder, "x").unwrap();
-    let uncommented: String = text
+    let lines: Vec<String> = text
         .lines()
         .map(|l| {
             let t = l.trim_start();
             let indent = &l[..l.len() - t.len()];
-            // A commented-out key is indented and reads `# key: value` or `# key:`.
+            // A commented-out key is indented and reads `# key: value`, `# key:` or
+            // `# - key: value` (a list item).
             if let Some(rest) = t.strip_prefix("# ") {
-                let rest_trimmed = rest.trim_start();
-                let is_key = rest_trimmed.split_once(':').is_some_and(|(k, v)| {
+                let item = rest.trim_start().trim_start_matches("- ");
+                let is_key = item.split_once(':').is_some_and(|(k, v)| {
                     !k.is_empty()
                         && k.chars()
                             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -62,28 +63,37 @@ fn example_config_is_valid_and_documents_every_key() {
             }
             l.to_string()
         })
-        .collect::<Vec<_>>()
-        .join("\n");
-    // Keep one auth method (basic auth from a file) and point files at a placeholder.
-    let uncommented = uncommented
-        .lines()
+        // Keep one auth method per section (basic auth from a file).
         .filter(|l| {
             let t = l.trim_start();
             !(t.starts_with("bearer_token") || t.starts_with("password: "))
         })
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("  headers: {}\n", "  headers:\n")
-        .replace(
-            "/etc/headroom/prometheus-password",
-            placeholder.to_str().unwrap(),
-        )
-        .replace("/etc/headroom/ca.pem", placeholder.to_str().unwrap())
-        .replace("/etc/headroom/client.pem", placeholder.to_str().unwrap())
-        .replace(
-            "/etc/headroom/client-key.pem",
-            placeholder.to_str().unwrap(),
-        );
+        .collect();
+    // An empty value (`[]`, `{}`) followed by uncommented children becomes a parent.
+    let indent_of = |l: &str| l.len() - l.trim_start().len();
+    let mut fixed = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let next_is_child = lines.get(i + 1).is_some_and(|n| {
+            !n.trim_start().starts_with('#') && !n.trim().is_empty() && indent_of(n) > indent_of(l)
+        });
+        let emptied = [": []", ": {}"].iter().find_map(|e| l.strip_suffix(e));
+        match emptied {
+            Some(key) if next_is_child => fixed.push(format!("{key}:")),
+            _ => fixed.push(l.clone()),
+        }
+    }
+    let mut uncommented = fixed.join("\n");
+    for file in [
+        "/etc/headroom/prometheus-password",
+        "/etc/headroom/ca.pem",
+        "/etc/headroom/client.pem",
+        "/etc/headroom/client-key.pem",
+        "/etc/headroom/slack-url",
+        "/etc/headroom/webhook-url",
+        "/etc/headroom/webhook-hmac",
+    ] {
+        uncommented = uncommented.replace(file, placeholder.to_str().unwrap());
+    }
     match Config::parse_str(&uncommented, "uncommented example", &Overrides::default()) {
         Ok(c) => {
             assert_eq!(

@@ -1,0 +1,163 @@
+//! Alertmanager's `POST /api/v2/alerts`: every event, batched, to every configured
+//! Alertmanager (each is its own receiver, so an HA pair gets every alert).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{post, timestamp, Event, EventKind, Filter, Receiver, Verdict};
+use crate::config::SecretValue;
+
+/// One Alertmanager.
+pub struct Alertmanager {
+    pub name: String,
+    /// Base URL; `api/v2/alerts` is joined onto it.
+    pub url: reqwest::Url,
+    pub http: reqwest::Client,
+    pub bearer_token: Option<SecretValue>,
+    pub basic_auth: Option<(String, SecretValue)>,
+    pub timeout: Duration,
+    pub filter: Filter,
+}
+
+#[derive(Serialize)]
+struct PostableAlert<'a> {
+    labels: std::borrow::Cow<'a, std::collections::BTreeMap<String, String>>,
+    annotations: &'a std::collections::BTreeMap<String, String>,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    #[serde(rename = "endsAt")]
+    ends_at: String,
+    #[serde(rename = "generatorURL")]
+    generator_url: &'a str,
+}
+
+/// The alerts one event stands for: a severity change resolves the alert with the old
+/// severity label (Alertmanager tells alerts apart by labels) and fires the new one.
+pub fn postable(events: &[Event]) -> serde_json::Value {
+    let mut alerts = Vec::new();
+    for e in events {
+        if matches!(e.kind, EventKind::Escalated | EventKind::Deescalated) {
+            if let Some(previous) = e.previous_severity {
+                let mut labels = e.labels.clone();
+                labels.insert("severity".into(), previous.as_str().into());
+                alerts.push(PostableAlert {
+                    labels: std::borrow::Cow::Owned(labels),
+                    annotations: &e.annotations,
+                    starts_at: timestamp(e.starts_at),
+                    ends_at: timestamp(e.report_time()),
+                    generator_url: &e.generator_url,
+                });
+            }
+        }
+        alerts.push(PostableAlert {
+            labels: std::borrow::Cow::Borrowed(&e.labels),
+            annotations: &e.annotations,
+            starts_at: timestamp(e.starts_at),
+            ends_at: timestamp(e.ends_at),
+            generator_url: &e.generator_url,
+        });
+    }
+    serde_json::to_value(alerts).unwrap_or_default()
+}
+
+impl Event {
+    /// When the event's forecast was made (ms).
+    pub fn report_time(&self) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(&self.report.evaluated_at)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(self.starts_at)
+    }
+}
+
+impl Receiver for Alertmanager {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn wants(&self, event: &Event) -> bool {
+        self.filter.matches(event)
+    }
+
+    fn max_batch(&self) -> usize {
+        64
+    }
+
+    fn send<'a>(
+        &'a self,
+        events: &'a [Event],
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(&postable(events)).unwrap_or_default();
+            let mut headers = Vec::new();
+            if let Some(token) = &self.bearer_token {
+                match token.read() {
+                    Ok(t) => headers.push(("Authorization".to_string(), format!("Bearer {t}"))),
+                    Err(e) => {
+                        return Verdict::Retry {
+                            after: None,
+                            reason: e,
+                        }
+                    }
+                }
+            }
+            if let Some((user, password)) = &self.basic_auth {
+                match password.read() {
+                    Ok(p) => {
+                        use base64_lite::encode;
+                        headers.push((
+                            "Authorization".to_string(),
+                            format!("Basic {}", encode(&format!("{user}:{p}"))),
+                        ));
+                    }
+                    Err(e) => {
+                        return Verdict::Retry {
+                            after: None,
+                            reason: e,
+                        }
+                    }
+                }
+            }
+            let url = self
+                .url
+                .join("api/v2/alerts")
+                .expect("a relative path joins");
+            post(&self.http, url.as_str(), body, &headers, self.timeout).await
+        })
+    }
+}
+
+/// Standard base64, for basic auth headers.
+mod base64_lite {
+    pub fn encode(text: &str) -> String {
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn encodes_like_rfc4648() {
+        assert_eq!(encode("user:pass"), "dXNlcjpwYXNz");
+        assert_eq!(encode("a"), "YQ==");
+        assert_eq!(encode("ab"), "YWI=");
+    }
+}

@@ -1,0 +1,925 @@
+//! Alert delivery, laid out like Alertmanager's `notify/`: the alert lifecycle
+//! ([`Dispatcher`]), one bounded coalescing outbox and task per receiver
+//! ([`Worker`]), one place that decides retries ([`verdict`]), and one file per
+//! integration (`alertmanager`, `slack`, `webhook`).
+//!
+//! A slow or dead receiver never delays forecasting or the other receivers: the poll
+//! loop only hands events to outboxes. An outbox keeps the newest event per alert, so
+//! after an outage every alert still firing is delivered firing and every alert that
+//! resolved meanwhile is delivered resolved, once.
+
+pub mod alertmanager;
+pub mod slack;
+pub mod webhook;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::model::Severity;
+use crate::report::{rfc3339, ContainerReport};
+use crate::source::TimestampMs;
+use crate::telemetry::Telemetry;
+
+/// Identity of an alert: the container (plus extra identity labels).
+pub type AlertKey = (String, String, String, Vec<(String, String)>);
+
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// It began firing.
+    Fired,
+    /// Its severity rose (warning → critical).
+    Escalated,
+    /// Its severity fell (critical → warning) while still firing.
+    Deescalated,
+    /// A periodic re-send of a firing or recently resolved alert (Alertmanager only).
+    Resent,
+    /// It stopped firing, or its container went away.
+    Resolved,
+}
+
+/// One notification-worthy state of one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub key: AlertKey,
+    pub kind: EventKind,
+    /// `None` once resolved.
+    pub severity: Option<Severity>,
+    /// The severity before an escalation, de-escalation or resolution.
+    pub previous_severity: Option<Severity>,
+    /// When the alert began firing (ms).
+    pub starts_at: TimestampMs,
+    /// When Alertmanager should consider it over if not re-sent (ms); `now` once resolved.
+    pub ends_at: TimestampMs,
+    /// The forecast at the time of the event.
+    pub report: ContainerReport,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Unicode sparkline of recent working set against the limit.
+    pub sparkline: String,
+    pub generator_url: String,
+}
+
+impl Event {
+    pub fn firing(&self) -> bool {
+        self.severity.is_some()
+    }
+}
+
+/// How alerts are named, labelled and re-sent.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    pub alertname: String,
+    pub resend_interval: Duration,
+    /// Resolved alerts are re-sent to Alertmanager for this long (covers outages).
+    pub resolved_retention: Duration,
+    /// `endsAt = now + 4 × max(poll interval, resend interval)`.
+    pub poll_interval: Duration,
+    pub extra_labels: BTreeMap<String, String>,
+    /// Templates with `{namespace}`, `{pod}`, `{container}`.
+    pub runbook_url: Option<String>,
+    pub dashboard_url: Option<String>,
+    /// Prometheus' base URL, for `generatorURL`.
+    pub prometheus_url: String,
+}
+
+fn fill(template: &str, r: &ContainerReport) -> String {
+    template
+        .replace("{namespace}", &r.namespace)
+        .replace("{pod}", &r.pod)
+        .replace("{container}", &r.container)
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+pub(crate) fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A sparkline of `values` scaled from zero to `ceiling`.
+pub fn sparkline(values: &[f64], ceiling: f64, width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    if values.is_empty() || ceiling <= 0.0 || width == 0 {
+        return String::new();
+    }
+    let per = values.len().div_ceil(width).max(1);
+    values
+        .chunks(per)
+        .map(|c| {
+            let v = c.iter().copied().fold(f64::MIN, f64::max) / ceiling;
+            BARS[((v.clamp(0.0, 1.0) * 7.0).round()) as usize]
+        })
+        .collect()
+}
+
+/// Tracks every alert's lifecycle and turns each poll's reports into events.
+pub struct Dispatcher {
+    settings: AlertSettings,
+    active: HashMap<AlertKey, Event>,
+    /// Recently resolved alerts, re-sent until their retention passes.
+    resolved: HashMap<AlertKey, Event>,
+    last_resend: Option<TimestampMs>,
+}
+
+impl Dispatcher {
+    pub fn new(settings: AlertSettings) -> Self {
+        Dispatcher {
+            settings,
+            active: HashMap::new(),
+            resolved: HashMap::new(),
+            last_resend: None,
+        }
+    }
+
+    fn ends_at(&self, now: TimestampMs) -> TimestampMs {
+        let every = self
+            .settings
+            .poll_interval
+            .max(self.settings.resend_interval);
+        now + 4 * every.as_millis() as i64
+    }
+
+    fn event(
+        &self,
+        report: &ContainerReport,
+        kind: EventKind,
+        previous: Option<Severity>,
+        starts_at: TimestampMs,
+        now: TimestampMs,
+        history: Option<&[(TimestampMs, f64)]>,
+    ) -> Event {
+        let s = &self.settings;
+        let severity = report.alert;
+        let mut labels = BTreeMap::new();
+        labels.insert("alertname".to_string(), s.alertname.clone());
+        labels.insert("namespace".to_string(), report.namespace.clone());
+        labels.insert("pod".to_string(), report.pod.clone());
+        labels.insert("container".to_string(), report.container.clone());
+        for (k, v) in &report.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &s.extra_labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let shown = severity.or(previous).unwrap_or(Severity::Warning);
+        labels.insert("severity".to_string(), shown.as_str().to_string());
+        let mut annotations = BTreeMap::new();
+        annotations.insert("summary".to_string(), report.summary());
+        annotations.insert("description".to_string(), describe(report));
+        if let Some(t) = report.time_to_limit_seconds {
+            annotations.insert("time_to_limit_seconds".to_string(), format!("{t:.0}"));
+        }
+        if let Some(url) = &s.runbook_url {
+            annotations.insert("runbook_url".to_string(), fill(url, report));
+        }
+        if let Some(url) = &s.dashboard_url {
+            annotations.insert("dashboard_url".to_string(), fill(url, report));
+        }
+        let expr = format!(
+            "container_memory_working_set_bytes{{namespace=\"{}\",pod=\"{}\",container=\"{}\"}}",
+            report.namespace, report.pod, report.container
+        );
+        let generator_url = format!(
+            "{}graph?g0.expr={}&g0.tab=0&g0.range_input=6h",
+            s.prometheus_url,
+            url_encode(&expr)
+        );
+        let sparkline = history
+            .map(|h| {
+                let values: Vec<f64> = h.iter().map(|p| p.1).collect();
+                let ceiling = report
+                    .limit_bytes
+                    .unwrap_or_else(|| values.iter().copied().fold(0.0, f64::max));
+                self::sparkline(&values, ceiling, 24)
+            })
+            .unwrap_or_default();
+        Event {
+            key: key_of(report),
+            kind,
+            severity,
+            previous_severity: previous,
+            starts_at,
+            ends_at: if severity.is_some() {
+                self.ends_at(now)
+            } else {
+                now
+            },
+            report: report.clone(),
+            labels,
+            annotations,
+            sparkline,
+            generator_url,
+        }
+    }
+
+    /// Folds in one poll's reports (every tracked container) at `now` and returns the
+    /// events to deliver. `history` gives a container's recent samples for sparklines.
+    pub fn update<'a>(
+        &mut self,
+        reports: &[ContainerReport],
+        now: TimestampMs,
+        history: impl Fn(&AlertKey) -> Option<&'a [(TimestampMs, f64)]>,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for r in reports {
+            let key = key_of(r);
+            seen.insert(key.clone());
+            let before = self.active.get(&key).and_then(|e| e.severity);
+            let starts_at = self.active.get(&key).map_or(now, |e| e.starts_at);
+            let kind = match (before, r.alert) {
+                (None, None) => continue,
+                (None, Some(_)) => EventKind::Fired,
+                (Some(b), Some(a)) if a > b => EventKind::Escalated,
+                (Some(b), Some(a)) if a < b => EventKind::Deescalated,
+                (Some(_), Some(_)) => {
+                    // Still firing at the same severity: refresh the stored state.
+                    let e = self.event(r, EventKind::Resent, before, starts_at, now, history(&key));
+                    self.active.insert(key, e);
+                    continue;
+                }
+                (Some(_), None) => EventKind::Resolved,
+            };
+            let e = self.event(r, kind, before, starts_at, now, history(&key));
+            if kind == EventKind::Resolved {
+                self.active.remove(&key);
+                self.resolved.insert(key, e.clone());
+            } else {
+                self.resolved.remove(&key);
+                self.active.insert(key, e.clone());
+            }
+            events.push(e);
+        }
+        // Containers that went away resolve their alerts.
+        let gone: Vec<AlertKey> = self
+            .active
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(mut e) = self.active.remove(&key) {
+                e.kind = EventKind::Resolved;
+                e.previous_severity = e.severity;
+                e.severity = None;
+                e.ends_at = now;
+                e.annotations.insert(
+                    "summary".to_string(),
+                    format!(
+                        "{} in {}/{} went away",
+                        e.report.container, e.report.namespace, e.report.pod
+                    ),
+                );
+                self.resolved.insert(key, e.clone());
+                events.push(e);
+            }
+        }
+        let retention = self.settings.resolved_retention.as_millis() as i64;
+        self.resolved.retain(|_, e| now - e.ends_at <= retention);
+        let due = self
+            .last_resend
+            .is_none_or(|t| now - t >= self.settings.resend_interval.as_millis() as i64);
+        if due {
+            self.last_resend = Some(now);
+            let ends_at = self.ends_at(now);
+            for e in self.active.values() {
+                if events.iter().any(|x| x.key == e.key) {
+                    continue;
+                }
+                let mut resend = e.clone();
+                resend.kind = EventKind::Resent;
+                resend.ends_at = ends_at;
+                events.push(resend);
+            }
+            for e in self.resolved.values() {
+                if events.iter().any(|x| x.key == e.key) {
+                    continue;
+                }
+                let mut resend = e.clone();
+                resend.kind = EventKind::Resent;
+                events.push(resend);
+            }
+        }
+        events
+    }
+}
+
+/// The description annotation: every number a responder wants.
+fn describe(r: &ContainerReport) -> String {
+    use crate::units::{format_bytes, format_duration_short};
+    let mut parts = vec![format!(
+        "working set {} of {}{}",
+        format_bytes(r.working_set_bytes),
+        r.limit_bytes.map_or("no limit".into(), format_bytes),
+        r.use_ratio
+            .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0))
+    )];
+    if let Some(g) = r.growth_bytes_per_second {
+        parts.push(format!(
+            "growth {}{}/h",
+            if g >= 0.0 { "+" } else { "" },
+            format_bytes(g * 3600.0)
+        ));
+    }
+    if let Some(onset) = &r.onset {
+        parts.push(format!("since {onset}"));
+    }
+    if let Some(t) = r.time_to_limit_seconds {
+        parts.push(format!(
+            "limit in ~{} (90% interval {}–{})",
+            format_duration_short(t),
+            r.time_to_limit_lower_seconds
+                .map_or("?".into(), format_duration_short),
+            r.time_to_limit_upper_seconds
+                .map_or("never".into(), format_duration_short)
+        ));
+    }
+    parts.push(format!("pattern {}", r.pattern.as_str()));
+    parts.join("; ")
+}
+
+pub(crate) fn key_of(r: &ContainerReport) -> AlertKey {
+    (
+        r.namespace.clone(),
+        r.pod.clone(),
+        r.container.clone(),
+        r.labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// What to do after a delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Delivered,
+    /// Try again, after `after` when the receiver said so (429 Retry-After).
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Do not retry: a permanent 4xx.
+    Permanent {
+        reason: String,
+    },
+}
+
+/// The one place that decides retries: 2xx done; 429, 5xx and transport errors retry
+/// (429 honouring Retry-After); any other status is permanent, with the body quoted.
+pub fn verdict(result: Result<(u16, Option<Duration>, String), String>) -> Verdict {
+    match result {
+        Err(transport) => Verdict::Retry {
+            after: None,
+            reason: transport,
+        },
+        Ok((status, _, _)) if (200..300).contains(&status) => Verdict::Delivered,
+        Ok((429, retry_after, body)) => Verdict::Retry {
+            after: retry_after,
+            reason: format!("HTTP 429: {}", excerpt(&body)),
+        },
+        Ok((status, _, body)) if status >= 500 => Verdict::Retry {
+            after: None,
+            reason: format!("HTTP {status}: {}", excerpt(&body)),
+        },
+        Ok((status, _, body)) => Verdict::Permanent {
+            reason: format!("HTTP {status}: {}", excerpt(&body)),
+        },
+    }
+}
+
+fn excerpt(body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() {
+        return "<empty body>".into();
+    }
+    let mut cut: String = body.chars().take(200).collect();
+    if cut.len() < body.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// Posts `body` and classifies the answer. Errors never contain the URL: it may be a
+/// secret (Slack and webhook URLs are).
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Verdict {
+    let mut request = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .timeout(timeout)
+        .body(body);
+    for (k, v) in headers {
+        request = request.header(k.as_str(), v.as_str());
+    }
+    let result = async {
+        let response = request.send().await.map_err(transport_reason)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.unwrap_or_default();
+        Ok((status, retry_after, text))
+    }
+    .await;
+    verdict(result)
+}
+
+fn transport_reason(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// An integration: Alertmanager, Slack or a webhook.
+pub trait Receiver: Send + Sync + 'static {
+    /// A name for logs and metrics; never a URL.
+    fn name(&self) -> &str;
+    /// Whether this receiver wants `event` at all (its filters, and event kinds).
+    fn wants(&self, event: &Event) -> bool;
+    /// Most events per request.
+    fn max_batch(&self) -> usize;
+    /// Least time between requests (Slack: one message per second per webhook).
+    fn min_interval(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// Delivers `events` once; the worker decides what happens next.
+    fn send<'a>(
+        &'a self,
+        events: &'a [Event],
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>>;
+}
+
+/// Which events a receiver takes: minimum severity and namespace/container globs.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub min_severity: Option<Severity>,
+    pub namespaces: Vec<String>,
+    pub containers: Vec<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Event) -> bool {
+        let severity = e
+            .severity
+            .or(e.previous_severity)
+            .unwrap_or(Severity::Warning);
+        self.min_severity.is_none_or(|m| severity >= m)
+            && (self.namespaces.is_empty()
+                || self.namespaces.iter().any(|g| glob(g, &e.report.namespace)))
+            && (self.containers.is_empty()
+                || self.containers.iter().any(|g| glob(g, &e.report.container)))
+    }
+}
+
+/// `*` matches any run of characters, `?` one character.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    fn rec(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => rec(&p[1..], t) || (!t.is_empty() && rec(p, &t[1..])),
+            (Some('?'), Some(_)) => rec(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => rec(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    rec(&p, &t)
+}
+
+/// Retry timing of a worker.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+    /// Pending events kept per receiver; the oldest are dropped past it.
+    pub capacity: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            capacity: 1000,
+        }
+    }
+}
+
+/// The newest pending event per alert, in arrival order.
+#[derive(Default)]
+struct Outbox {
+    order: VecDeque<(AlertKey, u64)>,
+    pending: HashMap<AlertKey, (u64, Event)>,
+    next_seq: u64,
+    closed: bool,
+}
+
+/// A receiver's queue and delivery task.
+pub struct Worker {
+    receiver: Arc<dyn Receiver>,
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+    policy: RetryPolicy,
+    telemetry: Option<Arc<Telemetry>>,
+}
+
+impl Worker {
+    pub fn new(
+        receiver: Arc<dyn Receiver>,
+        policy: RetryPolicy,
+        telemetry: Option<Arc<Telemetry>>,
+    ) -> Arc<Self> {
+        Arc::new(Worker {
+            receiver,
+            outbox: Mutex::new(Outbox::default()),
+            wake: Notify::new(),
+            policy,
+            telemetry,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.receiver.name()
+    }
+
+    fn count(&self, outcome: &str, n: u64) {
+        if let Some(t) = &self.telemetry {
+            t.notifications
+                .with_label_values(&[self.receiver.name(), outcome])
+                .inc_by(n);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `event` if the receiver wants it; a newer event for the same alert
+    /// replaces a pending one. Never blocks on the receiver.
+    pub fn enqueue(&self, event: &Event) {
+        if !self.receiver.wants(event) {
+            return;
+        }
+        let dropped = {
+            let mut o = self.lock();
+            let seq = o.next_seq;
+            o.next_seq += 1;
+            let key = event.key.clone();
+            if let Some(old) = o.pending.insert(key.clone(), (seq, event.clone())) {
+                // Keep the original position in line for a replaced event.
+                if let Some(slot) = o.order.iter_mut().find(|(k, s)| *k == key && *s == old.0) {
+                    slot.1 = seq;
+                }
+            } else {
+                o.order.push_back((key, seq));
+            }
+            let mut dropped = 0;
+            while o.order.len() > self.policy.capacity {
+                if let Some((k, _)) = o.order.pop_front() {
+                    o.pending.remove(&k);
+                    dropped += 1;
+                }
+            }
+            self.set_queue_gauge(o.order.len());
+            dropped
+        };
+        if dropped > 0 {
+            self.count("dropped", dropped);
+            tracing::warn!(
+                receiver = self.name(),
+                dropped,
+                "notification queue full; dropped the oldest"
+            );
+        }
+        self.wake.notify_one();
+    }
+
+    fn set_queue_gauge(&self, len: usize) {
+        if let Some(t) = &self.telemetry {
+            t.notification_queue
+                .with_label_values(&[self.receiver.name()])
+                .set(len as i64);
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        self.lock().order.len()
+    }
+
+    /// Stops accepting work; `run` returns once the outbox is empty or `deadline` passes.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// Delivers until closed and drained, or until the drain deadline after closing.
+    pub async fn run(self: Arc<Self>, drain: Duration) {
+        let mut backoff = self.policy.initial;
+        let mut last_send: Option<tokio::time::Instant> = None;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut logged_permanent = false;
+        loop {
+            let batch: Vec<(AlertKey, u64, Event)> = {
+                let o = self.lock();
+                if o.closed && deadline.is_none() {
+                    deadline = Some(tokio::time::Instant::now() + drain);
+                }
+                o.order
+                    .iter()
+                    .take(self.receiver.max_batch().max(1))
+                    .filter_map(|(k, seq)| {
+                        o.pending
+                            .get(k)
+                            .map(|(s, e)| (k.clone(), *s, e.clone()))
+                            .filter(|(_, s, _)| s == seq)
+                    })
+                    .collect()
+            };
+            if batch.is_empty() {
+                if deadline.is_some() {
+                    return;
+                }
+                self.wake.notified().await;
+                continue;
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                let left = self.queued() as u64;
+                self.count("dropped", left);
+                tracing::warn!(
+                    receiver = self.name(),
+                    left,
+                    "drain deadline passed with notifications queued"
+                );
+                return;
+            }
+            if let Some(t) = last_send {
+                let wait = self.receiver.min_interval().saturating_sub(t.elapsed());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let events: Vec<Event> = batch.iter().map(|(_, _, e)| e.clone()).collect();
+            last_send = Some(tokio::time::Instant::now());
+            let verdict = self.receiver.send(&events).await;
+            match verdict {
+                Verdict::Delivered => {
+                    backoff = self.policy.initial;
+                    self.remove(&batch);
+                    self.count("sent", batch.len() as u64);
+                }
+                Verdict::Permanent { reason } => {
+                    self.remove(&batch);
+                    self.count("failed_permanent", batch.len() as u64);
+                    if !logged_permanent {
+                        tracing::error!(receiver = self.name(), error = %reason, "receiver refused notifications; not retrying them (logged once)");
+                        logged_permanent = true;
+                    }
+                }
+                Verdict::Retry { after, reason } => {
+                    self.count("retried", batch.len() as u64);
+                    let wait = after.unwrap_or_else(|| jitter(backoff));
+                    tracing::warn!(receiver = self.name(), error = %reason, retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry");
+                    backoff = (backoff * 2).min(self.policy.max);
+                    let sleep = tokio::time::sleep(wait);
+                    match deadline {
+                        Some(d) => {
+                            tokio::select! {
+                                _ = sleep => {}
+                                _ = tokio::time::sleep_until(d) => {}
+                            }
+                        }
+                        None => sleep.await,
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove(&self, batch: &[(AlertKey, u64, Event)]) {
+        let mut o = self.lock();
+        for (key, seq, _) in batch {
+            // Only if no newer event replaced it meanwhile.
+            if o.pending.get(key).is_some_and(|(s, _)| s == seq) {
+                o.pending.remove(key);
+                o.order.retain(|(k, s)| !(k == key && s == seq));
+            }
+        }
+        self.set_queue_gauge(o.order.len());
+    }
+}
+
+/// ±20% so that many headroom replicas do not retry in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let factor = 0.8 + 0.4 * (nanos % 1000) as f64 / 1000.0;
+    d.mul_f64(factor)
+}
+
+/// Every receiver's worker, fed by the dispatcher.
+pub struct Notifier {
+    dispatcher: Dispatcher,
+    workers: Vec<Arc<Worker>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    drain: Duration,
+}
+
+impl Notifier {
+    /// Starts one task per receiver.
+    pub fn start(
+        settings: AlertSettings,
+        receivers: Vec<Arc<dyn Receiver>>,
+        policy: RetryPolicy,
+        drain: Duration,
+        telemetry: Option<Arc<Telemetry>>,
+    ) -> Self {
+        let workers: Vec<Arc<Worker>> = receivers
+            .into_iter()
+            .map(|r| Worker::new(r, policy, telemetry.clone()))
+            .collect();
+        let tasks = workers
+            .iter()
+            .map(|w| tokio::spawn(w.clone().run(drain)))
+            .collect();
+        Notifier {
+            dispatcher: Dispatcher::new(settings),
+            workers,
+            tasks,
+            drain,
+        }
+    }
+
+    /// Hands one poll's reports to the lifecycle and the resulting events to every
+    /// receiver's outbox. Returns the events, for logs and tests.
+    pub fn publish<'a>(
+        &mut self,
+        reports: &[ContainerReport],
+        now: TimestampMs,
+        history: impl Fn(&AlertKey) -> Option<&'a [(TimestampMs, f64)]>,
+    ) -> Vec<Event> {
+        let events = self.dispatcher.update(reports, now, history);
+        for e in &events {
+            for w in &self.workers {
+                w.enqueue(e);
+            }
+        }
+        events
+    }
+
+    /// Drains every outbox within the grace period, then stops the workers.
+    pub async fn shutdown(self) {
+        for w in &self.workers {
+            w.close();
+        }
+        let deadline = self.drain + Duration::from_secs(1);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(deadline, task).await;
+        }
+    }
+}
+
+/// `startsAt`/`endsAt` as Alertmanager and webhooks read them.
+pub(crate) fn timestamp(ms: TimestampMs) -> String {
+    rfc3339(ms)
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Builds every configured receiver with one shared HTTP client per kind of use.
+pub fn receivers(config: &crate::config::Config) -> anyhow::Result<Vec<Arc<dyn Receiver>>> {
+    use crate::config::{Auth, ReceiverConfig, ReceiverFilter};
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot build the notification HTTP client: {}",
+                e.without_url()
+            )
+        })?;
+    let filter = |f: &ReceiverFilter| Filter {
+        min_severity: f.min_severity,
+        namespaces: f.namespaces.clone(),
+        containers: f.containers.clone(),
+    };
+    let mut out: Vec<Arc<dyn Receiver>> = Vec::new();
+    for r in &config.receivers {
+        match r {
+            ReceiverConfig::Alertmanager {
+                name,
+                url,
+                timeout,
+                auth,
+                filter: f,
+            } => {
+                let (bearer_token, basic_auth) = match auth {
+                    Auth::None => (None, None),
+                    Auth::Bearer(t) => (Some(t.clone()), None),
+                    Auth::Basic { username, password } => {
+                        (None, Some((username.clone(), password.clone())))
+                    }
+                };
+                out.push(Arc::new(alertmanager::Alertmanager {
+                    name: name.clone(),
+                    url: url.clone(),
+                    http: http.clone(),
+                    bearer_token,
+                    basic_auth,
+                    timeout: *timeout,
+                    filter: filter(f),
+                }));
+            }
+            ReceiverConfig::Slack {
+                name,
+                url,
+                timeout,
+                filter: f,
+            } => out.push(Arc::new(slack::Slack {
+                name: name.clone(),
+                url: url.clone(),
+                http: http.clone(),
+                timeout: *timeout,
+                filter: filter(f),
+            })),
+            ReceiverConfig::Webhook {
+                name,
+                url,
+                hmac_secret,
+                headers,
+                timeout,
+                filter: f,
+            } => out.push(Arc::new(webhook::Webhook {
+                name: name.clone(),
+                url: url.clone(),
+                http: http.clone(),
+                headers: headers.clone(),
+                hmac_secret: hmac_secret.clone(),
+                timeout: *timeout,
+                filter: filter(f),
+            })),
+        }
+    }
+    Ok(out)
+}
+
+/// The alert settings a config describes.
+pub fn settings(config: &crate::config::Config) -> AlertSettings {
+    AlertSettings {
+        alertname: config.alerts.alertname.clone(),
+        resend_interval: config.alerts.resend_interval,
+        resolved_retention: config.alerts.resolved_retention,
+        poll_interval: config.poll_interval,
+        extra_labels: config.alerts.labels.clone(),
+        runbook_url: config.alerts.runbook_url.clone(),
+        dashboard_url: config.alerts.dashboard_url.clone(),
+        prometheus_url: config.prometheus.url.to_string(),
+    }
+}
+
+/// The retry policy a config describes.
+pub fn policy(config: &crate::config::Config) -> RetryPolicy {
+    RetryPolicy {
+        initial: config.alerts.retry_initial,
+        max: config.alerts.retry_max,
+        capacity: config.alerts.queue_capacity,
+    }
+}

@@ -1,0 +1,119 @@
+//! Slack incoming webhooks: one message when an alert fires, escalates, de-escalates
+//! or resolves (never on re-sends), Block Kit with a plain-text fallback, at most one
+//! message per second per webhook.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{post, Event, EventKind, Filter, Receiver, Verdict};
+use crate::config::SecretValue;
+use crate::model::Severity;
+use crate::units::{format_bytes, format_duration_short};
+
+/// One Slack incoming webhook. Its URL is a secret: never logged.
+pub struct Slack {
+    pub name: String,
+    pub url: SecretValue,
+    pub http: reqwest::Client,
+    pub timeout: Duration,
+    pub filter: Filter,
+}
+
+/// The message for one event.
+pub fn message(e: &Event) -> serde_json::Value {
+    let r = &e.report;
+    let (word, color, emoji) = match (e.kind, e.severity) {
+        (EventKind::Resolved, _) | (_, None) => ("RESOLVED", "#2eb886", ":white_check_mark:"),
+        (_, Some(Severity::Critical)) => ("CRITICAL", "#cb181d", ":red_circle:"),
+        (_, Some(_)) => ("WARNING", "#d98c00", ":large_orange_circle:"),
+    };
+    let what = match e.kind {
+        EventKind::Escalated => " (escalated)",
+        EventKind::Deescalated => " (de-escalated)",
+        _ => "",
+    };
+    let summary = e
+        .annotations
+        .get("summary")
+        .cloned()
+        .unwrap_or_else(|| r.summary());
+    let fallback = format!("{word}{what}: {summary}");
+    let eta = match (r.time_to_limit_seconds, e.kind) {
+        (_, EventKind::Resolved) => "–".to_string(),
+        (Some(s), _) => format!(
+            "~{} (90%: {}–{})",
+            format_duration_short(s),
+            r.time_to_limit_lower_seconds
+                .map_or("?".into(), format_duration_short),
+            r.time_to_limit_upper_seconds
+                .map_or("never".into(), format_duration_short)
+        ),
+        (None, _) => "not on course".into(),
+    };
+    let mut fields = vec![
+        json!({"type": "mrkdwn", "text": format!("*Working set*\n{} of {}{}", format_bytes(r.working_set_bytes), r.limit_bytes.map_or("no limit".into(), format_bytes), r.use_ratio.map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0)))}),
+        json!({"type": "mrkdwn", "text": format!("*Time to limit*\n{eta}")}),
+        json!({"type": "mrkdwn", "text": format!("*Growth*\n{}", r.growth_bytes_per_second.map_or("-".into(), |g| format!("{}{}/h", if g >= 0.0 { "+" } else { "" }, format_bytes(g * 3600.0))))}),
+        json!({"type": "mrkdwn", "text": format!("*Pattern*\n{}{}", r.pattern.as_str(), r.onset.as_ref().map_or(String::new(), |o| format!(" since {o}")))}),
+    ];
+    fields.truncate(10);
+    let mut blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{emoji} *{word}{what}* {summary}")}}),
+        json!({"type": "section", "fields": fields}),
+    ];
+    if !e.sparkline.is_empty() {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("last hours vs limit `{}`", e.sparkline)}]}));
+    }
+    let links: Vec<String> = [("Runbook", "runbook_url"), ("Dashboard", "dashboard_url")]
+        .iter()
+        .filter_map(|(label, key)| e.annotations.get(*key).map(|u| format!("<{u}|{label}>")))
+        .chain(std::iter::once(format!("<{}|Prometheus>", e.generator_url)))
+        .collect();
+    blocks.push(
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": links.join(" · ")}]}),
+    );
+    json!({
+        "text": fallback,
+        "attachments": [{"color": color, "fallback": fallback, "blocks": blocks}],
+    })
+}
+
+impl Receiver for Slack {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn wants(&self, event: &Event) -> bool {
+        event.kind != EventKind::Resent && self.filter.matches(event)
+    }
+
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    fn min_interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn send<'a>(
+        &'a self,
+        events: &'a [Event],
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            let url = match self.url.read() {
+                Ok(u) => u,
+                Err(e) => {
+                    return Verdict::Retry {
+                        after: None,
+                        reason: e,
+                    }
+                }
+            };
+            let body = serde_json::to_vec(&message(&events[0])).unwrap_or_default();
+            post(&self.http, &url, body, &[], self.timeout).await
+        })
+    }
+}

@@ -1,0 +1,414 @@
+//! Lifecycle and delivery logic with paused tokio time and a recording receiver (the
+//! HTTP integrations are tested against real servers in tests/notify.rs).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::model::Pattern;
+
+fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> ContainerReport {
+    ContainerReport {
+        namespace: "prod".into(),
+        pod: "payment-service-7f8b9c6d4-xk2nm".into(),
+        container: container.into(),
+        labels: BTreeMap::new(),
+        working_set_bytes: 100.0 * 1048576.0,
+        limit_bytes: Some(128.0 * 1048576.0),
+        limit_source: None,
+        use_ratio: Some(100.0 / 128.0),
+        growth_bytes_per_second: Some(32.0 * 1048576.0 / 3600.0),
+        time_to_limit_seconds: alert.map(|_| 2280.0),
+        time_to_limit_lower_seconds: alert.map(|_| 1860.0),
+        time_to_limit_upper_seconds: alert.map(|_| 2820.0),
+        severity: alert.unwrap_or(Severity::None),
+        alert,
+        pattern: Pattern::Leak,
+        onset: Some("2026-03-19T14:12:00Z".into()),
+        evaluated_at: rfc3339(at),
+        stale: false,
+        segments: vec![],
+    }
+}
+
+fn settings() -> AlertSettings {
+    AlertSettings {
+        alertname: "ContainerMemoryLimitForecast".into(),
+        resend_interval: Duration::from_secs(60),
+        resolved_retention: Duration::from_secs(900),
+        poll_interval: Duration::from_secs(30),
+        extra_labels: [("team".to_string(), "platform".to_string())].into(),
+        runbook_url: Some("https://runbooks.example/{namespace}/{container}".into()),
+        dashboard_url: None,
+        prometheus_url: "http://prometheus:9090/".into(),
+    }
+}
+
+const MIN: i64 = 60_000;
+
+#[test]
+fn lifecycle_fires_resends_escalates_and_resolves() {
+    let mut d = Dispatcher::new(settings());
+    let none = |_: &AlertKey| None;
+    let t0 = 1_773_930_000_000;
+    let e = d.update(
+        &[report("istio-proxy", Some(Severity::Warning), t0)],
+        t0,
+        none,
+    );
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].kind, EventKind::Fired);
+    assert_eq!(e[0].starts_at, t0);
+    assert_eq!(
+        e[0].ends_at,
+        t0 + 4 * MIN,
+        "endsAt = now + 4 x max(poll, resend)"
+    );
+    assert_eq!(e[0].labels["severity"], "warning");
+    assert_eq!(e[0].labels["team"], "platform");
+    assert_eq!(
+        e[0].annotations["runbook_url"],
+        "https://runbooks.example/prod/istio-proxy"
+    );
+    assert!(e[0].generator_url.starts_with("http://prometheus:9090/graph?g0.expr=container_memory_working_set_bytes%7Bnamespace%3D%22prod%22"));
+
+    // Within the resend interval: nothing; after it: a resend with a fresh endsAt.
+    let t1 = t0 + MIN / 2;
+    assert!(d
+        .update(
+            &[report("istio-proxy", Some(Severity::Warning), t1)],
+            t1,
+            none
+        )
+        .is_empty());
+    let t2 = t0 + MIN;
+    let e = d.update(
+        &[report("istio-proxy", Some(Severity::Warning), t2)],
+        t2,
+        none,
+    );
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        (e[0].kind, e[0].starts_at, e[0].ends_at),
+        (EventKind::Resent, t0, t2 + 4 * MIN)
+    );
+
+    let t3 = t2 + MIN / 2;
+    let e = d.update(
+        &[report("istio-proxy", Some(Severity::Critical), t3)],
+        t3,
+        none,
+    );
+    assert_eq!(e[0].kind, EventKind::Escalated);
+    assert_eq!(e[0].previous_severity, Some(Severity::Warning));
+    assert_eq!(e[0].starts_at, t0, "the same alert, escalated");
+
+    let t4 = t3 + MIN / 2;
+    let e = d.update(&[report("istio-proxy", None, t4)], t4, none);
+    assert_eq!(e[0].kind, EventKind::Resolved);
+    assert_eq!(e[0].ends_at, t4);
+    assert_eq!(
+        e[0].labels["severity"], "critical",
+        "resolves the alert Alertmanager knows"
+    );
+}
+
+#[test]
+fn a_container_that_goes_away_resolves_and_resolved_alerts_are_resent_for_a_while() {
+    let mut d = Dispatcher::new(settings());
+    let none = |_: &AlertKey| None;
+    let t0 = 1_773_930_000_000;
+    d.update(
+        &[report("istio-proxy", Some(Severity::Critical), t0)],
+        t0,
+        none,
+    );
+    let e = d.update(&[], t0 + 30_000, none);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].kind, EventKind::Resolved);
+    assert!(e[0].annotations["summary"].ends_with("went away"));
+    let resent = d.update(&[], t0 + 2 * MIN, none);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(
+        (resent[0].kind, resent[0].firing()),
+        (EventKind::Resent, false)
+    );
+    assert!(
+        d.update(&[], t0 + 20 * MIN, none).is_empty(),
+        "past the retention"
+    );
+}
+
+#[test]
+fn sparkline_scales_to_the_limit() {
+    assert_eq!(sparkline(&[0.0, 50.0, 100.0], 100.0, 3), "▁▅█");
+    assert_eq!(sparkline(&[], 100.0, 3), "");
+}
+
+#[test]
+fn globs_match_like_shells() {
+    assert!(glob("prod*", "prod-eu"));
+    assert!(glob("*-proxy", "istio-proxy"));
+    assert!(glob("a?c", "abc"));
+    assert!(!glob("prod*", "staging"));
+}
+
+#[test]
+fn one_place_decides_retries() {
+    assert_eq!(verdict(Ok((200, None, String::new()))), Verdict::Delivered);
+    assert!(matches!(
+        verdict(Ok((503, None, "busy".into()))),
+        Verdict::Retry { after: None, .. }
+    ));
+    assert_eq!(
+        verdict(Ok((429, Some(Duration::from_secs(7)), "slow down".into()))),
+        Verdict::Retry {
+            after: Some(Duration::from_secs(7)),
+            reason: "HTTP 429: slow down".into()
+        }
+    );
+    assert_eq!(
+        verdict(Ok((404, None, "no_service".into()))),
+        Verdict::Permanent {
+            reason: "HTTP 404: no_service".into()
+        }
+    );
+    assert!(matches!(
+        verdict(Err("connection failed".into())),
+        Verdict::Retry { .. }
+    ));
+}
+
+/// Records what it was sent and answers from a script (then `Delivered`).
+struct Recorder {
+    sent: Mutex<Vec<(tokio::time::Instant, Vec<Event>)>>,
+    script: Mutex<VecDeque<Verdict>>,
+    interval: Duration,
+    /// Every attempt before this instant fails as if the receiver were down.
+    down_until: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Recorder {
+    fn new(script: Vec<Verdict>, interval: Duration) -> Arc<Self> {
+        Arc::new(Recorder {
+            sent: Mutex::new(vec![]),
+            script: Mutex::new(script.into()),
+            interval,
+            down_until: Mutex::new(None),
+        })
+    }
+    fn delivered(&self) -> Vec<(String, EventKind, bool)> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, events)| events.iter().map(|e| (e.key.2.clone(), e.kind, e.firing())))
+            .collect()
+    }
+}
+
+impl Receiver for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    fn wants(&self, e: &Event) -> bool {
+        e.kind != EventKind::Resent
+    }
+    fn max_batch(&self) -> usize {
+        10
+    }
+    fn min_interval(&self) -> Duration {
+        self.interval
+    }
+    fn send<'a>(
+        &'a self,
+        events: &'a [Event],
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            let down = self
+                .down_until
+                .lock()
+                .unwrap()
+                .is_some_and(|t| tokio::time::Instant::now() < t);
+            let verdict = if down {
+                Verdict::Retry {
+                    after: None,
+                    reason: "connection refused".into(),
+                }
+            } else {
+                self.script
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .unwrap_or(Verdict::Delivered)
+            };
+            // Only successful deliveries count as "sent"; attempts are counted apart.
+            if verdict == Verdict::Delivered {
+                self.sent
+                    .lock()
+                    .unwrap()
+                    .push((tokio::time::Instant::now(), events.to_vec()));
+            }
+            verdict
+        })
+    }
+}
+
+fn event(
+    d: &mut Dispatcher,
+    container: &str,
+    alert: Option<Severity>,
+    t: TimestampMs,
+) -> Vec<Event> {
+    d.update(&[report(container, alert, t)], t, |_: &AlertKey| None)
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_and_honour_retry_after() {
+    let retry = |after| Verdict::Retry {
+        after,
+        reason: "HTTP 503".into(),
+    };
+    let recorder = Recorder::new(
+        vec![
+            retry(None),
+            retry(None),
+            retry(Some(Duration::from_secs(30))),
+        ],
+        Duration::ZERO,
+    );
+    let policy = RetryPolicy {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        capacity: 10,
+    };
+    let worker = Worker::new(recorder.clone(), policy, None);
+    let task = tokio::spawn(worker.clone().run(Duration::from_secs(5)));
+    let mut d = Dispatcher::new(settings());
+    let start = tokio::time::Instant::now();
+    for e in event(&mut d, "istio-proxy", Some(Severity::Critical), 0) {
+        worker.enqueue(&e);
+    }
+    while recorder.delivered().is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = start.elapsed();
+    // Backoff 1s then 2s (±20% jitter), then the 30s Retry-After.
+    assert!(
+        took >= Duration::from_secs(32) && took <= Duration::from_secs(34),
+        "{took:?}"
+    );
+    assert_eq!(
+        recorder.delivered(),
+        vec![("istio-proxy".into(), EventKind::Fired, true)]
+    );
+    worker.close();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ten_minute_outage_loses_nothing_and_sends_nothing_twice() {
+    // Down for ten minutes: every attempt in that time fails.
+    let recorder = Recorder::new(vec![], Duration::ZERO);
+    *recorder.down_until.lock().unwrap() =
+        Some(tokio::time::Instant::now() + Duration::from_secs(600));
+    let policy = RetryPolicy {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        capacity: 100,
+    };
+    let worker = Worker::new(recorder.clone(), policy, None);
+    let task = tokio::spawn(worker.clone().run(Duration::from_secs(5)));
+    let mut d = Dispatcher::new(settings());
+    // Every poll hands the dispatcher all containers, as the daemon does.
+    let mut poll = |alerts: &[(&str, Option<Severity>)], t: TimestampMs| {
+        let reports: Vec<ContainerReport> = alerts.iter().map(|(c, a)| report(c, *a, t)).collect();
+        for e in d.update(&reports, t, |_: &AlertKey| None) {
+            worker.enqueue(&e);
+        }
+    };
+    use Severity::{Critical, Warning};
+    // A fires and stays firing; B fires, escalates and resolves; C fires and stays.
+    poll(
+        &[("a", Some(Warning)), ("b", Some(Warning)), ("c", None)],
+        0,
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    poll(
+        &[
+            ("a", Some(Warning)),
+            ("b", Some(Critical)),
+            ("c", Some(Critical)),
+        ],
+        120_000,
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    poll(
+        &[("a", Some(Warning)), ("b", None), ("c", Some(Critical))],
+        240_000,
+    );
+    // The receiver comes back at ten minutes; the next retry (at most a minute later)
+    // delivers everything.
+    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+    let mut delivered = recorder.delivered();
+    delivered.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        delivered,
+        vec![
+            ("a".into(), EventKind::Fired, true),
+            ("b".into(), EventKind::Resolved, false),
+            ("c".into(), EventKind::Fired, true),
+        ],
+        "the newest state of every alert, once"
+    );
+    worker.close();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_drops_the_oldest_and_rate_limits_hold() {
+    let recorder = Recorder::new(vec![], Duration::from_secs(1));
+    let policy = RetryPolicy {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        capacity: 2,
+    };
+    let worker = Worker::new(recorder.clone(), policy, None);
+    let mut d = Dispatcher::new(settings());
+    for c in ["a", "b", "c"] {
+        for e in event(&mut d, c, Some(Severity::Warning), 0) {
+            worker.enqueue(&e);
+        }
+    }
+    assert_eq!(worker.queued(), 2, "capacity 2: the oldest (a) was dropped");
+    let task = tokio::spawn(worker.clone().run(Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let names: Vec<String> = recorder.delivered().into_iter().map(|d| d.0).collect();
+    assert_eq!(names, ["b", "c"]);
+    worker.close();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_refusals_are_dropped_not_retried() {
+    let recorder = Recorder::new(
+        vec![Verdict::Permanent {
+            reason: "HTTP 404: no_service".into(),
+        }],
+        Duration::ZERO,
+    );
+    let worker = Worker::new(recorder.clone(), RetryPolicy::default(), None);
+    let mut d = Dispatcher::new(settings());
+    for e in event(&mut d, "a", Some(Severity::Warning), 0) {
+        worker.enqueue(&e);
+    }
+    let task = tokio::spawn(worker.clone().run(Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(recorder.delivered().is_empty());
+    assert_eq!(worker.queued(), 0);
+    worker.close();
+    task.await.unwrap();
+}
