@@ -175,6 +175,42 @@ async fn demo(
     if !(args.speed.is_finite() && args.speed > 0.0) {
         return Err(AppError::Usage("--speed must be a positive number".into()));
     }
+    let mut config = config.clone();
+    let timeout = std::time::Duration::from_secs(10);
+    for (flag, url) in [
+        ("--slack-url", &args.slack_url),
+        ("--webhook-url", &args.webhook_url),
+    ] {
+        let Some(url) = url else { continue };
+        match reqwest::Url::parse(url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            // The URL is a secret: say what is wrong without quoting it.
+            _ => return Err(AppError::Usage(format!("{flag} is not an http(s) URL"))),
+        }
+        let secret = crate::config::SecretValue::Inline(url.clone());
+        let filter = crate::config::ReceiverFilter {
+            min_severity: Some(crate::model::Severity::Warning),
+            ..Default::default()
+        };
+        config.receivers.push(if flag == "--slack-url" {
+            crate::config::ReceiverConfig::Slack {
+                name: "demo-slack".into(),
+                url: secret,
+                timeout,
+                filter,
+            }
+        } else {
+            crate::config::ReceiverConfig::Webhook {
+                name: "demo-webhook".into(),
+                url: secret,
+                hmac_secret: None,
+                headers: vec![],
+                timeout,
+                filter,
+            }
+        });
+    }
+    let config = &config;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {

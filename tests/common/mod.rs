@@ -291,3 +291,223 @@ pub fn recent_minute() -> i64 {
         .as_secs() as i64;
     now - now % 60
 }
+
+/// How the test receiver answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Status, extra headers, body.
+    Status(u16, Vec<(String, String)>, String),
+    /// Waits this long, then answers 200.
+    Slow(Duration),
+    /// Closes the connection without answering.
+    Drop,
+}
+
+/// One request the test receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// A local HTTP receiver standing in for Slack or a webhook endpoint: records every
+/// request and answers from a script (then 200 "ok").
+pub struct TestReceiver {
+    pub port: u16,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl TestReceiver {
+    pub fn start(script: Vec<Reply>) -> TestReceiver {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").expect("bind"), script)
+    }
+
+    /// Listens on a port chosen before (for outage tests that start it late).
+    pub fn start_at(port: u16, script: Vec<Reply>) -> TestReceiver {
+        Self::start_on(
+            TcpListener::bind(("127.0.0.1", port)).expect("bind"),
+            script,
+        )
+    }
+
+    fn start_on(listener: TcpListener, script: Vec<Reply>) -> TestReceiver {
+        let port = listener.local_addr().unwrap().port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
+        let script = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            script,
+        )));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let log = log.clone();
+                let script = script.clone();
+                std::thread::spawn(move || serve_one(stream, &log, &script));
+            }
+        });
+        TestReceiver { port, received }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn serve_one(
+    mut stream: TcpStream,
+    log: &std::sync::Mutex<Vec<Received>>,
+    script: &std::sync::Mutex<std::collections::VecDeque<Reply>>,
+) {
+    use std::io::{BufRead, BufReader};
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        log.lock().unwrap().push(Received {
+            path,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            at: Instant::now(),
+        });
+        let reply = script.lock().unwrap().pop_front();
+        let (status, extra, text) = match reply {
+            Some(Reply::Drop) => return,
+            Some(Reply::Slow(d)) => {
+                std::thread::sleep(d);
+                (200, vec![], "ok".to_string())
+            }
+            Some(Reply::Status(s, h, b)) => (s, h, b),
+            None => (200, vec![], "ok".to_string()),
+        };
+        let mut response = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", text.len());
+        for (k, v) in extra {
+            response.push_str(&format!("{k}: {v}\r\n"));
+        }
+        response.push_str("\r\n");
+        response.push_str(&text);
+        if stream.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A real Alertmanager on 127.0.0.1 (clustering off) with the given config.
+pub struct TestAlertmanager {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+    log_path: PathBuf,
+}
+
+impl TestAlertmanager {
+    pub fn start(config_yml: &str) -> TestAlertmanager {
+        let binary = find_alertmanager();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(&config, config_yml).unwrap();
+        let log_path = dir.path().join("alertmanager.log");
+        let port = free_port();
+        let args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=".to_string(),
+            "--log.level=warn".to_string(),
+        ];
+        let child = spawn_logged(&binary, &args, &log_path);
+        let mut am = TestAlertmanager {
+            port,
+            child,
+            _dir: dir,
+            log_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !matches!(http_get(port, "/-/ready"), Ok((200, _))) {
+            if let Ok(Some(status)) = am.child.try_wait() {
+                panic!(
+                    "alertmanager exited ({status}): {}",
+                    std::fs::read_to_string(&am.log_path).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alertmanager not ready within 30s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        am
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TestAlertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian names the binary prometheus-alertmanager; upstream, alertmanager.
+fn find_alertmanager() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["prometheus-alertmanager", "alertmanager"] {
+        for dir in std::env::split_paths(&path) {
+            if dir.join(name).is_file() {
+                return dir.join(name);
+            }
+        }
+    }
+    require_binary("prometheus-alertmanager", "prometheus-alertmanager")
+}
