@@ -48,6 +48,7 @@ pub struct Telemetry {
     pub last_success: Gauge,
     pub forecast_duration: Histogram,
     pub notifications: IntCounterVec,
+    pub notification_failures: IntCounterVec,
     pub notification_queue: IntGaugeVec,
 }
 
@@ -105,6 +106,10 @@ impl Telemetry {
                 Opts::new("headroom_notifications_total", "Notifications by receiver and outcome."),
                 &["receiver", "outcome"],
             )),
+            notification_failures: must(IntCounterVec::new(
+                Opts::new("headroom_notification_failures_total", "Failed delivery attempts by receiver and reason (http_429, http_5xx, http_4xx, timeout, transport)."),
+                &["receiver", "reason"],
+            )),
             notification_queue: must(IntGaugeVec::new(
                 Opts::new("headroom_notification_queue_length", "Notifications waiting per receiver."),
                 &["receiver"],
@@ -136,6 +141,7 @@ impl Telemetry {
             Box::new(t.last_success.clone()),
             Box::new(t.forecast_duration.clone()),
             Box::new(t.notifications.clone()),
+            Box::new(t.notification_failures.clone()),
             Box::new(t.notification_queue.clone()),
         ];
         for c in collectors {

@@ -319,6 +319,9 @@ async fn slack_no_service_is_permanent_and_counted() {
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(hook.requests().len(), 1, "not retried");
+    assert!(telemetry.render().contains(
+        r#"headroom_notification_failures_total{reason="http_4xx",receiver="platform-slack"} 1"#
+    ));
     notifier.shutdown().await;
 }
 

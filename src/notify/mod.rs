@@ -379,6 +379,24 @@ pub enum Verdict {
     },
 }
 
+impl Verdict {
+    /// A short reason class for the failures counter: `http_429`, `http_5xx`,
+    /// `http_4xx`, `timeout` or `transport`.
+    pub fn reason_class(&self) -> &'static str {
+        let reason = match self {
+            Verdict::Delivered => return "none",
+            Verdict::Retry { reason, .. } | Verdict::Permanent { reason } => reason.as_str(),
+        };
+        match reason.strip_prefix("HTTP ").and_then(|r| r.get(..3)) {
+            Some("429") => "http_429",
+            Some(code) if code.starts_with('5') => "http_5xx",
+            Some(_) => "http_4xx",
+            None if reason.contains("timed out") => "timeout",
+            None => "transport",
+        }
+    }
+}
+
 /// The one place that decides retries: 2xx done; 429, 5xx and transport errors retry
 /// (429 honouring Retry-After); any other status is permanent, with the body quoted.
 pub fn verdict(result: Result<(u16, Option<Duration>, String), String>) -> Verdict {
@@ -586,6 +604,14 @@ impl Worker {
         }
     }
 
+    fn count_failure(&self, verdict: &Verdict) {
+        if let Some(t) = &self.telemetry {
+            t.notification_failures
+                .with_label_values(&[self.receiver.name(), verdict.reason_class()])
+                .inc();
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -697,6 +723,9 @@ impl Worker {
             let events: Vec<Event> = batch.iter().map(|(_, _, e)| e.clone()).collect();
             last_send = Some(tokio::time::Instant::now());
             let verdict = self.receiver.send(&events).await;
+            if verdict != Verdict::Delivered {
+                self.count_failure(&verdict);
+            }
             match verdict {
                 Verdict::Delivered => {
                     backoff = self.policy.initial;

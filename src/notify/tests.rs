@@ -143,6 +143,28 @@ fn a_container_that_goes_away_resolves_and_resolved_alerts_are_resent_for_a_whil
 }
 
 #[test]
+fn failures_have_a_reason_class() {
+    let class = |r: &str| {
+        Verdict::Retry {
+            after: None,
+            reason: r.into(),
+        }
+        .reason_class()
+    };
+    assert_eq!(class("HTTP 429: slow down"), "http_429");
+    assert_eq!(class("HTTP 503: busy"), "http_5xx");
+    assert_eq!(
+        Verdict::Permanent {
+            reason: "HTTP 404: no_service".into()
+        }
+        .reason_class(),
+        "http_4xx"
+    );
+    assert_eq!(class("timed out"), "timeout");
+    assert_eq!(class("connection failed"), "transport");
+}
+
+#[test]
 fn sparkline_scales_to_the_limit() {
     assert_eq!(sparkline(&[0.0, 50.0, 100.0], 100.0, 3), "▁▅█");
     assert_eq!(sparkline(&[], 100.0, 3), "");
