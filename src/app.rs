@@ -106,7 +106,8 @@ async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
         .forecast
         .warning_pending
         .max(config.forecast.critical_pending);
-    let reports = pipeline.evaluate_with_warmup(at, warmup);
+    let mut reports = pipeline.evaluate_with_warmup(at, warmup);
+    pipeline.explain(&mut reports, at).await;
     match args.format {
         OutputFormat::Json => {
             let json = serde_json::to_string_pretty(&reports).context("cannot encode JSON")?;
@@ -250,6 +251,9 @@ async fn demo(
             .map(crate::report::rfc3339)
             .unwrap_or_default();
         let clock = at.get(11..16).unwrap_or("");
+        for kill in &snapshot.new_oom_kills {
+            println!("[{clock}] {}", kill.sentence);
+        }
         for t in transitions {
             let r = &t.report;
             match r.alert {

@@ -26,6 +26,8 @@ pub const DEFAULT_CADVISOR_LIMITS_QUERY: &str =
     r#"container_spec_memory_limit_bytes{container!="",container!="POD"}"#;
 pub const DEFAULT_RESTARTS_QUERY: &str =
     "kube_pod_container_status_restarts_total or kube_pod_init_container_status_restarts_total";
+pub const DEFAULT_OOM_QUERY: &str =
+    r#"kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}"#;
 
 // ---------------------------------------------------------------------------------------
 // Raw: exactly what the file says.
@@ -43,6 +45,13 @@ struct RawConfig {
     server: RawServer,
     alerts: RawAlerts,
     receivers: RawReceivers,
+    sidecars: RawSidecars,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSidecars {
+    names: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,6 +175,7 @@ struct RawQueries {
     init_container_limits: Option<String>,
     cadvisor_limits: Option<String>,
     restarts: Option<String>,
+    oom_kills: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -223,6 +233,9 @@ pub struct Config {
     pub server: ServerConfig,
     pub alerts: AlertsConfig,
     pub receivers: Vec<ReceiverConfig>,
+    /// Container names (globs) recognised as injected sidecars; native sidecars are
+    /// recognised from kube-state-metrics whatever their name.
+    pub sidecar_names: Vec<String>,
 }
 
 /// How alerts are named and re-sent, and how receivers queue and retry.
@@ -365,6 +378,9 @@ pub struct Queries {
     pub init_container_limits: Option<String>,
     pub cadvisor_limits: Option<String>,
     pub restarts: Option<String>,
+    /// 1 while a container's last termination was an OOM kill (kube-state-metrics);
+    /// with a restart it marks an OOM kill to attribute.
+    pub oom_kills: Option<String>,
 }
 
 /// How much history is kept per container.
@@ -675,9 +691,17 @@ impl Validator<'_> {
         let alerts = self.alerts(raw.alerts);
         let receivers = self.receivers(raw.receivers);
 
+        let sidecar_names = raw.sidecars.names.unwrap_or_else(|| {
+            crate::explain::DEFAULT_SIDECAR_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+
         Some(Config {
             alerts: alerts?,
             receivers,
+            sidecar_names,
             prometheus: prometheus?,
             queries,
             extra_identity_labels,
@@ -1062,6 +1086,7 @@ impl Validator<'_> {
             init_container_limits: optional(q.init_container_limits, DEFAULT_INIT_LIMITS_QUERY),
             cadvisor_limits: optional(q.cadvisor_limits, DEFAULT_CADVISOR_LIMITS_QUERY),
             restarts: optional(q.restarts, DEFAULT_RESTARTS_QUERY),
+            oom_kills: optional(q.oom_kills, DEFAULT_OOM_QUERY),
         }
     }
 }

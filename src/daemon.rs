@@ -70,6 +70,10 @@ pub struct Snapshot {
     pub reports: Vec<ContainerReport>,
     /// Chart data of the containers worth a chart (the most urgent ones).
     pub histories: HashMap<ContainerKey, ContainerHistory>,
+    /// Recent OOM kills, attributed, newest last.
+    pub oom_kills: Vec<crate::explain::OomKill>,
+    /// OOM kills first seen in this poll (for notifications).
+    pub new_oom_kills: Vec<crate::explain::OomKill>,
 }
 
 impl Snapshot {
@@ -164,7 +168,19 @@ pub async fn poll_loop<S: Source>(
                 failures = 0;
                 last_success = Some(now);
                 let forecast_started = Instant::now();
-                let reports = pipeline.evaluate(now);
+                let mut reports = pipeline.evaluate(now);
+                pipeline.explain(&mut reports, now).await;
+                for kill in &summary.oom_kills {
+                    telemetry
+                        .oom_kills
+                        .with_label_values(&[
+                            &kill.namespace,
+                            &kill.pod,
+                            &kill.reported_container,
+                            kill.attributed_container.as_deref().unwrap_or(""),
+                        ])
+                        .inc();
+                }
                 telemetry
                     .forecast_duration
                     .observe(forecast_started.elapsed().as_secs_f64());
@@ -225,6 +241,8 @@ pub async fn poll_loop<S: Source>(
                     stale: false,
                     reports,
                     histories,
+                    oom_kills: pipeline.oom_kills(),
+                    new_oom_kills: summary.oom_kills.clone(),
                 });
                 on_poll(&snapshot, &transitions);
                 let _ = snapshots.send(snapshot);
@@ -320,6 +338,18 @@ pub async fn serve<S: Source + 'static>(
                 };
                 snapshot.histories.get(&key).map(|h| h.samples.as_slice())
             });
+            for kill in &snapshot.new_oom_kills {
+                let container = kill
+                    .attributed_container
+                    .as_deref()
+                    .unwrap_or(&kill.reported_container);
+                let report = snapshot.reports.iter().find(|r| {
+                    r.namespace == kill.namespace && r.pod == kill.pod && r.container == container
+                });
+                if let Some(report) = report {
+                    n.publish_oom(kill, report, now);
+                }
+            }
         }
         on_poll(snapshot, transitions);
     });

@@ -25,6 +25,7 @@ pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod explain;
 pub mod logging;
 pub mod model;
 pub mod notify;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::explain::{self, ContainerAtKill, OomKill, PodContext};
 use crate::model::{self, AlertParams, AlertState, ForecastParams, Trend};
 use crate::report::{sort_by_urgency, ContainerReport};
 use crate::source::{ContainerKey, Source, SourceError, TimestampMs, Window};
@@ -49,11 +50,13 @@ pub struct ContainerHistory {
 pub const HISTORY_POINTS: usize = 360;
 
 /// What one poll did.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PollSummary {
     pub window: Option<Window>,
     pub ingest: IngestSummary,
     pub containers: usize,
+    /// OOM kills seen in this poll, attributed.
+    pub oom_kills: Vec<OomKill>,
 }
 
 pub struct Pipeline<S> {
@@ -70,6 +73,11 @@ pub struct Pipeline<S> {
     trends: HashMap<ContainerKey, Trend>,
     /// The end of the last window fetched; `None` until the first (backfill) poll.
     fetched_until: Option<TimestampMs>,
+    sidecar_names: Vec<String>,
+    /// Pod metadata fetched for explanations, by (namespace, pod).
+    contexts: HashMap<(String, String), PodContext>,
+    /// The most recent OOM kills, newest last.
+    oom_kills: std::collections::VecDeque<OomKill>,
 }
 
 impl<S: Source> Pipeline<S> {
@@ -90,6 +98,9 @@ impl<S: Source> Pipeline<S> {
             alerts: HashMap::new(),
             trends: HashMap::new(),
             fetched_until: None,
+            sidecar_names: config.sidecar_names.clone(),
+            contexts: HashMap::new(),
+            oom_kills: std::collections::VecDeque::new(),
         }
     }
 
@@ -128,6 +139,7 @@ impl<S: Source> Pipeline<S> {
                 window: None,
                 ingest: IngestSummary::default(),
                 containers: self.store.len(),
+                oom_kills: Vec::new(),
             });
         };
         let batch = self.source.fetch(window).await?;
@@ -137,13 +149,140 @@ impl<S: Source> Pipeline<S> {
                 "ignored working-set series without namespace, pod or container"
             );
         }
+        let oom_flags = batch_oom(&batch);
         let ingest = self.store.ingest(batch, window.end);
         self.fetched_until = Some(window.end);
+        let step_ms = self.step.as_millis() as i64;
+        let mut kills = Vec::new();
+        for (key, at) in &ingest.restarts {
+            let was_oom = oom_flags.get(key).is_some_and(|flags| {
+                flags
+                    .iter()
+                    .any(|&(t, v)| t >= at - 2 * step_ms && v >= 1.0)
+            });
+            if was_oom {
+                kills.push(self.attribute(key, *at));
+            }
+        }
+        for kill in &kills {
+            tracing::warn!(
+                namespace = %kill.namespace,
+                pod = %kill.pod,
+                reported = %kill.reported_container,
+                attributed = kill.attributed_container.as_deref().unwrap_or("-"),
+                "{}",
+                kill.sentence
+            );
+            self.oom_kills.push_back(kill.clone());
+            if self.oom_kills.len() > 100 {
+                self.oom_kills.pop_front();
+            }
+        }
         Ok(PollSummary {
             window: Some(window),
             ingest,
             containers: self.store.len(),
+            oom_kills: kills,
         })
+    }
+
+    /// Which container of the pod was at its limit just before `at`.
+    fn attribute(&self, reported: &ContainerKey, at: TimestampMs) -> OomKill {
+        let containers = self
+            .store
+            .iter()
+            .filter(|(k, _)| {
+                k.namespace == reported.namespace
+                    && k.pod == reported.pod
+                    && k.extra == reported.extra
+            })
+            .filter_map(|(k, tracked)| {
+                let sample = tracked.sample_before(at)?;
+                Some(ContainerAtKill {
+                    container: k.container.clone(),
+                    working_set_bytes: sample.bytes,
+                    limit_bytes: tracked.limit.and_then(|l| l.bytes),
+                })
+            })
+            .collect();
+        explain::attribute(
+            at,
+            &reported.namespace,
+            &reported.pod,
+            &reported.container,
+            containers,
+        )
+    }
+
+    /// The most recent OOM kills, newest last.
+    pub fn oom_kills(&self) -> Vec<OomKill> {
+        self.oom_kills.iter().cloned().collect()
+    }
+
+    /// Adds what the cluster knows to the reports worth explaining (alerting or with a
+    /// forecast severity): the owning workload, native sidecars, and the changes near
+    /// the onset of growth. Best effort: a failed lookup is logged, not fatal.
+    pub async fn explain(&mut self, reports: &mut [ContainerReport], now: TimestampMs) {
+        let wanted: Vec<(String, String)> = {
+            let mut pods: Vec<(String, String)> = reports
+                .iter()
+                .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
+                .map(|r| (r.namespace.clone(), r.pod.clone()))
+                .filter(|p| !self.contexts.contains_key(p))
+                .collect();
+            pods.sort();
+            pods.dedup();
+            pods
+        };
+        if !wanted.is_empty() {
+            match self.source.context(&wanted, now).await {
+                Ok(found) => {
+                    for c in found {
+                        self.contexts
+                            .insert((c.namespace.clone(), c.pod.clone()), c);
+                    }
+                    // Remember pods with no metadata too, so they are not asked again.
+                    for p in wanted {
+                        self.contexts.entry(p).or_default();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "cannot read pod metadata for explanations")
+                }
+            }
+        }
+        let store = &self.store;
+        self.contexts.retain(|(ns, pod), _| {
+            store
+                .iter()
+                .any(|(k, _)| &k.namespace == ns && &k.pod == pod)
+        });
+        for r in reports.iter_mut() {
+            let Some(ctx) = self.contexts.get(&(r.namespace.clone(), r.pod.clone())) else {
+                continue;
+            };
+            r.sidecar |= ctx.native_sidecars.contains(&r.container);
+            r.workload = ctx
+                .workload
+                .as_ref()
+                .map(|(kind, name)| format!("{kind}/{name}"));
+            if let Some(onset) = r
+                .onset
+                .as_deref()
+                .and_then(|o| chrono::DateTime::parse_from_rfc3339(o).ok())
+            {
+                r.changes = explain::changes_near(onset.timestamp_millis(), ctx);
+            }
+        }
+    }
+
+    fn is_sidecar(&self, key: &ContainerKey, tracked: &Tracked) -> bool {
+        self.sidecar_names
+            .iter()
+            .any(|g| crate::notify::glob(g, &key.container))
+            || tracked
+                .limit
+                .is_some_and(|l| l.source == crate::source::LimitSource::KubeStateMetricsInit)
     }
 
     /// Forecasts every tracked container as of `now`, most urgent first, without
@@ -156,6 +295,7 @@ impl<S: Source> Pipeline<S> {
                 let forecast = self.forecast(tracked, now)?;
                 let mut report = ContainerReport::new(key, tracked, &forecast, now);
                 report.alert = self.alerts.get(key).and_then(AlertState::firing);
+                report.sidecar = self.is_sidecar(key, tracked);
                 Some(report)
             })
             .collect();
@@ -192,6 +332,7 @@ impl<S: Source> Pipeline<S> {
             }
             let mut report = ContainerReport::new(key, tracked, &forecast, now);
             report.alert = alert;
+            report.sidecar = self.is_sidecar(key, tracked);
             reports.push(report);
         }
         // Containers the store forgot take their alert state with them.
@@ -245,4 +386,13 @@ impl<S: Source> Pipeline<S> {
             trend: self.trends.get(key).copied(),
         })
     }
+}
+
+/// The OOM-termination flags of a batch by container.
+fn batch_oom(batch: &crate::source::Batch) -> HashMap<ContainerKey, Vec<(TimestampMs, f64)>> {
+    batch
+        .oom_terminations
+        .iter()
+        .map(|s| (s.key.clone(), s.samples.clone()))
+        .collect()
 }

@@ -44,6 +44,12 @@ pub struct ContainerReport {
     /// The daemon could not reach Prometheus for longer than `poll.stale_after`:
     /// this forecast is the last good one.
     pub stale: bool,
+    /// An injected sidecar (istio-proxy, …) or a native sidecar.
+    pub sidecar: bool,
+    /// The owning workload, e.g. `Deployment/payment-service`, when known.
+    pub workload: Option<String>,
+    /// Changes found near the onset of growth (rollout, pod start, annotations).
+    pub changes: Vec<crate::explain::Change>,
     /// Segments in the lookback window, oldest first; the last one is current and is
     /// the one forecast. A new segment begins at every container restart.
     pub segments: Vec<SegmentReport>,
@@ -86,6 +92,9 @@ impl ContainerReport {
             onset: forecast.onset.map(rfc3339),
             evaluated_at: rfc3339(now),
             stale: false,
+            sidecar: false,
+            workload: None,
+            changes: Vec::new(),
             segments: tracked
                 .segments
                 .iter()
@@ -246,6 +255,10 @@ impl ContainerReport {
                     format_bytes(g * 3600.0),
                     onset.get(11..16).unwrap_or(onset)
                 ));
+                if let Some(change) = self.changes.first() {
+                    text.push_str(", ");
+                    text.push_str(&change.text);
+                }
             }
         }
         text

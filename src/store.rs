@@ -53,6 +53,15 @@ impl Tracked {
         self.segments.last()
     }
 
+    /// The last sample strictly before `at`, whatever its segment.
+    pub fn sample_before(&self, at: TimestampMs) -> Option<Sample> {
+        self.segments.iter().rev().find_map(|s| {
+            s.samples[..s.samples.partition_point(|x| x.at < at)]
+                .last()
+                .copied()
+        })
+    }
+
     pub fn last_seen(&self) -> Option<TimestampMs> {
         self.current().and_then(Segment::end)
     }
@@ -79,12 +88,14 @@ pub struct Store {
 }
 
 /// What one ingest changed, for logs and metrics.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct IngestSummary {
     pub samples_added: usize,
     pub new_containers: usize,
     pub new_segments: usize,
     pub forgotten_containers: usize,
+    /// Restart-counter increases seen: (container, first sample at the new count).
+    pub restarts: Vec<(ContainerKey, TimestampMs)>,
 }
 
 impl Store {
@@ -161,8 +172,12 @@ impl Store {
         }
         for restarts in batch.restarts {
             if let Some(tracked) = self.containers.get_mut(&restarts.key) {
+                let mut seen = Vec::new();
                 summary.new_segments +=
-                    split_at_restarts(tracked, &restarts.samples, self.limits.step_ms);
+                    split_at_restarts(tracked, &restarts.samples, self.limits.step_ms, &mut seen);
+                summary
+                    .restarts
+                    .extend(seen.into_iter().map(|at| (restarts.key.clone(), at)));
             }
         }
         for reading in batch.limits {
@@ -240,7 +255,12 @@ fn append(tracked: &mut Tracked, series: WorkingSetSeries, summary: &mut IngestS
 
 /// Splits segments where the restart counter rose and the working set dropped, for
 /// sources that do not label incarnations with a container id. Returns segments added.
-fn split_at_restarts(tracked: &mut Tracked, counts: &[(TimestampMs, f64)], step_ms: i64) -> usize {
+fn split_at_restarts(
+    tracked: &mut Tracked,
+    counts: &[(TimestampMs, f64)],
+    step_ms: i64,
+    restarts: &mut Vec<TimestampMs>,
+) -> usize {
     let mut added = 0;
     for &(at, count) in counts {
         let previous = tracked.last_restart_count;
@@ -254,6 +274,7 @@ fn split_at_restarts(tracked: &mut Tracked, counts: &[(TimestampMs, f64)], step_
         if count <= prev_count {
             continue;
         }
+        restarts.push(at);
         // The restart happened in (prev_at, at]; the drop may show a scrape or two
         // either side of the counter's increase.
         let from = prev_at - 2 * step_ms;

@@ -49,6 +49,7 @@ pub struct Telemetry {
     pub forecast_duration: Histogram,
     pub notifications: IntCounterVec,
     pub notification_failures: IntCounterVec,
+    pub oom_kills: IntCounterVec,
     pub notification_queue: IntGaugeVec,
 }
 
@@ -63,6 +64,7 @@ impl Telemetry {
         let mut label_names: Vec<String> =
             vec!["namespace".into(), "pod".into(), "container".into()];
         label_names.extend(extra_labels.iter().cloned());
+        label_names.push("sidecar".into());
         let names: Vec<&str> = label_names.iter().map(String::as_str).collect();
         let mut with_severity = names.clone();
         with_severity.push("severity");
@@ -110,6 +112,10 @@ impl Telemetry {
                 Opts::new("headroom_notification_failures_total", "Failed delivery attempts by receiver and reason (http_429, http_5xx, http_4xx, timeout, transport)."),
                 &["receiver", "reason"],
             )),
+            oom_kills: must(IntCounterVec::new(
+                Opts::new("headroom_oom_kills_total", "OOM kills seen, with the container Kubernetes reported and the one that was at its limit (empty when none was)."),
+                &["namespace", "pod", "reported_container", "attributed_container"],
+            )),
             notification_queue: must(IntGaugeVec::new(
                 Opts::new("headroom_notification_queue_length", "Notifications waiting per receiver."),
                 &["receiver"],
@@ -142,6 +148,7 @@ impl Telemetry {
             Box::new(t.forecast_duration.clone()),
             Box::new(t.notifications.clone()),
             Box::new(t.notification_failures.clone()),
+            Box::new(t.oom_kills.clone()),
             Box::new(t.notification_queue.clone()),
         ];
         for c in collectors {
@@ -180,11 +187,13 @@ impl Telemetry {
         {
             let mut values: Vec<String> =
                 vec![r.namespace.clone(), r.pod.clone(), r.container.clone()];
+            let extra = &self.label_names[3..self.label_names.len() - 1];
             values.extend(
-                self.label_names[3..]
+                extra
                     .iter()
                     .map(|name| r.labels.get(name).cloned().unwrap_or_default()),
             );
+            values.push(r.sidecar.to_string());
             let labels: Vec<&str> = values.iter().map(String::as_str).collect();
             let set_or_remove = |g: &GaugeVec, v: Option<f64>| match v {
                 Some(v) if v.is_finite() => g.with_label_values(&labels).set(v),

@@ -36,10 +36,10 @@ fn demo_alerts_on_the_sidecar_and_serves_the_api() {
     assert_eq!(critical["limit_bytes"], 128.0 * MI);
     let (_, metrics) = http_get(port, "/metrics").unwrap();
     assert!(
-        metrics.contains(r#"headroom_time_to_limit_seconds{container="istio-proxy",namespace="prod",pod="payment-service-7f8b9c6d4-xk2nm"}"#),
+        metrics.contains(r#"headroom_time_to_limit_seconds{container="istio-proxy",namespace="prod",pod="payment-service-7f8b9c6d4-xk2nm",sidecar="true"}"#),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"headroom_alert_state{container="istio-proxy",namespace="prod",pod="payment-service-7f8b9c6d4-xk2nm",severity="critical"} 1"#));
+    assert!(metrics.contains(r#"headroom_alert_state{container="istio-proxy",namespace="prod",pod="payment-service-7f8b9c6d4-xk2nm",severity="critical",sidecar="true"} 1"#));
     let (status, page) = http_get(port, "/").unwrap();
     assert_eq!(status, 200);
     assert!(

@@ -42,6 +42,9 @@ fn report(container: &str, alert: Option<Severity>, at: i64) -> ContainerReport 
         onset: Some("2026-03-19T14:12:00Z".into()),
         evaluated_at: rfc3339(at),
         stale: false,
+        sidecar: container == "istio-proxy",
+        workload: None,
+        changes: vec![],
         segments: vec![],
     }
 }
@@ -128,6 +131,7 @@ async fn alerts_reach_a_real_alertmanager_and_come_out_of_its_routing() {
     assert_eq!(alert["labels"]["pod"], "payment-service-7f8b9c6d4-xk2nm");
     assert_eq!(alert["labels"]["severity"], "critical");
     assert_eq!(alert["labels"]["team"], "platform");
+    assert_eq!(alert["labels"]["sidecar"], "true");
     assert_eq!(
         alert["annotations"]["summary"],
         "istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~38m (90% interval 31m–47m); growth +31Mi/h began 14:12"
@@ -368,6 +372,7 @@ async fn webhook_payload_is_versioned_signed_and_exact() {
                 "namespace": "prod",
                 "pod": "payment-service-7f8b9c6d4-xk2nm",
                 "severity": "warning",
+                "sidecar": "true",
                 "team": "platform"
             },
             "annotations": {

@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/forecasts", get(forecasts))
+        .route("/api/v1/events", get(events))
         .route(
             "/api/v1/forecasts/{namespace}/{pod}/{container}",
             get(forecast_detail),
@@ -215,6 +216,12 @@ async fn forecast_detail(
         "forecast": report,
         "history": history,
     })))
+}
+
+/// Recent OOM kills, each attributed to the container that was at its limit.
+async fn events(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let snapshot = latest(&state);
+    Json(serde_json::json!({ "oom_kills": snapshot.oom_kills }))
 }
 
 async fn status_page(State(state): State<AppState>) -> Html<String> {

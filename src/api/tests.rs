@@ -38,6 +38,9 @@ fn report(ns: &str, container: &str, alert: Option<Severity>, use_ratio: f64) ->
         onset: Some("2026-03-19T14:12:00Z".into()),
         evaluated_at: "2026-03-19T14:30:00Z".into(),
         stale: false,
+        sidecar: container == "istio-proxy",
+        workload: None,
+        changes: vec![],
         segments: vec![],
     }
 }
@@ -73,6 +76,8 @@ fn fleet() -> Snapshot {
             report("batch", "worker", None, 0.85),
         ],
         histories: Default::default(),
+        oom_kills: vec![],
+        new_oom_kills: vec![],
     }
 }
 
@@ -188,11 +193,11 @@ async fn metrics_export_containers_at_risk_and_drop_those_gone() {
     state.telemetry.publish(&fleet().reports);
     let app = router(state.clone());
     let (_, text) = get(&app, "/metrics").await;
-    assert!(text.contains(r#"headroom_time_to_limit_seconds{container="istio-proxy",namespace="prod",pod="p-1"} 600"#), "{text}");
-    assert!(text.contains(r#"headroom_alert_state{container="istio-proxy",namespace="prod",pod="p-1",severity="critical"} 1"#));
+    assert!(text.contains(r#"headroom_time_to_limit_seconds{container="istio-proxy",namespace="prod",pod="p-1",sidecar="true"} 600"#), "{text}");
+    assert!(text.contains(r#"headroom_alert_state{container="istio-proxy",namespace="prod",pod="p-1",severity="critical",sidecar="true"} 1"#));
     assert!(
         text.contains(
-            r#"headroom_working_set_bytes{container="worker",namespace="batch",pod="p-1"} 85"#
+            r#"headroom_working_set_bytes{container="worker",namespace="batch",pod="p-1",sidecar="false"} 85"#
         ),
         "85% use is exported"
     );

@@ -136,6 +136,7 @@ pub fn containers(
         Batch {
             working_sets,
             restarts,
+            oom_terminations: vec![],
             limits,
             series_without_identity: 0,
         },

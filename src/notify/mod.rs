@@ -42,6 +42,8 @@ pub enum EventKind {
     Resent,
     /// It stopped firing, or its container went away.
     Resolved,
+    /// An OOM kill happened, attributed to the container that was at its limit.
+    OomKill,
 }
 
 /// One notification-worthy state of one alert.
@@ -171,6 +173,12 @@ impl Dispatcher {
         labels.insert("container".to_string(), report.container.clone());
         for (k, v) in &report.labels {
             labels.insert(k.clone(), v.clone());
+        }
+        if report.sidecar {
+            labels.insert("sidecar".to_string(), "true".to_string());
+        }
+        if let Some(workload) = &report.workload {
+            labels.insert("workload".to_string(), workload.clone());
         }
         for (k, v) in &s.extra_labels {
             labels.entry(k.clone()).or_insert_with(|| v.clone());
@@ -830,6 +838,40 @@ impl Notifier {
             }
         }
         events
+    }
+
+    /// Sends an attributed OOM kill to every receiver: an alert of its own
+    /// (`alertname="ContainerOOMKillAttributed"`, ending an hour later) on the container
+    /// that was at its limit. `report` is that container's latest forecast.
+    pub fn publish_oom(
+        &mut self,
+        kill: &crate::explain::OomKill,
+        report: &ContainerReport,
+        now: TimestampMs,
+    ) {
+        let mut event = self
+            .dispatcher
+            .event(report, EventKind::OomKill, None, now, now, None);
+        event.key.2 = format!("oom-kill:{}", report.container);
+        event.severity = Some(Severity::Warning);
+        event.ends_at = now + 3_600_000;
+        event
+            .labels
+            .insert("alertname".into(), "ContainerOOMKillAttributed".into());
+        event.labels.insert("severity".into(), "warning".into());
+        event
+            .labels
+            .insert("reported_container".into(), kill.reported_container.clone());
+        event.annotations.clear();
+        event
+            .annotations
+            .insert("summary".into(), kill.sentence.clone());
+        event
+            .annotations
+            .insert("description".into(), kill.sentence.clone());
+        for w in &self.workers {
+            w.enqueue(&event);
+        }
     }
 
     /// Drains every outbox within the grace period, then stops the workers.

@@ -26,6 +26,7 @@ pub struct Slack {
 pub fn message(e: &Event) -> serde_json::Value {
     let r = &e.report;
     let (word, color, emoji) = match (e.kind, e.severity) {
+        (EventKind::OomKill, _) => ("OOM KILL", "#6a3d9a", ":boom:"),
         (EventKind::Resolved, _) | (_, None) => ("RESOLVED", "#2eb886", ":white_check_mark:"),
         (_, Some(Severity::Critical)) => ("CRITICAL", "#cb181d", ":red_circle:"),
         (_, Some(_)) => ("WARNING", "#d98c00", ":large_orange_circle:"),

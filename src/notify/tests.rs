@@ -30,6 +30,9 @@ fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> Containe
         onset: Some("2026-03-19T14:12:00Z".into()),
         evaluated_at: rfc3339(at),
         stale: false,
+        sidecar: container == "istio-proxy",
+        workload: None,
+        changes: vec![],
         segments: vec![],
     }
 }

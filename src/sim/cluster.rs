@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
+use crate::explain::{AnnotationChange, PodContext};
 use crate::model::Sample;
 use crate::source::{
-    Batch, ContainerKey, LimitReading, LimitSource, Source, SourceError, TimestampMs, Window,
-    WorkingSetSeries,
+    Batch, ContainerKey, LimitReading, LimitSource, RestartSeries, Source, SourceError,
+    TimestampMs, Window, WorkingSetSeries,
 };
 
 const MI: f64 = 1048576.0;
@@ -33,7 +34,13 @@ struct SimContainer {
 /// The demo cluster; `rollout` is when payment-service's new pod started.
 pub struct SimulatedCluster {
     containers: Vec<SimContainer>,
+    rollout: TimestampMs,
 }
+
+/// The sidecar reaches its limit this long after each (re)start.
+const SIDECAR_REACH_MS: i64 = 2 * HOUR;
+/// ... and the kubelet restarts it a minute later.
+const SIDECAR_PERIOD_MS: i64 = SIDECAR_REACH_MS + MINUTE;
 
 impl SimulatedCluster {
     /// A cluster whose payment-service pod (and its leaking sidecar) started at
@@ -109,12 +116,26 @@ impl SimulatedCluster {
                 noise_bytes: 3.0 * MI,
             },
         ];
-        SimulatedCluster { containers }
+        SimulatedCluster {
+            containers,
+            rollout,
+        }
+    }
+
+    /// OOM kills before `at`: Kubernetes reports each against payment-service (the
+    /// seed incident's misattribution) while the sidecar is the one at its limit.
+    fn oom_kills_before(&self, at: TimestampMs) -> i64 {
+        let since = at - self.rollout - SIDECAR_REACH_MS;
+        if since < 0 {
+            0
+        } else {
+            since / SIDECAR_PERIOD_MS + 1
+        }
     }
 
     /// When the sidecar first reaches its limit (ms).
     pub fn sidecar_oom_at(rollout: TimestampMs) -> TimestampMs {
-        rollout + 2 * HOUR
+        rollout + SIDECAR_REACH_MS
     }
 }
 
@@ -185,7 +206,60 @@ impl Source for SimulatedCluster {
             }
             batch.working_sets.extend(series);
         }
+        // payment-service's restart counter and last termination reason.
+        let key = ContainerKey {
+            namespace: "prod".into(),
+            pod: "payment-service-7f8b9c6d4-xk2nm".into(),
+            container: "payment-service".into(),
+            extra: vec![],
+        };
+        let mut restarts = Vec::new();
+        let mut oom = Vec::new();
+        let mut t = window.start.max(self.rollout);
+        t += (step - (t - window.start).rem_euclid(step)) % step;
+        while t <= window.end {
+            let kills = self.oom_kills_before(t + 1);
+            restarts.push((t, kills as f64));
+            if kills > 0 {
+                oom.push((t, 1.0));
+            }
+            t += step;
+        }
+        batch.restarts.push(RestartSeries {
+            key: key.clone(),
+            samples: restarts,
+        });
+        if !oom.is_empty() {
+            batch
+                .oom_terminations
+                .push(RestartSeries { key, samples: oom });
+        }
         Ok(batch)
+    }
+
+    async fn context(
+        &self,
+        pods: &[(String, String)],
+        _at: TimestampMs,
+    ) -> Result<Vec<PodContext>, SourceError> {
+        Ok(pods
+            .iter()
+            .filter(|(_, pod)| pod == "payment-service-7f8b9c6d4-xk2nm")
+            .map(|(ns, pod)| PodContext {
+                namespace: ns.clone(),
+                pod: pod.clone(),
+                started_at: Some(self.rollout),
+                replicaset: Some("payment-service-7f8b9c6d4".into()),
+                replicaset_created_at: Some(self.rollout - MINUTE),
+                workload: Some(("Deployment".into(), "payment-service".into())),
+                annotation_changes: vec![AnnotationChange {
+                    key: "proxy_istio_io_config".into(),
+                    before: Some(r#"{"tracing":{"sampling":1}}"#.into()),
+                    after: Some(r#"{"tracing":{"sampling":100}}"#.into()),
+                }],
+                native_sidecars: vec![],
+            })
+            .collect())
     }
 }
 

@@ -10,6 +10,7 @@ use super::{
     WorkingSetSeries,
 };
 use crate::config::Queries;
+use crate::explain::{AnnotationChange, PodContext};
 use crate::model::Sample;
 
 /// cAdvisor reports "no limit" as 0 or as the largest page-aligned i64.
@@ -90,8 +91,21 @@ impl Source for PrometheusSource {
                     }),
             }
         };
-        let (working_set, restarts, limits) =
-            tokio::try_join!(working_set, restarts, self.limits(window.end))?;
+        let oom = async {
+            match &self.queries.oom_kills {
+                None => Ok(Vec::new()),
+                Some(q) => self
+                    .client
+                    .query_range(q, window.start, window.end, window.step)
+                    .await
+                    .map_err(|source| SourceError {
+                        what: "oom_kills",
+                        source,
+                    }),
+            }
+        };
+        let (working_set, restarts, limits, oom) =
+            tokio::try_join!(working_set, restarts, self.limits(window.end), oom)?;
 
         let mut batch = Batch {
             limits,
@@ -103,8 +117,217 @@ impl Source for PrometheusSource {
             &mut batch.series_without_identity,
         );
         batch.restarts = group_restarts(&self.extra_labels, restarts);
+        batch.oom_terminations = group_restarts(&self.extra_labels, oom);
         Ok(batch)
     }
+
+    async fn context(
+        &self,
+        pods: &[(String, String)],
+        at: i64,
+    ) -> Result<Vec<PodContext>, SourceError> {
+        let mut out = Vec::new();
+        let mut by_namespace: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (ns, pod) in pods {
+            by_namespace.entry(ns).or_default().push(pod);
+        }
+        for (ns, names) in by_namespace {
+            out.extend(self.namespace_context(ns, &names, at).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// Escapes a value for a PromQL regex matcher inside double quotes.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(ch) {
+            out.push_str("\\\\");
+        }
+        if ch == '"' {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+impl PrometheusSource {
+    async fn instant(
+        &self,
+        what: &'static str,
+        query: String,
+        at: i64,
+    ) -> Result<Vec<InstantSample>, SourceError> {
+        self.client
+            .query(&query, at)
+            .await
+            .map_err(|source| SourceError { what, source })
+    }
+
+    /// Pod start, owner ReplicaSet and its creation, the workload owning it, native
+    /// sidecars, and annotations that differ from the previous ReplicaSet's pods.
+    async fn namespace_context(
+        &self,
+        ns: &str,
+        pods: &[&str],
+        at: i64,
+    ) -> Result<Vec<PodContext>, SourceError> {
+        let ns_q = regex_escape(ns);
+        let pod_re = pods
+            .iter()
+            .map(|p| regex_escape(p))
+            .collect::<Vec<_>>()
+            .join("|");
+        let sel = format!(r#"namespace="{ns_q}",pod=~"{pod_re}""#);
+        let (starts, owners, init, annotations) = tokio::try_join!(
+            self.instant("pod_start", format!("kube_pod_start_time{{{sel}}}"), at),
+            self.instant(
+                "pod_owner",
+                format!(r#"kube_pod_owner{{{sel},owner_kind="ReplicaSet"}}"#),
+                at
+            ),
+            self.instant(
+                "init_container_info",
+                format!(r#"kube_pod_init_container_info{{{sel},restart_policy="Always"}}"#),
+                at
+            ),
+            self.instant(
+                "pod_annotations",
+                format!("kube_pod_annotations{{{sel}}}"),
+                at
+            ),
+        )?;
+        let label = |s: &InstantSample, name: &str| s.labels.get(name).cloned();
+        let mut contexts: Vec<PodContext> = pods
+            .iter()
+            .map(|p| PodContext {
+                namespace: ns.to_string(),
+                pod: p.to_string(),
+                ..PodContext::default()
+            })
+            .collect();
+        let find = |contexts: &mut Vec<PodContext>, s: &InstantSample| -> Option<usize> {
+            let pod = s.labels.get("pod")?;
+            contexts.iter().position(|c| &c.pod == pod)
+        };
+        for s in &starts {
+            if let Some(i) = find(&mut contexts, s) {
+                contexts[i].started_at = Some((s.value * 1000.0) as i64);
+            }
+        }
+        for s in &owners {
+            if let Some(i) = find(&mut contexts, s) {
+                contexts[i].replicaset = label(s, "owner_name");
+            }
+        }
+        for s in &init {
+            if let (Some(i), Some(c)) = (find(&mut contexts, s), label(s, "container")) {
+                contexts[i].native_sidecars.push(c);
+            }
+        }
+        let replicasets: Vec<String> = contexts
+            .iter()
+            .filter_map(|c| c.replicaset.clone())
+            .collect();
+        if replicasets.is_empty() {
+            return Ok(contexts);
+        }
+        let rs_re = replicasets
+            .iter()
+            .map(|r| regex_escape(r))
+            .collect::<Vec<_>>()
+            .join("|");
+        let rs_sel = format!(r#"namespace="{ns_q}",replicaset=~"{rs_re}""#);
+        let (created, rs_owners) = tokio::try_join!(
+            self.instant(
+                "replicaset_created",
+                format!("kube_replicaset_created{{{rs_sel}}}"),
+                at
+            ),
+            self.instant(
+                "replicaset_owner",
+                format!("kube_replicaset_owner{{{rs_sel}}}"),
+                at
+            ),
+        )?;
+        for c in &mut contexts {
+            let Some(rs) = c.replicaset.clone() else {
+                continue;
+            };
+            c.replicaset_created_at = created
+                .iter()
+                .find(|s| s.labels.get("replicaset") == Some(&rs))
+                .map(|s| (s.value * 1000.0) as i64);
+            c.workload = rs_owners
+                .iter()
+                .find(|s| s.labels.get("replicaset") == Some(&rs))
+                .and_then(|s| Some((label(s, "owner_kind")?, label(s, "owner_name")?)));
+            // Annotations of the previous ReplicaSet's pods, just before this one.
+            let (Some(created_at), Some((_, workload))) =
+                (c.replicaset_created_at, c.workload.clone())
+            else {
+                continue;
+            };
+            let now_annotations = annotations
+                .iter()
+                .find(|s| s.labels.get("pod") == Some(&c.pod))
+                .map(|s| annotation_labels(&s.labels))
+                .unwrap_or_default();
+            let before_at = created_at - 60_000;
+            let older = self
+                .instant(
+                    "pod_owner",
+                    format!(
+                        r#"kube_pod_owner{{namespace="{ns_q}",owner_kind="ReplicaSet",owner_name=~"{}-.+",owner_name!="{}"}}"#,
+                        regex_escape(&workload),
+                        rs.replace('"', "")
+                    ),
+                    before_at,
+                )
+                .await?;
+            let Some(old_pod) = older.iter().find_map(|s| label(s, "pod")) else {
+                continue;
+            };
+            let old = self
+                .instant(
+                    "pod_annotations",
+                    format!(
+                        r#"kube_pod_annotations{{namespace="{ns_q}",pod="{}"}}"#,
+                        old_pod.replace('"', "")
+                    ),
+                    before_at,
+                )
+                .await?;
+            let before = old
+                .first()
+                .map(|s| annotation_labels(&s.labels))
+                .unwrap_or_default();
+            let mut keys: Vec<&String> = before.keys().chain(now_annotations.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let (b, a) = (before.get(key), now_annotations.get(key));
+                if b != a {
+                    c.annotation_changes.push(AnnotationChange {
+                        key: key.clone(),
+                        before: b.cloned(),
+                        after: a.cloned(),
+                    });
+                }
+            }
+        }
+        Ok(contexts)
+    }
+}
+
+/// kube-state-metrics exports annotations as `annotation_<sanitised key>` labels.
+fn annotation_labels(labels: &crate::source::Labels) -> std::collections::BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("annotation_")?.to_string(), v.clone())))
+        .collect()
 }
 
 /// Turns raw series into one series per (container, incarnation). Series that differ

@@ -118,6 +118,8 @@ pub struct LimitReading {
 pub struct Batch {
     pub working_sets: Vec<WorkingSetSeries>,
     pub restarts: Vec<RestartSeries>,
+    /// Per container: 1 while its last termination was an OOM kill.
+    pub oom_terminations: Vec<RestartSeries>,
     pub limits: Vec<LimitReading>,
     /// Series dropped because they lacked namespace, pod or container.
     pub series_without_identity: usize,
@@ -135,4 +137,15 @@ pub struct SourceError {
 /// Anything that can produce batches: Prometheus, or the demo's simulated cluster.
 pub trait Source: Send + Sync {
     fn fetch(&self, window: Window) -> impl Future<Output = Result<Batch, SourceError>> + Send;
+
+    /// What the cluster knows about these pods (namespace, pod) as of `at`: start,
+    /// owners, annotation changes. Sources without such metadata return nothing.
+    fn context(
+        &self,
+        pods: &[(String, String)],
+        at: TimestampMs,
+    ) -> impl Future<Output = Result<Vec<crate::explain::PodContext>, SourceError>> + Send {
+        let _ = (pods, at);
+        async { Ok(Vec::new()) }
+    }
 }
