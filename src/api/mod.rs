@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/forecasts", get(forecasts))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/pods/{namespace}/{pod}", get(pod_detail))
         .route(
             "/api/v1/forecasts/{namespace}/{pod}/{container}",
             get(forecast_detail),
@@ -215,6 +216,41 @@ async fn forecast_detail(
     Ok(Json(serde_json::json!({
         "forecast": report,
         "history": history,
+    })))
+}
+
+/// Every container of one pod, side by side: a sidecar next to its app container,
+/// each against its own limit, and the pod's total.
+async fn pod_detail(
+    State(state): State<AppState>,
+    Path((namespace, pod)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let snapshot = latest(&state);
+    let containers: Vec<&ContainerReport> = snapshot
+        .reports
+        .iter()
+        .filter(|r| r.namespace == namespace && r.pod == pod)
+        .collect();
+    if containers.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no pod {namespace}/{pod} is tracked"),
+        ));
+    }
+    let total: f64 = containers.iter().map(|r| r.working_set_bytes).sum();
+    let limits: Option<f64> = containers.iter().map(|r| r.limit_bytes).sum();
+    let kills: Vec<_> = snapshot
+        .oom_kills
+        .iter()
+        .filter(|k| k.namespace == namespace && k.pod == pod)
+        .collect();
+    Ok(Json(serde_json::json!({
+        "namespace": namespace,
+        "pod": pod,
+        "working_set_bytes": total,
+        "sum_of_limits_bytes": limits,
+        "containers": containers,
+        "oom_kills": kills,
     })))
 }
 

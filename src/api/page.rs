@@ -121,6 +121,38 @@ table{border-collapse:collapse;font-size:.85rem}td,th{padding:.15rem .6rem;text-
                 .as_ref()
                 .map_or(String::new(), |o| format!(" since {}", &o[11..16])),
         );
+        // The pod's other containers, each against its own limit.
+        let siblings: Vec<String> = snapshot
+            .reports
+            .iter()
+            .filter(|o| o.namespace == r.namespace && o.pod == r.pod && o.container != r.container)
+            .map(|o| {
+                format!(
+                    "{}{} {} of {}",
+                    escape(&o.container),
+                    if o.sidecar { " (sidecar)" } else { "" },
+                    format_bytes(o.working_set_bytes),
+                    o.limit_bytes.map_or("no limit".into(), format_bytes)
+                )
+            })
+            .collect();
+        if !siblings.is_empty() || r.sidecar || !r.changes.is_empty() {
+            let mut line = String::new();
+            if r.sidecar {
+                line.push_str("sidecar · ");
+            }
+            if !siblings.is_empty() {
+                line.push_str(&format!("same pod: {}", siblings.join(", ")));
+            }
+            if let Some(change) = r.changes.first() {
+                line.push_str(&format!(" · growth began {}", escape(&change.text)));
+            }
+            let _ = write!(
+                html,
+                r#"<div class="facts">{}</div>"#,
+                line.trim_start_matches(" · ")
+            );
+        }
         if let Some(history) = snapshot.histories.get(&key) {
             let bands = match (
                 r.time_to_limit_seconds,
@@ -160,6 +192,13 @@ table{border-collapse:collapse;font-size:.85rem}td,th{padding:.15rem .6rem;text-
             html.push_str(&plot::render(&chart));
         }
         html.push_str("</div>");
+    }
+    if !snapshot.oom_kills.is_empty() {
+        html.push_str("<h2>Recent OOM kills</h2><ul>");
+        for k in snapshot.oom_kills.iter().rev().take(20) {
+            let _ = write!(html, "<li>{} — {}</li>", escape(&k.at), escape(&k.sentence));
+        }
+        html.push_str("</ul>");
     }
     if snapshot.reports.len() > CARDS {
         html.push_str("<h2>Other containers</h2><table><tr><th>container</th><th>working set</th><th>limit</th><th>growth</th><th>forecast</th></tr>");

@@ -169,6 +169,16 @@ async fn detail_readiness_health_and_page() {
     assert_eq!(detail["forecast"]["alert"], "critical");
     assert!(detail["history"].is_null());
 
+    let (status, body) = get(&app, "/api/v1/pods/prod/p-1").await;
+    assert_eq!(status, StatusCode::OK);
+    let pod: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(pod["containers"].as_array().unwrap().len(), 2);
+    assert_eq!(pod["sum_of_limits_bytes"], 200.0);
+    assert_eq!(
+        get(&app, "/api/v1/pods/prod/nope").await.0,
+        StatusCode::NOT_FOUND
+    );
+
     let (status, page) = get(&app, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("prod/p-1/istio-proxy") && page.contains("badge critical"));
