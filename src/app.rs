@@ -47,6 +47,8 @@ impl AppError {
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
     let overrides = Overrides {
         prometheus_url: cli.global.prometheus_url.clone(),
+        shard_index: cli.global.shard_index,
+        shard_count: cli.global.shard_count,
     };
     match cli.command {
         Command::Config(ConfigCommand::Check { file }) => {
@@ -86,7 +88,8 @@ fn prometheus_source(config: &Config) -> Result<PrometheusSource, AppError> {
         client,
         config.queries.clone(),
         config.extra_identity_labels.clone(),
-    ))
+    )
+    .with_shard(config.shard))
 }
 
 async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
@@ -438,6 +441,61 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
     Ok(())
 }
 
+/// Adds label matchers to every selector of a query (`a{x="1"} or b` →
+/// `a{x="1",m} or b{m}`), for namespace sharding of queries like the default
+/// restarts query. Metric names are words before `{` or at word boundaries; this is
+/// enough for the selector-only queries headroom runs.
+pub fn add_matchers_to_selectors(query: &str, matchers: &str) -> String {
+    let mut out = String::with_capacity(query.len() + matchers.len() * 2);
+    let chars: Vec<char> = query.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            out.push_str(&word);
+            let keyword = matches!(
+                word.as_str(),
+                "or" | "and"
+                    | "unless"
+                    | "by"
+                    | "without"
+                    | "on"
+                    | "ignoring"
+                    | "count"
+                    | "sum"
+                    | "max"
+                    | "min"
+                    | "avg"
+            );
+            if keyword {
+                continue;
+            }
+            if chars.get(i) == Some(&'{') {
+                let close = chars[i..].iter().position(|&c| c == '}').map(|p| p + i);
+                if let Some(close) = close {
+                    let inner: String = chars[i + 1..close].iter().collect();
+                    let sep = if inner.trim().is_empty() { "" } else { "," };
+                    out.push_str(&format!("{{{inner}{sep}{matchers}}}"));
+                    i = close + 1;
+                    continue;
+                }
+            }
+            out.push_str(&format!("{{{matchers}}}"));
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
 /// Adds label matchers to a query's first selector: `m{a="b"}` + `c="d"` →
 /// `m{a="b",c="d"}`; `m` → `m{c="d"}`.
 fn add_matchers(query: &str, matchers: &str) -> String {
@@ -495,6 +553,24 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[cfg(test)]
 mod tests {
     use super::add_matchers;
+
+    #[test]
+    fn matchers_join_every_selector() {
+        assert_eq!(
+            super::add_matchers_to_selectors(
+                "kube_pod_container_status_restarts_total or kube_pod_init_container_status_restarts_total",
+                r#"namespace=~"a|b""#
+            ),
+            r#"kube_pod_container_status_restarts_total{namespace=~"a|b"} or kube_pod_init_container_status_restarts_total{namespace=~"a|b"}"#
+        );
+        assert_eq!(
+            super::add_matchers_to_selectors(
+                r#"m{container!="",container!="POD"}"#,
+                r#"namespace="x""#
+            ),
+            r#"m{container!="",container!="POD",namespace="x"}"#
+        );
+    }
 
     #[test]
     fn matchers_join_the_first_selector() {

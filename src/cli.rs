@@ -45,6 +45,27 @@ pub struct GlobalArgs {
         env = "HEADROOM_LOG"
     )]
     pub log_level: String,
+
+    /// This replica's shard, 0-based (with --shard-count): it watches and alerts only
+    /// for the containers that hash to it. A StatefulSet's ordinal fits.
+    #[arg(
+        long,
+        global = true,
+        value_name = "I",
+        env = "HEADROOM_SHARD_INDEX",
+        requires = "shard_count"
+    )]
+    pub shard_index: Option<u32>,
+
+    /// How many replicas share the containers (with --shard-index).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        env = "HEADROOM_SHARD_COUNT",
+        requires = "shard_index"
+    )]
+    pub shard_count: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

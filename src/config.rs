@@ -46,6 +46,15 @@ struct RawConfig {
     alerts: RawAlerts,
     receivers: RawReceivers,
     sidecars: RawSidecars,
+    sharding: RawSharding,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSharding {
+    mode: Option<String>,
+    index: Option<u32>,
+    count: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -236,6 +245,8 @@ pub struct Config {
     /// Container names (globs) recognised as injected sidecars; native sidecars are
     /// recognised from kube-state-metrics whatever their name.
     pub sidecar_names: Vec<String>,
+    /// `None`: this replica watches every container.
+    pub shard: Option<Shard>,
 }
 
 /// How alerts are named and re-sent, and how receivers queue and retry.
@@ -420,6 +431,48 @@ impl Default for Config {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub prometheus_url: Option<String>,
+    pub shard_index: Option<u32>,
+    pub shard_count: Option<u32>,
+}
+
+/// How replicas split the containers between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardMode {
+    /// By a hash of namespace/pod: even shards; every replica reads every series
+    /// and keeps its own (a pod's containers always share a shard).
+    Pod,
+    /// By a hash of the namespace: each replica asks Prometheus only for its
+    /// namespaces, so Prometheus' cost is split too; shards are as even as namespaces.
+    Namespace,
+}
+
+/// This replica's share of the containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+    pub mode: ShardMode,
+}
+
+impl Shard {
+    /// FNV-1a: stable across versions and platforms, unlike std's hasher.
+    fn hash(text: &str) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
+    /// Whether this replica owns a container of `pod` in `namespace`.
+    pub fn owns(&self, namespace: &str, pod: &str) -> bool {
+        let h = match self.mode {
+            ShardMode::Pod => Self::hash(&format!("{namespace}/{pod}")),
+            ShardMode::Namespace => Self::hash(namespace),
+        };
+        h % u64::from(self.count) == u64::from(self.index)
+    }
 }
 
 /// One thing wrong with a config, naming the key and, when known, the line.
@@ -698,7 +751,43 @@ impl Validator<'_> {
                 .collect()
         });
 
+        let sharding = raw.sharding;
+        let mode = match sharding.mode.as_deref() {
+            None | Some("pod") => Some(ShardMode::Pod),
+            Some("namespace") => Some(ShardMode::Namespace),
+            Some(other) => {
+                self.problem(
+                    "sharding.mode",
+                    format!("{other:?} is not pod or namespace"),
+                );
+                None
+            }
+        };
+        let index = overrides.shard_index.or(sharding.index);
+        let count = overrides.shard_count.or(sharding.count);
+        let shard = match (index, count, mode) {
+            (None, None, _) | (_, _, None) => None,
+            (Some(index), Some(count), Some(mode)) if count >= 1 && index < count => {
+                (count > 1).then_some(Shard { index, count, mode })
+            }
+            (Some(index), Some(count), _) => {
+                self.problem(
+                    "sharding.index",
+                    format!("shard index {index} is not below the shard count {count}"),
+                );
+                None
+            }
+            _ => {
+                self.problem(
+                    "sharding",
+                    "index and count go together: set both or neither",
+                );
+                None
+            }
+        };
+
         Some(Config {
+            shard,
             alerts: alerts?,
             receivers,
             sidecar_names,
@@ -1209,6 +1298,7 @@ forecast:
     fn flag_overrides_file() {
         let overrides = Overrides {
             prometheus_url: Some("http://127.0.0.1:1234/prom".into()),
+            ..Overrides::default()
         };
         let c = Config::parse_str("prometheus:\n  url: http://x:9090\n", "t", &overrides).unwrap();
         assert_eq!(c.prometheus.url.as_str(), "http://127.0.0.1:1234/prom/");

@@ -522,3 +522,52 @@ fn receiver_urls_never_reach_the_logs() {
         assert!(!stdout.contains(secret), "{secret} leaked into the output");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sending_the_same_alert_make_one_notification() {
+    let hook = TestReceiver::start(vec![]);
+    let am = TestAlertmanager::start(&format!(
+        "route:\n  receiver: hook\n  group_by: [alertname, namespace, pod, container]\n  group_wait: 2s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {}\n",
+        hook.url("/from-alertmanager")
+    ));
+    let replica = || {
+        let receiver: Arc<dyn Receiver> = Arc::new(Alertmanager {
+            name: "am".into(),
+            url: reqwest::Url::parse(&format!("{}/", am.url())).unwrap(),
+            http: http(),
+            bearer_token: None,
+            basic_auth: None,
+            timeout: Duration::from_secs(5),
+            filter: Filter::default(),
+        });
+        Notifier::start(
+            settings(),
+            vec![receiver],
+            fast(),
+            Duration::from_secs(5),
+            None,
+        )
+    };
+    let (mut a, mut b) = (replica(), replica());
+    let now = chrono::Utc::now().timestamp_millis();
+    // The two replicas evaluate a moment apart, as real ones do.
+    a.publish(
+        &[report("istio-proxy", Some(Severity::Critical), now)],
+        now,
+        |_| None,
+    );
+    b.publish(
+        &[report("istio-proxy", Some(Severity::Critical), now + 700)],
+        now + 700,
+        |_| None,
+    );
+    wait_for("Alertmanager's notification", 30, || {
+        hook.requests().into_iter().next()
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let requests = hook.requests();
+    assert_eq!(requests.len(), 1, "Alertmanager de-duplicated the HA pair");
+    assert_eq!(requests[0].json()["alerts"].as_array().unwrap().len(), 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}

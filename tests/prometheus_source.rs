@@ -713,3 +713,68 @@ fn backtest_replays_prometheus_history() {
         "--selector keeps to namespace prod:\n{table}"
     );
 }
+
+/// The containers `check` reports for one shard of two.
+fn shard(index: u32, mode: &str) -> Vec<String> {
+    let f = fixture();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), format!("sharding:\n  mode: {mode}\n")).unwrap();
+    let at = chrono::DateTime::from_timestamp(f.end, 0)
+        .unwrap()
+        .to_rfc3339();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args(["check", "--format", "json", "--at", &at])
+        .args(["--config", config.path().to_str().unwrap()])
+        .args(["--prometheus-url", &f.prometheus.url()])
+        .args(["--shard-index", &index.to_string(), "--shard-count", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reports: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    reports
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}/{}",
+                r["namespace"].as_str().unwrap(),
+                r["pod"].as_str().unwrap(),
+                r["container"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_shards_cover_every_container_exactly_once() {
+    for mode in ["pod", "namespace"] {
+        let (a, b) = (shard(0, mode), shard(1, mode));
+        let mut union: Vec<String> = a.iter().chain(&b).cloned().collect();
+        union.sort();
+        let total = union.len();
+        union.dedup();
+        assert_eq!(
+            union.len(),
+            total,
+            "{mode}: no container in both shards: {a:?} {b:?}"
+        );
+        assert_eq!(
+            union.len(),
+            7,
+            "{mode}: every container in one shard: {union:?}"
+        );
+        assert!(
+            !a.is_empty() && !b.is_empty(),
+            "{mode}: both shards have work: {a:?} {b:?}"
+        );
+        // A pod's containers share a shard, so OOM kills can be attributed.
+        for pod in ["payment-service-7f8b9c6d4-xk2nm"] {
+            let in_a = a.iter().filter(|c| c.contains(pod)).count();
+            let in_b = b.iter().filter(|c| c.contains(pod)).count();
+            assert!(in_a == 0 || in_b == 0, "{mode}: {pod} split across shards");
+        }
+    }
+}

@@ -9,7 +9,7 @@ use super::{
     Batch, ContainerKey, LimitReading, LimitSource, RestartSeries, Source, SourceError, Window,
     WorkingSetSeries,
 };
-use crate::config::Queries;
+use crate::config::{Queries, Shard, ShardMode};
 use crate::explain::{AnnotationChange, PodContext};
 use crate::model::Sample;
 
@@ -22,6 +22,8 @@ pub struct PrometheusSource {
     client: PrometheusClient,
     queries: Queries,
     extra_labels: Vec<String>,
+    /// This replica's share of the containers, if sharded.
+    shard: Option<Shard>,
 }
 
 impl PrometheusSource {
@@ -30,14 +32,114 @@ impl PrometheusSource {
             client,
             queries,
             extra_labels,
+            shard: None,
         }
+    }
+
+    /// One fetch with the given queries.
+    async fn fetch_with(&self, queries: &Queries, window: Window) -> Result<Batch, SourceError> {
+        let working_set = async {
+            self.client
+                .query_range(&queries.working_set, window.start, window.end, window.step)
+                .await
+                .map_err(|source| SourceError {
+                    what: "working_set",
+                    source,
+                })
+        };
+        let restarts = async {
+            match &queries.restarts {
+                None => Ok(Vec::new()),
+                Some(q) => self
+                    .client
+                    .query_range(q, window.start, window.end, window.step)
+                    .await
+                    .map_err(|source| SourceError {
+                        what: "restarts",
+                        source,
+                    }),
+            }
+        };
+        let oom = async {
+            match &queries.oom_kills {
+                None => Ok(Vec::new()),
+                Some(q) => self
+                    .client
+                    .query_range(q, window.start, window.end, window.step)
+                    .await
+                    .map_err(|source| SourceError {
+                        what: "oom_kills",
+                        source,
+                    }),
+            }
+        };
+        let (working_set, restarts, limits, oom) =
+            tokio::try_join!(working_set, restarts, self.limits(queries, window.end), oom)?;
+
+        let mut batch = Batch {
+            limits,
+            ..Batch::default()
+        };
+        batch.working_sets = group_working_sets(
+            &self.extra_labels,
+            working_set,
+            &mut batch.series_without_identity,
+        );
+        batch.restarts = group_restarts(&self.extra_labels, restarts);
+        batch.oom_terminations = group_restarts(&self.extra_labels, oom);
+        Ok(batch)
+    }
+
+    /// Keeps only this replica's share of the containers.
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// The queries of one fetch: with namespace sharding, restricted to this
+    /// replica's namespaces (found with one cheap query); `None` when it owns none.
+    async fn sharded_queries(&self, at: i64) -> Result<Option<Queries>, SourceError> {
+        let Some(shard) = self.shard.filter(|s| s.mode == ShardMode::Namespace) else {
+            return Ok(Some(self.queries.clone()));
+        };
+        let namespaces = self
+            .client
+            .query(
+                &format!("count by (namespace) ({})", self.queries.working_set),
+                at,
+            )
+            .await
+            .map_err(|source| SourceError {
+                what: "namespaces",
+                source,
+            })?;
+        let mine: Vec<String> = namespaces
+            .iter()
+            .filter_map(|s| s.labels.get("namespace"))
+            .filter(|ns| shard.owns(ns, ""))
+            .map(|ns| regex_escape(ns))
+            .collect();
+        if mine.is_empty() {
+            return Ok(None);
+        }
+        let matcher = format!(r#"namespace=~"{}""#, mine.join("|"));
+        let q = &self.queries;
+        let add = |query: &str| crate::app::add_matchers_to_selectors(query, &matcher);
+        Ok(Some(Queries {
+            working_set: add(&q.working_set),
+            limits: add(&q.limits),
+            init_container_limits: q.init_container_limits.as_deref().map(add),
+            cadvisor_limits: q.cadvisor_limits.as_deref().map(add),
+            restarts: q.restarts.as_deref().map(add),
+            oom_kills: q.oom_kills.as_deref().map(add),
+        }))
     }
 
     pub fn client(&self) -> &PrometheusClient {
         &self.client
     }
 
-    async fn limits(&self, at: i64) -> Result<Vec<LimitReading>, SourceError> {
+    async fn limits(&self, queries: &Queries, at: i64) -> Result<Vec<LimitReading>, SourceError> {
         let instant = |what: &'static str, query: Option<String>| {
             let client = self.client.clone();
             async move {
@@ -51,12 +153,12 @@ impl PrometheusSource {
             }
         };
         let (ksm, init, cadvisor) = tokio::try_join!(
-            instant("limits", Some(self.queries.limits.clone())),
+            instant("limits", Some(queries.limits.clone())),
             instant(
                 "init_container_limits",
-                self.queries.init_container_limits.clone()
+                queries.init_container_limits.clone()
             ),
-            instant("cadvisor_limits", self.queries.cadvisor_limits.clone()),
+            instant("cadvisor_limits", queries.cadvisor_limits.clone()),
         )?;
         Ok(merge_limits(&self.extra_labels, &ksm, &init, &cadvisor))
     }
@@ -64,60 +166,17 @@ impl PrometheusSource {
 
 impl Source for PrometheusSource {
     async fn fetch(&self, window: Window) -> Result<Batch, SourceError> {
-        let working_set = async {
-            self.client
-                .query_range(
-                    &self.queries.working_set,
-                    window.start,
-                    window.end,
-                    window.step,
-                )
-                .await
-                .map_err(|source| SourceError {
-                    what: "working_set",
-                    source,
-                })
+        let Some(queries) = self.sharded_queries(window.end).await? else {
+            return Ok(Batch::default());
         };
-        let restarts = async {
-            match &self.queries.restarts {
-                None => Ok(Vec::new()),
-                Some(q) => self
-                    .client
-                    .query_range(q, window.start, window.end, window.step)
-                    .await
-                    .map_err(|source| SourceError {
-                        what: "restarts",
-                        source,
-                    }),
-            }
-        };
-        let oom = async {
-            match &self.queries.oom_kills {
-                None => Ok(Vec::new()),
-                Some(q) => self
-                    .client
-                    .query_range(q, window.start, window.end, window.step)
-                    .await
-                    .map_err(|source| SourceError {
-                        what: "oom_kills",
-                        source,
-                    }),
-            }
-        };
-        let (working_set, restarts, limits, oom) =
-            tokio::try_join!(working_set, restarts, self.limits(window.end), oom)?;
-
-        let mut batch = Batch {
-            limits,
-            ..Batch::default()
-        };
-        batch.working_sets = group_working_sets(
-            &self.extra_labels,
-            working_set,
-            &mut batch.series_without_identity,
-        );
-        batch.restarts = group_restarts(&self.extra_labels, restarts);
-        batch.oom_terminations = group_restarts(&self.extra_labels, oom);
+        let mut batch = self.fetch_with(&queries, window).await?;
+        if let Some(shard) = self.shard {
+            let owned = |k: &ContainerKey| shard.owns(&k.namespace, &k.pod);
+            batch.working_sets.retain(|s| owned(&s.key));
+            batch.restarts.retain(|s| owned(&s.key));
+            batch.oom_terminations.retain(|s| owned(&s.key));
+            batch.limits.retain(|l| owned(&l.key));
+        }
         Ok(batch)
     }
 
