@@ -299,11 +299,13 @@ impl PrometheusClient {
         Ok(merge_pieces(responses))
     }
 
-    fn sample(&self, (at_seconds, value): (f64, String)) -> Option<(TimestampMs, f64)> {
+    fn sample(
+        &self,
+        (at_seconds, SampleValue(value)): (f64, SampleValue),
+    ) -> Option<(TimestampMs, f64)> {
         self.stats.samples.fetch_add(1, Ordering::Relaxed);
-        // Prometheus spells these "NaN", "+Inf" and "-Inf"; Rust's parser reads all three.
-        match value.parse::<f64>() {
-            Ok(v) if v.is_finite() => Some(((at_seconds * 1000.0).round() as i64, v)),
+        match value {
+            v if v.is_finite() => Some(((at_seconds * 1000.0).round() as i64, v)),
             _ => {
                 self.stats
                     .non_finite_samples
@@ -437,13 +439,36 @@ impl Data {
 #[derive(Deserialize)]
 struct WireRangeSeries {
     metric: Labels,
-    values: Vec<(f64, String)>,
+    values: Vec<(f64, SampleValue)>,
+}
+
+/// A sample value as Prometheus sends it, a JSON string ("1.5e8", "NaN", "+Inf"),
+/// parsed straight from the response buffer without allocating a String per sample.
+struct SampleValue(f64);
+
+impl<'de> Deserialize<'de> for SampleValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SampleValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sample value as a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SampleValue, E> {
+                // Prometheus spells these "NaN", "+Inf" and "-Inf"; Rust's parser reads all three.
+                v.parse::<f64>()
+                    .map(SampleValue)
+                    .map_err(|_| E::custom(format!("{v:?} is not a sample value")))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
 struct WireInstantSample {
     metric: Labels,
-    value: (f64, String),
+    value: (f64, SampleValue),
 }
 
 /// Parses a saved `/api/v1/query_range` response, as `curl` prints it. Used by backtests
@@ -465,9 +490,10 @@ pub fn parse_range_response(body: &[u8]) -> Result<(Vec<RangeSeries>, u64), Quer
                     samples: s
                         .values
                         .into_iter()
-                        .filter_map(|(t, v)| match v.parse::<f64>() {
-                            Ok(v) if v.is_finite() => Some(((t * 1000.0).round() as i64, v)),
-                            _ => {
+                        .filter_map(|(t, SampleValue(v))| {
+                            if v.is_finite() {
+                                Some(((t * 1000.0).round() as i64, v))
+                            } else {
                                 dropped += 1;
                                 None
                             }
