@@ -134,6 +134,33 @@ fn main() {
         let reports = pipeline.reports(end * 1000);
         let forecast_wall = t.elapsed();
 
+        // What Prometheus spends: headroom's poll (above) against the rule users
+        // would otherwise run, and against re-reading the whole lookback every poll.
+        let rule = r#"predict_linear(container_memory_working_set_bytes{container!="",container!="POD"}[6h], 4*3600) > on(namespace,pod,container) group_left kube_pod_container_resource_limits{resource="memory"}"#;
+        let before = client.stats().snapshot();
+        let t = Instant::now();
+        let fired = client.query(rule, end * 1000).await.unwrap();
+        let rule_wall = t.elapsed();
+        let rule_cost = client.stats().snapshot() - before;
+        let mut naive = Pipeline::new(
+            PrometheusSource::new(client.clone(), config.queries.clone(), vec![]),
+            &config,
+        );
+        let before = client.stats().snapshot();
+        let t = Instant::now();
+        naive.poll(end * 1000).await.unwrap();
+        let naive_wall = t.elapsed();
+        let naive_cost = client.stats().snapshot() - before;
+        println!(
+            "prometheus: headroom poll {:.1} ms of requests; predict_linear rule {:.1} ms ({} series over the limit, {} bytes); re-reading the 6h lookback each poll {:.1} ms, {} bytes",
+            poll.request_micros as f64 / 1000.0,
+            rule_wall.as_secs_f64() * 1000.0,
+            fired.len(),
+            rule_cost.response_bytes,
+            naive_wall.as_secs_f64() * 1000.0,
+            naive_cost.response_bytes
+        );
+
         let store = pipeline.store();
         let heap = store.heap_bytes();
         println!("backfill:  {:>8.2}s wall, {:>6} requests, {:>12} bytes, {:>10} samples",

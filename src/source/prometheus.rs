@@ -103,6 +103,8 @@ pub struct FetchStats {
     pub samples: AtomicU64,
     /// `NaN` and `±Inf` samples, parsed and then dropped: they cannot be fitted.
     pub non_finite_samples: AtomicU64,
+    /// Wall time spent waiting for answers, summed over requests (µs).
+    pub request_micros: AtomicU64,
 }
 
 impl FetchStats {
@@ -113,6 +115,7 @@ impl FetchStats {
             response_bytes: self.response_bytes.load(Ordering::Relaxed),
             samples: self.samples.load(Ordering::Relaxed),
             non_finite_samples: self.non_finite_samples.load(Ordering::Relaxed),
+            request_micros: self.request_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -125,6 +128,7 @@ pub struct FetchTotals {
     pub response_bytes: u64,
     pub samples: u64,
     pub non_finite_samples: u64,
+    pub request_micros: u64,
 }
 
 impl std::ops::Sub for FetchTotals {
@@ -136,6 +140,7 @@ impl std::ops::Sub for FetchTotals {
             response_bytes: self.response_bytes - earlier.response_bytes,
             samples: self.samples - earlier.samples,
             non_finite_samples: self.non_finite_samples - earlier.non_finite_samples,
+            request_micros: self.request_micros - earlier.request_micros,
         }
     }
 }
@@ -323,7 +328,11 @@ impl PrometheusClient {
         let shown_url = url.to_string();
         let _permit = self.permits.acquire().await.expect("never closed");
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let result = self.post_once(url, &shown_url, form).await;
+        self.stats
+            .request_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         if result.is_err() {
             self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
         }
