@@ -376,6 +376,7 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
             start: start - start.rem_euclid(step_ms),
             end: to,
             step: config.store.resolution,
+            limits: true,
         };
         use crate::source::Source as _;
         let batch = source

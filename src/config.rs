@@ -206,6 +206,7 @@ struct RawStore {
 struct RawPoll {
     interval: Option<String>,
     stale_after: Option<String>,
+    limits_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,6 +236,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// How often the daemon asks Prometheus for new samples.
     pub poll_interval: Duration,
+    /// How often limits are read again (they change only with a new pod or a resize).
+    pub limits_interval: Duration,
     /// Forecasts older than this (Prometheus unreachable) are marked stale and the
     /// daemon reports not ready.
     pub stale_after: Duration,
@@ -688,6 +691,8 @@ impl Validator<'_> {
         }
         let poll_interval = self.duration("poll.interval", &raw.poll.interval, "30s");
         let stale_after = self.duration("poll.stale_after", &raw.poll.stale_after, "5m");
+        let limits_interval =
+            self.duration("poll.limits_interval", &raw.poll.limits_interval, "5m");
         let server = raw.server;
         let listen_text = server.listen_address.as_deref().unwrap_or("0.0.0.0:9464");
         let listen_address = match listen_text.parse::<std::net::SocketAddr>() {
@@ -801,6 +806,7 @@ impl Validator<'_> {
             },
             poll_interval: poll_interval?,
             stale_after: stale_after?,
+            limits_interval: limits_interval?,
             server: ServerConfig {
                 listen_address: listen_address?,
                 request_timeout: request_timeout?,

@@ -73,6 +73,9 @@ pub struct Pipeline<S> {
     trends: HashMap<ContainerKey, Trend>,
     /// The end of the last window fetched; `None` until the first (backfill) poll.
     fetched_until: Option<TimestampMs>,
+    /// When limits were last read, and how often to read them.
+    limits_read_at: Option<TimestampMs>,
+    limits_interval: Duration,
     sidecar_names: Vec<String>,
     /// Pod metadata fetched for explanations, by (namespace, pod).
     contexts: HashMap<(String, String), PodContext>,
@@ -98,6 +101,8 @@ impl<S: Source> Pipeline<S> {
             alerts: HashMap::new(),
             trends: HashMap::new(),
             fetched_until: None,
+            limits_read_at: None,
+            limits_interval: config.limits_interval,
             sidecar_names: config.sidecar_names.clone(),
             contexts: HashMap::new(),
             oom_kills: std::collections::VecDeque::new(),
@@ -125,10 +130,14 @@ impl<S: Source> Pipeline<S> {
                 from - from.rem_euclid(step_ms)
             }
         };
+        let limits = self
+            .limits_read_at
+            .is_none_or(|t| end - t >= self.limits_interval.as_millis() as i64);
         (start <= end).then_some(Window {
             start,
             end,
             step: self.step,
+            limits,
         })
     }
 
@@ -152,6 +161,12 @@ impl<S: Source> Pipeline<S> {
         let oom_flags = batch_oom(&batch);
         let ingest = self.store.ingest(batch, window.end);
         self.fetched_until = Some(window.end);
+        if window.limits {
+            self.limits_read_at = Some(window.end);
+        } else if ingest.new_containers > 0 {
+            // New containers: read their limits at the next poll, not minutes later.
+            self.limits_read_at = None;
+        }
         let step_ms = self.step.as_millis() as i64;
         let mut kills = Vec::new();
         for (key, at) in &ingest.restarts {
@@ -395,4 +410,65 @@ fn batch_oom(batch: &crate::source::Batch) -> HashMap<ContainerKey, Vec<(Timesta
         .iter()
         .map(|s| (s.key.clone(), s.samples.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::model::Sample;
+    use crate::source::{Batch, WorkingSetSeries};
+
+    /// Records which windows asked for limits; serves one container, two from `grow_at`.
+    struct Recording {
+        asked: Mutex<Vec<bool>>,
+        grow_at: TimestampMs,
+    }
+
+    impl Source for Recording {
+        async fn fetch(&self, window: Window) -> Result<Batch, SourceError> {
+            self.asked.lock().unwrap().push(window.limits);
+            let containers = if window.end >= self.grow_at { 2 } else { 1 };
+            Ok(Batch {
+                working_sets: (0..containers)
+                    .map(|i| WorkingSetSeries {
+                        key: ContainerKey {
+                            namespace: "n".into(),
+                            pod: format!("p{i}"),
+                            container: "c".into(),
+                            extra: vec![],
+                        },
+                        container_id: None,
+                        samples: vec![Sample {
+                            at: window.end,
+                            bytes: 1.0,
+                        }],
+                    })
+                    .collect(),
+                ..Batch::default()
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn limits_are_read_every_limits_interval_and_for_new_containers() {
+        let config = Config::default();
+        let minute = 60_000;
+        let source = Recording {
+            asked: Mutex::new(vec![]),
+            grow_at: 7 * minute,
+        };
+        let mut p = Pipeline::new(source, &config);
+        for m in 0..=8 {
+            p.poll(m * minute).await.unwrap();
+        }
+        let asked = p.source().asked.lock().unwrap().clone();
+        // 0: backfill; 5: five minutes later; 7: a new container appeared (no limits
+        // read), so 8 reads them.
+        assert_eq!(
+            asked,
+            vec![true, false, false, false, false, true, false, false, true]
+        );
+    }
 }

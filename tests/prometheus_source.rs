@@ -304,6 +304,7 @@ async fn fetch_reads_every_container_and_its_limit() {
             start: f.start * 1000,
             end: f.end * 1000,
             step: Duration::from_secs(STEP_S as u64),
+            limits: true,
         })
         .await
         .expect("fetch from the test Prometheus");
@@ -428,6 +429,7 @@ async fn pause_and_aggregate_are_excluded_even_by_a_bare_query() {
             start: f.end * 1000 - 600_000,
             end: f.end * 1000,
             step: Duration::from_secs(30),
+            limits: true,
         })
         .await
         .unwrap();
@@ -618,6 +620,7 @@ async fn prometheus_errors_name_status_type_and_body() {
             start: f.start * 1000,
             end: f.end * 1000,
             step: Duration::from_secs(30),
+            limits: true,
         })
         .await
         .unwrap_err();
@@ -636,6 +639,7 @@ async fn prometheus_errors_name_status_type_and_body() {
             start: f.end * 1000 - 60_000,
             end: f.end * 1000,
             step: Duration::from_secs(30),
+            limits: true,
         })
         .await
         .unwrap_err();

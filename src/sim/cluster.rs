@@ -197,7 +197,7 @@ impl Source for SimulatedCluster {
                 }
                 t += step;
             }
-            if window.end >= c.started {
+            if window.limits && window.end >= c.started {
                 batch.limits.push(LimitReading {
                     key,
                     bytes: c.limit,
@@ -275,6 +275,7 @@ mod tests {
             start: rollout,
             end: rollout + 3 * HOUR,
             step: Duration::from_secs(30),
+            limits: true,
         };
         let a = cluster.fetch(window).await.unwrap();
         let b = cluster.fetch(window).await.unwrap();

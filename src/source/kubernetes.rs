@@ -74,7 +74,7 @@ impl PrometheusSource {
             }
         };
         let (working_set, restarts, limits, oom) =
-            tokio::try_join!(working_set, restarts, self.limits(queries, window.end), oom)?;
+            tokio::try_join!(working_set, restarts, self.limits_if(queries, window), oom)?;
 
         let mut batch = Batch {
             limits,
@@ -137,6 +137,18 @@ impl PrometheusSource {
 
     pub fn client(&self) -> &PrometheusClient {
         &self.client
+    }
+
+    async fn limits_if(
+        &self,
+        queries: &Queries,
+        window: Window,
+    ) -> Result<Vec<LimitReading>, SourceError> {
+        if window.limits {
+            self.limits(queries, window.end).await
+        } else {
+            Ok(Vec::new())
+        }
     }
 
     async fn limits(&self, queries: &Queries, at: i64) -> Result<Vec<LimitReading>, SourceError> {

@@ -72,6 +72,9 @@ pub struct Window {
     pub start: TimestampMs,
     pub end: TimestampMs,
     pub step: Duration,
+    /// Whether to read limits too. Limits change rarely and cost a query per source of
+    /// them over every container, so the daemon reads them every `poll.limits_interval`.
+    pub limits: bool,
 }
 
 /// One incarnation's working set: a container id (when the source knows it) and its
