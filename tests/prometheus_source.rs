@@ -632,7 +632,8 @@ async fn prometheus_errors_name_status_type_and_body() {
     assert!(text.contains("answered HTTP 400 (bad_data: "), "{text}");
     assert!(text.contains("parse error"), "{text}");
 
-    // A limits query that returns a scalar instead of a vector.
+    // A limits query that is not a vector: headroom wraps it to keep only the
+    // identity labels, and Prometheus' own message says what is wrong.
     let config = test_config(&f.prometheus.url(), "queries:\n  limits: '1'\n");
     let err = source(&config)
         .fetch(Window {
@@ -643,9 +644,23 @@ async fn prometheus_errors_name_status_type_and_body() {
         })
         .await
         .unwrap_err();
+    let text = format!("{:#}", anyhow::Error::from(err));
+    assert!(
+        text.starts_with("limits query failed: Prometheus at http://127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("answered HTTP 400 (bad_data: "), "{text}");
+    assert!(
+        text.contains("expected type instant vector in aggregation expression, got scalar"),
+        "{text}"
+    );
+
+    // An answer of the wrong type from the API itself.
+    let client = PrometheusClient::new(&config.prometheus).unwrap();
+    let err = client.query("1", f.end * 1000).await.unwrap_err();
     assert_eq!(
-        format!("{:#}", anyhow::Error::from(err)),
-        "limits query failed: query \"1\" returned a scalar result; headroom needs a vector"
+        err.to_string(),
+        "query \"1\" returned a scalar result; headroom needs a vector"
     );
 }
 

@@ -37,7 +37,30 @@ impl PrometheusSource {
     }
 
     /// One fetch with the given queries.
+    /// Wraps each query in `max by (<identity labels>)`, so Prometheus sends only the
+    /// labels headroom uses: a poll's answers shrink several times over.
+    fn trimmed(&self, queries: &Queries) -> Queries {
+        let identity = {
+            let mut labels = vec!["namespace", "pod", "container"];
+            labels.extend(self.extra_labels.iter().map(String::as_str));
+            labels.join(", ")
+        };
+        let wrap = |q: &str, extra: &str| format!("max by ({identity}{extra}) ({q})");
+        Queries {
+            working_set: wrap(&queries.working_set, ", id"),
+            limits: wrap(&queries.limits, ""),
+            init_container_limits: queries
+                .init_container_limits
+                .as_deref()
+                .map(|q| wrap(q, "")),
+            cadvisor_limits: queries.cadvisor_limits.as_deref().map(|q| wrap(q, "")),
+            restarts: queries.restarts.as_deref().map(|q| wrap(q, "")),
+            oom_kills: queries.oom_kills.as_deref().map(|q| wrap(q, "")),
+        }
+    }
+
     async fn fetch_with(&self, queries: &Queries, window: Window) -> Result<Batch, SourceError> {
+        let queries = &self.trimmed(queries);
         let working_set = async {
             self.client
                 .query_range(&queries.working_set, window.start, window.end, window.step)
