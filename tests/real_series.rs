@@ -10,9 +10,8 @@
 //!
 //! Not yet here, because headroom still alerts on them (issue 3 stays open for it):
 //! `SampleJRockit1_4_2priopausetime` (a sawtooth whose floor rises for 750 s before it
-//! saturates, peaks at 91% of the heap), `SampleSun1_5_0ConcurrentModeFailure` (a
-//! plateau under GC thrash) and `SampleShenandoahSeveralSystemGC` (1 MB per GC to
-//! 33 MB, then flat, on a ×300 axis). The Spark series headroom still alerts on are
+//! saturates, peaks at 91% of the heap) and `SampleSun1_5_0ConcurrentModeFailure` (a
+//! plateau under GC thrash). The Spark series headroom still alerts on are
 //! named in `SPARK_OPEN`, and checked to still alert, so the list only shrinks.
 
 use std::path::PathBuf;
@@ -192,6 +191,13 @@ fn healthy_real_heaps_stay_quiet() {
     let cases: &[(&str, f64, f64)] = &[
         // JRockit gencon, 16.9 h of steady nursery sawtooth under 1 GB.
         ("SampleJRockit1_4_2gencon-big.csv", 1.0, 1024.0 * 1048576.0),
+        // Shenandoah, back-to-back System.gc(): 1 MB per collection, 6 MB to 33 MB of
+        // 128 MB over 4 h on a x300 axis: never watched long enough for its 13 h.
+        (
+            "SampleShenandoahSeveralSystemGC.csv",
+            300.0,
+            128.0 * 1048576.0,
+        ),
     ];
     for &(name, stretch, limit) in cases {
         let events = read_log(name);
@@ -315,17 +321,12 @@ enum SparkLimit {
 /// checks each still alerts, so a fix has to move it out of this list.
 const SPARK_OPEN: &[(&str, &str, &str, SparkLimit)] = &[
     ("1_0_100000_15.csv.gz", "1", "old gen", SparkLimit::Tight),
-    ("1_0_100000_16.csv.gz", "1", "heap", SparkLimit::RealMax),
     ("1_0_100000_16.csv.gz", "1", "heap", SparkLimit::Tight),
-    ("1_0_100000_16.csv.gz", "2", "heap", SparkLimit::RealMax),
     ("1_0_100000_16.csv.gz", "2", "heap", SparkLimit::Tight),
     ("1_0_100000_16.csv.gz", "2", "old gen", SparkLimit::Tight),
-    ("1_0_10000_17.csv.gz", "1", "old gen", SparkLimit::Tight),
     ("1_0_10000_17.csv.gz", "2", "old gen", SparkLimit::Tight),
-    ("1_0_500000_18.csv.gz", "1", "heap", SparkLimit::RealMax),
     ("1_0_500000_18.csv.gz", "1", "heap", SparkLimit::Tight),
     ("1_0_500000_18.csv.gz", "1", "old gen", SparkLimit::Tight),
-    ("1_0_500000_18.csv.gz", "2", "heap", SparkLimit::RealMax),
     ("1_0_500000_18.csv.gz", "2", "heap", SparkLimit::Tight),
     ("1_0_500000_18.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("5_0_100000_37.csv.gz", "1", "heap", SparkLimit::Tight),
@@ -334,18 +335,15 @@ const SPARK_OPEN: &[(&str, &str, &str, SparkLimit)] = &[
     ("5_0_100000_37.csv.gz", "2", "heap", SparkLimit::Tight),
     ("5_0_50000_39.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("6_0_50000_48.csv.gz", "1", "old gen", SparkLimit::Tight),
-    ("6_0_50000_48.csv.gz", "2", "old gen", SparkLimit::RealMax),
     ("6_0_50000_48.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("6_0_50000_49.csv.gz", "2", "heap", SparkLimit::Tight),
     ("6_0_50000_49.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("6_0_50000_51.csv.gz", "1", "old gen", SparkLimit::Tight),
-    ("6_0_50000_51.csv.gz", "2", "old gen", SparkLimit::RealMax),
     ("6_0_50000_51.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("7_0_50000_58.csv.gz", "1", "heap", SparkLimit::Tight),
     ("7_0_50000_58.csv.gz", "2", "heap", SparkLimit::Tight),
     ("7_0_50000_58.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("9_0_100000_3.csv.gz", "1", "old gen", SparkLimit::Tight),
-    ("9_0_100000_3.csv.gz", "2", "old gen", SparkLimit::Tight),
 ];
 
 #[test]

@@ -19,6 +19,9 @@
 //! 6. **Uncertainty.** Slope and level errors are inflated by the residuals' lag-1
 //!    autocorrelation (effective sample size), and growth must be significant before a
 //!    time to limit is given at all.
+//! 7. **Reach.** No time to limit is given further ahead than [`MAX_EXTRAPOLATION`]
+//!    times the history the segment has shown: a trend watched for an hour is not
+//!    extrapolated a day, however straight that hour.
 
 use std::borrow::Cow;
 
@@ -32,6 +35,10 @@ use super::Sample;
 
 /// The most bins a segment is reduced to.
 pub const MAX_BINS: usize = 96;
+/// A time to limit is given only up to this many times the history the segment has
+/// shown (within the lookback): a container watched for an hour is not forecast a day
+/// ahead, however straight its first hour.
+pub const MAX_EXTRAPOLATION: f64 = 3.0;
 const DAY_SECONDS: f64 = 86_400.0;
 
 /// What shape a segment has, in words a person can act on.
@@ -233,6 +240,8 @@ pub fn forecast(
         // Decelerating toward an asymptote below the limit.
         out.pattern = Pattern::Plateau;
     }
+    // Farther ahead than the segment has been watched, a trend is a guess.
+    let eta = eta.filter(|e| e.seconds <= MAX_EXTRAPOLATION * span_seconds);
     out.severity = params.severity_for(eta.map(|e| e.seconds), 1.0);
     out.time_to_limit = eta;
     out
@@ -903,6 +912,22 @@ mod tests {
     }
 
     #[test]
+    fn no_eta_further_ahead_than_three_times_the_history() {
+        // 8Mi/h from 64Mi toward 128Mi: after 1h, 7h to go, beyond three hours; after
+        // 3h, 5h to go, within nine.
+        let samples = ramp(64.0 * MI, 8.0 * MI / 3600.0, 180);
+        let params = ForecastParams::default();
+        let young = forecast(&samples[..=120], Some(128.0 * MI), 3_600_000, &params);
+        assert_eq!(young.pattern, Pattern::Leak);
+        assert_eq!(young.time_to_limit, None, "{young:?}");
+        assert_eq!(young.severity, Severity::None);
+        let watched = forecast(&samples, Some(128.0 * MI), 10_800_000, &params);
+        let eta = watched.time_to_limit.expect("within reach").seconds;
+        assert!((eta - 5.0 * 3600.0).abs() < 60.0, "{eta}");
+        assert_eq!(watched.severity, Severity::Warning);
+    }
+
+    #[test]
     fn seed_incident_growth_and_onset_are_found() {
         let s = seed_incident();
         let samples = &s.segments[0];
@@ -1075,8 +1100,10 @@ mod tests {
                 }).collect()
             };
             let params = ForecastParams::default();
-            let slow = forecast(&series(rate), Some(1024.0 * MI), 7_200_000, &params);
-            let fast = forecast(&series(rate * extra), Some(1024.0 * MI), 7_200_000, &params);
+            // Three hours ahead for the slow series: within reach of its two hours.
+            let limit = (200.0 + 5.0 * rate) * MI;
+            let slow = forecast(&series(rate), Some(limit), 7_200_000, &params);
+            let fast = forecast(&series(rate * extra), Some(limit), 7_200_000, &params);
             let (Some(slow_eta), Some(fast_eta)) = (slow.time_to_limit, fast.time_to_limit) else {
                 return Err(TestCaseError::fail(format!("no ETA: {slow:?} {fast:?}")));
             };
