@@ -372,6 +372,16 @@ struct Analysis {
     season: Option<Season>,
 }
 
+impl Analysis {
+    /// The fitted trend at `t` (seconds relative to now), without peaks or season.
+    fn trend_at(&self, t: f64) -> f64 {
+        match self.decay_seconds {
+            Some(tau) => self.level_now + self.slope * tau * (1.0 - (-t / tau).exp()),
+            None => self.level_now + self.slope * t + self.curvature * t * t,
+        }
+    }
+}
+
 fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     if let Some(a) = analyze_cycles(bins, params) {
         return Some(a);
@@ -492,39 +502,54 @@ fn analyze_cycles(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
         // A few cycles show a sawtooth but not yet a trend of its floor.
         return Some(stable_at(bins, params));
     }
-    let line = fit_line(&floors)?;
-    let rho = residual_autocorrelation(&floors, &line);
-    let slope_std_error = line.slope_std_error(rho);
-    let t_interval = t_quantile(floors.len() as f64 - 2.0, 0.5 + params.confidence / 2.0);
-    let t_growth = t_quantile(floors.len() as f64 - 2.0, params.growth_confidence);
+    // The floors go through the same regime and curvature analysis as a plain series:
+    // a floor that rose and then stopped is judged on where it stopped.
+    let floor_bins: Vec<Bin> = floors
+        .iter()
+        .map(|p| Bin {
+            t: p.t,
+            mean: p.y,
+            min: p.y,
+            max: p.y,
+            count: p.w,
+        })
+        .collect();
+    let mut analysis = analyze_trend(&floor_bins, &floors, params, |b| b.max)?;
     // Peaks above the floor trend, typical over the recent cycles.
     let mut offsets: Vec<f64> = peaks
         .iter()
         .rev()
         .take(5)
-        .map(|&(t, peak)| peak - line.at(t))
+        .map(|&(t, peak)| peak - analysis.trend_at(t))
         .collect();
-    let peak_offset = median_in_place(&mut offsets).max(0.0);
-    let growing = line.slope - t_growth * slope_std_error > 0.0;
-    let tail_t = floors[floors.len() - 1].t;
-    Some(Analysis {
-        pattern: if growing {
-            Pattern::SawtoothLeak
-        } else {
-            Pattern::Stable
-        },
-        level_now: line.at(0.0),
-        level_std_error: line.value_std_error(0.0, rho),
-        slope: line.slope,
-        slope_std_error,
-        curvature: 0.0,
-        peak_offset,
-        onset_seconds: floors[0].t.min(tail_t),
-        decay_seconds: None,
-        t_interval,
-        noise_std: line.residual_variance().sqrt(),
-        season: None,
-    })
+    analysis.peak_offset = median_in_place(&mut offsets).max(0.0);
+    if analysis.pattern == Pattern::Leak {
+        analysis.pattern = Pattern::SawtoothLeak;
+        let recent: Vec<Point> = peaks
+            .iter()
+            .filter(|p| p.0 >= analysis.onset_seconds)
+            .map(|&(t, y)| Point { t, y, w: 1.0 })
+            .collect();
+        let regime = &floors[floors.partition_point(|p| p.t < analysis.onset_seconds)..];
+        if !peaks_follow(regime, &recent) {
+            analysis.pattern = Pattern::Stable;
+        }
+    }
+    Some(analysis)
+}
+
+/// Whether the peaks rise with the trend (at half its rate at least). A floor or mean
+/// that climbs under peaks that hold still is a collector working harder below a
+/// ceiling it keeps: the peaks, which are what reach a limit, are not rising. True
+/// when either cannot be fitted.
+fn peaks_follow(trend: &[Point], peaks: &[Point]) -> bool {
+    if peaks.len() < 3 {
+        return true;
+    }
+    match (fit_line(trend), fit_line(peaks)) {
+        (Some(t), Some(p)) => t.slope <= 0.0 || p.slope >= 0.5 * t.slope,
+        _ => true,
+    }
 }
 
 /// A flat answer for a series whose trend cannot be estimated yet.
@@ -692,7 +717,15 @@ fn analyze_trend(
     let (_, peak_offset, _) = offsets.select_nth_unstable_by(q, |a, b| a.total_cmp(b));
     let peak_offset = peak_offset.max(0.0);
 
-    let growing = slope - t_growth * slope_std_error > 0.0;
+    let peaks: Vec<Point> = bins[start..]
+        .iter()
+        .map(|b| Point {
+            t: b.t,
+            y: peak_of(b),
+            w: b.count,
+        })
+        .collect();
+    let growing = slope - t_growth * slope_std_error > 0.0 && peaks_follow(regime, &peaks);
     let mut analysis = Analysis {
         pattern: if growing {
             Pattern::Leak
@@ -909,6 +942,72 @@ mod tests {
         assert!(eta.lower_seconds <= eta.seconds && eta.seconds <= eta.upper_seconds.unwrap());
         assert_eq!(f.pattern, Pattern::Leak);
         assert_eq!(f.severity, Severity::Critical);
+    }
+
+    /// A sawtooth sampled every 30 s for `minutes`: from `floor(t)` up to `peak(t)`
+    /// over each 30-minute cycle, t in seconds.
+    fn sawtooth(
+        minutes: i64,
+        floor: impl Fn(f64) -> f64,
+        peak: impl Fn(f64) -> f64,
+    ) -> Vec<Sample> {
+        (0..=minutes * 2)
+            .map(|i| {
+                let t = (i * 30) as f64;
+                let phase = (t / 1800.0).fract();
+                Sample {
+                    at: i * 30_000,
+                    bytes: floor(t) + (peak(t) - floor(t)) * phase,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sawtooth_whose_floor_stopped_rising_is_quiet() {
+        // The floor climbs 100 -> 200Mi over the first two hours, then holds for three;
+        // peaks 100Mi above it. One line through every floor would still rise.
+        let samples = sawtooth(
+            300,
+            |t| 100.0 * MI + 100.0 * MI * (t / 7200.0).min(1.0),
+            |t| 200.0 * MI + 100.0 * MI * (t / 7200.0).min(1.0),
+        );
+        let f = forecast(
+            &samples,
+            Some(400.0 * MI),
+            18_000_000,
+            &ForecastParams::default(),
+        );
+        assert_eq!(f.time_to_limit, None, "{f:?}");
+        assert_eq!(f.severity, Severity::None);
+    }
+
+    #[test]
+    fn floor_climbing_under_steady_peaks_is_not_a_leak() {
+        // The collector keeps the peaks at 350Mi while the floor climbs 100 -> 250Mi.
+        let samples = sawtooth(300, |t| 100.0 * MI + 30.0 * MI * t / 3600.0, |_| 350.0 * MI);
+        let f = forecast(
+            &samples,
+            Some(400.0 * MI),
+            18_000_000,
+            &ForecastParams::default(),
+        );
+        assert_eq!(f.time_to_limit, None, "{f:?}");
+        assert_eq!(f.pattern, Pattern::Stable);
+        // The same floor with peaks that rise along with it is a sawtooth leak.
+        let samples = sawtooth(
+            300,
+            |t| 100.0 * MI + 30.0 * MI * t / 3600.0,
+            |t| 200.0 * MI + 30.0 * MI * t / 3600.0,
+        );
+        let f = forecast(
+            &samples,
+            Some(400.0 * MI),
+            18_000_000,
+            &ForecastParams::default(),
+        );
+        assert_eq!(f.pattern, Pattern::SawtoothLeak, "{f:?}");
+        assert!(f.time_to_limit.is_some(), "{f:?}");
     }
 
     #[test]
