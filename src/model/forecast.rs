@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::trend::{
-    autocorrelation_inflation, fit_line, fit_parabola, fit_saturation, last_regime_start,
+    autocorrelation_inflation, fit_line, fit_parabola, fit_saturation, last_regime_start_and_curve,
     parabola_autocorrelation, residual_autocorrelation, Point,
 };
 use super::Sample;
@@ -264,8 +264,12 @@ pub fn forecast(
 
 /// Sorted, finite, one sample per timestamp; borrowed when already so.
 fn clean(samples: &[Sample]) -> Cow<'_, [Sample]> {
-    let tidy = samples.iter().all(|s| s.bytes.is_finite())
-        && samples.windows(2).all(|w| w[0].at < w[1].at);
+    let mut previous = i64::MIN;
+    let tidy = samples.iter().enumerate().all(|(i, s)| {
+        let in_order = i == 0 || previous < s.at;
+        previous = s.at;
+        in_order && s.bytes.is_finite()
+    });
     if tidy {
         return Cow::Borrowed(samples);
     }
@@ -306,36 +310,45 @@ fn make_bins(samples: &[Sample], now: i64) -> Vec<Bin> {
         .unwrap_or_else(|| wanted.ceil() as i64);
     let width_ms = width_s.max(1) * 1000;
     let mut bins: Vec<Bin> = Vec::with_capacity(MAX_BINS + 2);
-    let mut current = i64::MIN;
+    // Samples are sorted: a new bin starts only past the current one's end, so the
+    // division that names a sample's bin runs once per bin, not once per sample.
+    let mut index = i64::MIN;
+    let mut bin_end = i64::MIN;
+    let mut current: Option<Bin> = None;
     let (mut sum_t, mut sum_y) = (0.0f64, 0.0f64);
     for s in samples {
-        let index = s.at.div_euclid(width_ms);
-        if index != current {
-            if let Some(b) = bins.last_mut() {
-                b.t = sum_t / b.count;
-                b.mean = sum_y / b.count;
+        if s.at >= bin_end {
+            let at_index = s.at.div_euclid(width_ms);
+            bin_end = at_index.saturating_add(1).saturating_mul(width_ms);
+            if at_index != index {
+                index = at_index;
+                if let Some(mut b) = current.take() {
+                    b.t = sum_t / b.count;
+                    b.mean = sum_y / b.count;
+                    bins.push(b);
+                }
+                sum_t = 0.0;
+                sum_y = 0.0;
+                current = Some(Bin {
+                    t: 0.0,
+                    mean: 0.0,
+                    min: s.bytes,
+                    max: s.bytes,
+                    count: 0.0,
+                });
             }
-            current = index;
-            sum_t = 0.0;
-            sum_y = 0.0;
-            bins.push(Bin {
-                t: 0.0,
-                mean: 0.0,
-                min: s.bytes,
-                max: s.bytes,
-                count: 0.0,
-            });
         }
-        let b = bins.last_mut().expect("pushed above");
+        let b = current.as_mut().expect("opened above");
         b.count += 1.0;
         b.min = b.min.min(s.bytes);
         b.max = b.max.max(s.bytes);
         sum_t += (s.at - now) as f64 / 1000.0;
         sum_y += s.bytes;
     }
-    if let Some(b) = bins.last_mut() {
+    if let Some(mut b) = current {
         b.t = sum_t / b.count;
         b.mean = sum_y / b.count;
+        bins.push(b);
     }
     bins
 }
@@ -658,13 +671,22 @@ fn analyze_trend(
     let width = (points[n - 1].t - points[0].t) / (n - 1).max(1) as f64;
     // A regime needs 10 minutes and 4 bins at least.
     let min_len = ((600.0 / width.max(1.0)).ceil() as usize).max(4);
-    let mut start = last_regime_start(points, min_len, 10.0);
+    let (mut start, mut known_curve) = last_regime_start_and_curve(points, min_len, 10.0);
+    // The parabola over `points[from..]`, fitted once per range.
+    let mut parabola_from = |from: usize| match known_curve {
+        Some((at, p)) if at == from => p,
+        _ => {
+            let p = fit_parabola(&points[from..]);
+            known_curve = Some((from, p));
+            p
+        }
+    };
     if n - start < min_len {
         start = n.saturating_sub(min_len);
     }
     // Growth that accelerates from a flat start begins at the parabola's vertex.
     if n - start >= 2 * min_len {
-        if let Some(p) = fit_parabola(&points[start..]) {
+        if let Some(p) = parabola_from(start) {
             if let Some(vertex) = p.vertex().filter(|_| p.curvature() > 0.0) {
                 let at = points[start..].partition_point(|q| q.t < vertex) + start;
                 if at > start + min_len / 2 && at + min_len <= n {
@@ -680,7 +702,7 @@ fn analyze_trend(
     // A bend counts when its z-score, corrected for the autocorrelation of the
     // parabola's own residuals, passes the growth threshold.
     let curved = if regime.len() >= 8 {
-        fit_parabola(regime).and_then(|p| {
+        parabola_from(start).and_then(|p| {
             let rho = parabola_autocorrelation(regime, &p);
             let inflation = autocorrelation_inflation(rho);
             let n_eff = (regime.len() as f64 / inflation.powi(2)).max(3.0);
@@ -732,15 +754,17 @@ fn analyze_trend(
     let (_, peak_offset, _) = offsets.select_nth_unstable_by(q, |a, b| a.total_cmp(b));
     let peak_offset = peak_offset.max(0.0);
 
-    let peaks: Vec<Point> = bins[start..]
-        .iter()
-        .map(|b| Point {
-            t: b.t,
-            y: peak_of(b),
-            w: b.count,
-        })
-        .collect();
-    let growing = slope - t_growth * slope_std_error > 0.0 && peaks_follow(regime, &peaks);
+    let growing = slope - t_growth * slope_std_error > 0.0 && {
+        let peaks: Vec<Point> = bins[start..]
+            .iter()
+            .map(|b| Point {
+                t: b.t,
+                y: peak_of(b),
+                w: b.count,
+            })
+            .collect();
+        peaks_follow(regime, &peaks)
+    };
     let mut analysis = Analysis {
         pattern: if growing {
             Pattern::Leak
