@@ -455,11 +455,23 @@ fn median_in_place(values: &mut [f64]) -> f64 {
 /// carry the trend and the peaks set the level.
 fn analyze_cycles(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     let diffs: Vec<f64> = bins.windows(2).map(|w| w[1].mean - w[0].mean).collect();
+    let level = bins.iter().map(|b| b.mean).sum::<f64>() / bins.len() as f64;
+    // A release drops 5% of the level at least, within one or two bins: without two
+    // such drops there is no sawtooth, and no need for the noise scales below.
+    let floor = -0.05 * level.abs();
+    let deep_drops = (0..diffs.len())
+        .filter(|&i| {
+            diffs[i] < floor
+                || (i + 1 < diffs.len() && diffs[i] < 0.0 && diffs[i] + diffs[i + 1] < floor)
+        })
+        .count();
+    if deep_drops < 2 {
+        return None;
+    }
     // The noise scale of a step comes from second differences, which a steady ramp
     // (deterministic first differences) leaves near zero: σ(Δ) = σ(Δ²)/√3 for noise.
     let mut second: Vec<f64> = diffs.windows(2).map(|w| w[1] - w[0]).collect();
     let scale = robust_scale(&mut second) / 3f64.sqrt();
-    let level = bins.iter().map(|b| b.mean).sum::<f64>() / bins.len() as f64;
     // Sudden against the noise, against the level, and against the typical step (so
     // the falling side of a smooth daily cycle is not a release).
     let mut steps: Vec<f64> = diffs.iter().map(|d| d.abs()).collect();

@@ -98,6 +98,27 @@ impl Sums {
         self.wyy += w * y * y;
     }
 
+    /// The residual sum of squares of [`Sums::line`], computed the same way, without
+    /// the rest of the line.
+    fn sse(to: &Sums, from: &Sums) -> Option<f64> {
+        let w = to.w - from.w;
+        if w <= 0.0 {
+            return None;
+        }
+        let wt = to.wt - from.wt;
+        let wy = to.wy - from.wy;
+        let t_mean = wt / w;
+        let y_mean = wy / w;
+        let sxx = (to.wtt - from.wtt) - wt * t_mean;
+        if sxx <= 1e-9 * w || !sxx.is_finite() {
+            return None;
+        }
+        let sxy = (to.wty - from.wty) - wt * y_mean;
+        let syy = (to.wyy - from.wyy) - wy * y_mean;
+        let slope = sxy / sxx;
+        Some((syy - slope * sxy).max(0.0))
+    }
+
     /// The least-squares line through points whose sums are `to − from` (`n` points).
     fn line(to: &Sums, from: &Sums, n: usize) -> Option<Line> {
         let w = to.w - from.w;
@@ -147,6 +168,14 @@ impl PrefixSums {
             return None;
         }
         Sums::line(&self.sums[to], &self.sums[from], to - from)
+    }
+
+    /// `line(from, to)`'s residual sum of squares alone.
+    pub fn line_sse(&self, from: usize, to: usize) -> Option<f64> {
+        if to < from + 2 || to >= self.sums.len() {
+            return None;
+        }
+        Sums::sse(&self.sums[to], &self.sums[from])
     }
 }
 
@@ -435,12 +464,13 @@ pub fn last_regime_start_and_curve(
         // The BIC rises with the SSE, so the best split is the least SSE.
         let mut best: Option<(f64, usize)> = None;
         for split in start + min_len..=points.len() - min_len {
-            let (Some(left), Some(right)) =
-                (sums.line(start, split), sums.line(split, points.len()))
-            else {
+            let (Some(left), Some(right)) = (
+                sums.line_sse(start, split),
+                sums.line_sse(split, points.len()),
+            ) else {
                 continue;
             };
-            let sse = (left.sse + right.sse).max(1e-12);
+            let sse = (left + right).max(1e-12);
             if best.is_none_or(|(b, _)| sse < b) {
                 best = Some((sse, split));
             }
