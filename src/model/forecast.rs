@@ -13,7 +13,9 @@
 //!    before fitting, and its peak is added back to the level.
 //! 4. **Regime.** A change-point search (two independent lines, BIC) finds where the
 //!    current growth began, so a leak that starts after hours of flat memory is fitted
-//!    on its own slope, and a step after a rollout is not mistaken for growth.
+//!    on its own slope, and a step after a rollout is not mistaken for growth. When the
+//!    whole window shows no change, its last three quarters are searched again, so an
+//!    early regime (a first fill) cannot hide a later one.
 //! 5. **Curvature.** A significant bend changes the extrapolation: deceleration toward
 //!    an asymptote below the limit is a `plateau`; acceleration is extrapolated as such.
 //! 6. **Uncertainty.** Slope and level errors are inflated by the residuals' lag-1
@@ -684,6 +686,17 @@ fn analyze_trend(
     // A regime needs 10 minutes and 4 bins at least.
     let min_len = ((600.0 / width.max(1.0)).ceil() as usize).max(4);
     let (mut start, mut known_curve) = last_regime_start_and_curve(points, min_len, 10.0);
+    if start == 0 {
+        // An early regime (a first fill, a warm-up) can hide a later change from two
+        // lines over the whole window: the last three quarters get a search of their
+        // own.
+        let quarter = n / 4;
+        let (later, _) = last_regime_start_and_curve(&points[quarter..], min_len, 10.0);
+        if later > 0 {
+            start = quarter + later;
+            known_curve = None;
+        }
+    }
     // The parabola over `points[from..]`, fitted once per range.
     let mut parabola_from = |from: usize| match known_curve {
         Some((at, p)) if at == from => p,
