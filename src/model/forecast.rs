@@ -8,7 +8,11 @@
 //!    Binning makes cost independent of resolution and tames autocorrelation.
 //! 2. **Cycles.** Repeated large drops (GC, batch jobs releasing memory) make a
 //!    sawtooth: its floors carry the trend and its peaks the level. A rising floor is
-//!    a `sawtooth_leak`; a flat floor is healthy however close the peaks come.
+//!    a `sawtooth_leak`; a flat floor is healthy however close the peaks come. The
+//!    floors get the regime and curvature analysis below (a floor that rose and then
+//!    stopped is judged on where it stopped), and growth counts only when the peaks
+//!    rise with it: a floor climbing under peaks that hold still is a collector
+//!    working harder below its ceiling, in a sawtooth or a plain series alike.
 //! 3. **Seasonality.** With two days or more of history, a daily profile is removed
 //!    before fitting, and its peak is added back to the level.
 //! 4. **Regime.** A change-point search (two independent lines, BIC) finds where the
