@@ -627,9 +627,11 @@ fn analyze_seasonal(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     let phases = (DAY_SECONDS / width).round().max(4.0) as usize;
     let phase_of =
         |t: f64| ((t.rem_euclid(DAY_SECONDS)) / DAY_SECONDS * phases as f64) as usize % phases;
+    // Each bin's time of day, worked out once.
+    let phase: Vec<usize> = points.iter().map(|p| phase_of(p.t)).collect();
     let mut sums = vec![(0.0f64, 0.0f64); phases];
-    for p in &points {
-        let s = &mut sums[phase_of(p.t)];
+    for (p, &at) in points.iter().zip(&phase) {
+        let s = &mut sums[at];
         s.0 += p.y - line.at(p.t);
         s.1 += 1.0;
     }
@@ -644,12 +646,11 @@ fn analyze_seasonal(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     // The profile must explain the repeated days: measured only on times of day seen
     // at least twice, where a single day cannot explain itself.
     let (mut total_var, mut explained) = (0.0f64, 0.0f64);
-    for p in &points {
-        let phase = phase_of(p.t);
-        if sums[phase].1 >= 2.0 {
+    for (p, &at) in points.iter().zip(&phase) {
+        if sums[at].1 >= 2.0 {
             let residual = p.y - line.at(p.t);
             total_var += residual * residual;
-            explained += residual * residual - (residual - profile[phase]).powi(2);
+            explained += residual * residual - (residual - profile[at]).powi(2);
         }
     }
     // Pure noise seen on k days explains 1/k of itself; demand far more.
@@ -658,17 +659,19 @@ fn analyze_seasonal(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     }
     let deseasonalized: Vec<Point> = points
         .iter()
-        .map(|p| Point {
-            y: p.y - profile[phase_of(p.t)],
+        .zip(&phase)
+        .map(|(p, &at)| Point {
+            y: p.y - profile[at],
             ..*p
         })
         .collect();
     let deseasonalized_bins: Vec<Bin> = bins
         .iter()
         .zip(&deseasonalized)
-        .map(|(b, p)| Bin {
+        .zip(&phase)
+        .map(|((b, p), &at)| Bin {
             mean: p.y,
-            max: b.max - profile[phase_of(b.t)],
+            max: b.max - profile[at],
             ..*b
         })
         .collect();

@@ -279,15 +279,20 @@ pub fn parabola_autocorrelation(points: &[Point], parabola: &Parabola) -> f64 {
 }
 
 fn autocorrelation(residuals: impl Iterator<Item = f64>) -> f64 {
-    let residuals: Vec<f64> = residuals.collect();
-    if residuals.len() < 3 {
+    // One pass, no buffer; the sums add in the same order as two passes would.
+    let (mut n, mut var, mut cov) = (0usize, -0.0f64, -0.0f64);
+    let mut previous: Option<f64> = None;
+    for r in residuals {
+        n += 1;
+        var += r * r;
+        if let Some(p) = previous {
+            cov += p * r;
+        }
+        previous = Some(r);
+    }
+    if n < 3 || var <= 0.0 {
         return 0.0;
     }
-    let var: f64 = residuals.iter().map(|r| r * r).sum();
-    if var <= 0.0 {
-        return 0.0;
-    }
-    let cov: f64 = residuals.windows(2).map(|w| w[0] * w[1]).sum();
     (cov / var).clamp(-1.0, 1.0)
 }
 
@@ -297,11 +302,15 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     if points.len() < 5 {
         return None;
     }
-    let w: f64 = points.iter().map(|p| p.w).sum();
+    let (mut w, mut wt) = (-0.0f64, -0.0f64);
+    for p in points {
+        w += p.w;
+        wt += p.w * p.t;
+    }
     if w <= 0.0 {
         return None;
     }
-    let center = points.iter().map(|p| p.w * p.t).sum::<f64>() / w;
+    let center = wt / w;
     let scale = points
         .iter()
         .map(|p| (p.t - center).abs())
