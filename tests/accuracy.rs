@@ -33,8 +33,10 @@ fn suite_accuracy_stays_above_the_measured_bar() {
         s.critical_share() >= 0.97,
         "critical 10 min ahead: {summary}"
     );
+    // 0.75 before forecasts were held to three times the segment's history; young
+    // segments (restart cycles, warm-ups, growth from the start) now warn later.
     assert!(
-        s.median_lead_fraction >= 0.70,
+        s.median_lead_fraction >= 0.68,
         "lead as share of onset-to-OOM: {summary}"
     );
     assert!(
@@ -49,7 +51,7 @@ fn suite_accuracy_stays_above_the_measured_bar() {
     assert!(error <= 0.07, "median ETA error {error}: {summary}");
     let coverage = s.interval_coverage.expect("intervals were given");
     assert!(
-        (0.80..=0.95).contains(&coverage),
+        (0.85..=0.95).contains(&coverage),
         "90% interval coverage {coverage}: {summary}"
     );
 

@@ -73,65 +73,65 @@ pub fn autocorrelation_inflation(rho: f64) -> f64 {
 /// Running sums for O(1) weighted line fits over any contiguous range of points.
 #[derive(Debug, Clone)]
 pub struct PrefixSums {
-    // Each vector has len + 1 entries; entry i sums points [0, i).
-    w: Vec<f64>,
-    wt: Vec<f64>,
-    wy: Vec<f64>,
-    wtt: Vec<f64>,
-    wty: Vec<f64>,
-    wyy: Vec<f64>,
+    // len + 1 entries; entry i sums points [0, i).
+    sums: Vec<Sums>,
 }
 
-impl PrefixSums {
-    pub fn new(points: &[Point]) -> Self {
-        let mut s = PrefixSums {
-            w: Vec::with_capacity(points.len() + 1),
-            wt: Vec::with_capacity(points.len() + 1),
-            wy: Vec::with_capacity(points.len() + 1),
-            wtt: Vec::with_capacity(points.len() + 1),
-            wty: Vec::with_capacity(points.len() + 1),
-            wyy: Vec::with_capacity(points.len() + 1),
-        };
-        let (mut w, mut wt, mut wy, mut wtt, mut wty, mut wyy) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-        s.push(w, wt, wy, wtt, wty, wyy);
-        for p in points {
-            w += p.w;
-            wt += p.w * p.t;
-            wy += p.w * p.y;
-            wtt += p.w * p.t * p.t;
-            wty += p.w * p.t * p.y;
-            wyy += p.w * p.y * p.y;
-            s.push(w, wt, wy, wtt, wty, wyy);
-        }
-        s
+/// Σw, Σwt, Σwy, Σwt², Σwty, Σwy² over some points.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Sums {
+    w: f64,
+    wt: f64,
+    wy: f64,
+    wtt: f64,
+    wty: f64,
+    wyy: f64,
+}
+
+impl Sums {
+    fn add(&mut self, t: f64, y: f64, w: f64) {
+        self.w += w;
+        self.wt += w * t;
+        self.wy += w * y;
+        self.wtt += w * t * t;
+        self.wty += w * t * y;
+        self.wyy += w * y * y;
     }
 
-    fn push(&mut self, w: f64, wt: f64, wy: f64, wtt: f64, wty: f64, wyy: f64) {
-        self.w.push(w);
-        self.wt.push(wt);
-        self.wy.push(wy);
-        self.wtt.push(wtt);
-        self.wty.push(wty);
-        self.wyy.push(wyy);
-    }
-
-    /// The least-squares line through points `[from, to)`; `None` with fewer than 2
-    /// points or no spread in time.
-    pub fn line(&self, from: usize, to: usize) -> Option<Line> {
-        if to < from + 2 || to >= self.w.len() {
-            return None;
-        }
-        let w = self.w[to] - self.w[from];
+    /// The residual sum of squares of [`Sums::line`], computed the same way, without
+    /// the rest of the line.
+    fn sse(to: &Sums, from: &Sums) -> Option<f64> {
+        let w = to.w - from.w;
         if w <= 0.0 {
             return None;
         }
-        let wt = self.wt[to] - self.wt[from];
-        let wy = self.wy[to] - self.wy[from];
+        let wt = to.wt - from.wt;
+        let wy = to.wy - from.wy;
         let t_mean = wt / w;
         let y_mean = wy / w;
-        let sxx = (self.wtt[to] - self.wtt[from]) - wt * t_mean;
-        let sxy = (self.wty[to] - self.wty[from]) - wt * y_mean;
-        let syy = (self.wyy[to] - self.wyy[from]) - wy * y_mean;
+        let sxx = (to.wtt - from.wtt) - wt * t_mean;
+        if sxx <= 1e-9 * w || !sxx.is_finite() {
+            return None;
+        }
+        let sxy = (to.wty - from.wty) - wt * y_mean;
+        let syy = (to.wyy - from.wyy) - wy * y_mean;
+        let slope = sxy / sxx;
+        Some((syy - slope * sxy).max(0.0))
+    }
+
+    /// The least-squares line through points whose sums are `to − from` (`n` points).
+    fn line(to: &Sums, from: &Sums, n: usize) -> Option<Line> {
+        let w = to.w - from.w;
+        if w <= 0.0 {
+            return None;
+        }
+        let wt = to.wt - from.wt;
+        let wy = to.wy - from.wy;
+        let t_mean = wt / w;
+        let y_mean = wy / w;
+        let sxx = (to.wtt - from.wtt) - wt * t_mean;
+        let sxy = (to.wty - from.wty) - wt * y_mean;
+        let syy = (to.wyy - from.wyy) - wy * y_mean;
         if sxx <= 1e-9 * w || !sxx.is_finite() {
             return None;
         }
@@ -143,15 +143,57 @@ impl PrefixSums {
             sse,
             sxx,
             t_mean,
-            n: to - from,
+            n,
             weight: w,
         })
     }
 }
 
+impl PrefixSums {
+    pub fn new(points: &[Point]) -> Self {
+        let mut sums = Vec::with_capacity(points.len() + 1);
+        let mut running = Sums::default();
+        sums.push(running);
+        for p in points {
+            running.add(p.t, p.y, p.w);
+            sums.push(running);
+        }
+        PrefixSums { sums }
+    }
+
+    /// The least-squares line through points `[from, to)`; `None` with fewer than 2
+    /// points or no spread in time.
+    pub fn line(&self, from: usize, to: usize) -> Option<Line> {
+        if to < from + 2 || to >= self.sums.len() {
+            return None;
+        }
+        Sums::line(&self.sums[to], &self.sums[from], to - from)
+    }
+
+    /// `line(from, to)`'s residual sum of squares alone.
+    pub fn line_sse(&self, from: usize, to: usize) -> Option<f64> {
+        if to < from + 2 || to >= self.sums.len() {
+            return None;
+        }
+        Sums::sse(&self.sums[to], &self.sums[from])
+    }
+}
+
 /// Weighted least squares line through `points` (all of them).
 pub fn fit_line(points: &[Point]) -> Option<Line> {
-    PrefixSums::new(points).line(0, points.len())
+    fit_line_of(points.iter().map(|p| (p.t, p.y, p.w)), points.len())
+}
+
+/// [`fit_line`] over `n` (t, y, w) triples, without collecting them.
+fn fit_line_of(points: impl Iterator<Item = (f64, f64, f64)>, n: usize) -> Option<Line> {
+    if n < 2 {
+        return None;
+    }
+    let mut sums = Sums::default();
+    for (t, y, w) in points {
+        sums.add(t, y, w);
+    }
+    Sums::line(&sums, &Sums::default(), n)
 }
 
 /// Lag-1 autocorrelation of a line's residuals over `points`.
@@ -237,15 +279,20 @@ pub fn parabola_autocorrelation(points: &[Point], parabola: &Parabola) -> f64 {
 }
 
 fn autocorrelation(residuals: impl Iterator<Item = f64>) -> f64 {
-    let residuals: Vec<f64> = residuals.collect();
-    if residuals.len() < 3 {
+    // One pass, no buffer; the sums add in the same order as two passes would.
+    let (mut n, mut var, mut cov) = (0usize, -0.0f64, -0.0f64);
+    let mut previous: Option<f64> = None;
+    for r in residuals {
+        n += 1;
+        var += r * r;
+        if let Some(p) = previous {
+            cov += p * r;
+        }
+        previous = Some(r);
+    }
+    if n < 3 || var <= 0.0 {
         return 0.0;
     }
-    let var: f64 = residuals.iter().map(|r| r * r).sum();
-    if var <= 0.0 {
-        return 0.0;
-    }
-    let cov: f64 = residuals.windows(2).map(|w| w[0] * w[1]).sum();
     (cov / var).clamp(-1.0, 1.0)
 }
 
@@ -255,11 +302,15 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     if points.len() < 5 {
         return None;
     }
-    let w: f64 = points.iter().map(|p| p.w).sum();
+    let (mut w, mut wt) = (-0.0f64, -0.0f64);
+    for p in points {
+        w += p.w;
+        wt += p.w * p.t;
+    }
     if w <= 0.0 {
         return None;
     }
-    let center = points.iter().map(|p| p.w * p.t).sum::<f64>() / w;
+    let center = wt / w;
     let scale = points
         .iter()
         .map(|p| (p.t - center).abs())
@@ -337,14 +388,10 @@ pub fn fit_saturation(points: &[Point]) -> Option<Saturation> {
     let steps = 24;
     for k in 0..=steps {
         let tau = span * 0.1 * (40.0f64).powf(k as f64 / steps as f64);
-        let basis: Vec<Point> = points
+        let basis = points
             .iter()
-            .map(|p| Point {
-                t: (-(p.t - last.t) / tau).exp(),
-                ..*p
-            })
-            .collect();
-        let Some(line) = fit_line(&basis) else {
+            .map(|p| ((-(p.t - last.t) / tau).exp(), p.y, p.w));
+        let Some(line) = fit_line_of(basis, points.len()) else {
             continue;
         };
         // y = A + slope·e^(−(t−last)/τ): amplitude at `last` is −slope.
@@ -392,8 +439,20 @@ fn invert3(m: [[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
 /// `min_len` points on each side. Returns the index of the first point of the last
 /// regime (0 when the whole range is one regime).
 pub fn last_regime_start(points: &[Point], min_len: usize, min_gain: f64) -> usize {
+    last_regime_start_and_curve(points, min_len, min_gain).0
+}
+
+/// [`last_regime_start`], with the last parabola the search fitted, over
+/// `points[from..]`, as `Some((from, parabola))`: callers that fit the same range
+/// again reuse it.
+pub fn last_regime_start_and_curve(
+    points: &[Point],
+    min_len: usize,
+    min_gain: f64,
+) -> (usize, Option<(usize, Option<Parabola>)>) {
     let sums = PrefixSums::new(points);
     let mut start = 0;
+    let mut last_curve = None;
     // Each accepted split moves `start` right; at most log-many in practice.
     for _ in 0..8 {
         let n = points.len() - start;
@@ -407,27 +466,32 @@ pub fn last_regime_start(points: &[Point], min_len: usize, min_gain: f64) -> usi
             let nf = n as f64;
             nf * (sse.max(1e-12) / nf).ln() + params * nf.ln()
         };
-        let curve = fit_parabola(&points[start..]).map_or(f64::INFINITY, |p| bic(p.sse, 4.0));
+        let parabola = fit_parabola(&points[start..]);
+        last_curve = Some((start, parabola));
+        let curve = parabola.map_or(f64::INFINITY, |p| bic(p.sse, 4.0));
         let single = bic(whole.sse, 3.0).min(curve);
+        // The BIC rises with the SSE, so the best split is the least SSE.
         let mut best: Option<(f64, usize)> = None;
         for split in start + min_len..=points.len() - min_len {
-            let (Some(left), Some(right)) =
-                (sums.line(start, split), sums.line(split, points.len()))
-            else {
+            let (Some(left), Some(right)) = (
+                sums.line_sse(start, split),
+                sums.line_sse(split, points.len()),
+            ) else {
                 continue;
             };
-            // Two lines, two variances pooled as one, plus the break point: 6 params.
-            let score = bic(left.sse + right.sse, 6.0);
-            if best.is_none_or(|(b, _)| score < b) {
-                best = Some((score, split));
+            let sse = (left + right).max(1e-12);
+            if best.is_none_or(|(b, _)| sse < b) {
+                best = Some((sse, split));
             }
         }
+        // Two lines, two variances pooled as one, plus the break point: 6 params.
+        let best = best.map(|(sse, split)| (bic(sse, 6.0), split));
         match best {
             Some((score, split)) if single - score > min_gain => start = split,
             _ => break,
         }
     }
-    start
+    (start, last_curve)
 }
 
 #[cfg(test)]
