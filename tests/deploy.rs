@@ -114,7 +114,8 @@ else:
 print(json.dumps(out))
 "#;
 
-fn helm(mode: &str, values: &Value, release: &str) -> Value {
+/// Helm's JSON answer, or its error message.
+fn try_helm(mode: &str, values: &Value, release: &str) -> Result<Value, String> {
     let python = require_helm_python();
     let dir = tempfile::tempdir().unwrap();
     let values_path = dir.path().join("values.json");
@@ -126,12 +127,15 @@ fn helm(mode: &str, values: &Value, release: &str) -> Value {
         .args([release, "monitoring"])
         .output()
         .expect("run python3");
-    assert!(
-        output.status.success(),
-        "helm {mode} failed with values {values}:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the Helm driver prints JSON")
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&output.stdout).expect("the Helm driver prints JSON"))
+}
+
+fn helm(mode: &str, values: &Value, release: &str) -> Value {
+    try_helm(mode, values, release)
+        .unwrap_or_else(|e| panic!("helm {mode} failed with values {values}:\n{e}"))
 }
 
 // ---------------------------------------------------------------------------------
@@ -1549,4 +1553,23 @@ fn dockerfile_copies_what_exists_and_runs_as_the_charts_user() {
             "{needed} must not be ignored"
         );
     }
+}
+
+#[test]
+fn chart_refuses_a_network_policy_that_would_cut_headroom_off_prometheus() {
+    let values = json!({"networkPolicy": {"enabled": true}});
+    let error =
+        try_helm("render", &values, "headroom").expect_err("rendered a policy allowing only DNS");
+    assert!(
+        error.contains(
+            "networkPolicy.enabled needs networkPolicy.egress rules that reach Prometheus"
+        ),
+        "{error}"
+    );
+    let none = json!({"prometheusRule": {"enabled": true, "selfAlerts": false}});
+    let docs = manifests(&helm("render", &none, "headroom"));
+    assert!(
+        !kinds(&docs).contains("PrometheusRule"),
+        "an empty PrometheusRule is not rendered"
+    );
 }
