@@ -1055,8 +1055,9 @@ fn kinds(docs: &[(String, serde_yaml::Value)]) -> BTreeSet<String> {
 const CRD_KINDS: [&str; 2] = ["ServiceMonitor", "PrometheusRule"];
 
 /// `kubernetes-validate --strict` on every manifest, for the oldest Kubernetes the
-/// chart supports and the newest the validator knows.
-/// The files are Helm's output as is, so no YAML re-encoding changes what is checked.
+/// chart supports and the newest the validator knows. The files are Helm's output as
+/// is, so no YAML re-encoding changes what is checked (0440 is octal to Kubernetes,
+/// a string to a YAML 1.2 parser).
 fn kubernetes_validate(rendered: &Value) {
     let validator = require_pip_tool("kubernetes-validate", "kubernetes-validate");
     let docs = manifests(rendered);
