@@ -101,6 +101,7 @@ struct RawAlertmanager {
     name: Option<String>,
     url: Option<String>,
     timeout: Option<String>,
+    tls: RawTls,
     bearer_token: Option<String>,
     bearer_token_file: Option<String>,
     basic_auth: Option<RawBasicAuth>,
@@ -285,6 +286,7 @@ pub enum ReceiverConfig {
         url: reqwest::Url,
         timeout: Duration,
         auth: Auth,
+        tls: TlsConfig,
         filter: ReceiverFilter,
     },
     Slack {
@@ -945,6 +947,18 @@ impl Validator<'_> {
                     containers: am.containers,
                 },
             );
+            let tls = TlsConfig {
+                ca_file: self.existing_file(&format!("{key}.tls.ca_file"), &am.tls.ca_file),
+                cert_file: self.existing_file(&format!("{key}.tls.cert_file"), &am.tls.cert_file),
+                key_file: self.existing_file(&format!("{key}.tls.key_file"), &am.tls.key_file),
+                insecure_skip_verify: am.tls.insecure_skip_verify,
+            };
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                self.problem(
+                    &format!("{key}.tls"),
+                    "cert_file and key_file go together: set both or neither",
+                );
+            }
             if let (Some(url), Some(timeout)) = (url, timeout) {
                 let name = am.name.unwrap_or_else(|| format!("alertmanager-{i}"));
                 out.push(ReceiverConfig::Alertmanager {
@@ -952,6 +966,7 @@ impl Validator<'_> {
                     url,
                     timeout,
                     auth,
+                    tls,
                     filter,
                 });
             }

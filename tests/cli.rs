@@ -91,6 +91,9 @@ fn example_config_is_valid_and_documents_every_key() {
         "/etc/headroom/slack-url",
         "/etc/headroom/webhook-url",
         "/etc/headroom/webhook-hmac",
+        "/etc/headroom/am-ca.pem",
+        "/etc/headroom/am-client.pem",
+        "/etc/headroom/am-client-key.pem",
     ] {
         uncommented = uncommented.replace(file, placeholder.to_str().unwrap());
     }
@@ -260,4 +263,31 @@ async fn dropped_connection_is_a_transport_error() {
     });
     let err = client_for(port, "").query("up", 0).await.unwrap_err();
     assert!(matches!(err, QueryError::Transport { .. }), "{err:?}");
+}
+
+#[test]
+fn receiver_problems_name_their_keys_without_quoting_secrets() {
+    let file = write_temp(
+        "receivers:\n  alertmanager:\n    - url: http://am:9093\n      tls:\n        ca_file: /nonexistent/ca.pem\n        cert_file: /nonexistent/cert.pem\n  slack:\n    - url: not-a-url-SECRET\n      min_severity: urgent\n",
+    );
+    let out = headroom(&["config", "check", file.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("receivers.alertmanager[0].tls.ca_file: cannot read /nonexistent/ca.pem"),
+        "{err}"
+    );
+    assert!(
+        err.contains("receivers.alertmanager[0].tls: cert_file and key_file go together"),
+        "{err}"
+    );
+    assert!(
+        err.contains("receivers.slack[0].url: is not an http(s) URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains("receivers.slack[0].min_severity: \"urgent\" is not warning or critical"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRET"), "a receiver URL is a secret: {err}");
 }

@@ -811,6 +811,18 @@ impl Notifier {
             .into_iter()
             .map(|r| Worker::new(r, policy, telemetry.clone()))
             .collect();
+        // Every receiver's series exist from the start, at zero, so dashboards and
+        // rate() see them before the first notification.
+        if let Some(t) = &telemetry {
+            for w in &workers {
+                for outcome in ["sent", "retried", "dropped", "failed_permanent"] {
+                    t.notifications
+                        .with_label_values(&[w.name(), outcome])
+                        .inc_by(0);
+                }
+                t.notification_queue.with_label_values(&[w.name()]).set(0);
+            }
+        }
         let tasks = workers
             .iter()
             .map(|w| tokio::spawn(w.clone().run(drain)))
@@ -920,8 +932,16 @@ pub fn receivers(config: &crate::config::Config) -> anyhow::Result<Vec<Arc<dyn R
                 url,
                 timeout,
                 auth,
+                tls,
                 filter: f,
             } => {
+                let http =
+                    if tls.ca_file.is_some() || tls.cert_file.is_some() || tls.insecure_skip_verify
+                    {
+                        tls_client(tls).map_err(|e| anyhow::anyhow!("receiver {name}: {e}"))?
+                    } else {
+                        http.clone()
+                    };
                 let (bearer_token, basic_auth) = match auth {
                     Auth::None => (None, None),
                     Auth::Bearer(t) => (Some(t.clone()), None),
@@ -932,7 +952,7 @@ pub fn receivers(config: &crate::config::Config) -> anyhow::Result<Vec<Arc<dyn R
                 out.push(Arc::new(alertmanager::Alertmanager {
                     name: name.clone(),
                     url: url.clone(),
-                    http: http.clone(),
+                    http,
                     bearer_token,
                     basic_auth,
                     timeout: *timeout,
@@ -970,6 +990,34 @@ pub fn receivers(config: &crate::config::Config) -> anyhow::Result<Vec<Arc<dyn R
         }
     }
     Ok(out)
+}
+
+/// An HTTP client trusting an extra CA and presenting a client certificate.
+fn tls_client(tls: &crate::config::TlsConfig) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5));
+    if let Some(ca) = &tls.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem =
+            std::fs::read(cert).map_err(|e| format!("tls.cert_file {}: {e}", cert.display()))?;
+        pem.extend(std::fs::read(key).map_err(|e| format!("tls.key_file {}: {e}", key.display()))?);
+        builder = builder.identity(
+            reqwest::Identity::from_pem(&pem)
+                .map_err(|e| format!("tls client certificate: {e}"))?,
+        );
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| e.without_url().to_string())
 }
 
 /// The alert settings a config describes.
