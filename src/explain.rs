@@ -48,6 +48,26 @@ pub struct AnnotationChange {
     pub after: Option<String>,
 }
 
+/// Envoy's own view of its memory, when its stats are scraped: `allocated` growing is
+/// a real leak in Envoy's data; `heap_size` far above it is memory the allocator keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EnvoyMemory {
+    pub allocated_bytes: f64,
+    pub heap_size_bytes: f64,
+}
+
+impl EnvoyMemory {
+    pub fn text(&self) -> String {
+        let retained = (self.heap_size_bytes - self.allocated_bytes).max(0.0);
+        format!(
+            "Envoy reports {} allocated of a {} heap ({} held by the allocator)",
+            format_bytes(self.allocated_bytes),
+            format_bytes(self.heap_size_bytes),
+            format_bytes(retained)
+        )
+    }
+}
+
 /// A change near the onset of growth, worth naming in an alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {

@@ -266,6 +266,33 @@ impl<S: Source> Pipeline<S> {
                 }
             }
         }
+        // Envoy's own view, fresh every poll, for Envoy sidecars worth explaining.
+        let envoy_pods: Vec<(String, String)> = reports
+            .iter()
+            .filter(|r| {
+                (r.alert.is_some() || r.severity != model::Severity::None) && is_envoy(&r.container)
+            })
+            .map(|r| (r.namespace.clone(), r.pod.clone()))
+            .collect();
+        let envoy = if envoy_pods.is_empty() {
+            Vec::new()
+        } else {
+            self.source.envoy(&envoy_pods, now).await.unwrap_or_else(|e| {
+                tracing::debug!(error = %format!("{:#}", anyhow::Error::from(e)), "cannot read Envoy memory stats");
+                Vec::new()
+            })
+        };
+        tracing::debug!(
+            pods = envoy_pods.len(),
+            found = envoy.len(),
+            "envoy memory stats"
+        );
+        for r in reports.iter_mut().filter(|r| is_envoy(&r.container)) {
+            r.envoy = envoy
+                .iter()
+                .find(|(ns, pod, _)| *ns == r.namespace && *pod == r.pod)
+                .map(|(_, _, m)| *m);
+        }
         let store = &self.store;
         self.contexts.retain(|(ns, pod), _| {
             store
@@ -401,6 +428,11 @@ impl<S: Source> Pipeline<S> {
             trend: self.trends.get(key).copied(),
         })
     }
+}
+
+/// Sidecars that are Envoy, whose stats say where their memory goes.
+fn is_envoy(container: &str) -> bool {
+    matches!(container, "istio-proxy" | "envoy" | "envoy-sidecar")
 }
 
 /// The OOM-termination flags of a batch by container.

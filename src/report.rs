@@ -50,6 +50,8 @@ pub struct ContainerReport {
     pub workload: Option<String>,
     /// Changes found near the onset of growth (rollout, pod start, annotations).
     pub changes: Vec<crate::explain::Change>,
+    /// Envoy's own memory stats, for Envoy-based sidecars whose stats are scraped.
+    pub envoy: Option<crate::explain::EnvoyMemory>,
     /// Segments in the lookback window, oldest first; the last one is current and is
     /// the one forecast. A new segment begins at every container restart.
     pub segments: Vec<SegmentReport>,
@@ -95,6 +97,7 @@ impl ContainerReport {
             sidecar: false,
             workload: None,
             changes: Vec::new(),
+            envoy: None,
             segments: tracked
                 .segments
                 .iter()

@@ -271,6 +271,25 @@ fn incident() -> &'static Incident {
             )
             .every(begin, start + 60, STEP, |_| 1.0),
         );
+        // Envoy's stats, scraped from the sidecar: allocation grows with the leak.
+        s.push(
+            series(
+                "envoy_server_memory_allocated",
+                &[("namespace", "prod"), ("pod", POD)],
+            )
+            .every(start, end, STEP, move |t| {
+                40.0 * MI + (t - start) as f64 * 30.0 * MI / 3600.0
+            }),
+        );
+        s.push(
+            series(
+                "envoy_server_memory_heap_size",
+                &[("namespace", "prod"), ("pod", POD)],
+            )
+            .every(start, end, STEP, move |t| {
+                48.0 * MI + (t - start) as f64 * 31.0 * MI / 3600.0
+            }),
+        );
         Incident {
             prometheus: TestPrometheus::start(&openmetrics(&s)),
             end,
@@ -325,8 +344,15 @@ fn the_forecast_names_the_sidecar_and_the_rollout_behind_it() {
         proxy["changes"][0]["text"],
         r#"2 min after ReplicaSet payment-service-7f8b9c6d4 was created (changed: proxy_istio_io_config {"tracing":{"sampling":1}} → {"tracing":{"sampling":100}})"#
     );
+    assert_eq!(
+        proxy["envoy"]["allocated_bytes"],
+        70.0 * MI,
+        "Envoy's own stats come along"
+    );
+    assert_eq!(proxy["envoy"]["heap_size_bytes"], 79.0 * MI);
     let app = find(POD, "payment-service");
     assert!(app["alert"].is_null(), "{app:#}");
+    assert!(app["envoy"].is_null());
     assert_eq!(app["sidecar"], false);
     // The sidecar comes before the app container: most urgent first.
     let position = |c: &str| {

@@ -45,6 +45,7 @@ fn report(container: &str, alert: Option<Severity>, at: i64) -> ContainerReport 
         sidecar: container == "istio-proxy",
         workload: None,
         changes: vec![],
+        envoy: None,
         segments: vec![],
     }
 }

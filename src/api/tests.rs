@@ -41,6 +41,7 @@ fn report(ns: &str, container: &str, alert: Option<Severity>, use_ratio: f64) ->
         sidecar: container == "istio-proxy",
         workload: None,
         changes: vec![],
+        envoy: None,
         segments: vec![],
     }
 }

@@ -357,6 +357,12 @@ fn describe(r: &ContainerReport) -> String {
         ));
     }
     parts.push(format!("pattern {}", r.pattern.as_str()));
+    if let Some(envoy) = &r.envoy {
+        parts.push(envoy.text());
+    }
+    if let Some(change) = r.changes.first() {
+        parts.push(format!("growth began {}", change.text));
+    }
     parts.join("; ")
 }
 

@@ -33,6 +33,7 @@ fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> Containe
         sidecar: container == "istio-proxy",
         workload: None,
         changes: vec![],
+        envoy: None,
         segments: vec![],
     }
 }

@@ -10,7 +10,7 @@ use super::{
     WorkingSetSeries,
 };
 use crate::config::{Queries, Shard, ShardMode};
-use crate::explain::{AnnotationChange, PodContext};
+use crate::explain::{AnnotationChange, EnvoyMemory, PodContext};
 use crate::model::Sample;
 
 /// cAdvisor reports "no limit" as 0 or as the largest page-aligned i64.
@@ -213,6 +213,54 @@ impl Source for PrometheusSource {
             batch.limits.retain(|l| owned(&l.key));
         }
         Ok(batch)
+    }
+
+    async fn envoy(
+        &self,
+        pods: &[(String, String)],
+        at: i64,
+    ) -> Result<Vec<(String, String, EnvoyMemory)>, SourceError> {
+        let mut by_namespace: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (ns, pod) in pods {
+            by_namespace.entry(ns).or_default().push(pod);
+        }
+        let mut out = Vec::new();
+        for (ns, names) in by_namespace {
+            let pod_re = names
+                .iter()
+                .map(|p| regex_escape(p))
+                .collect::<Vec<_>>()
+                .join("|");
+            let sel = format!(r#"namespace="{}",pod=~"{pod_re}""#, regex_escape(ns));
+            let (allocated, heap) = tokio::try_join!(
+                self.instant(
+                    "envoy",
+                    format!("max by (namespace, pod) (envoy_server_memory_allocated{{{sel}}})"),
+                    at
+                ),
+                self.instant(
+                    "envoy",
+                    format!("max by (namespace, pod) (envoy_server_memory_heap_size{{{sel}}})"),
+                    at
+                ),
+            )?;
+            for a in &allocated {
+                let Some(pod) = a.labels.get("pod") else {
+                    continue;
+                };
+                if let Some(h) = heap.iter().find(|h| h.labels.get("pod") == Some(pod)) {
+                    out.push((
+                        ns.to_string(),
+                        pod.clone(),
+                        EnvoyMemory {
+                            allocated_bytes: a.value,
+                            heap_size_bytes: h.value,
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn context(

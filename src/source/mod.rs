@@ -151,4 +151,16 @@ pub trait Source: Send + Sync {
         let _ = (pods, at);
         async { Ok(Vec::new()) }
     }
+
+    /// Envoy's memory stats (`envoy_server_memory_allocated`, `_heap_size`) of these
+    /// pods as of `at`, where scraped. Sources without them return nothing.
+    fn envoy(
+        &self,
+        pods: &[(String, String)],
+        at: TimestampMs,
+    ) -> impl Future<Output = Result<Vec<(String, String, crate::explain::EnvoyMemory)>, SourceError>>
+           + Send {
+        let _ = (pods, at);
+        async { Ok(Vec::new()) }
+    }
 }
