@@ -68,6 +68,38 @@ impl EnvoyMemory {
     }
 }
 
+/// A container's siblings across the replicas of its workload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkloadPeers {
+    /// "Deployment/payment-service".
+    pub workload: String,
+    /// Replicas running this container.
+    pub replicas: usize,
+    /// Of those, on course to their limit within the critical horizon.
+    pub on_course: usize,
+    pub horizon_seconds: f64,
+}
+
+impl WorkloadPeers {
+    /// "3 of 12 replicas of Deployment/payment-service have istio-proxy on course to
+    /// its limit within 2h: shared growth points to a workload-wide cause".
+    pub fn text(&self, container: &str) -> String {
+        let mut text = format!(
+            "{} of {} replicas of {} have {container} on course to its limit within {}",
+            self.on_course,
+            self.replicas,
+            self.workload,
+            crate::units::format_duration_short(self.horizon_seconds)
+        );
+        if self.on_course >= 2 {
+            text.push_str(": growth shared by replicas points to a workload-wide cause (a rollout, a config, traffic), not one pod");
+        } else if self.on_course == 1 && self.replicas >= 3 {
+            text.push_str(": only this replica, so look at what is special about this pod");
+        }
+        text
+    }
+}
+
 /// A change near the onset of growth, worth naming in an alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
@@ -326,5 +358,31 @@ mod tests {
             changes_near(onset, &started_only)[0].text,
             "when the pod started"
         );
+    }
+}
+
+#[cfg(test)]
+mod peer_tests {
+    use super::WorkloadPeers;
+
+    #[test]
+    fn shared_growth_is_called_workload_wide() {
+        let peers = WorkloadPeers {
+            workload: "Deployment/payment-service".into(),
+            replicas: 12,
+            on_course: 3,
+            horizon_seconds: 7200.0,
+        };
+        assert_eq!(
+            peers.text("istio-proxy"),
+            "3 of 12 replicas of Deployment/payment-service have istio-proxy on course to its limit within 2h00m: growth shared by replicas points to a workload-wide cause (a rollout, a config, traffic), not one pod"
+        );
+        let alone = WorkloadPeers {
+            on_course: 1,
+            ..peers
+        };
+        assert!(alone
+            .text("istio-proxy")
+            .ends_with("only this replica, so look at what is special about this pod"));
     }
 }

@@ -79,6 +79,8 @@ pub struct Pipeline<S> {
     sidecar_names: Vec<String>,
     /// Pod metadata fetched for explanations, by (namespace, pod).
     contexts: HashMap<(String, String), PodContext>,
+    /// Each namespace's pod → workload map and when it was read.
+    owners: HashMap<String, (TimestampMs, HashMap<String, String>)>,
     /// The most recent OOM kills, newest last.
     oom_kills: std::collections::VecDeque<OomKill>,
 }
@@ -105,6 +107,7 @@ impl<S: Source> Pipeline<S> {
             limits_interval: config.limits_interval,
             sidecar_names: config.sidecar_names.clone(),
             contexts: HashMap::new(),
+            owners: HashMap::new(),
             oom_kills: std::collections::VecDeque::new(),
         }
     }
@@ -266,6 +269,69 @@ impl<S: Source> Pipeline<S> {
                 }
             }
         }
+        // Workloads: every pod of the namespaces worth explaining, refreshed every
+        // five minutes, so replicas can be counted.
+        let namespaces: Vec<String> = {
+            let mut ns: Vec<String> = reports
+                .iter()
+                .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
+                .map(|r| r.namespace.clone())
+                .collect();
+            ns.sort();
+            ns.dedup();
+            ns
+        };
+        for ns in &namespaces {
+            let fresh = self
+                .owners
+                .get(ns)
+                .is_some_and(|(at, _)| now - at < 300_000 && *at <= now);
+            if fresh {
+                continue;
+            }
+            match self.source.owners(ns, now).await {
+                Ok(list) => {
+                    self.owners
+                        .insert(ns.clone(), (now, list.into_iter().collect()));
+                }
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, error = %format!("{:#}", anyhow::Error::from(e)), "cannot read workload owners")
+                }
+            }
+        }
+        let horizon = self.params.critical_horizon_seconds;
+        let mut tally: HashMap<(String, String, String), (usize, usize)> = HashMap::new();
+        for r in reports.iter_mut() {
+            let Some((_, map)) = self.owners.get(&r.namespace) else {
+                continue;
+            };
+            if let Some(w) = map.get(&r.pod) {
+                r.workload = Some(w.clone());
+                let t = tally
+                    .entry((r.namespace.clone(), w.clone(), r.container.clone()))
+                    .or_default();
+                t.0 += 1;
+                if r.time_to_limit_seconds.is_some_and(|s| s <= horizon) {
+                    t.1 += 1;
+                }
+            }
+        }
+        for r in reports.iter_mut() {
+            let Some(w) = r.workload.clone() else {
+                continue;
+            };
+            let key = (r.namespace.clone(), w.clone(), r.container.clone());
+            if let Some(&(replicas, on_course)) = tally.get(&key) {
+                r.workload_peers = Some(explain::WorkloadPeers {
+                    workload: w,
+                    replicas,
+                    on_course,
+                    horizon_seconds: horizon,
+                });
+            }
+        }
+        self.owners.retain(|ns, _| namespaces.contains(ns));
+
         // Envoy's own view, fresh every poll, for Envoy sidecars worth explaining.
         let envoy_pods: Vec<(String, String)> = reports
             .iter()
@@ -304,10 +370,12 @@ impl<S: Source> Pipeline<S> {
                 continue;
             };
             r.sidecar |= ctx.native_sidecars.contains(&r.container);
-            r.workload = ctx
-                .workload
-                .as_ref()
-                .map(|(kind, name)| format!("{kind}/{name}"));
+            if r.workload.is_none() {
+                r.workload = ctx
+                    .workload
+                    .as_ref()
+                    .map(|(kind, name)| format!("{kind}/{name}"));
+            }
             if let Some(onset) = r
                 .onset
                 .as_deref()

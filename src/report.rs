@@ -52,6 +52,9 @@ pub struct ContainerReport {
     pub changes: Vec<crate::explain::Change>,
     /// Envoy's own memory stats, for Envoy-based sidecars whose stats are scraped.
     pub envoy: Option<crate::explain::EnvoyMemory>,
+    /// How many replicas of the workload run this container, and how many of them
+    /// are on course to their limit within the critical horizon.
+    pub workload_peers: Option<crate::explain::WorkloadPeers>,
     /// Segments in the lookback window, oldest first; the last one is current and is
     /// the one forecast. A new segment begins at every container restart.
     pub segments: Vec<SegmentReport>,
@@ -98,6 +101,7 @@ impl ContainerReport {
             workload: None,
             changes: Vec::new(),
             envoy: None,
+            workload_peers: None,
             segments: tracked
                 .segments
                 .iter()
@@ -261,6 +265,10 @@ impl ContainerReport {
                 if let Some(change) = self.changes.first() {
                     text.push_str(", ");
                     text.push_str(&change.text);
+                }
+                if let Some(peers) = self.workload_peers.as_ref().filter(|p| p.replicas > 1) {
+                    text.push_str("; ");
+                    text.push_str(&peers.text(&self.container));
                 }
             }
         }

@@ -350,6 +350,11 @@ fn the_forecast_names_the_sidecar_and_the_rollout_behind_it() {
         "Envoy's own stats come along"
     );
     assert_eq!(proxy["envoy"]["heap_size_bytes"], 79.0 * MI);
+    assert_eq!(
+        proxy["workload_peers"],
+        serde_json::json!({"workload": "Deployment/payment-service", "replicas": 1, "on_course": 1, "horizon_seconds": 7200.0}),
+        "the only replica left after the rollout"
+    );
     let app = find(POD, "payment-service");
     assert!(app["alert"].is_null(), "{app:#}");
     assert!(app["envoy"].is_null());

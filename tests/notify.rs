@@ -46,6 +46,7 @@ fn report(container: &str, alert: Option<Severity>, at: i64) -> ContainerReport 
         workload: None,
         changes: vec![],
         envoy: None,
+        workload_peers: None,
         segments: vec![],
     }
 }

@@ -42,6 +42,7 @@ fn report(ns: &str, container: &str, alert: Option<Severity>, use_ratio: f64) ->
         workload: None,
         changes: vec![],
         envoy: None,
+        workload_peers: None,
         segments: vec![],
     }
 }

@@ -34,6 +34,7 @@ fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> Containe
         workload: None,
         changes: vec![],
         envoy: None,
+        workload_peers: None,
         segments: vec![],
     }
 }

@@ -215,6 +215,53 @@ impl Source for PrometheusSource {
         Ok(batch)
     }
 
+    async fn owners(&self, namespace: &str, at: i64) -> Result<Vec<(String, String)>, SourceError> {
+        let ns = regex_escape(namespace);
+        let (pods, replicasets) = tokio::try_join!(
+            self.instant(
+                "pod_owner",
+                format!(r#"kube_pod_owner{{namespace="{ns}"}}"#),
+                at
+            ),
+            self.instant(
+                "replicaset_owner",
+                format!(r#"kube_replicaset_owner{{namespace="{ns}"}}"#),
+                at
+            ),
+        )?;
+        let rs_owner: HashMap<&str, String> = replicasets
+            .iter()
+            .filter_map(|s| {
+                let rs = s.labels.get("replicaset")?;
+                Some((
+                    rs.as_str(),
+                    format!(
+                        "{}/{}",
+                        s.labels.get("owner_kind")?,
+                        s.labels.get("owner_name")?
+                    ),
+                ))
+            })
+            .collect();
+        Ok(pods
+            .iter()
+            .filter_map(|s| {
+                let pod = s.labels.get("pod")?.clone();
+                let kind = s.labels.get("owner_kind")?;
+                let name = s.labels.get("owner_name")?;
+                let workload = match kind.as_str() {
+                    "ReplicaSet" => rs_owner
+                        .get(name.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| format!("ReplicaSet/{name}")),
+                    "<none>" => return None,
+                    _ => format!("{kind}/{name}"),
+                };
+                Some((pod, workload))
+            })
+            .collect())
+    }
+
     async fn envoy(
         &self,
         pods: &[(String, String)],

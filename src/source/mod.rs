@@ -152,6 +152,17 @@ pub trait Source: Send + Sync {
         async { Ok(Vec::new()) }
     }
 
+    /// The owning workload of every pod in `namespace` as of `at`: (pod, "Kind/name"),
+    /// following Pod → ReplicaSet → Deployment. Sources without owners return nothing.
+    fn owners(
+        &self,
+        namespace: &str,
+        at: TimestampMs,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, SourceError>> + Send {
+        let _ = (namespace, at);
+        async { Ok(Vec::new()) }
+    }
+
     /// Envoy's memory stats (`envoy_server_memory_allocated`, `_heap_size`) of these
     /// pods as of `at`, where scraped. Sources without them return nothing.
     fn envoy(
