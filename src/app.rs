@@ -176,8 +176,10 @@ async fn demo(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
     use crate::sim::cluster::SimulatedCluster;
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        return Err(AppError::Usage("--speed must be a positive number".into()));
+    if !(args.speed.is_finite() && args.speed > 0.0 && args.speed <= 100_000.0) {
+        return Err(AppError::Usage(
+            "--speed must be a number above 0 and at most 100000".into(),
+        ));
     }
     let mut config = config.clone();
     let timeout = std::time::Duration::from_secs(10);

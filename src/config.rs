@@ -772,6 +772,31 @@ impl Validator<'_> {
         };
         let index = overrides.shard_index.or(sharding.index);
         let count = overrides.shard_count.or(sharding.count);
+        if mode == Some(ShardMode::Namespace) {
+            // Namespace sharding adds a matcher to every selector, which only plain
+            // selectors (or `or`s of them) take safely.
+            let q = &queries;
+            for (key, query) in [
+                ("queries.working_set", Some(q.working_set.as_str())),
+                ("queries.limits", Some(q.limits.as_str())),
+                (
+                    "queries.init_container_limits",
+                    q.init_container_limits.as_deref(),
+                ),
+                ("queries.cadvisor_limits", q.cadvisor_limits.as_deref()),
+                ("queries.restarts", q.restarts.as_deref()),
+                ("queries.oom_kills", q.oom_kills.as_deref()),
+            ] {
+                if let Some(query) = query.filter(|q| !q.trim().is_empty()) {
+                    if !is_selector_union(query) {
+                        self.problem(
+                            key,
+                            "sharding.mode namespace needs plain selectors here (metric{labels}, joined by or)",
+                        );
+                    }
+                }
+            }
+        }
         let shard = match (index, count, mode) {
             (None, None, _) | (_, _, None) => None,
             (Some(index), Some(count), Some(mode)) if count >= 1 && index < count => {
@@ -906,9 +931,19 @@ impl Validator<'_> {
             let key = format!("receivers.alertmanager[{i}]");
             let timeout = self.duration(&format!("{key}.timeout"), &am.timeout, "10s");
             let url = match &am.url {
-                Some(u) => self
-                    .http_url(&format!("{key}.url"), u)
-                    .map(with_trailing_slash),
+                Some(u) => {
+                    let url = self.http_url(&format!("{key}.url"), u);
+                    if url
+                        .as_ref()
+                        .is_some_and(|u| !u.username().is_empty() || u.password().is_some())
+                    {
+                        self.problem(
+                            &format!("{key}.url"),
+                            "must not carry credentials; use basic_auth",
+                        );
+                    }
+                    url.map(with_trailing_slash)
+                }
                 None => {
                     self.problem(&format!("{key}.url"), "is required");
                     None
@@ -925,6 +960,12 @@ impl Validator<'_> {
                     &b.password,
                     &b.password_file,
                 );
+                if b.password.is_none() && b.password_file.is_none() {
+                    self.problem(
+                        &format!("{key}.basic_auth"),
+                        "needs password or password_file",
+                    );
+                }
                 password.map(|p| (b.username, p))
             });
             let auth = match (bearer, basic) {
@@ -1210,6 +1251,30 @@ fn with_trailing_slash(mut url: reqwest::Url) -> reqwest::Url {
     url
 }
 
+/// `metric{...}` or `metric`, optionally joined by ` or `: the queries namespace
+/// sharding can add a matcher to.
+fn is_selector_union(query: &str) -> bool {
+    query.split(" or ").all(|part| {
+        let part = part.trim();
+        let (name, rest) = match part.find('{') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        let name_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        let rest_ok = rest.is_empty()
+            || (rest.starts_with('{')
+                && rest.ends_with('}')
+                && rest[1..rest.len() - 1]
+                    .chars()
+                    .all(|c| c != '{' && c != '}'));
+        name_ok && rest_ok
+    })
+}
+
 fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -1364,5 +1429,36 @@ forecast:
         assert_eq!(locate_key(text, "b.c.x"), Some(6));
         assert_eq!(locate_key(text, "a.x"), Some(2));
         assert_eq!(locate_key(text, "a.nope"), Some(1));
+    }
+}
+
+#[cfg(test)]
+mod sharding_tests {
+    use super::*;
+
+    #[test]
+    fn namespace_sharding_refuses_queries_it_cannot_rewrite() {
+        let err = Config::parse_str(
+            "sharding:\n  mode: namespace\nqueries:\n  working_set: 'rate(x[5m])'\n",
+            "t",
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.problems[0].key, "queries.working_set");
+        let ok = Config::parse_str("sharding:\n  mode: namespace\n", "t", &Overrides::default());
+        assert!(ok.is_ok(), "the default queries are plain selectors");
+        assert!(is_selector_union(r#"a{x="1"} or b"#));
+        assert!(!is_selector_union("sum(a)"));
+    }
+
+    #[test]
+    fn shard_index_must_be_below_count() {
+        let overrides = Overrides {
+            shard_index: Some(2),
+            shard_count: Some(2),
+            ..Overrides::default()
+        };
+        let err = Config::parse_str("", "t", &overrides).unwrap_err();
+        assert_eq!(err.problems[0].key, "sharding.index");
     }
 }

@@ -159,7 +159,13 @@ pub async fn poll_loop<S: Source>(
         if first {
             tracing::info!("backfilling every container's lookback");
         }
-        let result = pipeline.poll(now).await;
+        let result = tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("stopping the poll loop during a poll");
+                return;
+            }
+            r = pipeline.poll(now) => r,
+        };
         let totals = fetch_totals(pipeline.source());
         telemetry.record_fetch(totals - last_totals);
         last_totals = totals;
@@ -169,21 +175,20 @@ pub async fn poll_loop<S: Source>(
                 last_success = Some(now);
                 let forecast_started = Instant::now();
                 let mut reports = pipeline.evaluate(now);
+                telemetry
+                    .forecast_duration
+                    .observe(forecast_started.elapsed().as_secs_f64());
                 pipeline.explain(&mut reports, now).await;
                 for kill in &summary.oom_kills {
                     telemetry
                         .oom_kills
                         .with_label_values(&[
                             &kill.namespace,
-                            &kill.pod,
                             &kill.reported_container,
                             kill.attributed_container.as_deref().unwrap_or(""),
                         ])
                         .inc();
                 }
-                telemetry
-                    .forecast_duration
-                    .observe(forecast_started.elapsed().as_secs_f64());
                 let mut transitions = Vec::new();
                 for r in &reports {
                     let key = key_of(r);
@@ -241,7 +246,11 @@ pub async fn poll_loop<S: Source>(
                     stale: false,
                     reports,
                     histories,
-                    oom_kills: pipeline.oom_kills(),
+                    oom_kills: {
+                        let kills = pipeline.oom_kills();
+                        telemetry.publish_kills(&kills);
+                        kills
+                    },
                     new_oom_kills: summary.oom_kills.clone(),
                 });
                 on_poll(&snapshot, &transitions);
@@ -346,8 +355,13 @@ pub async fn serve<S: Source + 'static>(
                 let report = snapshot.reports.iter().find(|r| {
                     r.namespace == kill.namespace && r.pod == kill.pod && r.container == container
                 });
-                if let Some(report) = report {
-                    n.publish_oom(kill, report, now);
+                match report {
+                    Some(report) => n.publish_oom(kill, report, now),
+                    None => tracing::warn!(
+                        namespace = %kill.namespace,
+                        pod = %kill.pod,
+                        "no forecast for the OOM-killed pod's containers; the kill is logged and counted but not notified"
+                    ),
                 }
             }
         }
@@ -379,6 +393,13 @@ pub async fn serve<S: Source + 'static>(
     )
     .await;
     let _ = stop.send(true);
+    // Queued notifications (the last resolutions among them) are delivered within
+    // alerts.drain_timeout while the HTTP server drains.
+    let notifier = notifier.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(n) = notifier {
+        n.shutdown().await;
+        tracing::info!("notifications drained");
+    }
     match tokio::time::timeout(crate::app::SHUTDOWN_GRACE, server).await {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(e))) => Err(anyhow::Error::from(e).context("the HTTP server failed")),

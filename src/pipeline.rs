@@ -78,7 +78,9 @@ pub struct Pipeline<S> {
     limits_interval: Duration,
     sidecar_names: Vec<String>,
     /// Pod metadata fetched for explanations, by (namespace, pod).
-    contexts: HashMap<(String, String), PodContext>,
+    /// When each was read: metadata still missing (kube-state-metrics lags a new
+    /// pod) is asked again after two minutes.
+    contexts: HashMap<(String, String), (TimestampMs, PodContext)>,
     /// Each namespace's pod → workload map and when it was read.
     owners: HashMap<String, (TimestampMs, HashMap<String, String>)>,
     /// The most recent OOM kills, newest last.
@@ -161,6 +163,7 @@ impl<S: Source> Pipeline<S> {
                 "ignored working-set series without namespace, pod or container"
             );
         }
+        let backfill = self.fetched_until.is_none();
         let oom_flags = batch_oom(&batch);
         let ingest = self.store.ingest(batch, window.end);
         self.fetched_until = Some(window.end);
@@ -173,16 +176,22 @@ impl<S: Source> Pipeline<S> {
         let step_ms = self.step.as_millis() as i64;
         let mut kills = Vec::new();
         for (key, at) in &ingest.restarts {
+            // The OOMKilled reason shows up with the restart, within a few scrapes.
             let was_oom = oom_flags.get(key).is_some_and(|flags| {
                 flags
                     .iter()
-                    .any(|&(t, v)| t >= at - 2 * step_ms && v >= 1.0)
+                    .any(|&(t, v)| t >= at - 2 * step_ms && t <= at + 10 * step_ms && v >= 1.0)
             });
             if was_oom {
                 kills.push(self.attribute(key, *at));
             }
         }
         for kill in &kills {
+            if backfill {
+                // Kills from before headroom started: history, not news.
+                self.oom_kills.push_back(kill.clone());
+                continue;
+            }
             tracing::warn!(
                 namespace = %kill.namespace,
                 pod = %kill.pod,
@@ -200,7 +209,7 @@ impl<S: Source> Pipeline<S> {
             window: Some(window),
             ingest,
             containers: self.store.len(),
-            oom_kills: kills,
+            oom_kills: if backfill { Vec::new() } else { kills },
         })
     }
 
@@ -246,7 +255,12 @@ impl<S: Source> Pipeline<S> {
                 .iter()
                 .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
                 .map(|r| (r.namespace.clone(), r.pod.clone()))
-                .filter(|p| !self.contexts.contains_key(p))
+                .filter(|p| {
+                    !self
+                        .contexts
+                        .get(p)
+                        .is_some_and(|(at, c)| c.started_at.is_some() || now - at < 120_000)
+                })
                 .collect();
             pods.sort();
             pods.dedup();
@@ -257,11 +271,13 @@ impl<S: Source> Pipeline<S> {
                 Ok(found) => {
                     for c in found {
                         self.contexts
-                            .insert((c.namespace.clone(), c.pod.clone()), c);
+                            .insert((c.namespace.clone(), c.pod.clone()), (now, c));
                     }
-                    // Remember pods with no metadata too, so they are not asked again.
+                    // Remember pods with no metadata too, asked again after a while.
                     for p in wanted {
-                        self.contexts.entry(p).or_default();
+                        self.contexts
+                            .entry(p)
+                            .or_insert_with(|| (now, PodContext::default()));
                     }
                 }
                 Err(e) => {
@@ -359,14 +375,16 @@ impl<S: Source> Pipeline<S> {
                 .find(|(ns, pod, _)| *ns == r.namespace && *pod == r.pod)
                 .map(|(_, _, m)| *m);
         }
-        let store = &self.store;
-        self.contexts.retain(|(ns, pod), _| {
-            store
-                .iter()
-                .any(|(k, _)| &k.namespace == ns && &k.pod == pod)
-        });
+        // Forget pods that are gone: one pass over the store, not one per pod.
+        let live: std::collections::HashSet<(&str, &str)> = self
+            .store
+            .iter()
+            .map(|(k, _)| (k.namespace.as_str(), k.pod.as_str()))
+            .collect();
+        self.contexts
+            .retain(|(ns, pod), _| live.contains(&(ns.as_str(), pod.as_str())));
         for r in reports.iter_mut() {
-            let Some(ctx) = self.contexts.get(&(r.namespace.clone(), r.pod.clone())) else {
+            let Some((_, ctx)) = self.contexts.get(&(r.namespace.clone(), r.pod.clone())) else {
                 continue;
             };
             r.sidecar |= ctx.native_sidecars.contains(&r.container);
@@ -383,6 +401,14 @@ impl<S: Source> Pipeline<S> {
             {
                 r.changes = explain::changes_near(onset.timestamp_millis(), ctx);
             }
+        }
+    }
+
+    /// A limit below `forecast.min_limit` is treated as none, in reports too.
+    fn drop_nonsense_limit(&self, report: &mut ContainerReport) {
+        if report.limit_bytes.is_some_and(|l| l < self.min_limit_bytes) {
+            report.limit_bytes = None;
+            report.use_ratio = None;
         }
     }
 
@@ -404,6 +430,7 @@ impl<S: Source> Pipeline<S> {
             .filter_map(|(key, tracked)| {
                 let forecast = self.forecast(tracked, now)?;
                 let mut report = ContainerReport::new(key, tracked, &forecast, now);
+                self.drop_nonsense_limit(&mut report);
                 report.alert = self.alerts.get(key).and_then(AlertState::firing);
                 report.sidecar = self.is_sidecar(key, tracked);
                 Some(report)
@@ -441,6 +468,7 @@ impl<S: Source> Pipeline<S> {
                 }
             }
             let mut report = ContainerReport::new(key, tracked, &forecast, now);
+            self.drop_nonsense_limit(&mut report);
             report.alert = alert;
             report.sidecar = self.is_sidecar(key, tracked);
             reports.push(report);

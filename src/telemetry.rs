@@ -50,6 +50,7 @@ pub struct Telemetry {
     pub notifications: IntCounterVec,
     pub notification_failures: IntCounterVec,
     pub oom_kills: IntCounterVec,
+    recent_oom_kills: IntGaugeVec,
     pub notification_queue: IntGaugeVec,
 }
 
@@ -114,7 +115,11 @@ impl Telemetry {
             )),
             oom_kills: must(IntCounterVec::new(
                 Opts::new("headroom_oom_kills_total", "OOM kills seen, with the container Kubernetes reported and the one that was at its limit (empty when none was)."),
-                &["namespace", "pod", "reported_container", "attributed_container"],
+                &["namespace", "reported_container", "attributed_container"],
+            )),
+            recent_oom_kills: must(IntGaugeVec::new(
+                Opts::new("headroom_recent_oom_kills", "OOM kills headroom knows of (from its lookback at start, and since), by reported and attributed container."),
+                &["namespace", "reported_container", "attributed_container"],
             )),
             notification_queue: must(IntGaugeVec::new(
                 Opts::new("headroom_notification_queue_length", "Notifications waiting per receiver."),
@@ -149,6 +154,7 @@ impl Telemetry {
             Box::new(t.notifications.clone()),
             Box::new(t.notification_failures.clone()),
             Box::new(t.oom_kills.clone()),
+            Box::new(t.recent_oom_kills.clone()),
             Box::new(t.notification_queue.clone()),
         ];
         for c in collectors {
@@ -237,6 +243,20 @@ impl Telemetry {
         }
         self.containers_exported.set(now_exported.len() as i64);
         *exported = now_exported;
+    }
+
+    /// Replaces the recent-kills gauge with `kills` (bounded by the kills kept).
+    pub fn publish_kills(&self, kills: &[crate::explain::OomKill]) {
+        self.recent_oom_kills.reset();
+        for k in kills {
+            self.recent_oom_kills
+                .with_label_values(&[
+                    &k.namespace,
+                    &k.reported_container,
+                    k.attributed_container.as_deref().unwrap_or(""),
+                ])
+                .inc();
+        }
     }
 
     /// The text exposition format of every metric.

@@ -400,9 +400,21 @@ async fn the_oom_kill_is_attributed_to_the_container_at_its_limit() {
         config.queries.clone(),
         vec![],
     );
-    let mut pipeline = Pipeline::new(source, &config);
+    let mut pipeline = Pipeline::new(source.clone(), &config);
+    // Started before the kill: the poll after it reports it as new.
+    let backfill = pipeline.poll((f.kill - 600) * 1000).await.unwrap();
+    assert!(backfill.oom_kills.is_empty());
     let summary = pipeline.poll(f.end * 1000).await.unwrap();
     let mut kills = summary.oom_kills.clone();
+
+    // Started after the kill: it is history (served by the API), not news.
+    let mut late = Pipeline::new(source, &config);
+    let after = late.poll(f.end * 1000).await.unwrap();
+    assert!(
+        after.oom_kills.is_empty(),
+        "a restart must not re-announce old kills"
+    );
+    assert_eq!(late.oom_kills().len(), 2, "but they are remembered");
     kills.sort_by(|a, b| a.pod.cmp(&b.pod));
     assert_eq!(kills.len(), 2, "{kills:#?}");
     let orders = &kills[0];

@@ -573,3 +573,53 @@ async fn two_replicas_sending_the_same_alert_make_one_notification() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[test]
+fn the_demo_drains_its_notifications_before_exiting() {
+    // A slow webhook: when the run ends, notifications are still queued, and only
+    // the drain on shutdown delivers them.
+    let hook = TestReceiver::start(
+        (0..20)
+            .map(|_| Reply::Slow(Duration::from_millis(400)))
+            .collect(),
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args([
+            "demo",
+            "--speed",
+            "3000",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .args(["--webhook-url", &hook.url("/hook")])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events: Vec<(String, String)> = hook
+        .requests()
+        .iter()
+        .map(|r| {
+            let j = r.json();
+            (
+                j["alert"]["container"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                j["event"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("istio-proxy".to_string(), "fired".to_string()),
+            ("istio-proxy".to_string(), "oom_kill".to_string()),
+            ("istio-proxy".to_string(), "resolved".to_string()),
+        ],
+        "fired, the attributed kill, and the resolution — each once, the last one drained"
+    );
+}

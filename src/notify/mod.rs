@@ -526,9 +526,11 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches(&self, e: &Event) -> bool {
+        // The higher of now and before: a receiver told of a critical alert also hears
+        // that it de-escalated or resolved.
         let severity = e
             .severity
-            .or(e.previous_severity)
+            .max(e.previous_severity)
             .unwrap_or(Severity::Warning);
         self.min_severity.is_none_or(|m| severity >= m)
             && (self.namespaces.is_empty()
@@ -641,7 +643,19 @@ impl Worker {
             let seq = o.next_seq;
             o.next_seq += 1;
             let key = event.key.clone();
-            if let Some(old) = o.pending.insert(key.clone(), (seq, event.clone())) {
+            let mut event = event.clone();
+            if event.kind == EventKind::Resent {
+                // A re-send refreshes endsAt but must not erase what the pending event
+                // says happened (fired, escalated: Alertmanager resolves the old
+                // severity's alert from it).
+                if let Some((_, pending)) = o.pending.get(&key) {
+                    if pending.kind != EventKind::Resent {
+                        event.kind = pending.kind;
+                        event.previous_severity = pending.previous_severity;
+                    }
+                }
+            }
+            if let Some(old) = o.pending.insert(key.clone(), (seq, event)) {
                 // Keep the original position in line for a replaced event.
                 if let Some(slot) = o.order.iter_mut().find(|(k, s)| *k == key && *s == old.0) {
                     slot.1 = seq;

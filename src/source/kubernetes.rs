@@ -465,13 +465,33 @@ impl PrometheusSource {
                 .map(|s| annotation_labels(&s.labels))
                 .unwrap_or_default();
             let before_at = created_at - 60_000;
+            // The workload's other ReplicaSets (exactly this workload's, not a sibling
+            // whose name shares a prefix), then their pods just before the rollout.
+            let siblings = self
+                .instant(
+                    "replicaset_owner",
+                    format!(
+                        r#"kube_replicaset_owner{{namespace="{ns_q}",owner_name="{}"}}"#,
+                        workload.replace(['"', '\\'], "")
+                    ),
+                    before_at,
+                )
+                .await?;
+            let previous: Vec<String> = siblings
+                .iter()
+                .filter_map(|s| label(s, "replicaset"))
+                .filter(|r| r != &rs)
+                .map(|r| regex_escape(&r))
+                .collect();
+            if previous.is_empty() {
+                continue;
+            }
             let older = self
                 .instant(
                     "pod_owner",
                     format!(
-                        r#"kube_pod_owner{{namespace="{ns_q}",owner_kind="ReplicaSet",owner_name=~"{}-.+",owner_name!="{}"}}"#,
-                        regex_escape(&workload),
-                        rs.replace('"', "")
+                        r#"kube_pod_owner{{namespace="{ns_q}",owner_kind="ReplicaSet",owner_name=~"{}"}}"#,
+                        previous.join("|")
                     ),
                     before_at,
                 )
