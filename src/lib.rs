@@ -8,12 +8,21 @@
 //!
 //! - [`source`]: where samples come from. [`source::prometheus`] is the HTTP client for
 //!   any Prometheus-compatible API; [`source::kubernetes`] reads cAdvisor and
-//!   kube-state-metrics series through it into [`source::Batch`]es.
+//!   kube-state-metrics series through it into [`source::Batch`]es, and pod metadata
+//!   for explanations. [`sim`] holds the demo's simulated cluster (a source too) and
+//!   the labeled scenario suite.
 //! - [`store`]: per-container history, segmented at every restart, bounded to the
 //!   lookback window.
-//! - [`model`]: pure, clock-free math from samples to a [`model::Forecast`].
-//! - [`pipeline`]: the one loop that moves a batch from source to store and forecasts.
-//! - [`report`]: the public JSON schema and the table people read.
+//! - [`model`]: pure, clock-free math from samples to a [`model::Forecast`], and the
+//!   alert state machine.
+//! - [`explain`]: pure explanations — sidecars, the change behind growth, OOM-kill
+//!   attribution, workload peers.
+//! - [`pipeline`]: the one loop body: source → store → model, per poll.
+//! - [`daemon`]: the service around it — clock, snapshots, shutdown — feeding
+//!   [`api`] (HTTP: metrics, JSON, status page), [`telemetry`] (headroom's own
+//!   metrics) and [`notify`] (Alertmanager, Slack, webhooks).
+//! - [`report`] and [`plot`]: the public JSON schema, the table, the SVG charts.
+//! - [`backtest`]: replays history through the same model and alert machine.
 //! - [`config`], [`cli`], [`units`], [`logging`]: input validation and plumbing.
 //! - [`app`]: the wiring of commands; `main.rs` only calls it.
 
