@@ -191,7 +191,7 @@ pub async fn poll_loop<S: Source>(
                 }
                 let mut transitions = Vec::new();
                 for r in &reports {
-                    let key = key_of(r);
+                    let key = r.key();
                     let before = previous.insert(key, r.alert).flatten();
                     if before != r.alert {
                         tracing::info!(
@@ -209,13 +209,13 @@ pub async fn poll_loop<S: Source>(
                 }
                 // Containers that went away resolve their alerts.
                 let live: std::collections::HashSet<ContainerKey> =
-                    reports.iter().map(key_of).collect();
+                    reports.iter().map(ContainerReport::key).collect();
                 previous.retain(|k, _| live.contains(k));
                 let histories = reports
                     .iter()
                     .take(options.charted_containers)
                     .filter_map(|r| {
-                        let key = key_of(r);
+                        let key = r.key();
                         pipeline.history(&key).map(|h| (key, h))
                     })
                     .collect();
@@ -288,19 +288,6 @@ pub async fn poll_loop<S: Source>(
     }
 }
 
-fn key_of(r: &ContainerReport) -> ContainerKey {
-    ContainerKey {
-        namespace: r.namespace.clone(),
-        pod: r.pod.clone(),
-        container: r.container.clone(),
-        extra: r
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    }
-}
-
 /// Serves the API on `listener` while the poll loop runs; both stop on `shutdown`
 /// (the server after a bounded drain).
 #[allow(clippy::too_many_arguments)]
@@ -339,13 +326,7 @@ pub async fn serve<S: Source + 'static>(
         if let Some(n) = publisher.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             let now = snapshot.evaluated_at.unwrap_or_default();
             n.publish(&snapshot.reports, now, |key| {
-                let key = ContainerKey {
-                    namespace: key.0.clone(),
-                    pod: key.1.clone(),
-                    container: key.2.clone(),
-                    extra: key.3.clone(),
-                };
-                snapshot.histories.get(&key).map(|h| h.samples.as_slice())
+                snapshot.histories.get(key).map(|h| h.samples.as_slice())
             });
             for kill in &snapshot.new_oom_kills {
                 let container = kill

@@ -116,6 +116,22 @@ impl ContainerReport {
     }
 }
 
+impl ContainerReport {
+    /// The container's identity, as the store and snapshots key it.
+    pub fn key(&self) -> ContainerKey {
+        ContainerKey {
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+            container: self.container.clone(),
+            extra: self
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// Most urgent first: severity, then the nearest limit, then the fullest container.
 pub fn sort_by_urgency(reports: &mut [ContainerReport]) {
     reports.sort_by(|a, b| {

@@ -19,7 +19,6 @@ use tokio::sync::watch;
 use crate::daemon::Snapshot;
 use crate::model::Severity;
 use crate::report::ContainerReport;
-use crate::source::ContainerKey;
 use crate::telemetry::Telemetry;
 
 /// What every handler can reach.
@@ -202,16 +201,7 @@ async fn forecast_detail(
                 format!("no container {namespace}/{pod}/{container} is tracked"),
             )
         })?;
-    let key = ContainerKey {
-        namespace,
-        pod,
-        container,
-        extra: report
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    };
+    let key = report.key();
     let history = snapshot.histories.get(&key);
     Ok(Json(serde_json::json!({
         "forecast": report,

@@ -7,7 +7,6 @@ use crate::daemon::Snapshot;
 use crate::model::Severity;
 use crate::plot::{self, Band, Chart};
 use crate::report::{rfc3339, ContainerReport};
-use crate::source::ContainerKey;
 use crate::units::{format_bytes, format_duration_short};
 
 /// Containers drawn as cards with charts; the rest are listed in a table.
@@ -83,16 +82,7 @@ table{border-collapse:collapse;font-size:.85rem}td,th{padding:.15rem .6rem;text-
         );
     }
     for r in snapshot.reports.iter().take(CARDS) {
-        let key = ContainerKey {
-            namespace: r.namespace.clone(),
-            pod: r.pod.clone(),
-            container: r.container.clone(),
-            extra: r
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        };
+        let key = r.key();
         let title = format!("{}/{}/{}", r.namespace, r.pod, r.container);
         let _ = write!(
             html,

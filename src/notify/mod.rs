@@ -26,7 +26,7 @@ use crate::source::TimestampMs;
 use crate::telemetry::Telemetry;
 
 /// Identity of an alert: the container (plus extra identity labels).
-pub type AlertKey = (String, String, String, Vec<(String, String)>);
+pub type AlertKey = crate::source::ContainerKey;
 
 /// What happened to an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -216,7 +216,7 @@ impl Dispatcher {
             })
             .unwrap_or_default();
         Event {
-            key: key_of(report),
+            key: report.key(),
             kind,
             severity,
             previous_severity: previous,
@@ -245,7 +245,7 @@ impl Dispatcher {
         let mut events = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for r in reports {
-            let key = key_of(r);
+            let key = r.key();
             seen.insert(key.clone());
             let before = self.active.get(&key).and_then(|e| e.severity);
             let starts_at = self.active.get(&key).map_or(now, |e| e.starts_at);
@@ -364,18 +364,6 @@ fn describe(r: &ContainerReport) -> String {
         parts.push(format!("growth began {}", change.text));
     }
     parts.join("; ")
-}
-
-pub(crate) fn key_of(r: &ContainerReport) -> AlertKey {
-    (
-        r.namespace.clone(),
-        r.pod.clone(),
-        r.container.clone(),
-        r.labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
 }
 
 /// What to do after a delivery attempt.
@@ -884,7 +872,7 @@ impl Notifier {
         let mut event = self
             .dispatcher
             .event(report, EventKind::OomKill, None, now, now, None);
-        event.key.2 = format!("oom-kill:{}", report.container);
+        event.key.container = format!("oom-kill:{}", report.container);
         event.severity = Some(Severity::Warning);
         event.ends_at = now + 3_600_000;
         event

@@ -232,7 +232,11 @@ impl Recorder {
             .lock()
             .unwrap()
             .iter()
-            .flat_map(|(_, events)| events.iter().map(|e| (e.key.2.clone(), e.kind, e.firing())))
+            .flat_map(|(_, events)| {
+                events
+                    .iter()
+                    .map(|e| (e.key.container.clone(), e.kind, e.firing()))
+            })
             .collect()
     }
 }
