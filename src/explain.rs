@@ -68,6 +68,18 @@ impl EnvoyMemory {
     }
 }
 
+/// The pod's total against the sum of its containers' limits (the pod cgroup's
+/// limit when every container has one), beside each container's own.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PodPressure {
+    pub working_set_bytes: f64,
+    /// `None` when a container has no limit (the pod then has none either).
+    pub limit_bytes: Option<f64>,
+    pub time_to_limit_seconds: Option<f64>,
+    /// Which limit is reached first: `container` (its own) or `pod`.
+    pub applies: &'static str,
+}
+
 /// A container's siblings across the replicas of its workload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkloadPeers {

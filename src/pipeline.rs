@@ -348,6 +348,29 @@ impl<S: Source> Pipeline<S> {
         }
         self.owners.retain(|ns, _| namespaces.contains(ns));
 
+        // Pod-level pressure: the pod's summed working set against its summed limits.
+        let pods: std::collections::BTreeSet<(String, String)> = reports
+            .iter()
+            .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
+            .map(|r| (r.namespace.clone(), r.pod.clone()))
+            .collect();
+        for (ns, pod) in pods {
+            let Some(pressure) = self.pod_pressure(&ns, &pod, now) else {
+                continue;
+            };
+            for r in reports
+                .iter_mut()
+                .filter(|r| r.namespace == ns && r.pod == pod)
+            {
+                let own = r.time_to_limit_seconds.unwrap_or(f64::INFINITY);
+                let pod_eta = pressure.time_to_limit_seconds.unwrap_or(f64::INFINITY);
+                r.pod_pressure = Some(explain::PodPressure {
+                    applies: if pod_eta < own { "pod" } else { "container" },
+                    ..pressure
+                });
+            }
+        }
+
         // Envoy's own view, fresh every poll, for Envoy sidecars worth explaining.
         let envoy_pods: Vec<(String, String)> = reports
             .iter()
@@ -402,6 +425,44 @@ impl<S: Source> Pipeline<S> {
                 r.changes = explain::changes_near(onset.timestamp_millis(), ctx);
             }
         }
+    }
+
+    /// The forecast of a pod's total working set (its containers' current segments,
+    /// summed where all have a sample) against the sum of their limits.
+    fn pod_pressure(&self, ns: &str, pod: &str, now: TimestampMs) -> Option<explain::PodPressure> {
+        let containers: Vec<&Tracked> = self
+            .store
+            .iter()
+            .filter(|(k, _)| k.namespace == ns && k.pod == pod)
+            .map(|(_, t)| t)
+            .collect();
+        if containers.len() < 2 {
+            return None;
+        }
+        let limit: Option<f64> = containers
+            .iter()
+            .map(|t| t.limit.and_then(|l| l.bytes))
+            .sum();
+        let mut totals: std::collections::BTreeMap<TimestampMs, (usize, f64)> = Default::default();
+        for t in &containers {
+            for s in &t.current()?.samples {
+                let e = totals.entry(s.at).or_default();
+                e.0 += 1;
+                e.1 += s.bytes;
+            }
+        }
+        let samples: Vec<model::Sample> = totals
+            .into_iter()
+            .filter(|(_, (n, _))| *n == containers.len())
+            .map(|(at, (_, bytes))| model::Sample { at, bytes })
+            .collect();
+        let forecast = model::forecast(&samples, limit, now, &self.params);
+        Some(explain::PodPressure {
+            working_set_bytes: forecast.working_set_bytes,
+            limit_bytes: limit,
+            time_to_limit_seconds: forecast.time_to_limit.map(|t| t.seconds),
+            applies: "container",
+        })
     }
 
     /// A limit below `forecast.min_limit` is treated as none, in reports too.

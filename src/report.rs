@@ -55,6 +55,9 @@ pub struct ContainerReport {
     /// How many replicas of the workload run this container, and how many of them
     /// are on course to their limit within the critical horizon.
     pub workload_peers: Option<crate::explain::WorkloadPeers>,
+    /// The pod's total against its containers' summed limits, for pods of several
+    /// containers worth explaining.
+    pub pod_pressure: Option<crate::explain::PodPressure>,
     /// Segments in the lookback window, oldest first; the last one is current and is
     /// the one forecast. A new segment begins at every container restart.
     pub segments: Vec<SegmentReport>,
@@ -102,6 +105,7 @@ impl ContainerReport {
             changes: Vec::new(),
             envoy: None,
             workload_peers: None,
+            pod_pressure: None,
             segments: tracked
                 .segments
                 .iter()

@@ -271,6 +271,50 @@ fn incident() -> &'static Incident {
             )
             .every(begin, start + 60, STEP, |_| 1.0),
         );
+        // Images: the sidecar's is unchanged (as in the incident), the app's is new.
+        for (pod, container, image, from, to) in [
+            (
+                OLD_POD,
+                "istio-proxy",
+                "docker.io/istio/proxyv2:1.20.3",
+                begin,
+                start + 60,
+            ),
+            (
+                OLD_POD,
+                "payment-service",
+                "registry.example/payment:41",
+                begin,
+                start + 60,
+            ),
+            (
+                POD,
+                "istio-proxy",
+                "docker.io/istio/proxyv2:1.20.3",
+                start,
+                end,
+            ),
+            (
+                POD,
+                "payment-service",
+                "registry.example/payment:42",
+                start,
+                end,
+            ),
+        ] {
+            s.push(
+                series(
+                    "kube_pod_container_info",
+                    &[
+                        ("namespace", "prod"),
+                        ("pod", pod),
+                        ("container", container),
+                        ("image", image),
+                    ],
+                )
+                .every(from, to, STEP, |_| 1.0),
+            );
+        }
         // Envoy's stats, scraped from the sidecar: allocation grows with the leak.
         s.push(
             series(
@@ -342,7 +386,7 @@ fn the_forecast_names_the_sidecar_and_the_rollout_behind_it() {
     assert_eq!(proxy["changes"][0]["kind"], "replicaset_created");
     assert_eq!(
         proxy["changes"][0]["text"],
-        r#"2 min after ReplicaSet payment-service-7f8b9c6d4 was created (changed: proxy_istio_io_config {"tracing":{"sampling":1}} → {"tracing":{"sampling":100}})"#
+        r#"2 min after ReplicaSet payment-service-7f8b9c6d4 was created (changed: image of payment-service registry.example/payment:41 → registry.example/payment:42; proxy_istio_io_config {"tracing":{"sampling":1}} → {"tracing":{"sampling":100}})"#
     );
     assert_eq!(
         proxy["envoy"]["allocated_bytes"],
@@ -355,6 +399,17 @@ fn the_forecast_names_the_sidecar_and_the_rollout_behind_it() {
         serde_json::json!({"workload": "Deployment/payment-service", "replicas": 1, "on_course": 1, "horizon_seconds": 7200.0}),
         "the only replica left after the rollout"
     );
+    let pod = &proxy["pod_pressure"];
+    assert_eq!(
+        pod["limit_bytes"],
+        384.0 * MI,
+        "128Mi + 256Mi: the pod cgroup's limit"
+    );
+    assert_eq!(
+        pod["applies"], "container",
+        "the sidecar's own limit comes first"
+    );
+    assert!(pod["working_set_bytes"].as_f64().unwrap() > 180.0 * MI);
     let app = find(POD, "payment-service");
     assert!(app["alert"].is_null(), "{app:#}");
     assert!(app["envoy"].is_null());

@@ -47,6 +47,7 @@ fn report(container: &str, alert: Option<Severity>, at: i64) -> ContainerReport 
         changes: vec![],
         envoy: None,
         workload_peers: None,
+        pod_pressure: None,
         segments: vec![],
     }
 }

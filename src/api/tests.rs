@@ -43,6 +43,7 @@ fn report(ns: &str, container: &str, alert: Option<Severity>, use_ratio: f64) ->
         changes: vec![],
         envoy: None,
         workload_peers: None,
+        pod_pressure: None,
         segments: vec![],
     }
 }

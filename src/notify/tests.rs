@@ -35,6 +35,7 @@ fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> Containe
         changes: vec![],
         envoy: None,
         workload_peers: None,
+        pod_pressure: None,
         segments: vec![],
     }
 }

@@ -370,7 +370,7 @@ impl PrometheusSource {
             .collect::<Vec<_>>()
             .join("|");
         let sel = format!(r#"namespace="{ns_q}",pod=~"{pod_re}""#);
-        let (starts, owners, init, annotations) = tokio::try_join!(
+        let (starts, owners, init, annotations, infos) = tokio::try_join!(
             self.instant("pod_start", format!("kube_pod_start_time{{{sel}}}"), at),
             self.instant(
                 "pod_owner",
@@ -385,6 +385,11 @@ impl PrometheusSource {
             self.instant(
                 "pod_annotations",
                 format!("kube_pod_annotations{{{sel}}}"),
+                at
+            ),
+            self.instant(
+                "container_info",
+                format!("kube_pod_container_info{{{sel}}}"),
                 at
             ),
         )?;
@@ -459,11 +464,14 @@ impl PrometheusSource {
             else {
                 continue;
             };
-            let now_annotations = annotations
+            let mut now_annotations = annotations
                 .iter()
                 .find(|s| s.labels.get("pod") == Some(&c.pod))
                 .map(|s| annotation_labels(&s.labels))
                 .unwrap_or_default();
+            now_annotations.extend(images(
+                infos.iter().filter(|s| s.labels.get("pod") == Some(&c.pod)),
+            ));
             let before_at = created_at - 60_000;
             // The workload's other ReplicaSets (exactly this workload's, not a sibling
             // whose name shares a prefix), then their pods just before the rollout.
@@ -509,10 +517,21 @@ impl PrometheusSource {
                     before_at,
                 )
                 .await?;
-            let before = old
+            let old_images = self
+                .instant(
+                    "container_info",
+                    format!(
+                        r#"kube_pod_container_info{{namespace="{ns_q}",pod="{}"}}"#,
+                        old_pod.replace('"', "")
+                    ),
+                    before_at,
+                )
+                .await?;
+            let mut before = old
                 .first()
                 .map(|s| annotation_labels(&s.labels))
                 .unwrap_or_default();
+            before.extend(images(old_images.iter()));
             let mut keys: Vec<&String> = before.keys().chain(now_annotations.keys()).collect();
             keys.sort();
             keys.dedup();
@@ -529,6 +548,21 @@ impl PrometheusSource {
         }
         Ok(contexts)
     }
+}
+
+/// Each container's image, as a pseudo-annotation `image of <container>`, so a new
+/// image is named beside changed annotations.
+fn images<'a>(
+    infos: impl Iterator<Item = &'a InstantSample>,
+) -> std::collections::BTreeMap<String, String> {
+    infos
+        .filter_map(|s| {
+            Some((
+                format!("image of {}", s.labels.get("container")?),
+                s.labels.get("image")?.clone(),
+            ))
+        })
+        .collect()
 }
 
 /// kube-state-metrics exports annotations as `annotation_<sanitised key>` labels.
