@@ -59,43 +59,28 @@ impl PrometheusSource {
         }
     }
 
+    /// A range query over the window, or nothing when the query is switched off.
+    async fn range(
+        &self,
+        what: &'static str,
+        query: Option<&str>,
+        window: Window,
+    ) -> Result<Vec<RangeSeries>, SourceError> {
+        match query {
+            None => Ok(Vec::new()),
+            Some(q) => self
+                .client
+                .query_range(q, window.start, window.end, window.step)
+                .await
+                .map_err(|source| SourceError { what, source }),
+        }
+    }
+
     async fn fetch_with(&self, queries: &Queries, window: Window) -> Result<Batch, SourceError> {
         let queries = &self.trimmed(queries);
-        let working_set = async {
-            self.client
-                .query_range(&queries.working_set, window.start, window.end, window.step)
-                .await
-                .map_err(|source| SourceError {
-                    what: "working_set",
-                    source,
-                })
-        };
-        let restarts = async {
-            match &queries.restarts {
-                None => Ok(Vec::new()),
-                Some(q) => self
-                    .client
-                    .query_range(q, window.start, window.end, window.step)
-                    .await
-                    .map_err(|source| SourceError {
-                        what: "restarts",
-                        source,
-                    }),
-            }
-        };
-        let oom = async {
-            match &queries.oom_kills {
-                None => Ok(Vec::new()),
-                Some(q) => self
-                    .client
-                    .query_range(q, window.start, window.end, window.step)
-                    .await
-                    .map_err(|source| SourceError {
-                        what: "oom_kills",
-                        source,
-                    }),
-            }
-        };
+        let working_set = self.range("working_set", Some(&queries.working_set), window);
+        let restarts = self.range("restarts", queries.restarts.as_deref(), window);
+        let oom = self.range("oom_kills", queries.oom_kills.as_deref(), window);
         let (working_set, restarts, limits, oom) =
             tokio::try_join!(working_set, restarts, self.limits_if(queries, window), oom)?;
 
