@@ -299,7 +299,8 @@ pub enum ReceiverConfig {
         name: String,
         url: SecretValue,
         hmac_secret: Option<SecretValue>,
-        headers: Vec<(String, String)>,
+        /// Header values may hold tokens: Debug prints them redacted.
+        headers: Vec<(String, RedactedValue)>,
         timeout: Duration,
         filter: ReceiverFilter,
     },
@@ -373,6 +374,17 @@ impl fmt::Debug for SecretValue {
             SecretValue::Inline(_) => f.write_str("<redacted>"),
             SecretValue::File(path) => write!(f, "<from file {}>", path.display()),
         }
+    }
+}
+
+/// A config value that may be a secret (a webhook header carrying a token): usable
+/// as a string, printed as `<redacted>` by Debug.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedactedValue(pub String);
+
+impl fmt::Debug for RedactedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -1065,7 +1077,7 @@ impl Validator<'_> {
                         "is not a valid HTTP header",
                     );
                 } else {
-                    headers.push((name, value));
+                    headers.push((name, RedactedValue(value)));
                 }
             }
             let filter = self.filter(
@@ -1460,5 +1472,24 @@ mod sharding_tests {
         };
         let err = Config::parse_str("", "t", &overrides).unwrap_err();
         assert_eq!(err.problems[0].key, "sharding.index");
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn receiver_secrets_never_print() {
+        let c = Config::parse_str(
+            "receivers:\n  webhook:\n    - url: http://hook.example/TOKEN-1\n      headers:\n        Authorization: Bearer TOKEN-2\n      hmac_secret: TOKEN-3\n",
+            "t",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let debug = format!("{:?}", c.receivers);
+        for secret in ["TOKEN-1", "TOKEN-2", "TOKEN-3"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
     }
 }

@@ -210,7 +210,21 @@ pub async fn poll_loop<S: Source>(
                 // Containers that went away resolve their alerts.
                 let live: std::collections::HashSet<ContainerKey> =
                     reports.iter().map(ContainerReport::key).collect();
-                previous.retain(|k, _| live.contains(k));
+                previous.retain(|k, alert| {
+                    let alive = live.contains(k);
+                    if !alive && alert.is_some() {
+                        tracing::info!(
+                            container = %k,
+                            from = alert.map_or("none", Severity::as_str),
+                            to = "none",
+                            "{}/{}/{} went away; its alert is resolved",
+                            k.namespace,
+                            k.pod,
+                            k.container
+                        );
+                    }
+                    alive
+                });
                 let histories = reports
                     .iter()
                     .take(options.charted_containers)

@@ -990,7 +990,10 @@ pub fn receivers(config: &crate::config::Config) -> anyhow::Result<Vec<Arc<dyn R
                 name: name.clone(),
                 url: url.clone(),
                 http: http.clone(),
-                headers: headers.clone(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect(),
                 hmac_secret: hmac_secret.clone(),
                 timeout: *timeout,
                 filter: filter(f),
