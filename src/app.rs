@@ -369,7 +369,8 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
         }
         let mut config = config.clone();
         if let Some(selector) = &args.selector {
-            config.queries.working_set = add_matchers(&config.queries.working_set, selector);
+            config.queries.working_set =
+                crate::source::kubernetes::add_matchers(&config.queries.working_set, selector);
         }
         let source = prometheus_source(&config)?;
         let lookback = config.store.lookback.as_millis() as i64;
@@ -444,75 +445,6 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
     Ok(())
 }
 
-/// Adds label matchers to every selector of a query (`a{x="1"} or b` →
-/// `a{x="1",m} or b{m}`), for namespace sharding of queries like the default
-/// restarts query. Metric names are words before `{` or at word boundaries; this is
-/// enough for the selector-only queries headroom runs.
-pub fn add_matchers_to_selectors(query: &str, matchers: &str) -> String {
-    let mut out = String::with_capacity(query.len() + matchers.len() * 2);
-    let chars: Vec<char> = query.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_ascii_alphabetic() || c == '_' || c == ':' {
-            let start = i;
-            while i < chars.len()
-                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
-            {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            out.push_str(&word);
-            let keyword = matches!(
-                word.as_str(),
-                "or" | "and"
-                    | "unless"
-                    | "by"
-                    | "without"
-                    | "on"
-                    | "ignoring"
-                    | "count"
-                    | "sum"
-                    | "max"
-                    | "min"
-                    | "avg"
-            );
-            if keyword {
-                continue;
-            }
-            if chars.get(i) == Some(&'{') {
-                let close = chars[i..].iter().position(|&c| c == '}').map(|p| p + i);
-                if let Some(close) = close {
-                    let inner: String = chars[i + 1..close].iter().collect();
-                    let sep = if inner.trim().is_empty() { "" } else { "," };
-                    out.push_str(&format!("{{{inner}{sep}{matchers}}}"));
-                    i = close + 1;
-                    continue;
-                }
-            }
-            out.push_str(&format!("{{{matchers}}}"));
-            continue;
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
-}
-
-/// Adds label matchers to a query's first selector: `m{a="b"}` + `c="d"` →
-/// `m{a="b",c="d"}`; `m` → `m{c="d"}`.
-fn add_matchers(query: &str, matchers: &str) -> String {
-    match query.find('}') {
-        Some(close) if query[..close].contains('{') => {
-            let open = query[..close].rfind('{').unwrap_or(close);
-            let inner = query[open + 1..close].trim();
-            let sep = if inner.is_empty() { "" } else { "," };
-            format!("{}{sep}{matchers}{}", &query[..close], &query[close..])
-        }
-        _ => format!("{query}{{{matchers}}}"),
-    }
-}
-
 /// Parses `--at`: RFC 3339, or Unix seconds.
 pub fn parse_instant(text: &str) -> Result<TimestampMs, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
@@ -552,39 +484,3 @@ pub async fn shutdown_signal() {
 
 /// How long graceful shutdown may take before the process exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-#[cfg(test)]
-mod tests {
-    use super::add_matchers;
-
-    #[test]
-    fn matchers_join_every_selector() {
-        assert_eq!(
-            super::add_matchers_to_selectors(
-                "kube_pod_container_status_restarts_total or kube_pod_init_container_status_restarts_total",
-                r#"namespace=~"a|b""#
-            ),
-            r#"kube_pod_container_status_restarts_total{namespace=~"a|b"} or kube_pod_init_container_status_restarts_total{namespace=~"a|b"}"#
-        );
-        assert_eq!(
-            super::add_matchers_to_selectors(
-                r#"m{container!="",container!="POD"}"#,
-                r#"namespace="x""#
-            ),
-            r#"m{container!="",container!="POD",namespace="x"}"#
-        );
-    }
-
-    #[test]
-    fn matchers_join_the_first_selector() {
-        assert_eq!(
-            add_matchers(
-                r#"m{container!="",container!="POD"}"#,
-                r#"namespace="prod""#
-            ),
-            r#"m{container!="",container!="POD",namespace="prod"}"#
-        );
-        assert_eq!(add_matchers("m", r#"a="b""#), r#"m{a="b"}"#);
-        assert_eq!(add_matchers("m{}", r#"a="b""#), r#"m{a="b"}"#);
-    }
-}

@@ -397,6 +397,39 @@ pub struct TlsConfig {
     pub insecure_skip_verify: bool,
 }
 
+impl TlsConfig {
+    /// Adds the CA bundle, the client certificate and the verification switch to an
+    /// HTTP client being built: one place for Prometheus and Alertmanager alike.
+    pub fn apply(
+        &self,
+        mut builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::ClientBuilder, String> {
+        if let Some(ca) = &self.ca_file {
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
+            let mut pem = std::fs::read(cert)
+                .map_err(|e| format!("tls.cert_file {}: {e}", cert.display()))?;
+            pem.extend(
+                std::fs::read(key).map_err(|e| format!("tls.key_file {}: {e}", key.display()))?,
+            );
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| format!("tls client certificate: {e}"))?;
+            builder = builder.identity(identity);
+        }
+        if self.insecure_skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        Ok(builder)
+    }
+}
+
 /// The PromQL that headroom runs. Each must keep the `namespace`, `pod` and `container`
 /// labels (and any extra identity labels).
 #[derive(Debug, Clone)]
@@ -937,6 +970,23 @@ impl Validator<'_> {
         }
     }
 
+    /// A receiver URL that is a secret (Slack, webhooks): inline or from a file,
+    /// required, and checked without ever being quoted.
+    fn secret_url(
+        &mut self,
+        key: &str,
+        url: &Option<String>,
+        url_file: &Option<String>,
+    ) -> Option<SecretValue> {
+        if let Some(u) = url {
+            self.http_url(&format!("{key}.url"), u);
+        }
+        if url.is_none() && url_file.is_none() {
+            self.problem(&format!("{key}.url"), "is required (or url_file)");
+        }
+        self.secret(&format!("{key}.url"), url, url_file)
+    }
+
     fn receivers(&mut self, r: RawReceivers) -> Vec<ReceiverConfig> {
         let mut out = Vec::new();
         for (i, am) in r.alertmanager.into_iter().enumerate() {
@@ -1027,13 +1077,7 @@ impl Validator<'_> {
         for (i, sl) in r.slack.into_iter().enumerate() {
             let key = format!("receivers.slack[{i}]");
             let timeout = self.duration(&format!("{key}.timeout"), &sl.timeout, "10s");
-            if let Some(u) = &sl.url {
-                self.http_url(&format!("{key}.url"), u);
-            }
-            let url = self.secret(&format!("{key}.url"), &sl.url, &sl.url_file);
-            if url.is_none() && sl.url.is_none() && sl.url_file.is_none() {
-                self.problem(&format!("{key}.url"), "is required (or url_file)");
-            }
+            let url = self.secret_url(&key, &sl.url, &sl.url_file);
             let filter = self.filter(
                 &key,
                 RawFilter {
@@ -1055,13 +1099,7 @@ impl Validator<'_> {
         for (i, wh) in r.webhook.into_iter().enumerate() {
             let key = format!("receivers.webhook[{i}]");
             let timeout = self.duration(&format!("{key}.timeout"), &wh.timeout, "10s");
-            if let Some(u) = &wh.url {
-                self.http_url(&format!("{key}.url"), u);
-            }
-            let url = self.secret(&format!("{key}.url"), &wh.url, &wh.url_file);
-            if url.is_none() && wh.url.is_none() && wh.url_file.is_none() {
-                self.problem(&format!("{key}.url"), "is required (or url_file)");
-            }
+            let url = self.secret_url(&key, &wh.url, &wh.url_file);
             let hmac_secret = self.secret(
                 &format!("{key}.hmac_secret"),
                 &wh.hmac_secret,

@@ -115,6 +115,20 @@ pub fn format_duration_short(seconds: f64) -> String {
     }
 }
 
+/// At most `max_chars` of a response body, trimmed, for error messages: enough to
+/// see what a server said without flooding a log line.
+pub fn excerpt(body: &str, max_chars: usize) -> String {
+    let body = body.trim();
+    if body.is_empty() {
+        return "<empty body>".into();
+    }
+    let mut cut: String = body.chars().take(max_chars).collect();
+    if cut.len() < body.len() {
+        cut.push('…');
+    }
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

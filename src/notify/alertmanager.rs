@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{post, timestamp, Event, EventKind, Filter, Receiver, Verdict};
+use super::{post, read_secret, Event, EventKind, Filter, Receiver, Verdict};
 use crate::config::SecretValue;
+use crate::report::rfc3339;
 
 /// One Alertmanager.
 pub struct Alertmanager {
@@ -46,8 +47,8 @@ pub fn postable(events: &[Event]) -> serde_json::Value {
                 alerts.push(PostableAlert {
                     labels: std::borrow::Cow::Owned(labels),
                     annotations: &e.annotations,
-                    starts_at: timestamp(e.starts_at),
-                    ends_at: timestamp(e.report_time()),
+                    starts_at: rfc3339(e.starts_at),
+                    ends_at: rfc3339(e.report_time()),
                     generator_url: &e.generator_url,
                 });
             }
@@ -55,8 +56,8 @@ pub fn postable(events: &[Event]) -> serde_json::Value {
         alerts.push(PostableAlert {
             labels: std::borrow::Cow::Borrowed(&e.labels),
             annotations: &e.annotations,
-            starts_at: timestamp(e.starts_at),
-            ends_at: timestamp(e.ends_at),
+            starts_at: rfc3339(e.starts_at),
+            ends_at: rfc3339(e.ends_at),
             generator_url: &e.generator_url,
         });
     }
@@ -93,18 +94,13 @@ impl Receiver for Alertmanager {
             let body = serde_json::to_vec(&postable(events)).unwrap_or_default();
             let mut headers = Vec::new();
             if let Some(token) = &self.bearer_token {
-                match token.read() {
+                match read_secret(token) {
                     Ok(t) => headers.push(("Authorization".to_string(), format!("Bearer {t}"))),
-                    Err(e) => {
-                        return Verdict::Retry {
-                            after: None,
-                            reason: e,
-                        }
-                    }
+                    Err(verdict) => return verdict,
                 }
             }
             if let Some((user, password)) = &self.basic_auth {
-                match password.read() {
+                match read_secret(password) {
                     Ok(p) => {
                         use base64_lite::encode;
                         headers.push((
@@ -112,12 +108,7 @@ impl Receiver for Alertmanager {
                             format!("Basic {}", encode(&format!("{user}:{p}"))),
                         ));
                     }
-                    Err(e) => {
-                        return Verdict::Retry {
-                            after: None,
-                            reason: e,
-                        }
-                    }
+                    Err(verdict) => return verdict,
                 }
             }
             let url = self

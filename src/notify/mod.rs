@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::model::Severity;
-use crate::report::{rfc3339, ContainerReport};
+use crate::report::ContainerReport;
 use crate::source::TimestampMs;
 use crate::telemetry::Telemetry;
 
@@ -423,15 +423,7 @@ pub fn verdict(result: Result<(u16, Option<Duration>, String), String>) -> Verdi
 }
 
 fn excerpt(body: &str) -> String {
-    let body = body.trim();
-    if body.is_empty() {
-        return "<empty body>".into();
-    }
-    let mut cut: String = body.chars().take(200).collect();
-    if cut.len() < body.len() {
-        cut.push('…');
-    }
-    cut
+    crate::units::excerpt(body, 200)
 }
 
 /// Posts `body` and classifies the answer. Errors never contain the URL: it may be a
@@ -483,6 +475,15 @@ fn transport_reason(e: reqwest::Error) -> String {
         }
         text
     }
+}
+
+/// A secret's current value, or the retry verdict naming the file that could not be
+/// read (a mounted Secret may be mid-rotation).
+pub(crate) fn read_secret(secret: &crate::config::SecretValue) -> Result<String, Verdict> {
+    secret.read().map_err(|reason| Verdict::Retry {
+        after: None,
+        reason,
+    })
 }
 
 /// An integration: Alertmanager, Slack or a webhook.
@@ -906,11 +907,6 @@ impl Notifier {
     }
 }
 
-/// `startsAt`/`endsAt` as Alertmanager and webhooks read them.
-pub(crate) fn timestamp(ms: TimestampMs) -> String {
-    rfc3339(ms)
-}
-
 #[cfg(test)]
 mod tests;
 
@@ -1005,29 +1001,10 @@ pub fn receivers(config: &crate::config::Config) -> anyhow::Result<Vec<Arc<dyn R
 
 /// An HTTP client trusting an extra CA and presenting a client certificate.
 fn tls_client(tls: &crate::config::TlsConfig) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5));
-    if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem =
-            std::fs::read(cert).map_err(|e| format!("tls.cert_file {}: {e}", cert.display()))?;
-        pem.extend(std::fs::read(key).map_err(|e| format!("tls.key_file {}: {e}", key.display()))?);
-        builder = builder.identity(
-            reqwest::Identity::from_pem(&pem)
-                .map_err(|e| format!("tls client certificate: {e}"))?,
-        );
-    }
-    if tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
+    let builder = tls.apply(builder)?;
     builder.build().map_err(|e| e.without_url().to_string())
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{post, Event, EventKind, Filter, Receiver, Verdict};
+use super::{post, read_secret, Event, EventKind, Filter, Receiver, Verdict};
 use crate::config::SecretValue;
 use crate::model::Severity;
 use crate::units::{format_bytes, format_duration_short};
@@ -104,14 +104,9 @@ impl Receiver for Slack {
         events: &'a [Event],
     ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
         Box::pin(async move {
-            let url = match self.url.read() {
+            let url = match read_secret(&self.url) {
                 Ok(u) => u,
-                Err(e) => {
-                    return Verdict::Retry {
-                        after: None,
-                        reason: e,
-                    }
-                }
+                Err(verdict) => return verdict,
             };
             let body = serde_json::to_vec(&message(&events[0])).unwrap_or_default();
             post(&self.http, &url, body, &[], self.timeout).await

@@ -9,8 +9,9 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use super::{post, timestamp, Event, EventKind, Filter, Receiver, Verdict};
+use super::{post, read_secret, Event, EventKind, Filter, Receiver, Verdict};
 use crate::config::SecretValue;
+use crate::report::rfc3339;
 
 /// The payload version; bumped only for incompatible changes.
 pub const PAYLOAD_VERSION: &str = "1";
@@ -39,8 +40,8 @@ pub fn payload(receiver: &str, e: &Event) -> serde_json::Value {
         "alert": {
             "labels": e.labels,
             "annotations": e.annotations,
-            "starts_at": timestamp(e.starts_at),
-            "ends_at": if e.firing() { serde_json::Value::Null } else { json!(timestamp(e.ends_at)) },
+            "starts_at": rfc3339(e.starts_at),
+            "ends_at": if e.firing() { serde_json::Value::Null } else { json!(rfc3339(e.ends_at)) },
             "generator_url": e.generator_url,
             "namespace": r.namespace,
             "pod": r.pod,
@@ -93,29 +94,19 @@ impl Receiver for Webhook {
         events: &'a [Event],
     ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
         Box::pin(async move {
-            let url = match self.url.read() {
+            let url = match read_secret(&self.url) {
                 Ok(u) => u,
-                Err(e) => {
-                    return Verdict::Retry {
-                        after: None,
-                        reason: e,
-                    }
-                }
+                Err(verdict) => return verdict,
             };
             let body = serde_json::to_vec(&payload(&self.name, &events[0])).unwrap_or_default();
             let mut headers = self.headers.clone();
             if let Some(secret) = &self.hmac_secret {
-                match secret.read() {
+                match read_secret(secret) {
                     Ok(key) => headers.push((
                         SIGNATURE_HEADER.to_string(),
                         signature(key.as_bytes(), &body),
                     )),
-                    Err(e) => {
-                        return Verdict::Retry {
-                            after: None,
-                            reason: e,
-                        }
-                    }
+                    Err(verdict) => return verdict,
                 }
             }
             post(&self.http, &url, body, &headers, self.timeout).await

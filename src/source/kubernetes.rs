@@ -132,7 +132,7 @@ impl PrometheusSource {
         }
         let matcher = format!(r#"namespace=~"{}""#, mine.join("|"));
         let q = &self.queries;
-        let add = |query: &str| crate::app::add_matchers_to_selectors(query, &matcher);
+        let add = |query: &str| add_matchers(query, &matcher);
         Ok(Some(Queries {
             working_set: add(&q.working_set),
             limits: add(&q.limits),
@@ -310,6 +310,61 @@ impl Source for PrometheusSource {
         }
         Ok(out)
     }
+}
+
+/// Adds label matchers to every selector of a query (`a{x="1"} or b` →
+/// `a{x="1",m} or b{m}`), for namespace sharding of queries like the default
+/// restarts query. Metric names are words before `{` or at word boundaries; this is
+/// enough for the selector-only queries headroom runs.
+pub fn add_matchers(query: &str, matchers: &str) -> String {
+    let mut out = String::with_capacity(query.len() + matchers.len() * 2);
+    let chars: Vec<char> = query.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            out.push_str(&word);
+            let keyword = matches!(
+                word.as_str(),
+                "or" | "and"
+                    | "unless"
+                    | "by"
+                    | "without"
+                    | "on"
+                    | "ignoring"
+                    | "count"
+                    | "sum"
+                    | "max"
+                    | "min"
+                    | "avg"
+            );
+            if keyword {
+                continue;
+            }
+            if chars.get(i) == Some(&'{') {
+                let close = chars[i..].iter().position(|&c| c == '}').map(|p| p + i);
+                if let Some(close) = close {
+                    let inner: String = chars[i + 1..close].iter().collect();
+                    let sep = if inner.trim().is_empty() { "" } else { "," };
+                    out.push_str(&format!("{{{inner}{sep}{matchers}}}"));
+                    i = close + 1;
+                    continue;
+                }
+            }
+            out.push_str(&format!("{{{matchers}}}"));
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 /// Escapes a value for a PromQL regex matcher inside double quotes.
@@ -767,5 +822,38 @@ mod tests {
         assert_eq!(grouped.len(), 1);
         let ats: Vec<_> = grouped[0].samples.iter().map(|s| s.at).collect();
         assert_eq!(ats, vec![0, 30_000, 60_000]);
+    }
+}
+
+#[cfg(test)]
+mod matcher_tests {
+    use super::add_matchers;
+
+    #[test]
+    fn matchers_join_every_selector() {
+        assert_eq!(
+            add_matchers(
+                "kube_pod_container_status_restarts_total or kube_pod_init_container_status_restarts_total",
+                r#"namespace=~"a|b""#
+            ),
+            r#"kube_pod_container_status_restarts_total{namespace=~"a|b"} or kube_pod_init_container_status_restarts_total{namespace=~"a|b"}"#
+        );
+        assert_eq!(
+            add_matchers(r#"m{container!="",container!="POD"}"#, r#"namespace="x""#),
+            r#"m{container!="",container!="POD",namespace="x"}"#
+        );
+    }
+
+    #[test]
+    fn matchers_join_the_first_selector() {
+        assert_eq!(
+            add_matchers(
+                r#"m{container!="",container!="POD"}"#,
+                r#"namespace="prod""#
+            ),
+            r#"m{container!="",container!="POD",namespace="prod"}"#
+        );
+        assert_eq!(add_matchers("m", r#"a="b""#), r#"m{a="b"}"#);
+        assert_eq!(add_matchers("m{}", r#"a="b""#), r#"m{a="b"}"#);
     }
 }

@@ -171,36 +171,12 @@ impl PrometheusClient {
                 .map_err(|e| QueryError::Client(format!("header {name}: {e}")))?;
             headers.insert(name, value);
         }
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(config.max_concurrent_requests)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)));
-        if let Some(ca) = &config.tls.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| QueryError::Client(format!("tls.ca_file {}: {e}", ca.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| QueryError::Client(format!("tls.ca_file {}: {e}", ca.display())))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) {
-            let mut pem = std::fs::read(cert).map_err(|e| {
-                QueryError::Client(format!("tls.cert_file {}: {e}", cert.display()))
-            })?;
-            pem.extend(
-                std::fs::read(key).map_err(|e| {
-                    QueryError::Client(format!("tls.key_file {}: {e}", key.display()))
-                })?,
-            );
-            let identity = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| QueryError::Client(format!("tls client certificate: {e}")))?;
-            builder = builder.identity(identity);
-        }
-        if config.tls.insecure_skip_verify {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
+        let builder = config.tls.apply(builder).map_err(QueryError::Client)?;
         let http = builder
             .build()
             .map_err(|e| QueryError::Client(e.without_url().to_string()))?;
@@ -218,11 +194,6 @@ impl PrometheusClient {
 
     pub fn stats(&self) -> &FetchStats {
         &self.stats
-    }
-
-    /// The base URL, for log lines and `generatorURL`s.
-    pub fn base_url(&self) -> &reqwest::Url {
-        &self.base
     }
 
     /// Evaluates `query` at one instant; the result must be an instant vector.
@@ -568,16 +539,7 @@ fn format_seconds(at: TimestampMs) -> String {
 }
 
 fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "<empty body>".into();
-    }
-    let mut cut: String = text.chars().take(BODY_EXCERPT_CHARS).collect();
-    if cut.len() < text.len() {
-        cut.push('…');
-    }
-    cut
+    crate::units::excerpt(&String::from_utf8_lossy(body), BODY_EXCERPT_CHARS)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
