@@ -47,13 +47,16 @@ pub struct GlobalArgs {
     pub log_level: String,
 
     /// This replica's shard, 0-based (with --shard-count): it watches and alerts only
-    /// for the containers that hash to it. A StatefulSet's ordinal fits.
+    /// for the containers that hash to it. Either a number or a StatefulSet pod name,
+    /// whose ordinal suffix is taken ("headroom-2" is shard 2), so a chart can pass
+    /// the pod's own name.
     #[arg(
         long,
         global = true,
         value_name = "I",
         env = "HEADROOM_SHARD_INDEX",
-        requires = "shard_count"
+        requires = "shard_count",
+        value_parser = parse_shard_index
     )]
     pub shard_index: Option<u32>,
 
@@ -196,4 +199,29 @@ pub enum ConfigCommand {
         /// The config file to validate.
         file: PathBuf,
     },
+}
+
+/// A shard index: `2`, or a StatefulSet pod name ending in its ordinal (`headroom-2`).
+fn parse_shard_index(value: &str) -> Result<u32, String> {
+    let digits = value.rsplit('-').next().unwrap_or(value);
+    digits.parse().map_err(|_| {
+        format!(
+            "{value:?} is neither a shard number nor a StatefulSet pod name ending in -<ordinal>"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shard_index;
+
+    #[test]
+    fn a_shard_index_is_a_number_or_a_statefulset_pod_name() {
+        assert_eq!(parse_shard_index("3"), Ok(3));
+        assert_eq!(parse_shard_index("headroom-2"), Ok(2));
+        assert_eq!(parse_shard_index("my-release-headroom-11"), Ok(11));
+        let err = parse_shard_index("headroom-abc").unwrap_err();
+        assert!(err.contains("headroom-abc"), "{err}");
+        assert!(parse_shard_index("").is_err());
+    }
 }
