@@ -445,7 +445,7 @@ impl<S: Source> Pipeline<S> {
             .sum();
         let mut totals: std::collections::BTreeMap<TimestampMs, (usize, f64)> = Default::default();
         for t in &containers {
-            for s in &t.current()?.samples {
+            for s in t.current()?.samples.iter() {
                 let e = totals.entry(s.at).or_default();
                 e.0 += 1;
                 e.1 += s.bytes;
@@ -507,7 +507,12 @@ impl<S: Source> Pipeline<S> {
             .limit
             .and_then(|l| l.bytes)
             .filter(|&b| b >= self.min_limit_bytes);
-        Some(model::forecast(&segment.samples, limit, now, &self.params))
+        Some(model::forecast(
+            &segment.samples.to_vec(),
+            limit,
+            now,
+            &self.params,
+        ))
     }
 
     /// Forecasts every container as of `now` and folds each forecast into its alert
@@ -571,7 +576,7 @@ impl<S: Source> Pipeline<S> {
             if let Some(start) = segment.start() {
                 segment_starts.push(start);
             }
-            for chunk in segment.samples.chunks(per_point) {
+            for chunk in segment.samples.to_vec().chunks(per_point) {
                 let peak = chunk
                     .iter()
                     .max_by(|a, b| a.bytes.total_cmp(&b.bytes))

@@ -146,7 +146,7 @@ pub fn containers(
         .iter()
         .map(|(key, tracked)| Container {
             key: key.clone(),
-            segments: tracked.segments.iter().map(|s| s.samples.clone()).collect(),
+            segments: tracked.segments.iter().map(|s| s.samples.to_vec()).collect(),
             limit_bytes: limit_override.or(tracked.limit.and_then(|l| l.bytes)),
         })
         .collect();

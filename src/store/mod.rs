@@ -1,0 +1,473 @@
+//! Per-container history: samples in segments, one segment per incarnation, so that no
+//! fit ever spans a restart; bounded to the lookback window.
+//!
+//! Memory per tracked container is the key, limit and segment bookkeeping (a few
+//! hundred bytes with typical names) plus the packed samples ([`Samples`]: one or two
+//! bytes each for real page-sized working sets on the scrape step, so about 1.4 KiB
+//! for a 6h lookback at 30s). `cargo bench --bench fleet` measures it.
+
+mod samples;
+
+use std::collections::HashMap;
+
+pub use samples::Samples;
+
+use crate::model::Sample;
+use crate::source::{Batch, ContainerKey, LimitSource, TimestampMs, WorkingSetSeries};
+
+/// A run of samples from one incarnation of a container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// cAdvisor's `id` when known. Two segments may share `None` (or an id) when a
+    /// restart was detected from the restart counter instead.
+    pub container_id: Option<String>,
+    /// Samples in strictly increasing time order, packed.
+    pub samples: Samples,
+}
+
+impl Segment {
+    pub fn start(&self) -> Option<TimestampMs> {
+        self.samples.start()
+    }
+    pub fn end(&self) -> Option<TimestampMs> {
+        self.samples.end()
+    }
+}
+
+/// A container's limit and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    /// `None`: the container runs without a limit.
+    pub bytes: Option<f64>,
+    pub source: LimitSource,
+}
+
+/// Everything headroom keeps about one container.
+#[derive(Debug, Clone, Default)]
+pub struct Tracked {
+    /// Oldest first; the last one is current.
+    pub segments: Vec<Segment>,
+    /// `None` until a limit series was seen (then: unknown, reported as "no limit").
+    pub limit: Option<Limit>,
+    /// The last restart-counter reading, to see the next increase.
+    last_restart_count: Option<(TimestampMs, f64)>,
+}
+
+impl Tracked {
+    pub fn current(&self) -> Option<&Segment> {
+        self.segments.last()
+    }
+
+    /// The last sample strictly before `at`, whatever its segment.
+    pub fn sample_before(&self, at: TimestampMs) -> Option<Sample> {
+        self.segments
+            .iter()
+            .rev()
+            .find_map(|s| s.samples.iter().take_while(|x| x.at < at).last())
+    }
+
+    pub fn last_seen(&self) -> Option<TimestampMs> {
+        self.current().and_then(Segment::end)
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.segments.iter().map(|s| s.samples.len()).sum()
+    }
+}
+
+/// Bounds of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLimits {
+    pub lookback_ms: i64,
+    pub forget_after_ms: i64,
+    /// Sample spacing, used to find the drop that goes with a restart.
+    pub step_ms: i64,
+}
+
+/// All tracked containers.
+#[derive(Debug)]
+pub struct Store {
+    limits: StoreLimits,
+    containers: HashMap<ContainerKey, Tracked>,
+}
+
+/// What one ingest changed, for logs and metrics.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct IngestSummary {
+    pub samples_added: usize,
+    pub new_containers: usize,
+    pub new_segments: usize,
+    pub forgotten_containers: usize,
+    /// Restart-counter increases seen: (container, first sample at the new count).
+    pub restarts: Vec<(ContainerKey, TimestampMs)>,
+}
+
+impl Store {
+    pub fn new(limits: StoreLimits) -> Self {
+        Store {
+            limits,
+            containers: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.containers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty()
+    }
+
+    pub fn get(&self, key: &ContainerKey) -> Option<&Tracked> {
+        self.containers.get(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&ContainerKey, &Tracked)> {
+        self.containers.iter()
+    }
+
+    /// Heap bytes held by the store, counted from capacities (keys, limits, segments,
+    /// samples and the map's own table): the figure benchmarks report per container.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let table =
+            self.containers.capacity() * (size_of::<ContainerKey>() + size_of::<Tracked>() + 1);
+        let contents: usize = self
+            .containers
+            .iter()
+            .map(|(key, tracked)| {
+                let key_bytes = key.namespace.capacity()
+                    + key.pod.capacity()
+                    + key.container.capacity()
+                    + key.extra.capacity() * size_of::<(String, String)>()
+                    + key
+                        .extra
+                        .iter()
+                        .map(|(k, v)| k.capacity() + v.capacity())
+                        .sum::<usize>();
+                let segment_bytes: usize = tracked.segments.capacity() * size_of::<Segment>()
+                    + tracked
+                        .segments
+                        .iter()
+                        .map(|s| {
+                            s.samples.heap_bytes()
+                                + s.container_id.as_ref().map_or(0, String::capacity)
+                        })
+                        .sum::<usize>();
+                key_bytes + segment_bytes
+            })
+            .sum();
+        table + contents
+    }
+
+    /// Adds a batch fetched up to `now`, splits segments at restarts, then trims to the
+    /// lookback and forgets containers unseen for longer than the grace period.
+    pub fn ingest(&mut self, batch: Batch, now: TimestampMs) -> IngestSummary {
+        let mut summary = IngestSummary::default();
+        for series in batch.working_sets {
+            let tracked = match self.containers.get_mut(&series.key) {
+                Some(t) => t,
+                None => {
+                    summary.new_containers += 1;
+                    self.containers.entry(series.key.clone()).or_default()
+                }
+            };
+            append(tracked, series, self.limits.step_ms, &mut summary);
+        }
+        for restarts in batch.restarts {
+            if let Some(tracked) = self.containers.get_mut(&restarts.key) {
+                let mut seen = Vec::new();
+                summary.new_segments +=
+                    split_at_restarts(tracked, &restarts.samples, self.limits.step_ms, &mut seen);
+                summary
+                    .restarts
+                    .extend(seen.into_iter().map(|at| (restarts.key.clone(), at)));
+            }
+        }
+        for reading in batch.limits {
+            if let Some(tracked) = self.containers.get_mut(&reading.key) {
+                tracked.limit = Some(Limit {
+                    bytes: reading.bytes,
+                    source: reading.source,
+                });
+            }
+        }
+        let oldest = now - self.limits.lookback_ms;
+        let forget_before = now - self.limits.forget_after_ms;
+        let before = self.containers.len();
+        self.containers.retain(|_, tracked| {
+            for segment in &mut tracked.segments {
+                segment.samples.drop_before(oldest);
+            }
+            tracked.segments.retain(|s| !s.samples.is_empty());
+            tracked
+                .last_seen()
+                .is_some_and(|seen| seen >= forget_before)
+        });
+        summary.forgotten_containers = before - self.containers.len();
+        summary
+    }
+}
+
+/// Appends one incarnation's samples. A new container id starts a new segment and cuts
+/// the previous one where the new one begins (range queries repeat a dead series' last
+/// value for up to five minutes); samples of an older incarnation are ignored.
+fn append(
+    tracked: &mut Tracked,
+    series: WorkingSetSeries,
+    step_ms: i64,
+    summary: &mut IngestSummary,
+) {
+    let Some(first) = series.samples.first().map(|s| s.at) else {
+        return;
+    };
+    let current_id_matches = tracked
+        .current()
+        .is_some_and(|c| c.container_id == series.container_id);
+    if current_id_matches {
+        let current = tracked.segments.last_mut().expect("checked above");
+        summary.samples_added += current.samples.extend(series.samples);
+        return;
+    }
+    let is_older_incarnation = series.container_id.is_some()
+        && tracked
+            .segments
+            .iter()
+            .any(|s| s.container_id == series.container_id);
+    if is_older_incarnation {
+        return;
+    }
+    if let Some(current) = tracked.segments.last_mut() {
+        current.samples.truncate_from(first);
+        if current.samples.is_empty() {
+            tracked.segments.pop();
+        }
+    }
+    let samples = Samples::from_samples(step_ms, &series.samples);
+    summary.samples_added += samples.len();
+    summary.new_segments += 1;
+    // Most containers keep one segment for life: no spare room for more.
+    tracked.segments.reserve_exact(1);
+    tracked.segments.push(Segment {
+        container_id: series.container_id,
+        samples,
+    });
+}
+
+/// Splits segments where the restart counter rose and the working set dropped, for
+/// sources that do not label incarnations with a container id. Returns segments added.
+fn split_at_restarts(
+    tracked: &mut Tracked,
+    counts: &[(TimestampMs, f64)],
+    step_ms: i64,
+    restarts: &mut Vec<TimestampMs>,
+) -> usize {
+    let mut added = 0;
+    for &(at, count) in counts {
+        let previous = tracked.last_restart_count;
+        if previous.is_some_and(|(seen_at, _)| at <= seen_at) {
+            continue;
+        }
+        tracked.last_restart_count = Some((at, count));
+        let Some((prev_at, prev_count)) = previous else {
+            continue;
+        };
+        if count <= prev_count {
+            continue;
+        }
+        restarts.push(at);
+        // The restart happened in (prev_at, at]; the drop may show a scrape or two
+        // either side of the counter's increase.
+        let from = prev_at - 2 * step_ms;
+        let to = at + 2 * step_ms;
+        let Some(index) = tracked.segments.iter().position(|s| {
+            s.start().is_some_and(|start| start <= to) && s.end().is_some_and(|end| end >= from)
+        }) else {
+            continue;
+        };
+        let segment = &tracked.segments[index];
+        // Already split here (a new container id did it).
+        if segment
+            .start()
+            .is_some_and(|start| start > prev_at - step_ms)
+        {
+            continue;
+        }
+        let unpacked = segment.samples.to_vec();
+        let drop_at = unpacked
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[1].at > from && w[1].at <= to && w[1].bytes < w[0].bytes)
+            .max_by(|(_, a), (_, b)| {
+                (a[0].bytes - a[1].bytes).total_cmp(&(b[0].bytes - b[1].bytes))
+            })
+            .map(|(i, _)| i + 1);
+        if let Some(split) = drop_at {
+            let tail = tracked.segments[index].samples.split_off(split);
+            let container_id = tracked.segments[index].container_id.clone();
+            tracked.segments.insert(
+                index + 1,
+                Segment {
+                    container_id,
+                    samples: tail,
+                },
+            );
+            added += 1;
+        }
+    }
+    added
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{LimitReading, RestartSeries};
+
+    fn key(container: &str) -> ContainerKey {
+        ContainerKey {
+            namespace: "prod".into(),
+            pod: "p".into(),
+            container: container.into(),
+            extra: vec![],
+        }
+    }
+
+    fn samples(from_s: i64, to_s: i64, f: impl Fn(i64) -> f64) -> Vec<Sample> {
+        (from_s / 30..=to_s / 30)
+            .map(|i| Sample {
+                at: i * 30_000,
+                bytes: f(i * 30),
+            })
+            .collect()
+    }
+
+    fn store() -> Store {
+        Store::new(StoreLimits {
+            lookback_ms: 6 * 3_600_000,
+            forget_after_ms: 600_000,
+            step_ms: 30_000,
+        })
+    }
+
+    fn ws(container: &str, id: Option<&str>, s: Vec<Sample>) -> WorkingSetSeries {
+        WorkingSetSeries {
+            key: key(container),
+            container_id: id.map(String::from),
+            samples: s,
+        }
+    }
+
+    #[test]
+    fn new_container_id_starts_segment_and_cuts_stale_tail() {
+        let mut st = store();
+        // Old incarnation 0..1800s, with a 5-minute stale tail to 2100s; new one from 1830s.
+        let batch = Batch {
+            working_sets: vec![
+                ws("c", Some("/old"), samples(0, 2100, |t| t as f64)),
+                ws("c", Some("/new"), samples(1830, 3600, |_| 5.0)),
+            ],
+            ..Batch::default()
+        };
+        let summary = st.ingest(batch, 3_600_000);
+        let tracked = st.get(&key("c")).unwrap();
+        assert_eq!(tracked.segments.len(), 2);
+        assert_eq!(tracked.segments[0].end(), Some(1_800_000));
+        assert_eq!(tracked.segments[1].start(), Some(1_830_000));
+        assert_eq!(summary.new_segments, 2);
+        assert_eq!(summary.new_containers, 1);
+    }
+
+    #[test]
+    fn polls_append_only_new_samples_and_ignore_older_incarnations() {
+        let mut st = store();
+        st.ingest(
+            Batch {
+                working_sets: vec![
+                    ws("c", Some("/old"), samples(0, 600, |_| 1.0)),
+                    ws("c", Some("/new"), samples(630, 900, |_| 2.0)),
+                ],
+                ..Batch::default()
+            },
+            900_000,
+        );
+        let summary = st.ingest(
+            Batch {
+                working_sets: vec![
+                    ws("c", Some("/old"), samples(900, 960, |_| 1.0)),
+                    ws("c", Some("/new"), samples(900, 960, |_| 2.0)),
+                ],
+                ..Batch::default()
+            },
+            960_000,
+        );
+        assert_eq!(summary.samples_added, 2);
+        let tracked = st.get(&key("c")).unwrap();
+        assert_eq!(tracked.segments.len(), 2);
+        assert_eq!(tracked.current().unwrap().end(), Some(960_000));
+    }
+
+    #[test]
+    fn restart_counter_with_drop_splits_segment_without_ids() {
+        let mut st = store();
+        // Grows to 3000s, drops to 10 at 3030s; counter goes 0 -> 1 at 3060s.
+        let batch = Batch {
+            working_sets: vec![ws(
+                "c",
+                None,
+                samples(0, 3600, |t| if t <= 3000 { 100.0 + t as f64 } else { 10.0 }),
+            )],
+            restarts: vec![RestartSeries {
+                key: key("c"),
+                samples: (0..=120)
+                    .map(|i| (i * 30_000, if i * 30 >= 3060 { 1.0 } else { 0.0 }))
+                    .collect(),
+            }],
+            ..Batch::default()
+        };
+        st.ingest(batch, 3_600_000);
+        let tracked = st.get(&key("c")).unwrap();
+        assert_eq!(tracked.segments.len(), 2);
+        assert_eq!(tracked.segments[1].start(), Some(3_030_000));
+        assert_eq!(tracked.segments[0].end(), Some(3_000_000));
+    }
+
+    #[test]
+    fn restart_counter_without_drop_does_not_split() {
+        let mut st = store();
+        let batch = Batch {
+            working_sets: vec![ws("c", None, samples(0, 3600, |t| t as f64))],
+            restarts: vec![RestartSeries {
+                key: key("c"),
+                samples: vec![(0, 0.0), (1_800_000, 1.0)],
+            }],
+            ..Batch::default()
+        };
+        st.ingest(batch, 3_600_000);
+        assert_eq!(st.get(&key("c")).unwrap().segments.len(), 1);
+    }
+
+    #[test]
+    fn lookback_trims_and_absent_containers_are_forgotten() {
+        let mut st = store();
+        st.ingest(
+            Batch {
+                working_sets: vec![
+                    ws("old", None, samples(0, 600, |_| 1.0)),
+                    ws("live", None, samples(0, 7 * 3600, |_| 1.0)),
+                ],
+                limits: vec![LimitReading {
+                    key: key("live"),
+                    bytes: Some(100.0),
+                    source: LimitSource::Cadvisor,
+                }],
+                ..Batch::default()
+            },
+            7 * 3_600_000,
+        );
+        assert!(st.get(&key("old")).is_none());
+        let live = st.get(&key("live")).unwrap();
+        assert_eq!(live.current().unwrap().start(), Some(3_600_000));
+        assert_eq!(live.sample_count(), 6 * 120 + 1);
+        assert_eq!(live.limit.unwrap().bytes, Some(100.0));
+    }
+}
