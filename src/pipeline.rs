@@ -5,12 +5,13 @@
 //! the store, and forecasts every container as of `now`. Callers pass `now`, so the same
 //! pipeline serves the daemon (wall clock), `check --at` (a past instant) and tests.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::explain::{self, ContainerAtKill, OomKill, PodContext};
-use crate::model::{self, AlertParams, AlertState, ForecastParams, Trend};
+use crate::model::{self, AlertParams, AlertState, ForecastParams, Memo, SegmentFacts, Trend};
 use crate::report::{sort_by_urgency, ContainerReport};
 use crate::source::{ContainerKey, Source, SourceError, TimestampMs, Window};
 use crate::store::{IngestSummary, Store, StoreLimits, Tracked};
@@ -59,6 +60,15 @@ pub struct PollSummary {
     pub oom_kills: Vec<OomKill>,
 }
 
+/// One container's state across evaluations: its alert, its kept fit, and the trend
+/// last fitted (for charts).
+#[derive(Debug, Default)]
+struct Followed {
+    alert: AlertState,
+    memo: Memo,
+    trend: Option<Trend>,
+}
+
 pub struct Pipeline<S> {
     source: S,
     store: Store,
@@ -67,10 +77,8 @@ pub struct Pipeline<S> {
     min_limit_bytes: f64,
     params: ForecastParams,
     alert_params: AlertParams,
-    /// Each container's alert state, carried from evaluation to evaluation.
-    alerts: HashMap<ContainerKey, AlertState>,
-    /// The last trend fitted per container, for charts.
-    trends: HashMap<ContainerKey, Trend>,
+    /// What each container carries from evaluation to evaluation.
+    followed: HashMap<ContainerKey, Followed>,
     /// The end of the last window fetched; `None` until the first (backfill) poll.
     fetched_until: Option<TimestampMs>,
     /// When limits were last read, and how often to read them.
@@ -102,8 +110,7 @@ impl<S: Source> Pipeline<S> {
             min_limit_bytes: config.forecast.min_limit_bytes as f64,
             params: forecast_params(config),
             alert_params: alert_params(config),
-            alerts: HashMap::new(),
-            trends: HashMap::new(),
+            followed: HashMap::new(),
             fetched_until: None,
             limits_read_at: None,
             limits_interval: config.limits_interval,
@@ -492,7 +499,7 @@ impl<S: Source> Pipeline<S> {
                 let forecast = self.forecast(tracked, now)?;
                 let mut report = ContainerReport::new(key, tracked, &forecast, now);
                 self.drop_nonsense_limit(&mut report);
-                report.alert = self.alerts.get(key).and_then(AlertState::firing);
+                report.alert = self.followed.get(key).and_then(|f| f.alert.firing());
                 report.sidecar = self.is_sidecar(key, tracked);
                 Some(report)
             })
@@ -520,19 +527,35 @@ impl<S: Source> Pipeline<S> {
     pub fn evaluate(&mut self, now: TimestampMs) -> Vec<ContainerReport> {
         let mut reports = Vec::with_capacity(self.store.len());
         for (key, tracked) in self.store.iter() {
-            let Some(forecast) = self.forecast(tracked, now) else {
+            let Some(segment) = tracked.current() else {
                 continue;
             };
-            let state = self.alerts.entry(key.clone()).or_default();
-            let alert = state.update(&forecast, &self.params, &self.alert_params, now);
-            match forecast.trend {
-                Some(trend) => {
-                    self.trends.insert(key.clone(), trend);
-                }
-                None => {
-                    self.trends.remove(key);
-                }
-            }
+            let Some(latest) = segment.samples.last() else {
+                continue;
+            };
+            let limit = tracked
+                .limit
+                .and_then(|l| l.bytes)
+                .filter(|&b| b >= self.min_limit_bytes);
+            let followed = match self.followed.get_mut(key) {
+                Some(f) => f,
+                None => self.followed.entry(key.clone()).or_default(),
+            };
+            let facts = SegmentFacts {
+                start: segment.began,
+                latest,
+            };
+            let forecast = followed.memo.forecast(
+                facts,
+                || Cow::Owned(segment.samples.to_vec()),
+                limit,
+                now,
+                &self.params,
+            );
+            let alert = followed
+                .alert
+                .update(&forecast, &self.params, &self.alert_params, now);
+            followed.trend = forecast.trend;
             let mut report = ContainerReport::new(key, tracked, &forecast, now);
             self.drop_nonsense_limit(&mut report);
             report.alert = alert;
@@ -541,8 +564,7 @@ impl<S: Source> Pipeline<S> {
         }
         // Containers the store forgot take their alert state with them.
         let store = &self.store;
-        self.alerts.retain(|key, _| store.get(key).is_some());
-        self.trends.retain(|key, _| store.get(key).is_some());
+        self.followed.retain(|key, _| store.get(key).is_some());
         sort_by_urgency(&mut reports);
         reports
     }
@@ -587,7 +609,7 @@ impl<S: Source> Pipeline<S> {
         Some(ContainerHistory {
             samples,
             segment_starts,
-            trend: self.trends.get(key).copied(),
+            trend: self.followed.get(key).and_then(|f| f.trend),
         })
     }
 }

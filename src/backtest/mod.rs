@@ -7,11 +7,14 @@
 
 pub mod accuracy;
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde::Serialize;
 
-use crate::model::{self, AlertParams, AlertState, Forecast, ForecastParams, Sample, Severity};
+use crate::model::{
+    self, AlertParams, AlertState, Forecast, ForecastParams, Memo, Sample, SegmentFacts, Severity,
+};
 use crate::plot::{self, Band, Chart};
 use crate::report::rfc3339;
 use crate::source::kubernetes::group_working_sets;
@@ -63,6 +66,9 @@ pub fn replay(
         .unwrap_or(first.at);
     let step = params.step_ms.max(1);
     let mut state = AlertState::default();
+    // The daemon keeps quiet fits between evaluations (see `model::reuse`); so does
+    // the replay, so that it answers what the daemon would have.
+    let mut memo = Memo::default();
     let mut current = 0usize;
     let mut at = first.at + step;
     if from > at {
@@ -77,7 +83,20 @@ pub fn replay(
         let segment = &segments[current];
         let end = segment.partition_point(|s| s.at <= at);
         let begin = segment[..end].partition_point(|s| s.at < at - params.lookback_ms);
-        let forecast = model::forecast(&segment[begin..end], limit_bytes, at, &params.forecast);
+        let window = &segment[begin..end];
+        let forecast = match (segment.first(), window.last()) {
+            (Some(first), Some(&latest)) => memo.forecast(
+                SegmentFacts {
+                    start: first.at,
+                    latest,
+                },
+                || Cow::Borrowed(window),
+                limit_bytes,
+                at,
+                &params.forecast,
+            ),
+            _ => model::forecast(window, limit_bytes, at, &params.forecast),
+        };
         let alert = state.update(&forecast, &params.forecast, &params.alert, at);
         each(&Evaluation {
             at,
@@ -146,7 +165,11 @@ pub fn containers(
         .iter()
         .map(|(key, tracked)| Container {
             key: key.clone(),
-            segments: tracked.segments.iter().map(|s| s.samples.to_vec()).collect(),
+            segments: tracked
+                .segments
+                .iter()
+                .map(|s| s.samples.to_vec())
+                .collect(),
             limit_bytes: limit_override.or(tracked.limit.and_then(|l| l.bytes)),
         })
         .collect();

@@ -303,18 +303,22 @@ const NICE_WIDTHS_SECONDS: [i64; 14] = [
     15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
 ];
 
-fn make_bins(samples: &[Sample], now: i64) -> Vec<Bin> {
-    let first = samples[0].at;
-    let last = samples[samples.len() - 1].at;
+/// The width of the bins `count` samples from `first` to `last` (ms) are grouped in:
+/// the first nice width that keeps them within [`MAX_BINS`] and holds a sample each.
+pub fn bin_width_ms(first: i64, last: i64, count: usize) -> i64 {
     let span = (last - first) as f64 / 1000.0;
-    let spacing = span / (samples.len() - 1) as f64;
+    let spacing = span / count.saturating_sub(1).max(1) as f64;
     let wanted = (span / MAX_BINS as f64).max(spacing * 0.999);
     let width_s = NICE_WIDTHS_SECONDS
         .iter()
         .copied()
         .find(|&w| w as f64 >= wanted)
         .unwrap_or_else(|| wanted.ceil() as i64);
-    let width_ms = width_s.max(1) * 1000;
+    width_s.max(1) * 1000
+}
+
+fn make_bins(samples: &[Sample], now: i64) -> Vec<Bin> {
+    let width_ms = bin_width_ms(samples[0].at, samples[samples.len() - 1].at, samples.len());
     let mut bins: Vec<Bin> = Vec::with_capacity(MAX_BINS + 2);
     // Samples are sorted: a new bin starts only past the current one's end, so the
     // division that names a sample's bin runs once per bin, not once per sample.

@@ -6,10 +6,12 @@
 
 pub mod alert;
 pub mod forecast;
+pub mod reuse;
 pub mod trend;
 
 pub use alert::{AlertParams, AlertState};
 pub use forecast::{forecast, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, Trend};
+pub use reuse::{Memo, SegmentFacts};
 
 /// One working-set observation.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

@@ -21,6 +21,8 @@ pub struct Segment {
     /// cAdvisor's `id` when known. Two segments may share `None` (or an id) when a
     /// restart was detected from the restart counter instead.
     pub container_id: Option<String>,
+    /// The segment's first sample ever (the window's first moves on as it is trimmed).
+    pub began: TimestampMs,
     /// Samples in strictly increasing time order, packed.
     pub samples: Samples,
 }
@@ -250,6 +252,7 @@ fn append(
     tracked.segments.reserve_exact(1);
     tracked.segments.push(Segment {
         container_id: series.container_id,
+        began: first,
         samples,
     });
 }
@@ -309,6 +312,7 @@ fn split_at_restarts(
                 index + 1,
                 Segment {
                     container_id,
+                    began: tail.start().unwrap_or(at),
                     samples: tail,
                 },
             );

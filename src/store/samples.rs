@@ -233,7 +233,8 @@ impl Samples {
         }
         // Keep at most an eighth spare after a trim (see `push`).
         if self.bytes.capacity() > self.bytes.len() + self.bytes.len() / 8 + 64 {
-            self.bytes.shrink_to(self.bytes.len() + self.bytes.len() / 8 + 20);
+            self.bytes
+                .shrink_to(self.bytes.len() + self.bytes.len() / 8 + 20);
         }
     }
 
@@ -311,7 +312,12 @@ mod tests {
     #[test]
     fn page_sized_values_on_the_step_take_a_byte_or_two_each() {
         let samples: Vec<Sample> = (0..721)
-            .map(|i| s(i * 30_000, (100 * 256 + (i % 7) * 3 + i / 10) as f64 * 4096.0))
+            .map(|i| {
+                s(
+                    i * 30_000,
+                    (100 * 256 + (i % 7) * 3 + i / 10) as f64 * 4096.0,
+                )
+            })
             .collect();
         let run = Samples::from_samples(30_000, &samples);
         assert_eq!(run.to_vec(), samples);
