@@ -380,6 +380,7 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
             end: to,
             step: config.store.resolution,
             limits: true,
+            restarts_from: Some(start - start.rem_euclid(step_ms)),
         };
         use crate::source::Source as _;
         let batch = source

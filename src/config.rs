@@ -208,6 +208,7 @@ struct RawPoll {
     interval: Option<String>,
     stale_after: Option<String>,
     limits_interval: Option<String>,
+    restarts_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +240,9 @@ pub struct Config {
     pub poll_interval: Duration,
     /// How often limits are read again (they change only with a new pod or a resize).
     pub limits_interval: Duration,
+    /// How often restart counters and OOM reasons are read (also at the poll after a
+    /// container starts a new segment).
+    pub restarts_interval: Duration,
     /// Forecasts older than this (Prometheus unreachable) are marked stale and the
     /// daemon reports not ready.
     pub stale_after: Duration,
@@ -740,6 +744,8 @@ impl Validator<'_> {
         let stale_after = self.duration("poll.stale_after", &raw.poll.stale_after, "5m");
         let limits_interval =
             self.duration("poll.limits_interval", &raw.poll.limits_interval, "5m");
+        let restarts_interval =
+            self.duration("poll.restarts_interval", &raw.poll.restarts_interval, "5m");
         let server = raw.server;
         let listen_text = server.listen_address.as_deref().unwrap_or("0.0.0.0:9464");
         let listen_address = match listen_text.parse::<std::net::SocketAddr>() {
@@ -879,6 +885,7 @@ impl Validator<'_> {
             poll_interval: poll_interval?,
             stale_after: stale_after?,
             limits_interval: limits_interval?,
+            restarts_interval: restarts_interval?,
             server: ServerConfig {
                 listen_address: listen_address?,
                 request_timeout: request_timeout?,

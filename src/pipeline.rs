@@ -60,6 +60,14 @@ pub struct PollSummary {
     pub oom_kills: Vec<OomKill>,
 }
 
+/// The most samples one query of a fetch asks for: a backfill of more is split in
+/// time. A million samples is about 25 MB of JSON, far below Prometheus' default
+/// `--query.max-samples` (50M) and its response limits, and bounds what headroom
+/// holds while reading.
+pub const SAMPLES_PER_FETCH: usize = 1_000_000;
+/// The first piece of a backfill, before the number of containers is known: 10 min.
+const FIRST_BACKFILL_STEPS: i64 = 20;
+
 /// One container's state across evaluations: its alert, its kept fit, and the trend
 /// last fitted (for charts).
 #[derive(Debug, Default)]
@@ -81,9 +89,17 @@ pub struct Pipeline<S> {
     followed: HashMap<ContainerKey, Followed>,
     /// The end of the last window fetched; `None` until the first (backfill) poll.
     fetched_until: Option<TimestampMs>,
+    /// Whether a whole window has been fetched: until then, kills found are history
+    /// from before headroom started.
+    caught_up: bool,
     /// When limits were last read, and how often to read them.
     limits_read_at: Option<TimestampMs>,
     limits_interval: Duration,
+    /// The end of the last window restart counters and OOM reasons were read for,
+    /// how often to read them, and whether a new segment asks for them sooner.
+    restarts_until: Option<TimestampMs>,
+    restarts_interval: Duration,
+    restarts_due: bool,
     sidecar_names: Vec<String>,
     /// Pod metadata fetched for explanations, by (namespace, pod).
     /// When each was read: metadata still missing (kube-state-metrics lags a new
@@ -112,8 +128,12 @@ impl<S: Source> Pipeline<S> {
             alert_params: alert_params(config),
             followed: HashMap::new(),
             fetched_until: None,
+            caught_up: false,
             limits_read_at: None,
             limits_interval: config.limits_interval,
+            restarts_until: None,
+            restarts_interval: config.restarts_interval,
+            restarts_due: false,
             sidecar_names: config.sidecar_names.clone(),
             contexts: HashMap::new(),
             owners: HashMap::new(),
@@ -145,12 +165,58 @@ impl<S: Source> Pipeline<S> {
         let limits = self
             .limits_read_at
             .is_none_or(|t| end - t >= self.limits_interval.as_millis() as i64);
+        let restarts_from = match self.restarts_until {
+            None => Some(start),
+            Some(until)
+                if self.restarts_due
+                    || end - until >= self.restarts_interval.as_millis() as i64 =>
+            {
+                Some((until + step_ms).min(start))
+            }
+            Some(_) => None,
+        };
         (start <= end).then_some(Window {
             start,
             end,
             step: self.step,
             limits,
+            restarts_from,
         })
+    }
+
+    /// Splits a window into fetches of at most [`SAMPLES_PER_FETCH`] samples per query
+    /// (by the number of containers known so far; the first piece of a backfill is
+    /// short, to learn it), oldest first, limits read with the last.
+    fn pieces(&self, window: Window) -> Vec<Window> {
+        let step_ms = (window.step.as_millis() as i64).max(1);
+        let first = window
+            .restarts_from
+            .unwrap_or(window.start)
+            .min(window.start);
+        let steps_wanted =
+            |containers: usize| (SAMPLES_PER_FETCH / containers.max(1)).clamp(1, 1 << 20) as i64;
+        let mut pieces = Vec::new();
+        let mut from = first;
+        while from <= window.end {
+            let steps = if pieces.is_empty() && self.store.is_empty() {
+                FIRST_BACKFILL_STEPS
+            } else {
+                steps_wanted(self.store.len())
+            };
+            let to = (from + (steps - 1) * step_ms).min(window.end);
+            pieces.push(Window {
+                start: from.max(window.start),
+                end: to,
+                step: window.step,
+                limits: false,
+                restarts_from: window.restarts_from.map(|r| from.max(r)),
+            });
+            from = to + step_ms;
+        }
+        if let Some(last) = pieces.last_mut() {
+            last.limits = window.limits;
+        }
+        pieces
     }
 
     /// Fetches what is new as of `now` and folds it into the store.
@@ -163,24 +229,54 @@ impl<S: Source> Pipeline<S> {
                 oom_kills: Vec::new(),
             });
         };
-        let batch = self.source.fetch(window).await?;
-        if batch.series_without_identity > 0 {
-            tracing::debug!(
-                series = batch.series_without_identity,
-                "ignored working-set series without namespace, pod or container"
-            );
+        let backfill = !self.caught_up;
+        let mut ingest = IngestSummary::default();
+        let mut oom_flags = HashMap::new();
+        // A backfill (or a catch-up after an outage) is fetched and stored piece by
+        // piece, so neither Prometheus nor headroom holds the whole lookback at once;
+        // what is left is planned again after each piece, with the containers known.
+        let step_ms = (self.step.as_millis() as i64).max(1);
+        let mut remaining = Some(window);
+        while let Some(rest) = remaining.take() {
+            let piece = self.pieces(rest)[0];
+            let batch = self.source.fetch(piece).await?;
+            if batch.series_without_identity > 0 {
+                tracing::debug!(
+                    series = batch.series_without_identity,
+                    "ignored working-set series without namespace, pod or container"
+                );
+            }
+            for (key, flags) in batch_oom(&batch) {
+                oom_flags.entry(key).or_insert_with(Vec::new).extend(flags);
+            }
+            ingest.absorb(self.store.ingest(batch, piece.end));
+            self.fetched_until = Some(piece.end);
+            if piece.restarts_from.is_some() {
+                self.restarts_until = Some(piece.end);
+            }
+            if piece.limits {
+                self.limits_read_at = Some(piece.end);
+            }
+            let next = piece.end + step_ms;
+            if next <= window.end {
+                remaining = Some(Window {
+                    start: next.max(window.start),
+                    restarts_from: window.restarts_from.map(|r| r.max(next)),
+                    ..window
+                });
+            }
         }
-        let backfill = self.fetched_until.is_none();
-        let oom_flags = batch_oom(&batch);
-        let ingest = self.store.ingest(batch, window.end);
-        self.fetched_until = Some(window.end);
-        if window.limits {
-            self.limits_read_at = Some(window.end);
-        } else if ingest.new_containers > 0 {
+        self.caught_up = true;
+        if !window.limits && ingest.new_containers > 0 {
             // New containers: read their limits at the next poll, not minutes later.
             self.limits_read_at = None;
         }
-        let step_ms = self.step.as_millis() as i64;
+        if window.restarts_from.is_some() {
+            self.restarts_due = false;
+        } else if ingest.new_incarnations > 0 {
+            // A container restarted (a new container id): read why at the next poll.
+            self.restarts_due = true;
+        }
         let mut kills = Vec::new();
         for (key, at) in &ingest.restarts {
             // The OOMKilled reason shows up with the restart, within a few scrapes.
@@ -586,6 +682,14 @@ impl<S: Source> Pipeline<S> {
         self.evaluate(at)
     }
 
+    /// Fits run and evaluations answered from a kept fit so far, over all containers
+    /// followed now (see `model::reuse`): what benchmarks print.
+    pub fn fit_counts(&self) -> (u64, u64) {
+        self.followed
+            .values()
+            .fold((0, 0), |(f, r), x| (f + x.memo.fits, r + x.memo.reuses))
+    }
+
     /// A container's recent history for charts, at most [`HISTORY_POINTS`] points
     /// (each the highest sample of its stretch, so peaks survive).
     pub fn history(&self, key: &ContainerKey) -> Option<ContainerHistory> {
@@ -636,15 +740,40 @@ mod tests {
     use crate::model::Sample;
     use crate::source::{Batch, WorkingSetSeries};
 
-    /// Records which windows asked for limits; serves one container, two from `grow_at`.
+    /// Records the windows asked for; serves one container, two from `grow_at`; the
+    /// first restarts with a new container id at `restart_at`.
     struct Recording {
-        asked: Mutex<Vec<bool>>,
+        asked: Mutex<Vec<Window>>,
         grow_at: TimestampMs,
+        restart_at: TimestampMs,
+    }
+
+    impl Recording {
+        fn new(grow_at: TimestampMs, restart_at: TimestampMs) -> Self {
+            Recording {
+                asked: Mutex::new(vec![]),
+                grow_at,
+                restart_at,
+            }
+        }
+
+        /// The last window of each poll (a backfill is fetched in pieces).
+        fn polls(&self, minutes: i64) -> Vec<Window> {
+            let asked = self.asked.lock().unwrap();
+            (0..=minutes)
+                .map(|m| {
+                    *asked
+                        .iter()
+                        .rfind(|w| w.end == m * 60_000)
+                        .expect("every poll fetched")
+                })
+                .collect()
+        }
     }
 
     impl Source for Recording {
         async fn fetch(&self, window: Window) -> Result<Batch, SourceError> {
-            self.asked.lock().unwrap().push(window.limits);
+            self.asked.lock().unwrap().push(window);
             let containers = if window.end >= self.grow_at { 2 } else { 1 };
             Ok(Batch {
                 working_sets: (0..containers)
@@ -655,7 +784,9 @@ mod tests {
                             container: "c".into(),
                             extra: vec![],
                         },
-                        container_id: None,
+                        container_id: Some(
+                            if i == 0 && window.end >= self.restart_at { "b" } else { "a" }.into(),
+                        ),
                         samples: vec![Sample {
                             at: window.end,
                             bytes: 1.0,
@@ -671,20 +802,61 @@ mod tests {
     async fn limits_are_read_every_limits_interval_and_for_new_containers() {
         let config = Config::default();
         let minute = 60_000;
-        let source = Recording {
-            asked: Mutex::new(vec![]),
-            grow_at: 7 * minute,
-        };
+        let source = Recording::new(7 * minute, i64::MAX);
         let mut p = Pipeline::new(source, &config);
         for m in 0..=8 {
             p.poll(m * minute).await.unwrap();
         }
-        let asked = p.source().asked.lock().unwrap().clone();
+        let asked: Vec<bool> = p.source().polls(8).iter().map(|w| w.limits).collect();
         // 0: backfill; 5: five minutes later; 7: a new container appeared (no limits
         // read), so 8 reads them.
         assert_eq!(
             asked,
             vec![true, false, false, false, false, true, false, false, true]
         );
+    }
+
+    #[tokio::test]
+    async fn restarts_are_read_every_restarts_interval_and_after_a_new_incarnation() {
+        let config = Config::default();
+        let minute = 60_000;
+        let source = Recording::new(i64::MAX, 7 * minute);
+        let mut p = Pipeline::new(source, &config);
+        for m in 0..=12 {
+            p.poll(m * minute).await.unwrap();
+        }
+        let from: Vec<Option<i64>> = p
+            .source()
+            .polls(12)
+            .iter()
+            .map(|w| w.restarts_from)
+            .collect();
+        // 0: backfill; 5: five minutes on, covering all since 0; 7: a new container
+        // id, so 8 reads all since 5; then 13 would be next.
+        let mut expected = vec![None; 13];
+        expected[5] = Some(30_000);
+        expected[8] = Some(5 * minute + 30_000);
+        assert_eq!(from[1..], expected[1..]);
+        assert!(from[0].is_some());
+    }
+
+    #[tokio::test]
+    async fn a_backfill_is_fetched_in_pieces_that_cover_the_lookback_once() {
+        let config = Config::default();
+        let source = Recording::new(i64::MAX, i64::MAX);
+        let mut p = Pipeline::new(source, &config);
+        let now = 1_000 * 3_600_000;
+        p.poll(now).await.unwrap();
+        let asked = p.source().asked.lock().unwrap().clone();
+        assert!(asked.len() >= 2, "{asked:?}");
+        assert_eq!(asked[0].start, now - 6 * 3_600_000);
+        assert_eq!(asked[0].end - asked[0].start, (FIRST_BACKFILL_STEPS - 1) * 30_000);
+        for pair in asked.windows(2) {
+            assert_eq!(pair[1].start, pair[0].end + 30_000, "{asked:?}");
+        }
+        assert_eq!(asked.last().unwrap().end, now);
+        assert!(asked.iter().all(|w| w.restarts_from == Some(w.start)));
+        assert_eq!(asked.iter().filter(|w| w.limits).count(), 1);
+        assert!(asked.last().unwrap().limits);
     }
 }

@@ -305,6 +305,7 @@ async fn fetch_reads_every_container_and_its_limit() {
             end: f.end * 1000,
             step: Duration::from_secs(STEP_S as u64),
             limits: true,
+            restarts_from: Some(f.start * 1000),
         })
         .await
         .expect("fetch from the test Prometheus");
@@ -430,6 +431,7 @@ async fn pause_and_aggregate_are_excluded_even_by_a_bare_query() {
             end: f.end * 1000,
             step: Duration::from_secs(30),
             limits: true,
+            restarts_from: Some(f.end * 1000 - 600_000),
         })
         .await
         .unwrap();
@@ -621,6 +623,7 @@ async fn prometheus_errors_name_status_type_and_body() {
             end: f.end * 1000,
             step: Duration::from_secs(30),
             limits: true,
+            restarts_from: Some(f.start * 1000),
         })
         .await
         .unwrap_err();
@@ -641,6 +644,7 @@ async fn prometheus_errors_name_status_type_and_body() {
             end: f.end * 1000,
             step: Duration::from_secs(30),
             limits: true,
+            restarts_from: Some(f.end * 1000 - 60_000),
         })
         .await
         .unwrap_err();

@@ -207,6 +207,9 @@ impl Source for SimulatedCluster {
             batch.working_sets.extend(series);
         }
         // payment-service's restart counter and last termination reason.
+        let Some(restarts_from) = window.restarts_from else {
+            return Ok(batch);
+        };
         let key = ContainerKey {
             namespace: "prod".into(),
             pod: "payment-service-7f8b9c6d4-xk2nm".into(),
@@ -215,8 +218,8 @@ impl Source for SimulatedCluster {
         };
         let mut restarts = Vec::new();
         let mut oom = Vec::new();
-        let mut t = window.start.max(self.rollout);
-        t += (step - (t - window.start).rem_euclid(step)) % step;
+        let mut t = restarts_from.max(self.rollout);
+        t += (step - (t - restarts_from).rem_euclid(step)) % step;
         while t <= window.end {
             let kills = self.oom_kills_before(t + 1);
             restarts.push((t, kills as f64));
@@ -276,6 +279,7 @@ mod tests {
             end: rollout + 3 * HOUR,
             step: Duration::from_secs(30),
             limits: true,
+            restarts_from: Some(rollout),
         };
         let a = cluster.fetch(window).await.unwrap();
         let b = cluster.fetch(window).await.unwrap();

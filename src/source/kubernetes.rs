@@ -59,30 +59,54 @@ impl PrometheusSource {
         }
     }
 
-    /// A range query over the window, or nothing when the query is switched off.
+    /// A range query from `start` to the window's end, or nothing when the query is
+    /// switched off or the span is empty.
     async fn range(
         &self,
         what: &'static str,
         query: Option<&str>,
+        start: Option<super::TimestampMs>,
         window: Window,
     ) -> Result<Vec<RangeSeries>, SourceError> {
-        match query {
-            None => Ok(Vec::new()),
-            Some(q) => self
+        match (query, start) {
+            (Some(q), Some(start)) if start <= window.end => self
                 .client
-                .query_range(q, window.start, window.end, window.step)
+                .query_range(q, start, window.end, window.step)
                 .await
                 .map_err(|source| SourceError { what, source }),
+            _ => Ok(Vec::new()),
         }
     }
 
+    /// One query after another, so that at most one answer is in memory at a time
+    /// (a backfill's answers are the big ones; a poll's are small and quick anyway).
     async fn fetch_with(&self, queries: &Queries, window: Window) -> Result<Batch, SourceError> {
         let queries = &self.trimmed(queries);
-        let working_set = self.range("working_set", Some(&queries.working_set), window);
-        let restarts = self.range("restarts", queries.restarts.as_deref(), window);
-        let oom = self.range("oom_kills", queries.oom_kills.as_deref(), window);
-        let (working_set, restarts, limits, oom) =
-            tokio::try_join!(working_set, restarts, self.limits_if(queries, window), oom)?;
+        let working_set = self
+            .range(
+                "working_set",
+                Some(&queries.working_set),
+                Some(window.start),
+                window,
+            )
+            .await?;
+        let restarts = self
+            .range(
+                "restarts",
+                queries.restarts.as_deref(),
+                window.restarts_from,
+                window,
+            )
+            .await?;
+        let oom = self
+            .range(
+                "oom_kills",
+                queries.oom_kills.as_deref(),
+                window.restarts_from,
+                window,
+            )
+            .await?;
+        let limits = self.limits_if(queries, window).await?;
 
         let mut batch = Batch {
             limits,

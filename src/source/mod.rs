@@ -75,6 +75,12 @@ pub struct Window {
     /// Whether to read limits too. Limits change rarely and cost a query per source of
     /// them over every container, so the daemon reads them every `poll.limits_interval`.
     pub limits: bool,
+    /// Read restart counters and OOM reasons from here to `end` (`None`: not in this
+    /// fetch). They matter only when a container restarts, which a new container id
+    /// in the working set already shows, so the daemon reads them every
+    /// `poll.restarts_interval` (and at the poll after a new segment), not every poll:
+    /// that keeps a poll to one selector over Prometheus' series.
+    pub restarts_from: Option<TimestampMs>,
 }
 
 /// One incarnation's working set: a container id (when the source knows it) and its

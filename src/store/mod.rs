@@ -99,9 +99,23 @@ pub struct IngestSummary {
     pub samples_added: usize,
     pub new_containers: usize,
     pub new_segments: usize,
+    /// New segments of containers already tracked: restarts with a new container id.
+    pub new_incarnations: usize,
     pub forgotten_containers: usize,
     /// Restart-counter increases seen: (container, first sample at the new count).
     pub restarts: Vec<(ContainerKey, TimestampMs)>,
+}
+
+impl IngestSummary {
+    /// Adds another ingest's figures to these (a fetch stored piece by piece).
+    pub fn absorb(&mut self, other: IngestSummary) {
+        self.samples_added += other.samples_added;
+        self.new_containers += other.new_containers;
+        self.new_segments += other.new_segments;
+        self.new_incarnations += other.new_incarnations;
+        self.forgotten_containers += other.forgotten_containers;
+        self.restarts.extend(other.restarts);
+    }
 }
 
 impl Store {
@@ -248,6 +262,9 @@ fn append(
     let samples = Samples::from_samples(step_ms, &series.samples);
     summary.samples_added += samples.len();
     summary.new_segments += 1;
+    if !tracked.segments.is_empty() {
+        summary.new_incarnations += 1;
+    }
     // Most containers keep one segment for life: no spare room for more.
     tracked.segments.reserve_exact(1);
     tracked.segments.push(Segment {
