@@ -1,82 +1,237 @@
-//! Fleet benchmark: N containers of 6h history backfilled into a real Prometheus, then
-//! headroom's backfill and one steady-state poll against it. Prints wall time, bytes
-//! and samples fetched, Prometheus requests, and store memory per container.
+//! Fleet benchmark: N containers of mixed patterns written as OpenMetrics, backfilled
+//! into a real Prometheus with promtool, then headroom against it: the backfill, ≥10
+//! steady-state cycles (fetch, parse, store, re-forecast, alert states), store memory,
+//! and what Prometheus spends on a cycle next to the predict_linear rule it replaces
+//! and next to re-reading the whole lookback each poll. Then `headroom run` as a
+//! process: ready time, RSS and CPU over a minute of real polls.
 //!
-//!     cargo bench --bench fleet                          # 1,000 containers
+//!     cargo bench --bench fleet                                # 1,000 containers
 //!     HEADROOM_BENCH_CONTAINERS=10000 cargo bench --bench fleet
+//!     HEADROOM_BENCH_DATA=/var/tmp/fleet-100k HEADROOM_BENCH_CONTAINERS=100000 \
+//!         cargo bench --bench fleet                            # keeps the TSDB blocks
 //!
-//! Figures, not assertions: nothing here passes or fails on speed.
+//! History runs from 6h before the start to 4h after it, so cycles can step ahead
+//! without waiting and the daemon sees new samples every poll. With
+//! HEADROOM_BENCH_DATA the blocks are kept there and reused while they still cover
+//! the next 4h (promtool takes minutes at 100k containers). Figures, not assertions:
+//! nothing here passes or fails on speed.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{free_port, http_get, openmetrics, wait_for, SeriesSpec, TestPrometheus, MI};
+use common::{free_port, http_get, wait_for, TestPrometheus, MI};
 use headroom::config::{Config, Overrides};
 use headroom::pipeline::Pipeline;
 use headroom::source::kubernetes::PrometheusSource;
 use headroom::source::prometheus::PrometheusClient;
 
 const STEP_S: i64 = 30;
+const LOOKBACK_S: i64 = 6 * 3600;
+const AHEAD_S: i64 = 4 * 3600;
+const PAGE: f64 = 4096.0;
 
-fn history(containers: usize, start: i64, end: i64) -> String {
-    let mut series = Vec::with_capacity(containers * 3);
-    for i in 0..containers {
-        let ns = format!("team-{}", i % 20);
-        let pod = format!("svc-{}-7f8b9c6d4-{:05}", i / 3, i);
-        let container = ["app", "istio-proxy", "log-shipper"][i % 3].to_string();
-        let id = format!("/kubepods/burstable/pod{i}/c{i:08x}");
-        let labels = |extra: &[(&str, &str)]| {
-            let mut l: Vec<(String, String)> = vec![
-                ("namespace".into(), ns.clone()),
-                ("pod".into(), pod.clone()),
-                ("container".into(), container.clone()),
-            ];
-            l.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-            l
-        };
-        let base = 50.0 + (i % 100) as f64;
-        let growth = if i % 10 == 0 { 20.0 } else { 0.0 };
-        series.push(
-            SeriesSpec {
-                metric: "container_memory_working_set_bytes".into(),
-                labels: labels(&[("id", &id), ("image", "img:1")]),
-                samples: vec![],
-            }
-            .every(start, end, STEP_S, move |t| {
-                (base + growth * (t - start) as f64 / 3600.0 + ((t / STEP_S) % 7) as f64 * 0.3) * MI
-            }),
-        );
-        series.push(
-            SeriesSpec {
-                metric: "kube_pod_container_resource_limits".into(),
-                labels: labels(&[("resource", "memory"), ("unit", "byte")]),
-                samples: vec![],
-            }
-            .every(start, end, STEP_S, |_| 512.0 * MI),
-        );
-        series.push(
-            SeriesSpec {
-                metric: "kube_pod_container_status_restarts_total".into(),
-                labels: labels(&[]),
-                samples: vec![],
-            }
-            .every(start, end, STEP_S, |_| 0.0),
-        );
-    }
-    openmetrics(&series)
+/// The value of container `i` at `t`, rounded to pages as the kernel counts them:
+/// 10% leak from 2h into the history, 10% GC sawtooth, 10% hourly batch ramps, the
+/// rest flat with noise.
+fn working_set(i: usize, t: i64, start: i64) -> f64 {
+    let base = (50 + i % 100) as f64 * MI;
+    let noise = ((t / STEP_S * 7919 + i as i64 * 104_729) % 23) as f64 * 0.05 * MI;
+    let x = (t - start) as f64;
+    let bytes = match i % 10 {
+        0 => base + 20.0 * MI * ((x - 2.0 * 3600.0).max(0.0) / 3600.0),
+        1 => base + 40.0 * MI * ((x % 1200.0) / 1200.0),
+        2 => base + 30.0 * MI * (((x + i as f64 * 60.0) % 3600.0) / 3600.0).powi(2),
+        _ => base,
+    } + noise;
+    (bytes / PAGE).round() * PAGE
 }
 
-fn rss_bytes() -> usize {
-    std::fs::read_to_string("/proc/self/status")
+/// Writes the history as OpenMetrics: working sets, KSM limits and restart counters,
+/// every 30s as they are scraped (each family written together, as the format wants).
+fn write_history(
+    out: &mut dyn Write,
+    containers: usize,
+    start: i64,
+    end: i64,
+) -> std::io::Result<()> {
+    let labels = |i: usize| {
+        format!(
+            "namespace=\"team-{}\",pod=\"svc-{}-7f8b9c6d4-{:05}\",container=\"{}\"",
+            i % 50,
+            i / 3,
+            i / 3,
+            ["app", "istio-proxy", "log-shipper"][i % 3]
+        )
+    };
+    writeln!(out, "# TYPE container_memory_working_set_bytes gauge")?;
+    for i in 0..containers {
+        let l = labels(i);
+        let mut t = start;
+        while t <= end {
+            writeln!(
+                out,
+                "container_memory_working_set_bytes{{{l},id=\"/kubepods/burstable/pod{i}/c{i:08x}\",image=\"img:1\"}} {} {t}",
+                working_set(i, t, start)
+            )?;
+            t += STEP_S;
+        }
+    }
+    writeln!(out, "# TYPE kube_pod_container_resource_limits gauge")?;
+    for i in 0..containers {
+        let l = labels(i);
+        let mut t = start;
+        while t <= end {
+            writeln!(
+                out,
+                "kube_pod_container_resource_limits{{{l},resource=\"memory\",unit=\"byte\"}} {} {t}",
+                512.0 * MI
+            )?;
+            t += STEP_S;
+        }
+    }
+    writeln!(out, "# TYPE kube_pod_container_status_restarts_total gauge")?;
+    for i in 0..containers {
+        let l = labels(i);
+        let mut t = start;
+        while t <= end {
+            writeln!(out, "kube_pod_container_status_restarts_total{{{l}}} 0 {t}")?;
+            t += STEP_S;
+        }
+    }
+    writeln!(out, "# EOF")
+}
+
+fn unix_now() -> i64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    t - t % STEP_S
+}
+
+/// The Prometheus to measure against, and the span its history covers.
+fn prometheus(containers: usize) -> (TestPrometheus, i64, i64) {
+    let yml = "global:\n  scrape_interval: 15s\n";
+    // The predict_linear rule over 100,000 containers loads 72M samples at once, past
+    // Prometheus' default --query.max-samples (50M): raised here so it can be measured.
+    let flags = ["--query.max-samples=500000000"];
+    let now = unix_now();
+    let kept: Option<PathBuf> = std::env::var_os("HEADROOM_BENCH_DATA").map(PathBuf::from);
+    if let Some(dir) = &kept {
+        let meta = dir.join("headroom-bench.txt");
+        if let Ok(text) = std::fs::read_to_string(&meta) {
+            let fields: Vec<i64> = text
+                .split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            if let [n, start, end] = fields[..] {
+                if n as usize == containers && end - now >= 3600 {
+                    println!("fleet: reusing the TSDB blocks in {}", dir.display());
+                    return (
+                        TestPrometheus::start_on(&dir.join("data"), yml, &flags),
+                        start,
+                        end,
+                    );
+                }
+            }
+        }
+    }
+    let start = now - LOOKBACK_S;
+    let end = now + AHEAD_S;
+    let t = Instant::now();
+    let prometheus = match &kept {
+        Some(dir) => {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir.join("data")).unwrap();
+            backfill_into(dir, containers, start, end);
+            std::fs::write(
+                dir.join("headroom-bench.txt"),
+                format!("{containers} {start} {end}\n"),
+            )
+            .unwrap();
+            TestPrometheus::start_on(&dir.join("data"), yml, &flags)
+        }
+        None => {
+            TestPrometheus::start_streamed(|out| write_history(out, containers, start, end), yml)
+        }
+    };
+    println!(
+        "fleet: {containers} containers, 10h at {STEP_S}s ({} samples); OpenMetrics + promtool backfill + Prometheus start {:.0}s",
+        containers as i64 * 3 * ((end - start) / STEP_S + 1),
+        t.elapsed().as_secs_f64()
+    );
+    (prometheus, start, end)
+}
+
+fn backfill_into(dir: &Path, containers: usize, start: i64, end: i64) {
+    let input = dir.join("history.om");
+    {
+        let mut out =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&input).unwrap());
+        write_history(&mut out, containers, start, end).unwrap();
+        out.flush().unwrap();
+    }
+    let promtool = common::require_binary("promtool", "prometheus");
+    let output = std::process::Command::new(promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_file(input);
+}
+
+/// CPU time of this process so far (all threads), from the scheduler's nanosecond
+/// accounting.
+fn cpu_seconds() -> f64 {
+    let mut ns: u64 = 0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+                ns += text
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    ns as f64 / 1e9
+}
+
+fn rss_bytes(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
-        .map_or(0, |kb| kb * 1024)
+        .map_or(0.0, |kb| kb * 1024.0)
+}
+
+/// Seconds Prometheus' query engine has spent so far (queueing, preparing, evaluating
+/// and sorting: everything but HTTP and JSON), from its own metrics.
+fn engine_seconds(prometheus: &TestPrometheus) -> f64 {
+    let (_, text) = http_get(prometheus.port, "/metrics").unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("prometheus_engine_query_duration_seconds_sum"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn main() {
@@ -84,24 +239,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    // History up to now, so the daemon measured below sees live containers.
-    let end = {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        t - t % 30
-    };
-    let start = end - 6 * 3600;
-
-    let t = Instant::now();
-    let text = history(containers, start, end);
-    let prometheus = TestPrometheus::start(&text);
-    drop(text);
-    println!(
-        "fleet: {containers} containers, 6h at {STEP_S}s; promtool backfill + Prometheus start {:.1}s",
-        t.elapsed().as_secs_f64()
-    );
+    let cycles: usize = std::env::var("HEADROOM_BENCH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+        .max(1);
+    let (prometheus, _start, _end) = prometheus(containers);
+    let now = unix_now();
 
     let config = Config::parse_str(
         &format!("prometheus:\n  url: {}\n", prometheus.url()),
@@ -117,66 +261,99 @@ fn main() {
         let client = PrometheusClient::new(&config.prometheus).unwrap();
         let source = PrometheusSource::new(client.clone(), config.queries.clone(), vec![]);
         let mut pipeline = Pipeline::new(source, &config);
-        let rss_before = rss_bytes();
 
+        // Backfill, as of `now`.
+        let (engine, cpu, stats) = (engine_seconds(&prometheus), cpu_seconds(), client.stats().snapshot());
         let t = Instant::now();
-        pipeline.poll((end - 60) * 1000).await.unwrap();
-        let backfill_wall = t.elapsed();
-        let backfill = client.stats().snapshot();
-        let rss_after = rss_bytes();
+        pipeline.poll(now * 1000).await.unwrap();
+        pipeline.evaluate(now * 1000);
+        let backfill_wall = t.elapsed().as_secs_f64();
+        let backfill_cpu = cpu_seconds() - cpu;
+        let backfill_engine = engine_seconds(&prometheus) - engine;
+        let backfill = client.stats().snapshot() - stats;
+        println!(
+            "backfill:  {:.2}s wall, {:.2}s CPU, {} requests, {:.1} MB, {} samples; Prometheus engine {:.2}s",
+            backfill_wall, backfill_cpu, backfill.requests, backfill.response_bytes as f64 / 1e6,
+            backfill.samples, backfill_engine
+        );
 
-        let t = Instant::now();
-        let summary = pipeline.poll(end * 1000).await.unwrap();
-        let poll_wall = t.elapsed();
-        let poll = client.stats().snapshot() - backfill;
+        // Steady state: one cycle per poll interval, stepping ahead through history
+        // that is already there (no waiting for the clock).
+        let (mut walls, mut cpus, mut engines, mut bytes, mut requests) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (fits_before, reuses_before) = pipeline.fit_counts();
+        for k in 1..=cycles as i64 {
+            let at = (now + k * STEP_S) * 1000;
+            let (engine, cpu, stats) = (engine_seconds(&prometheus), cpu_seconds(), client.stats().snapshot());
+            let t = Instant::now();
+            pipeline.poll(at).await.unwrap();
+            let reports = pipeline.evaluate(at);
+            std::hint::black_box(&reports);
+            drop(reports);
+            walls.push(t.elapsed().as_secs_f64());
+            cpus.push(cpu_seconds() - cpu);
+            engines.push(engine_seconds(&prometheus) - engine);
+            let delta = client.stats().snapshot() - stats;
+            bytes.push(delta.response_bytes as f64);
+            requests.push(delta.requests as f64);
+        }
+        let (fits, reuses) = pipeline.fit_counts();
+        let (fits, reuses) = (fits - fits_before, reuses - reuses_before);
+        let cycle_engine = median(&mut engines);
+        println!(
+            "cycle:     median of {cycles}: {:.3}s wall, {:.3}s CPU, {} requests, {:.2} MB; Prometheus engine {:.1} ms; {:.0} fits + {:.0} kept forecasts per cycle",
+            median(&mut walls), median(&mut cpus), median(&mut requests), median(&mut bytes) / 1e6,
+            cycle_engine * 1000.0, fits as f64 / cycles as f64, reuses as f64 / cycles as f64
+        );
+        let last = (now + cycles as i64 * STEP_S) * 1000;
 
-        let t = Instant::now();
-        let reports = pipeline.reports(end * 1000);
-        let forecast_wall = t.elapsed();
-
-        // What Prometheus spends: headroom's poll (above) against the rule users
-        // would otherwise run, and against re-reading the whole lookback every poll.
+        // The rule users would otherwise run, on the same data at the same instant.
         let rule = r#"predict_linear(container_memory_working_set_bytes{container!="",container!="POD"}[6h], 4*3600) > on(namespace,pod,container) group_left kube_pod_container_resource_limits{resource="memory"}"#;
-        let before = client.stats().snapshot();
-        let t = Instant::now();
-        let fired = client.query(rule, end * 1000).await.unwrap();
-        let rule_wall = t.elapsed();
-        let rule_cost = client.stats().snapshot() - before;
+        let (mut rule_engine, mut rule_wall) = (vec![], vec![]);
+        let mut fired = 0;
+        for _ in 0..5 {
+            let engine = engine_seconds(&prometheus);
+            let t = Instant::now();
+            match client.query(rule, last).await {
+                Ok(result) => fired = result.len(),
+                Err(e) => println!("rule:      failed: {e}"),
+            }
+            rule_wall.push(t.elapsed().as_secs_f64());
+            rule_engine.push(engine_seconds(&prometheus) - engine);
+        }
+        let rule_engine = median(&mut rule_engine);
+
+        // The simplest alternative: re-read the whole lookback every poll.
         let mut naive = Pipeline::new(
             PrometheusSource::new(client.clone(), config.queries.clone(), vec![]),
             &config,
         );
-        let before = client.stats().snapshot();
+        let (engine, stats) = (engine_seconds(&prometheus), client.stats().snapshot());
         let t = Instant::now();
-        naive.poll(end * 1000).await.unwrap();
-        let naive_wall = t.elapsed();
-        let naive_cost = client.stats().snapshot() - before;
+        naive.poll(last).await.unwrap();
+        let naive_wall = t.elapsed().as_secs_f64();
+        let naive_engine = engine_seconds(&prometheus) - engine;
+        let naive_cost = client.stats().snapshot() - stats;
+        drop(naive);
         println!(
-            "prometheus: headroom poll {:.1} ms of requests; predict_linear rule {:.1} ms ({} series over the limit, {} bytes); re-reading the 6h lookback each poll {:.1} ms, {} bytes",
-            poll.request_micros as f64 / 1000.0,
-            rule_wall.as_secs_f64() * 1000.0,
-            fired.len(),
-            rule_cost.response_bytes,
-            naive_wall.as_secs_f64() * 1000.0,
-            naive_cost.response_bytes
+            "prometheus: engine time per cycle: headroom {:.1} ms; predict_linear rule {:.1} ms ({:.0}x headroom; {:.2}s wall, {fired} series over the limit); re-reading the 6h lookback {:.1} ms ({:.2}s wall, {:.1} MB)",
+            cycle_engine * 1000.0, rule_engine * 1000.0, rule_engine / cycle_engine.max(1e-9),
+            median(&mut rule_wall), naive_engine * 1000.0, naive_wall, naive_cost.response_bytes as f64 / 1e6
         );
 
         let store = pipeline.store();
         let heap = store.heap_bytes();
-        println!("backfill:  {:>8.2}s wall, {:>6} requests, {:>12} bytes, {:>10} samples",
-            backfill_wall.as_secs_f64(), backfill.requests, backfill.response_bytes, backfill.samples);
-        println!("poll:      {:>8.3}s wall, {:>6} requests, {:>12} bytes, {:>10} samples ({} new in store)",
-            poll_wall.as_secs_f64(), poll.requests, poll.response_bytes, poll.samples, summary.ingest.samples_added);
-        println!("forecast:  {:>8.3}s for {} containers ({:.0} forecasts/s)",
-            forecast_wall.as_secs_f64(), reports.len(), reports.len() as f64 / forecast_wall.as_secs_f64());
-        println!("store:     {} containers, {} heap bytes = {:.0} bytes/container (RSS grew {:.1} MiB during backfill)",
-            store.len(), heap, heap as f64 / store.len() as f64, (rss_after.saturating_sub(rss_before)) as f64 / MI);
+        println!(
+            "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container; bench process RSS {:.0} MiB",
+            store.len(), heap as f64 / 1e6, heap as f64 / store.len() as f64, rss_bytes("self") / MI
+        );
     });
+    drop(runtime);
     daemon_footprint(&prometheus, containers);
 }
 
 /// `headroom run` as a process against the same Prometheus: RSS and CPU once the
-/// backfill is done, over a minute of 30-second polls.
+/// backfill is done, over a minute of real 30-second polls.
 fn daemon_footprint(prometheus: &TestPrometheus, containers: usize) {
     let port = free_port();
     let config = tempfile::NamedTempFile::new().unwrap();
@@ -199,46 +376,40 @@ fn daemon_footprint(prometheus: &TestPrometheus, containers: usize) {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    wait_for("headroom run to be ready", 300, || {
+    wait_for("headroom run to be ready", 900, || {
         matches!(http_get(port, "/readyz"), Ok((200, _))).then_some(())
     });
     let ready_after = started.elapsed();
-    let stat = |pid: u32| -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss_kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0.0);
+    let pid = child.id().to_string();
+    let cpu = |pid: &str| -> f64 {
+        // utime and stime, fields 14 and 15 of /proc/PID/stat, in clock ticks.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
+        let fields: Vec<f64> = stat
             .rsplit(')')
             .next()
             .unwrap_or("")
             .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0.0))
             .collect();
-        // utime and stime are fields 14 and 15 of /proc/PID/stat (1-based).
-        let ticks: f64 = fields
-            .get(11)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            + fields
-                .get(12)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-        (rss_kb * 1024.0, ticks / 100.0)
+        (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
     };
-    let (rss_ready, cpu_ready) = stat(child.id());
+    let (rss_ready, cpu_ready) = (rss_bytes(&pid), cpu(&pid));
     let window = std::time::Duration::from_secs(60);
-    std::thread::sleep(window);
-    let (rss, cpu) = stat(child.id());
+    let mut peak = rss_ready;
+    let until = Instant::now() + window;
+    while Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        peak = peak.max(rss_bytes(&pid));
+    }
+    let (rss, cpu_after) = (rss_bytes(&pid), cpu(&pid));
     println!(
-        "daemon:    {containers} containers: ready (backfilled) after {:.1}s; RSS {:.1} MiB at ready, {:.1} MiB after 60s of polling; CPU {:.2}s over those 60s ({:.2}% of a core)",
+        "daemon:    {containers} containers: ready (backfilled) after {:.1}s; RSS {:.0} MiB at ready, {:.0} MiB after 60s of polling (peak {:.0} MiB); CPU {:.2}s over those 60s ({:.1}% of a core)",
         ready_after.as_secs_f64(),
         rss_ready / MI,
         rss / MI,
-        cpu - cpu_ready,
-        (cpu - cpu_ready) / window.as_secs_f64() * 100.0
+        peak / MI,
+        cpu_after - cpu_ready,
+        (cpu_after - cpu_ready) / window.as_secs_f64() * 100.0
     );
     let _ = child.kill();
     let _ = child.wait();

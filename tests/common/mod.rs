@@ -154,13 +154,28 @@ impl TestPrometheus {
 
     /// Like [`TestPrometheus::start`] with a custom prometheus.yml (e.g. scrape configs).
     pub fn start_with_config(history: &str, prometheus_yml: &str) -> TestPrometheus {
-        let prometheus = require_binary("prometheus", "prometheus");
+        Self::start_streamed(|out| out.write_all(history.as_bytes()), prometheus_yml)
+    }
+
+    /// Like [`TestPrometheus::start_with_config`], with the OpenMetrics history written
+    /// straight to promtool's input file by `write` (for histories too big to build
+    /// as one string).
+    pub fn start_streamed(
+        write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+        prometheus_yml: &str,
+    ) -> TestPrometheus {
+        require_binary("prometheus", "prometheus");
         let promtool = require_binary("promtool", "prometheus");
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         let input = dir.path().join("history.om");
-        std::fs::write(&input, history).unwrap();
+        {
+            let file = std::fs::File::create(&input).expect("create promtool input");
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            write(&mut out).expect("write promtool input");
+            std::io::Write::flush(&mut out).expect("write promtool input");
+        }
         let output = Command::new(&promtool)
             .args(["tsdb", "create-blocks-from", "openmetrics"])
             .arg(&input)
@@ -173,17 +188,37 @@ impl TestPrometheus {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+        // Fleet benchmarks write gigabytes here; the blocks are all that is needed now.
+        let _ = std::fs::remove_file(&input);
+        Self::launch(dir, &data, prometheus_yml, &[])
+    }
+
+    /// Starts Prometheus on an existing TSDB directory (e.g. blocks a benchmark kept
+    /// from an earlier run), with extra command-line flags.
+    pub fn start_on(data: &Path, prometheus_yml: &str, flags: &[&str]) -> TestPrometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::launch(dir, data, prometheus_yml, flags)
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        data: &Path,
+        prometheus_yml: &str,
+        flags: &[&str],
+    ) -> TestPrometheus {
+        let prometheus = require_binary("prometheus", "prometheus");
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, prometheus_yml).unwrap();
         let log_path = dir.path().join("prometheus.log");
         let port = free_port();
-        let args = vec![
+        let mut args = vec![
             format!("--config.file={}", config.display()),
             format!("--storage.tsdb.path={}", data.display()),
             format!("--web.listen-address=127.0.0.1:{port}"),
             "--storage.tsdb.retention.time=3650d".to_string(),
             "--log.level=warn".to_string(),
         ];
+        args.extend(flags.iter().map(|f| f.to_string()));
         let child = spawn_logged(&prometheus, &args, &log_path);
         let mut p = TestPrometheus {
             port,
