@@ -13,7 +13,9 @@
 //! History runs from 6h before the start to 4h after it, so cycles can step ahead
 //! without waiting and the daemon sees new samples every poll. With
 //! HEADROOM_BENCH_DATA the blocks are kept there and reused while they still cover
-//! the next 4h (promtool takes minutes at 100k containers). Figures, not assertions:
+//! the next 4h (promtool takes minutes at 100k containers). HEADROOM_BENCH_CYCLES sets
+//! the number of cycles and HEADROOM_BENCH_CYCLES_ONLY stops after them, for profiling
+//! a cycle with `perf record -D`. Figures, not assertions:
 //! nothing here passes or fails on speed.
 
 #[path = "../tests/common/mod.rs"]
@@ -28,6 +30,10 @@ use headroom::config::{Config, Overrides};
 use headroom::pipeline::Pipeline;
 use headroom::source::kubernetes::PrometheusSource;
 use headroom::source::prometheus::PrometheusClient;
+
+/// The allocator `headroom run` uses (src/main.rs), so in-process figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const STEP_S: i64 = 30;
 const LOOKBACK_S: i64 = 6 * 3600;
@@ -306,6 +312,10 @@ fn main() {
             cycle_engine * 1000.0, fits as f64 / cycles as f64, reuses as f64 / cycles as f64
         );
         let last = (now + cycles as i64 * STEP_S) * 1000;
+        if std::env::var_os("HEADROOM_BENCH_CYCLES_ONLY").is_some() {
+            // For profiling the cycle (perf record -D past the backfill).
+            std::process::exit(0);
+        }
 
         // The rule users would otherwise run, on the same data at the same instant.
         let rule = r#"predict_linear(container_memory_working_set_bytes{container!="",container!="POD"}[6h], 4*3600) > on(namespace,pod,container) group_left kube_pod_container_resource_limits{resource="memory"}"#;

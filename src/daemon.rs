@@ -136,7 +136,7 @@ pub async fn poll_loop<S: Source>(
 ) {
     let wall_interval = options.interval.div_f64(options.speed.max(1e-6));
     let mut failures = 0u32;
-    let mut previous: HashMap<ContainerKey, Option<Severity>> = HashMap::new();
+    let mut previous: rustc_hash::FxHashMap<ContainerKey, Option<Severity>> = Default::default();
     let mut last_totals = fetch_totals(pipeline.source());
     let mut last_success: Option<TimestampMs> = None;
     let mut delay = Duration::ZERO;
@@ -208,7 +208,7 @@ pub async fn poll_loop<S: Source>(
                     }
                 }
                 // Containers that went away resolve their alerts.
-                let live: std::collections::HashSet<ContainerKey> =
+                let live: rustc_hash::FxHashSet<ContainerKey> =
                     reports.iter().map(ContainerReport::key).collect();
                 previous.retain(|k, alert| {
                     let alive = live.contains(k);

@@ -7,6 +7,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -86,7 +88,7 @@ pub struct Pipeline<S> {
     params: ForecastParams,
     alert_params: AlertParams,
     /// What each container carries from evaluation to evaluation.
-    followed: HashMap<ContainerKey, Followed>,
+    followed: FxHashMap<ContainerKey, Followed>,
     /// The end of the last window fetched; `None` until the first (backfill) poll.
     fetched_until: Option<TimestampMs>,
     /// Whether a whole window has been fetched: until then, kills found are history
@@ -126,7 +128,7 @@ impl<S: Source> Pipeline<S> {
             min_limit_bytes: config.forecast.min_limit_bytes as f64,
             params: forecast_params(config),
             alert_params: alert_params(config),
-            followed: HashMap::new(),
+            followed: FxHashMap::default(),
             fetched_until: None,
             caught_up: false,
             limits_read_at: None,
@@ -231,7 +233,7 @@ impl<S: Source> Pipeline<S> {
         };
         let backfill = !self.caught_up;
         let mut ingest = IngestSummary::default();
-        let mut oom_flags = HashMap::new();
+        let mut oom_flags = FxHashMap::default();
         // A backfill (or a catch-up after an outage) is fetched and stored piece by
         // piece, so neither Prometheus nor headroom holds the whole lookback at once;
         // what is left is planned again after each piece, with the containers known.
@@ -419,7 +421,7 @@ impl<S: Source> Pipeline<S> {
             }
         }
         let horizon = self.params.critical_horizon_seconds;
-        let mut tally: HashMap<(String, String, String), (usize, usize)> = HashMap::new();
+        let mut tally: FxHashMap<(String, String, String), (usize, usize)> = FxHashMap::default();
         for r in reports.iter_mut() {
             let Some((_, map)) = self.owners.get(&r.namespace) else {
                 continue;
@@ -502,7 +504,7 @@ impl<S: Source> Pipeline<S> {
                 .map(|(_, _, m)| *m);
         }
         // Forget pods that are gone: one pass over the store, not one per pod.
-        let live: std::collections::HashSet<(&str, &str)> = self
+        let live: FxHashSet<(&str, &str)> = self
             .store
             .iter()
             .map(|(k, _)| (k.namespace.as_str(), k.pod.as_str()))
@@ -724,7 +726,7 @@ fn is_envoy(container: &str) -> bool {
 }
 
 /// The OOM-termination flags of a batch by container.
-fn batch_oom(batch: &crate::source::Batch) -> HashMap<ContainerKey, Vec<(TimestampMs, f64)>> {
+fn batch_oom(batch: &crate::source::Batch) -> FxHashMap<ContainerKey, Vec<(TimestampMs, f64)>> {
     batch
         .oom_terminations
         .iter()
@@ -785,7 +787,12 @@ mod tests {
                             extra: vec![],
                         },
                         container_id: Some(
-                            if i == 0 && window.end >= self.restart_at { "b" } else { "a" }.into(),
+                            if i == 0 && window.end >= self.restart_at {
+                                "b"
+                            } else {
+                                "a"
+                            }
+                            .into(),
                         ),
                         samples: vec![Sample {
                             at: window.end,
@@ -850,7 +857,10 @@ mod tests {
         let asked = p.source().asked.lock().unwrap().clone();
         assert!(asked.len() >= 2, "{asked:?}");
         assert_eq!(asked[0].start, now - 6 * 3_600_000);
-        assert_eq!(asked[0].end - asked[0].start, (FIRST_BACKFILL_STEPS - 1) * 30_000);
+        assert_eq!(
+            asked[0].end - asked[0].start,
+            (FIRST_BACKFILL_STEPS - 1) * 30_000
+        );
         for pair in asked.windows(2) {
             assert_eq!(pair[1].start, pair[0].end + 30_000, "{asked:?}");
         }

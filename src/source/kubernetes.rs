@@ -645,7 +645,8 @@ pub fn group_working_sets(
     series: Vec<RangeSeries>,
     without_identity: &mut usize,
 ) -> Vec<WorkingSetSeries> {
-    let mut grouped: HashMap<(ContainerKey, Option<String>), Vec<Sample>> = HashMap::new();
+    let mut grouped: rustc_hash::FxHashMap<(ContainerKey, Option<String>), Vec<Sample>> =
+        Default::default();
     for s in series {
         let Some(key) = ContainerKey::from_labels(&s.labels, extra_labels) else {
             *without_identity += 1;
@@ -677,7 +678,7 @@ pub fn group_working_sets(
 }
 
 fn group_restarts(extra_labels: &[String], series: Vec<RangeSeries>) -> Vec<RestartSeries> {
-    let mut grouped: HashMap<ContainerKey, Vec<(i64, f64)>> = HashMap::new();
+    let mut grouped: rustc_hash::FxHashMap<ContainerKey, Vec<(i64, f64)>> = Default::default();
     for s in series {
         if let Some(key) = ContainerKey::from_labels(&s.labels, extra_labels) {
             grouped.entry(key).or_default().extend(s.samples);
@@ -701,7 +702,7 @@ pub fn merge_limits(
     init: &[InstantSample],
     cadvisor: &[InstantSample],
 ) -> Vec<LimitReading> {
-    let mut limits: HashMap<ContainerKey, LimitReading> = HashMap::new();
+    let mut limits: rustc_hash::FxHashMap<ContainerKey, LimitReading> = Default::default();
     let sources = [
         (LimitSource::KubeStateMetrics, ksm),
         (LimitSource::KubeStateMetricsInit, init),

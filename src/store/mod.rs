@@ -8,7 +8,7 @@
 
 mod samples;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 pub use samples::Samples;
 
@@ -90,7 +90,7 @@ pub struct StoreLimits {
 #[derive(Debug)]
 pub struct Store {
     limits: StoreLimits,
-    containers: HashMap<ContainerKey, Tracked>,
+    containers: FxHashMap<ContainerKey, Tracked>,
 }
 
 /// What one ingest changed, for logs and metrics.
@@ -122,7 +122,7 @@ impl Store {
     pub fn new(limits: StoreLimits) -> Self {
         Store {
             limits,
-            containers: HashMap::new(),
+            containers: FxHashMap::default(),
         }
     }
 
