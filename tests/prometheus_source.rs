@@ -338,7 +338,7 @@ async fn fetch_reads_every_container_and_its_limit() {
             (
                 "prod/cache-0/redis".into(),
                 id("/kubepods/burstable/podcache/eee555"),
-                241 + 10
+                241
             ),
             (
                 "prod/cache-0/redis".into(),
@@ -366,7 +366,8 @@ async fn fetch_reads_every_container_and_its_limit() {
                 full
             ),
         ],
-        "the old redis incarnation carries Prometheus' 5-minute lookback tail (10 steps)"
+        "plain selectors are read raw: the old redis incarnation ends with its last scrape, \
+         without the 5-minute lookback tail a range query would repeat"
     );
     assert_eq!(
         batch.series_without_identity, 0,
@@ -448,6 +449,32 @@ async fn pause_and_aggregate_are_excluded_even_by_a_bare_query() {
         7,
         "seven live containers in the last 10 minutes"
     );
+}
+
+/// Plain selectors are read raw (instant queries of `selector[range]`); any other
+/// expression goes through a range query wrapped in `max by`. On the same live
+/// containers both give the same samples.
+#[tokio::test]
+async fn an_expression_is_read_by_range_query_and_agrees_with_the_raw_read() {
+    let f = fixture();
+    let window = Window {
+        start: f.end * 1000 - 600_000,
+        end: f.end * 1000,
+        step: Duration::from_secs(30),
+        limits: false,
+        restarts_from: None,
+    };
+    let raw = source(&test_config(&f.prometheus.url(), ""))
+        .fetch(window)
+        .await
+        .unwrap();
+    let expression = test_config(
+        &f.prometheus.url(),
+        "queries:\n  working_set: 'container_memory_working_set_bytes{container!=\"\",container!=\"POD\"} * 1'\n",
+    );
+    let evaluated = source(&expression).fetch(window).await.unwrap();
+    assert_eq!(raw.working_sets.len(), 7);
+    assert_eq!(raw.working_sets, evaluated.working_sets);
 }
 
 #[tokio::test]

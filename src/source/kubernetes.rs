@@ -39,13 +39,14 @@ impl PrometheusSource {
     /// One fetch with the given queries.
     /// Wraps each query in `max by (<identity labels>)`, so Prometheus sends only the
     /// labels headroom uses: a poll's answers shrink several times over.
+    fn trim(&self, query: &str, extra_identity: &str) -> String {
+        let mut labels = vec!["namespace", "pod", "container"];
+        labels.extend(self.extra_labels.iter().map(String::as_str));
+        format!("max by ({}{extra_identity}) ({query})", labels.join(", "))
+    }
+
     fn trimmed(&self, queries: &Queries) -> Queries {
-        let identity = {
-            let mut labels = vec!["namespace", "pod", "container"];
-            labels.extend(self.extra_labels.iter().map(String::as_str));
-            labels.join(", ")
-        };
-        let wrap = |q: &str, extra: &str| format!("max by ({identity}{extra}) ({q})");
+        let wrap = |q: &str, extra: &str| self.trim(q, extra);
         Queries {
             working_set: wrap(&queries.working_set, ", id"),
             limits: wrap(&queries.limits, ""),
@@ -59,53 +60,84 @@ impl PrometheusSource {
         }
     }
 
-    /// A range query from `start` to the window's end, or nothing when the query is
-    /// switched off or the span is empty.
-    async fn range(
+    /// The series of `query` from `start` to the window's end, or nothing when the
+    /// query is switched off or the span is empty. A query of plain selectors (joined
+    /// by `or`, like the defaults) is read raw, as scraped, since the last window; any
+    /// other expression is evaluated as a range query at the window's step, wrapped in
+    /// `max by` the identity labels (and `extra_identity`).
+    async fn series(
         &self,
         what: &'static str,
         query: Option<&str>,
+        extra_identity: &str,
         start: Option<super::TimestampMs>,
         window: Window,
     ) -> Result<Vec<RangeSeries>, SourceError> {
-        match (query, start) {
-            (Some(q), Some(start)) if start <= window.end => self
+        let (Some(query), Some(start)) = (query, start) else {
+            return Ok(Vec::new());
+        };
+        if start > window.end {
+            return Ok(Vec::new());
+        }
+        let error = |source| SourceError { what, source };
+        match plain_selectors(query) {
+            Some(selectors) => {
+                let step_ms = window.step.as_millis() as i64;
+                let mut all = Vec::new();
+                for selector in selectors {
+                    all.extend(
+                        self.client
+                            .read_raw(selector, start - step_ms, window.end, window.step)
+                            .await
+                            .map_err(error)?,
+                    );
+                }
+                Ok(all)
+            }
+            None => self
                 .client
-                .query_range(q, start, window.end, window.step)
+                .query_range(
+                    &self.trim(query, extra_identity),
+                    start,
+                    window.end,
+                    window.step,
+                )
                 .await
-                .map_err(|source| SourceError { what, source }),
-            _ => Ok(Vec::new()),
+                .map_err(error),
         }
     }
 
     /// One query after another, so that at most one answer is in memory at a time
     /// (a backfill's answers are the big ones; a poll's are small and quick anyway).
     async fn fetch_with(&self, queries: &Queries, window: Window) -> Result<Batch, SourceError> {
-        let queries = &self.trimmed(queries);
         let working_set = self
-            .range(
+            .series(
                 "working_set",
                 Some(&queries.working_set),
+                ", id",
                 Some(window.start),
                 window,
             )
             .await?;
         let restarts = self
-            .range(
+            .series(
                 "restarts",
                 queries.restarts.as_deref(),
+                "",
                 window.restarts_from,
                 window,
             )
             .await?;
         let oom = self
-            .range(
+            .series(
                 "oom_kills",
                 queries.oom_kills.as_deref(),
+                "",
                 window.restarts_from,
                 window,
             )
             .await?;
+        let queries = &self.trimmed(queries);
         let limits = self.limits_if(queries, window).await?;
 
         let mut batch = Batch {
@@ -117,6 +149,10 @@ impl PrometheusSource {
             working_set,
             &mut batch.series_without_identity,
         );
+        let step_ms = window.step.as_millis() as i64;
+        for series in &mut batch.working_sets {
+            thin(&mut series.samples, step_ms);
+        }
         batch.restarts = group_restarts(&self.extra_labels, restarts);
         batch.oom_terminations = group_restarts(&self.extra_labels, oom);
         Ok(batch)
@@ -389,6 +425,103 @@ pub fn add_matchers(query: &str, matchers: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// The plain series selectors a query is made of (`a{x="1"} or b`), or `None` when
+/// it is any other expression (functions, operators, aggregations, offsets).
+pub fn plain_selectors(query: &str) -> Option<Vec<&str>> {
+    let bytes = query.as_bytes();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) => {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                b'"' | b'\'' | b'`' => quote = Some(c),
+                b'{' => depth += 1,
+                b'}' => depth = depth.checked_sub(1)?,
+                b'o' if depth == 0
+                    && query[i..].starts_with("or")
+                    && i > 0
+                    && bytes[i - 1].is_ascii_whitespace()
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_whitespace) =>
+                {
+                    parts.push(&query[start..i]);
+                    start = i + 2;
+                    i += 1;
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    if quote.is_some() || depth != 0 {
+        return None;
+    }
+    parts.push(&query[start..]);
+    let plain = |part: &str| {
+        let name_end = part
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(part.len());
+        let (name, rest) = part.split_at(name_end);
+        let name_ok = name.is_empty()
+            || name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':');
+        let rest_ok = rest.is_empty() || (rest.starts_with('{') && one_brace_group(rest));
+        name_ok && rest_ok && !(name.is_empty() && rest.is_empty())
+    };
+    let parts: Vec<&str> = parts.into_iter().map(str::trim).collect();
+    parts.iter().all(|p| plain(p)).then_some(parts)
+}
+
+/// Whether `text` is one `{...}` group and nothing after it (quotes respected).
+fn one_brace_group(text: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '"' || c == '\'' || c == '`' => quote = Some(c),
+            None if c == '}' => return i + 1 == text.len(),
+            None => {}
+        }
+    }
+    false
+}
+
+/// Keeps at most one sample per step (within 10% of it): raw reads bring every
+/// scrape, and a target scraped every 15s, or by two jobs, would otherwise fill the
+/// store at twice the resolution it is configured for.
+fn thin(samples: &mut Vec<Sample>, step_ms: i64) {
+    let min_gap = step_ms - step_ms / 10;
+    let mut last = i64::MIN;
+    samples.retain(|s| {
+        let keep = last == i64::MIN || s.at - last >= min_gap;
+        if keep {
+            last = s.at;
+        }
+        keep
+    });
 }
 
 /// Escapes a value for a PromQL regex matcher inside double quotes.
@@ -726,6 +859,51 @@ pub fn merge_limits(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_selectors_are_told_from_expressions() {
+        let plain = |q| plain_selectors(q);
+        assert_eq!(
+            plain(crate::config::DEFAULT_RESTARTS_QUERY),
+            Some(vec![
+                "kube_pod_container_status_restarts_total",
+                "kube_pod_init_container_status_restarts_total"
+            ])
+        );
+        assert_eq!(
+            plain(r#"container_memory_working_set_bytes{container!="",container!="POD"}"#),
+            Some(vec![
+                r#"container_memory_working_set_bytes{container!="",container!="POD"}"#
+            ])
+        );
+        assert_eq!(
+            plain(r#"{__name__="x", a="} or {"}"#),
+            Some(vec![r#"{__name__="x", a="} or {"}"#])
+        );
+        for expression in [
+            "rate(x[5m])",
+            "x offset 5m",
+            r#"x{a="1"} + y{}"#,
+            "x and y",
+            "x or on(a) y",
+            "max by (pod) (x)",
+            "x{a=\"1\"",
+            "",
+        ] {
+            assert_eq!(plain(expression), None, "{expression}");
+        }
+    }
+
+    #[test]
+    fn thinning_keeps_one_sample_per_step() {
+        let mut samples: Vec<Sample> = [0, 15_000, 30_000, 44_000, 59_990, 75_000, 90_000]
+            .iter()
+            .map(|&at| Sample { at, bytes: 1.0 })
+            .collect();
+        thin(&mut samples, 30_000);
+        let kept: Vec<i64> = samples.iter().map(|s| s.at).collect();
+        assert_eq!(kept, vec![0, 30_000, 59_990, 90_000]);
+    }
+
     use super::*;
     use crate::source::Labels;
 
