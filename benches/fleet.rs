@@ -7,19 +7,26 @@
 //!
 //!     cargo bench --bench fleet                                # 1,000 containers
 //!     HEADROOM_BENCH_CONTAINERS=10000 cargo bench --bench fleet
-//!     HEADROOM_BENCH_DATA=/var/tmp/fleet-100k HEADROOM_BENCH_CONTAINERS=100000 \
+//!     HEADROOM_BENCH_DATA=/var/tmp/fleet-10k HEADROOM_BENCH_CONTAINERS=10000 \
 //!         cargo bench --bench fleet                            # keeps the TSDB blocks
+//!     HEADROOM_BENCH_BACKEND=synthetic HEADROOM_BENCH_CONTAINERS=100000 \
+//!         cargo bench --bench fleet                            # headroom alone
 //!
 //! History runs from 6h before the start to 4h after it, so cycles can step ahead
 //! without waiting and the daemon sees new samples every poll. With
 //! HEADROOM_BENCH_DATA the blocks are kept there and reused while they still cover
-//! the next 4h (promtool takes minutes at 100k containers). HEADROOM_BENCH_CYCLES sets
-//! the number of cycles and HEADROOM_BENCH_CYCLES_ONLY stops after them, for profiling
-//! a cycle with `perf record -D`. Figures, not assertions:
-//! nothing here passes or fails on speed.
+//! the next hour (promtool takes 3 minutes at 10,000 containers). 100,000 containers
+//! would be ~60 GB of OpenMetrics, more than this machine backfills in a session:
+//! HEADROOM_BENCH_BACKEND=synthetic serves the same generator through a stand-in for
+//! the query API (benches/support/synthetic_api.rs) and measures headroom alone.
+//! HEADROOM_BENCH_CYCLES sets the number of cycles and HEADROOM_BENCH_CYCLES_ONLY
+//! stops after them, for profiling a cycle with `perf record -D`. Figures, not
+//! assertions: nothing here passes or fails on speed.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/synthetic_api.rs"]
+mod synthetic_api;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -117,6 +124,69 @@ fn unix_now() -> i64 {
         .unwrap()
         .as_secs() as i64;
     t - t % STEP_S
+}
+
+/// What headroom reads from: a real Prometheus on backfilled blocks, or (for fleets
+/// too big to backfill here) the synthetic API in a child process.
+enum Backend {
+    Real(TestPrometheus),
+    Synthetic {
+        child: std::process::Child,
+        port: u16,
+    },
+}
+
+impl Backend {
+    fn url(&self) -> String {
+        match self {
+            Backend::Real(p) => p.url(),
+            Backend::Synthetic { port, .. } => format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Seconds Prometheus' query engine has spent so far (queueing, preparing,
+    /// evaluating and sorting: everything but HTTP and JSON), from its own metrics;
+    /// zero for the synthetic API.
+    fn engine_seconds(&self) -> f64 {
+        let Backend::Real(prometheus) = self else {
+            return 0.0;
+        };
+        let (_, text) = http_get(prometheus.port, "/metrics").unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("prometheus_engine_query_duration_seconds_sum"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Synthetic { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The synthetic API as a child process (this benchmark's own binary), so that its
+/// CPU is not counted as headroom's.
+fn synthetic(containers: usize) -> Backend {
+    let port = free_port();
+    let start = unix_now() - LOOKBACK_S;
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(
+            "HEADROOM_BENCH_SERVE",
+            format!("{port} {containers} {start}"),
+        )
+        .spawn()
+        .unwrap();
+    wait_for("the synthetic API", 30, || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+    println!("fleet: {containers} containers served by the synthetic API (no Prometheus figures)");
+    Backend::Synthetic { child, port }
 }
 
 /// The Prometheus to measure against, and the span its history covers.
@@ -225,22 +295,19 @@ fn rss_bytes(pid: &str) -> f64 {
         .map_or(0.0, |kb| kb * 1024.0)
 }
 
-/// Seconds Prometheus' query engine has spent so far (queueing, preparing, evaluating
-/// and sorting: everything but HTTP and JSON), from its own metrics.
-fn engine_seconds(prometheus: &TestPrometheus) -> f64 {
-    let (_, text) = http_get(prometheus.port, "/metrics").unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("prometheus_engine_query_duration_seconds_sum"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var("HEADROOM_BENCH_SERVE") {
+        let f: Vec<i64> = spec
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        synthetic_api::serve(f[0] as u16, f[1] as usize, f[2], working_set);
+    }
     let containers: usize = std::env::var("HEADROOM_BENCH_CONTAINERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -250,7 +317,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(12)
         .max(1);
-    let (prometheus, _start, _end) = prometheus(containers);
+    let prometheus = if std::env::var("HEADROOM_BENCH_BACKEND").as_deref() == Ok("synthetic") {
+        synthetic(containers)
+    } else {
+        Backend::Real(prometheus(containers).0)
+    };
     let now = unix_now();
 
     let config = Config::parse_str(
@@ -269,13 +340,13 @@ fn main() {
         let mut pipeline = Pipeline::new(source, &config);
 
         // Backfill, as of `now`.
-        let (engine, cpu, stats) = (engine_seconds(&prometheus), cpu_seconds(), client.stats().snapshot());
+        let (engine, cpu, stats) = (prometheus.engine_seconds(), cpu_seconds(), client.stats().snapshot());
         let t = Instant::now();
         pipeline.poll(now * 1000).await.unwrap();
         pipeline.evaluate(now * 1000);
         let backfill_wall = t.elapsed().as_secs_f64();
         let backfill_cpu = cpu_seconds() - cpu;
-        let backfill_engine = engine_seconds(&prometheus) - engine;
+        let backfill_engine = prometheus.engine_seconds() - engine;
         let backfill = client.stats().snapshot() - stats;
         println!(
             "backfill:  {:.2}s wall, {:.2}s CPU, {} requests, {:.1} MB, {} samples; Prometheus engine {:.2}s",
@@ -290,7 +361,7 @@ fn main() {
         let (fits_before, reuses_before) = pipeline.fit_counts();
         for k in 1..=cycles as i64 {
             let at = (now + k * STEP_S) * 1000;
-            let (engine, cpu, stats) = (engine_seconds(&prometheus), cpu_seconds(), client.stats().snapshot());
+            let (engine, cpu, stats) = (prometheus.engine_seconds(), cpu_seconds(), client.stats().snapshot());
             let t = Instant::now();
             pipeline.poll(at).await.unwrap();
             let reports = pipeline.evaluate(at);
@@ -298,7 +369,7 @@ fn main() {
             drop(reports);
             walls.push(t.elapsed().as_secs_f64());
             cpus.push(cpu_seconds() - cpu);
-            engines.push(engine_seconds(&prometheus) - engine);
+            engines.push(prometheus.engine_seconds() - engine);
             let delta = client.stats().snapshot() - stats;
             bytes.push(delta.response_bytes as f64);
             requests.push(delta.requests as f64);
@@ -312,24 +383,37 @@ fn main() {
             cycle_engine * 1000.0, fits as f64 / cycles as f64, reuses as f64 / cycles as f64
         );
         let last = (now + cycles as i64 * STEP_S) * 1000;
+        if std::env::var_os("HEADROOM_BENCH_CYCLES_ONLY").is_some()
+            || !matches!(prometheus, Backend::Real(_))
+        {
+            let store = pipeline.store();
+            println!(
+                "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container; bench process RSS {:.0} MiB",
+                store.len(), store.heap_bytes() as f64 / 1e6,
+                store.heap_bytes() as f64 / store.len() as f64, rss_bytes("self") / MI
+            );
+        }
         if std::env::var_os("HEADROOM_BENCH_CYCLES_ONLY").is_some() {
             // For profiling the cycle (perf record -D past the backfill).
             std::process::exit(0);
         }
 
+        if !matches!(prometheus, Backend::Real(_)) {
+            return;
+        }
         // The rule users would otherwise run, on the same data at the same instant.
         let rule = r#"predict_linear(container_memory_working_set_bytes{container!="",container!="POD"}[6h], 4*3600) > on(namespace,pod,container) group_left kube_pod_container_resource_limits{resource="memory"}"#;
         let (mut rule_engine, mut rule_wall) = (vec![], vec![]);
         let mut fired = 0;
         for _ in 0..5 {
-            let engine = engine_seconds(&prometheus);
+            let engine = prometheus.engine_seconds();
             let t = Instant::now();
             match client.query(rule, last).await {
                 Ok(result) => fired = result.len(),
                 Err(e) => println!("rule:      failed: {e}"),
             }
             rule_wall.push(t.elapsed().as_secs_f64());
-            rule_engine.push(engine_seconds(&prometheus) - engine);
+            rule_engine.push(prometheus.engine_seconds() - engine);
         }
         let rule_engine = median(&mut rule_engine);
 
@@ -338,11 +422,11 @@ fn main() {
             PrometheusSource::new(client.clone(), config.queries.clone(), vec![]),
             &config,
         );
-        let (engine, stats) = (engine_seconds(&prometheus), client.stats().snapshot());
+        let (engine, stats) = (prometheus.engine_seconds(), client.stats().snapshot());
         let t = Instant::now();
         naive.poll(last).await.unwrap();
         let naive_wall = t.elapsed().as_secs_f64();
-        let naive_engine = engine_seconds(&prometheus) - engine;
+        let naive_engine = prometheus.engine_seconds() - engine;
         let naive_cost = client.stats().snapshot() - stats;
         drop(naive);
         println!(
@@ -364,7 +448,7 @@ fn main() {
 
 /// `headroom run` as a process against the same Prometheus: RSS and CPU once the
 /// backfill is done, over a minute of real 30-second polls.
-fn daemon_footprint(prometheus: &TestPrometheus, containers: usize) {
+fn daemon_footprint(prometheus: &Backend, containers: usize) {
     let port = free_port();
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
