@@ -51,6 +51,117 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- tpl (toYaml .Values.config) . }}
 {{- end }}
 
+{{/* The pod template of the Deployment: a helper so that another workload kind can
+share it. */}}
+{{- define "headroom.podTemplate" -}}
+metadata:
+  labels:
+    {{- include "headroom.selectorLabels" . | nindent 4 }}
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    # Roll the pods when the configuration or the chart-made Secret changes.
+    checksum/config: {{ include "headroom.configYaml" . | sha256sum }}
+    {{- if and .Values.secrets.create (not .Values.secrets.existingSecret) }}
+    checksum/secrets: {{ toYaml .Values.secrets.data | sha256sum }}
+    {{- end }}
+    {{- with .Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "headroom.serviceAccountName" . }}
+  automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
+  containers:
+    - name: headroom
+      image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args:
+        - run
+        - --config=/etc/headroom/headroom.yaml
+        - --log-format={{ .Values.logFormat }}
+        - --log-level={{ .Values.logLevel }}
+      {{- with .Values.env }}
+      env:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      ports:
+        - name: http-metrics
+          containerPort: 9464
+          protocol: TCP
+      {{- with .Values.startupProbe }}
+      startupProbe:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.livenessProbe }}
+      livenessProbe:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.readinessProbe }}
+      readinessProbe:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      resources:
+        {{- toYaml .Values.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: config
+          mountPath: /etc/headroom/headroom.yaml
+          subPath: headroom.yaml
+          readOnly: true
+        {{- if include "headroom.secretName" . }}
+        # Mounted as a directory (no subPath) so rotated values reach the files,
+        # which headroom reads at every use.
+        - name: secrets
+          mountPath: {{ .Values.secrets.mountPath }}
+          readOnly: true
+        {{- end }}
+        {{- with .Values.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+  volumes:
+    - name: config
+      configMap:
+        name: {{ include "headroom.fullname" . }}
+    {{- if include "headroom.secretName" . }}
+    - name: secrets
+      secret:
+        secretName: {{ include "headroom.secretName" . }}
+        # 0440: read-only for the owner and group (fsGroup) only.
+        defaultMode: 288
+    {{- end }}
+    {{- with .Values.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.topologySpreadConstraints }}
+  topologySpreadConstraints:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
 {{/* The Prometheus job name the ServiceMonitor gives headroom's target: the Service name. */}}
 {{- define "headroom.job" -}}
 {{- include "headroom.fullname" . }}
