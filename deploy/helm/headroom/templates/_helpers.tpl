@@ -46,13 +46,54 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* headroom.yaml: the config values, with strings rendered through tpl. */}}
+{{/* headroom.yaml: the config values, with strings rendered through tpl; sharded,
+also sharding.mode (each pod's index and the count come from its environment). */}}
 {{- define "headroom.configYaml" -}}
+{{- if include "headroom.sharded" . }}
+{{- $config := deepCopy (.Values.config | default dict) }}
+{{- $_ := set $config "sharding" (dict "mode" (include "headroom.shardMode" .)) }}
+{{- tpl (toYaml $config) . }}
+{{- else }}
 {{- tpl (toYaml .Values.config) . }}
 {{- end }}
+{{- end }}
 
-{{/* The pod template of the Deployment: a helper so that another workload kind can
-share it. */}}
+{{/* The number of shards, checked: a whole number of at least 1. Also refuses what
+sharding cannot do, so both workload templates (which include it) fail the same way. */}}
+{{- define "headroom.shards" -}}
+{{- $sharding := .Values.sharding | default dict }}
+{{- $shards := 1 }}
+{{- if hasKey $sharding "shards" }}
+{{- $shards = $sharding.shards }}
+{{- end }}
+{{- if or (lt (int $shards) 1) (ne (toString (int $shards)) (toString $shards)) }}
+{{- fail (printf "sharding.shards must be a whole number of at least 1, not %v" $shards) }}
+{{- end }}
+{{- if (.Values.config | default dict).sharding }}
+{{- fail "set sharding.shards and sharding.mode, not config.sharding: the chart gives each pod its own shard index" }}
+{{- end }}
+{{- if and (gt (int $shards) 1) (gt (int .Values.replicaCount) 1) }}
+{{- fail "replicaCount > 1 with sharding.shards > 1 is not supported: the StatefulSet runs one pod per shard. For two pods per shard install a second release with the same values (see the chart README, \"Sharding\")" }}
+{{- end }}
+{{- int $shards }}
+{{- end }}
+
+{{/* "true" when the containers are split between several pods, else empty. */}}
+{{- define "headroom.sharded" -}}
+{{- if gt (int (include "headroom.shards" .)) 1 }}true{{ end }}
+{{- end }}
+
+{{/* sharding.mode, checked. */}}
+{{- define "headroom.shardMode" -}}
+{{- $mode := (.Values.sharding | default dict).mode | default "pod" }}
+{{- if not (has $mode (list "pod" "namespace")) }}
+{{- fail (printf "sharding.mode must be pod or namespace, not %q" (toString $mode)) }}
+{{- end }}
+{{- $mode }}
+{{- end }}
+
+{{/* The pod template of the Deployment (one shard) and of the StatefulSet (several):
+written once so the two never drift apart. */}}
 {{- define "headroom.podTemplate" -}}
 metadata:
   labels:
@@ -91,9 +132,21 @@ spec:
         - --config=/etc/headroom/headroom.yaml
         - --log-format={{ .Values.logFormat }}
         - --log-level={{ .Values.logLevel }}
-      {{- with .Values.env }}
+      {{- if or .Values.env (include "headroom.sharded" .) }}
       env:
+        {{- if include "headroom.sharded" . }}
+        # This pod's shard: the CLI takes the ordinal suffix of the StatefulSet pod's
+        # name (<fullname>-2 is shard 2).
+        - name: HEADROOM_SHARD_INDEX
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: HEADROOM_SHARD_COUNT
+          value: {{ include "headroom.shards" . | quote }}
+        {{- end }}
+        {{- with .Values.env }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- end }}
       ports:
         - name: http-metrics
