@@ -1115,28 +1115,52 @@ fn kubernetes_validate(rendered: &Value) {
     }
 }
 
-/// Writes the ConfigMap's headroom.yaml and runs `headroom config check` on it.
-fn config_check(docs: &[(String, serde_yaml::Value)]) -> serde_yaml::Value {
+/// The ConfigMap's headroom.yaml.
+fn config_text(docs: &[(String, serde_yaml::Value)]) -> String {
     let configmap = docs
         .iter()
         .map(|(_, d)| d)
         .find(|d| d["kind"] == "ConfigMap" && d["data"]["headroom.yaml"].is_string())
         .expect("the config ConfigMap");
-    let text = configmap["data"]["headroom.yaml"].as_str().unwrap();
+    configmap["data"]["headroom.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `headroom config check` on the ConfigMap's headroom.yaml, with `env` set as the
+/// pod would have it: its output, or what it printed when it refused.
+fn try_config_check(
+    docs: &[(String, serde_yaml::Value)],
+    env: &[(&str, &str)],
+) -> Result<String, String> {
+    let text = config_text(docs);
     let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), text).unwrap();
+    std::fs::write(file.path(), &text).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_headroom"))
         .args(["config", "check"])
         .arg(file.path())
+        .envs(env.iter().copied())
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "headroom config check rejects the chart's headroom.yaml:\n{text}\n{}{}",
+    let printed = format!(
+        "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_yaml::from_str(text).unwrap()
+    if output.status.success() {
+        Ok(printed)
+    } else {
+        Err(format!("{text}\n{printed}"))
+    }
+}
+
+/// Writes the ConfigMap's headroom.yaml and runs `headroom config check` on it.
+fn config_check(docs: &[(String, serde_yaml::Value)]) -> serde_yaml::Value {
+    if let Err(e) = try_config_check(docs, &[]) {
+        panic!("headroom config check rejects the chart's headroom.yaml:\n{e}");
+    }
+    serde_yaml::from_str(&config_text(docs)).unwrap()
 }
 
 fn lint(values: &Value, release: &str) {
@@ -1227,9 +1251,19 @@ fn everything_on(mount_path: &Path) -> Value {
 }
 
 fn check_deployment(docs: &[(String, serde_yaml::Value)], replicas: u64) -> serde_yaml::Value {
-    let deployment = find(docs, "Deployment").clone();
-    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(replicas));
-    let pod = &deployment["spec"]["template"]["spec"];
+    check_workload(docs, "Deployment", replicas)
+}
+
+/// The Deployment or StatefulSet and its pod: secure, probed, serving 9464 behind the
+/// Service.
+fn check_workload(
+    docs: &[(String, serde_yaml::Value)],
+    kind: &str,
+    replicas: u64,
+) -> serde_yaml::Value {
+    let workload = find(docs, kind).clone();
+    assert_eq!(workload["spec"]["replicas"].as_u64(), Some(replicas));
+    let pod = &workload["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(
         pod["securityContext"]["seccompProfile"]["type"],
@@ -1272,7 +1306,7 @@ fn check_deployment(docs: &[(String, serde_yaml::Value)], replicas: u64) -> serd
     let service = find(docs, "Service");
     assert_eq!(service["spec"]["ports"][0]["name"], "http-metrics");
     assert_eq!(service["spec"]["ports"][0]["port"].as_u64(), Some(9464));
-    deployment
+    workload
 }
 
 /// The listen address in the rendered config serves the container's port.
@@ -1488,6 +1522,171 @@ fn chart_with_an_existing_secret_mounts_it_and_creates_none() {
     assert!(serde_yaml::to_string(&rule["spec"])
         .unwrap()
         .contains(r#"job="headroom""#));
+}
+
+/// The pod template without what sharding adds to it (the shard's environment) or
+/// changes (the config checksum, since the config gains sharding.mode).
+fn pod_template_without_sharding(workload: &serde_yaml::Value) -> serde_yaml::Value {
+    let mut template = workload["spec"]["template"].clone();
+    template["metadata"]["annotations"]
+        .as_mapping_mut()
+        .unwrap()
+        .shift_remove("checksum/config");
+    template["spec"]["containers"][0]
+        .as_mapping_mut()
+        .unwrap()
+        .shift_remove("env");
+    template
+}
+
+#[test]
+fn chart_with_three_shards_renders_a_statefulset_whose_pods_know_their_shard() {
+    let mount = tempfile::tempdir().unwrap();
+    let mut values = everything_on(mount.path());
+    values["replicaCount"] = json!(1);
+    values["secrets"]["existingSecret"] = json!("headroom-receivers");
+    values["sharding"] = json!({"shards": 3, "mode": "namespace"});
+    values["podDisruptionBudget"] = json!({"enabled": true});
+    lint(&values, "headroom");
+    let rendered = helm("render", &values, "headroom");
+    let docs = manifests(&rendered);
+    assert_eq!(
+        kinds(&docs),
+        [
+            "ConfigMap",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "PrometheusRule",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+            "StatefulSet"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        "a StatefulSet instead of the Deployment"
+    );
+    kubernetes_validate(&rendered);
+    let statefulset = check_workload(&docs, "StatefulSet", 3);
+    let service = find(&docs, "Service");
+    assert_eq!(statefulset["metadata"]["name"], "headroom");
+    assert_eq!(
+        statefulset["spec"]["serviceName"],
+        service["metadata"]["name"]
+    );
+    assert_eq!(statefulset["spec"]["podManagementPolicy"], "Parallel");
+    // The Service, the ServiceMonitor and the budget reach every shard.
+    let selector = &statefulset["spec"]["selector"]["matchLabels"];
+    assert_eq!(&service["spec"]["selector"], selector);
+    assert_eq!(
+        &find(&docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"],
+        selector
+    );
+    let budget = find(&docs, "PodDisruptionBudget");
+    assert_eq!(&budget["spec"]["selector"]["matchLabels"], selector);
+    assert_eq!(budget["spec"]["maxUnavailable"].as_u64(), Some(1));
+
+    // Each pod's shard index is its own name; the count is the number of shards.
+    let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .unwrap();
+    let var = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {env:?}"))
+    };
+    assert_eq!(
+        var("HEADROOM_SHARD_INDEX")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    let count = var("HEADROOM_SHARD_COUNT")["value"].as_str().unwrap();
+    assert_eq!(count, "3");
+
+    // Apart from that, the same pod as the Deployment the chart renders unsharded.
+    let mut unsharded = values.clone();
+    unsharded["sharding"]["shards"] = json!(1);
+    let unsharded_docs = manifests(&helm("render", &unsharded, "headroom"));
+    assert!(!kinds(&unsharded_docs).contains("StatefulSet"));
+    assert_eq!(
+        pod_template_without_sharding(&statefulset),
+        pod_template_without_sharding(find(&unsharded_docs, "Deployment"))
+    );
+
+    // headroom takes what each pod is given: the mode from the config, the index from
+    // the pod's name. A fourth pod's name is refused, so the variables are really read.
+    for key in ["am-token", "slack-url", "webhook-url", "webhook-hmac"] {
+        std::fs::write(mount.path().join(key), "https://hooks.example/x").unwrap();
+    }
+    let config = config_check(&docs);
+    assert_eq!(config["sharding"]["mode"], "namespace");
+    assert!(config["sharding"]["index"].is_null() && config["sharding"]["count"].is_null());
+    for ordinal in 0..4 {
+        let pod_name = format!("headroom-{ordinal}");
+        let pod_env = [
+            ("HEADROOM_SHARD_INDEX", pod_name.as_str()),
+            ("HEADROOM_SHARD_COUNT", count),
+        ];
+        let checked = try_config_check(&docs, &pod_env);
+        if ordinal < 3 {
+            if let Err(e) = checked {
+                panic!("pod {pod_name} of 3 shards:\n{e}");
+            }
+        } else {
+            let error = checked.expect_err("a fourth shard of three");
+            assert!(
+                error.contains("shard index 3 is not below the shard count 3"),
+                "{error}"
+            );
+        }
+    }
+}
+
+#[test]
+fn chart_with_one_shard_renders_the_deployment_as_without_sharding() {
+    let one = json!({"sharding": {"shards": 1, "mode": "namespace"}});
+    lint(&one, "headroom");
+    let rendered = helm("render", &one, "headroom");
+    assert_eq!(
+        rendered,
+        helm("render", &json!({}), "headroom"),
+        "one shard changes nothing"
+    );
+    let docs = manifests(&rendered);
+    assert!(!kinds(&docs).contains("StatefulSet"));
+    let deployment = check_deployment(&docs, 1);
+    assert!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"].is_null(),
+        "no shard environment"
+    );
+    assert!(config_check(&docs)["sharding"].is_null());
+}
+
+#[test]
+fn chart_refuses_sharding_it_cannot_do() {
+    for (values, expected) in [
+        (
+            json!({"replicaCount": 2, "sharding": {"shards": 3}}),
+            "replicaCount > 1 with sharding.shards > 1 is not supported",
+        ),
+        (
+            json!({"config": {"sharding": {"index": 0, "count": 2}}}),
+            "set sharding.shards and sharding.mode, not config.sharding",
+        ),
+        (
+            json!({"sharding": {"shards": 0}}),
+            "sharding.shards must be a whole number of at least 1",
+        ),
+        (
+            json!({"sharding": {"shards": 2, "mode": "cluster"}}),
+            "sharding.mode must be pod or namespace",
+        ),
+    ] {
+        let Err(error) = try_helm("render", &values, "headroom") else {
+            panic!("rendered {values}");
+        };
+        assert!(error.contains(expected), "{values}: {error}");
+    }
 }
 
 // ---------------------------------------------------------------------------------
