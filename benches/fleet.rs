@@ -334,7 +334,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    let cycles_only = runtime.block_on(async {
         let client = PrometheusClient::new(&config.prometheus).unwrap();
         let source = PrometheusSource::new(client.clone(), config.queries.clone(), vec![]);
         let mut pipeline = Pipeline::new(source, &config);
@@ -395,11 +395,11 @@ fn main() {
         }
         if std::env::var_os("HEADROOM_BENCH_CYCLES_ONLY").is_some() {
             // For profiling the cycle (perf record -D past the backfill).
-            std::process::exit(0);
+            return true;
         }
 
         if !matches!(prometheus, Backend::Real(_)) {
-            return;
+            return false;
         }
         // The rule users would otherwise run, on the same data at the same instant.
         let rule = r#"predict_linear(container_memory_working_set_bytes{container!="",container!="POD"}[6h], 4*3600) > on(namespace,pod,container) group_left kube_pod_container_resource_limits{resource="memory"}"#;
@@ -441,9 +441,12 @@ fn main() {
             "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container; bench process RSS {:.0} MiB",
             store.len(), heap as f64 / 1e6, heap as f64 / store.len() as f64, rss_bytes("self") / MI
         );
+        false
     });
     drop(runtime);
-    daemon_footprint(&prometheus, containers);
+    if !cycles_only {
+        daemon_footprint(&prometheus, containers);
+    }
 }
 
 /// `headroom run` as a process against the same Prometheus: RSS and CPU once the

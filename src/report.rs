@@ -138,7 +138,9 @@ impl ContainerReport {
 
 /// Most urgent first: severity, then the nearest limit, then the fullest container.
 pub fn sort_by_urgency(reports: &mut [ContainerReport]) {
-    reports.sort_by(|a, b| {
+    // Unstable is enough (the key breaks every tie) and needs no buffer of half the
+    // reports, which at 100,000 containers is tens of megabytes moved every poll.
+    reports.sort_unstable_by(|a, b| {
         b.alert
             .cmp(&a.alert)
             .then_with(|| b.severity.cmp(&a.severity))

@@ -473,8 +473,16 @@ async fn an_expression_is_read_by_range_query_and_agrees_with_the_raw_read() {
         "queries:\n  working_set: 'container_memory_working_set_bytes{container!=\"\",container!=\"POD\"} * 1'\n",
     );
     let evaluated = source(&expression).fetch(window).await.unwrap();
+    // Raw reads also look a little behind the window, for late samples.
+    let sorted = |mut series: Vec<headroom::source::WorkingSetSeries>| {
+        series.sort_by(|a, b| (&a.key, &a.container_id).cmp(&(&b.key, &b.container_id)));
+        for s in &mut series {
+            s.samples.retain(|x| x.at >= window.start);
+        }
+        series
+    };
     assert_eq!(raw.working_sets.len(), 7);
-    assert_eq!(raw.working_sets, evaluated.working_sets);
+    assert_eq!(sorted(raw.working_sets), sorted(evaluated.working_sets));
 }
 
 #[tokio::test]

@@ -82,7 +82,11 @@ impl PrometheusSource {
         let error = |source| SourceError { what, source };
         match plain_selectors(query) {
             Some(selectors) => {
+                // Read LATE_STEPS steps behind the last read too: a sample that became
+                // queryable after its poll (a slow scrape, remote write still queued)
+                // is read at the next one; what the store already has is ignored.
                 let step_ms = window.step.as_millis() as i64;
+                let start = start - LATE_STEPS * step_ms;
                 let mut all = Vec::new();
                 for selector in selectors {
                     all.extend(
@@ -426,6 +430,10 @@ pub fn add_matchers(query: &str, matchers: &str) -> String {
     }
     out
 }
+
+/// How many steps behind the last read a raw read starts, for samples that arrive
+/// late (see [`PrometheusSource::series`]).
+const LATE_STEPS: i64 = 2;
 
 /// The plain series selectors a query is made of (`a{x="1"} or b`), or `None` when
 /// it is any other expression (functions, operators, aggregations, offsets).
@@ -804,9 +812,9 @@ pub fn group_working_sets(
             }
         })
         .collect();
-    out.sort_by(|a, b| {
-        (&a.key, a.samples.first().map(|s| s.at)).cmp(&(&b.key, b.samples.first().map(|s| s.at)))
-    });
+    // Oldest incarnation first, which is all the store needs: sorting by key as well
+    // compared 100,000 strings a poll, a tenth of a cycle.
+    out.sort_by_key(|s| s.samples.first().map(|x| x.at));
     out
 }
 
