@@ -141,6 +141,14 @@ pub fn containers(
         }
     }
     let working_sets = group_working_sets(extra_labels, series, &mut 0);
+    // The store keeps one sample per step: replay at the series' own resolution when
+    // it is finer than the evaluation step (a query_range saved at 15s).
+    let finest = working_sets
+        .iter()
+        .flat_map(|s| s.samples.windows(2).map(|w| w[1].at - w[0].at))
+        .filter(|&gap| gap > 0)
+        .min();
+    let step_ms = finest.map_or(step_ms, |gap| gap.min(step_ms)).max(1);
     let end = working_sets
         .iter()
         .filter_map(|s| s.samples.last().map(|x| x.at))
@@ -352,4 +360,27 @@ fn describe(f: &Forecast, limit: Option<f64>) -> String {
     }
     text.push_str(&format!(" ({})", f.pattern.as_str()));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_finer_than_the_step_is_replayed_at_its_own_resolution() {
+        let series = RangeSeries {
+            labels: [("namespace", "n"), ("pod", "p"), ("container", "c")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            samples: (0..240).map(|i| (i * 15_000, 4096.0 * i as f64)).collect(),
+        };
+        let containers = containers(vec![series], vec![], vec![], Some(1e9), &[], 30_000);
+        assert_eq!(containers.len(), 1);
+        assert_eq!(
+            containers[0].segments[0].len(),
+            240,
+            "every 15s sample kept"
+        );
+    }
 }
