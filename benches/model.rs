@@ -1,0 +1,91 @@
+//! Micro-benchmark of the model alone: forecasts per second for one container's 6h
+//! window at 30s (721 samples) of a few shapes, fitted from scratch and answered from
+//! a kept fit (`model::reuse`), on one core.
+//!
+//!     cargo bench --bench model
+//!
+//! Timed by hand (median of 15 runs of a fixed batch) rather than with criterion: the
+//! figure wanted is a rate to print, and criterion's dependencies would be compiled
+//! by every CI run for it. Figures, not assertions.
+
+use std::borrow::Cow;
+use std::hint::black_box;
+use std::time::Instant;
+
+use headroom::model::{forecast, ForecastParams, Memo, Sample, SegmentFacts};
+
+const MI: f64 = 1024.0 * 1024.0;
+const STEP_MS: i64 = 30_000;
+
+/// Bytes above the base at `t` seconds into the window.
+type Shape = fn(f64) -> f64;
+
+fn window(shape: Shape) -> Vec<Sample> {
+    (0..721)
+        .map(|i| {
+            let noise = ((i * 7919) % 17) as f64 * 0.1 * MI;
+            Sample {
+                at: i * STEP_MS,
+                bytes: ((100.0 * MI + shape(i as f64 * 30.0) + noise) / 4096.0).round() * 4096.0,
+            }
+        })
+        .collect()
+}
+
+/// Median seconds per call of `f` over 15 batches of `n` calls.
+fn per_call(n: usize, mut f: impl FnMut()) -> f64 {
+    let mut runs: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            t.elapsed().as_secs_f64() / n as f64
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+fn main() {
+    let params = ForecastParams::default();
+    let limit = Some(512.0 * MI);
+    let shapes: [(&str, Shape); 4] = [
+        ("flat", |_| 0.0),
+        ("leak after 2h", |t| {
+            20.0 * MI * ((t - 7200.0).max(0.0) / 3600.0)
+        }),
+        ("GC sawtooth", |t| 40.0 * MI * ((t % 1200.0) / 1200.0)),
+        ("hourly batch ramps", |t| {
+            30.0 * MI * ((t % 3600.0) / 3600.0).powi(2)
+        }),
+    ];
+    println!("model: one container, 6h at 30s (721 samples), one core");
+    for (name, shape) in shapes {
+        let samples = window(shape);
+        let now = samples[samples.len() - 1].at;
+        let fit = per_call(2_000, || {
+            black_box(forecast(black_box(&samples), limit, now, &params));
+        });
+        // A kept fit: the same container asked again within its bin (what most
+        // containers cost at most polls), after one fit.
+        let mut memo = Memo::default();
+        let facts = SegmentFacts {
+            start: samples[0].at,
+            latest: samples[samples.len() - 1],
+        };
+        let first = memo.forecast(facts, || Cow::Borrowed(&samples), limit, now, &params);
+        let kept = per_call(200_000, || {
+            black_box(memo.forecast(facts, || Cow::Borrowed(&samples), limit, now + 1, &params));
+        });
+        println!(
+            "  {name:<20} fit {:>7.1} µs = {:>8.0} forecasts/s; kept {} ({:.3} µs = {:.1}M/s); pattern {}",
+            fit * 1e6,
+            1.0 / fit,
+            if memo.reuses > 0 { "yes" } else { "no: re-fitted" },
+            kept * 1e6,
+            1.0 / kept / 1e6,
+            first.pattern.as_str()
+        );
+    }
+}
