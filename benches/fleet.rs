@@ -80,41 +80,31 @@ fn write_history(
             ["app", "istio-proxy", "log-shipper"][i % 3]
         )
     };
-    writeln!(out, "# TYPE container_memory_working_set_bytes gauge")?;
-    for i in 0..containers {
-        let l = labels(i);
-        let mut t = start;
-        while t <= end {
-            writeln!(
-                out,
-                "container_memory_working_set_bytes{{{l},id=\"/kubepods/burstable/pod{i}/c{i:08x}\",image=\"img:1\"}} {} {t}",
-                working_set(i, t, start)
-            )?;
-            t += STEP_S;
+    // One family after another, each series every 30s.
+    let mut family = |name: &str, line: &dyn Fn(usize, &str, i64) -> String| {
+        writeln!(out, "# TYPE {name} gauge")?;
+        for i in 0..containers {
+            let l = labels(i);
+            let mut t = start;
+            while t <= end {
+                writeln!(out, "{name}{} {t}", line(i, &l, t))?;
+                t += STEP_S;
+            }
         }
-    }
-    writeln!(out, "# TYPE kube_pod_container_resource_limits gauge")?;
-    for i in 0..containers {
-        let l = labels(i);
-        let mut t = start;
-        while t <= end {
-            writeln!(
-                out,
-                "kube_pod_container_resource_limits{{{l},resource=\"memory\",unit=\"byte\"}} {} {t}",
-                512.0 * MI
-            )?;
-            t += STEP_S;
-        }
-    }
-    writeln!(out, "# TYPE kube_pod_container_status_restarts_total gauge")?;
-    for i in 0..containers {
-        let l = labels(i);
-        let mut t = start;
-        while t <= end {
-            writeln!(out, "kube_pod_container_status_restarts_total{{{l}}} 0 {t}")?;
-            t += STEP_S;
-        }
-    }
+        Ok::<(), std::io::Error>(())
+    };
+    family("container_memory_working_set_bytes", &|i, l, t| {
+        format!(
+            "{{{l},id=\"/kubepods/burstable/pod{i}/c{i:08x}\",image=\"img:1\"}} {}",
+            working_set(i, t, start)
+        )
+    })?;
+    family("kube_pod_container_resource_limits", &|_, l, _| {
+        format!("{{{l},resource=\"memory\",unit=\"byte\"}} {}", 512.0 * MI)
+    })?;
+    family("kube_pod_container_status_restarts_total", &|_, l, _| {
+        format!("{{{l}}} 0")
+    })?;
     writeln!(out, "# EOF")
 }
 
