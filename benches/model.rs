@@ -73,6 +73,7 @@ fn main() {
         let facts = SegmentFacts {
             start: samples[0].at,
             latest: samples[samples.len() - 1],
+            step_ms: STEP_MS,
         };
         let first = memo.forecast(facts, || Cow::Borrowed(&samples), limit, now, &params);
         let kept = per_call(200_000, || {

@@ -186,39 +186,24 @@ impl<S: Source> Pipeline<S> {
         })
     }
 
-    /// Splits a window into fetches of at most [`SAMPLES_PER_FETCH`] samples per query
+    /// The first fetch of a window: at most [`SAMPLES_PER_FETCH`] samples per query
     /// (by the number of containers known so far; the first piece of a backfill is
-    /// short, to learn it), oldest first, limits read with the last.
-    fn pieces(&self, window: Window) -> Vec<Window> {
+    /// short, to learn it), the whole window when that fits. Restart counters start
+    /// where the window says (they may reach back further than its working set, and
+    /// are few); limits are read with the piece that ends the window.
+    fn next_piece(&self, window: Window) -> Window {
         let step_ms = (window.step.as_millis() as i64).max(1);
-        let first = window
-            .restarts_from
-            .unwrap_or(window.start)
-            .min(window.start);
-        let steps_wanted =
-            |containers: usize| (SAMPLES_PER_FETCH / containers.max(1)).clamp(1, 1 << 20) as i64;
-        let mut pieces = Vec::new();
-        let mut from = first;
-        while from <= window.end {
-            let steps = if pieces.is_empty() && self.store.is_empty() {
-                FIRST_BACKFILL_STEPS
-            } else {
-                steps_wanted(self.store.len())
-            };
-            let to = (from + (steps - 1) * step_ms).min(window.end);
-            pieces.push(Window {
-                start: from.max(window.start),
-                end: to,
-                step: window.step,
-                limits: false,
-                restarts_from: window.restarts_from.map(|r| from.max(r)),
-            });
-            from = to + step_ms;
+        let steps = if self.store.is_empty() {
+            FIRST_BACKFILL_STEPS
+        } else {
+            (SAMPLES_PER_FETCH / self.store.len().max(1)).clamp(1, 1 << 20) as i64
+        };
+        let end = (window.start + (steps - 1) * step_ms).min(window.end);
+        Window {
+            end,
+            limits: window.limits && end == window.end,
+            ..window
         }
-        if let Some(last) = pieces.last_mut() {
-            last.limits = window.limits;
-        }
-        pieces
     }
 
     /// Fetches what is new as of `now` and folds it into the store.
@@ -240,7 +225,7 @@ impl<S: Source> Pipeline<S> {
         let step_ms = (self.step.as_millis() as i64).max(1);
         let mut remaining = Some(window);
         while let Some(rest) = remaining.take() {
-            let piece = self.pieces(rest)[0];
+            let piece = self.next_piece(rest);
             let batch = self.source.fetch(piece).await?;
             if batch.series_without_identity > 0 {
                 tracing::debug!(
@@ -262,8 +247,8 @@ impl<S: Source> Pipeline<S> {
             let next = piece.end + step_ms;
             if next <= window.end {
                 remaining = Some(Window {
-                    start: next.max(window.start),
-                    restarts_from: window.restarts_from.map(|r| r.max(next)),
+                    start: next,
+                    restarts_from: window.restarts_from.map(|_| next),
                     ..window
                 });
             }
@@ -561,10 +546,19 @@ impl<S: Source> Pipeline<S> {
             .iter()
             .map(|t| t.limit.and_then(|l| l.bytes))
             .sum();
-        let mut totals: std::collections::BTreeMap<TimestampMs, (usize, f64)> = Default::default();
+        // Summed per step, not per timestamp: raw samples of a pod's containers carry
+        // their own scrape (or cAdvisor) times.
+        let step_ms = (self.step.as_millis() as i64).max(1);
+        let mut totals: std::collections::BTreeMap<i64, (usize, f64)> = Default::default();
         for t in containers {
+            let mut last_bucket = None;
             for s in t.current()?.samples.iter() {
-                let e = totals.entry(s.at).or_default();
+                let bucket = s.at.div_euclid(step_ms);
+                if last_bucket == Some(bucket) {
+                    continue;
+                }
+                last_bucket = Some(bucket);
+                let e = totals.entry(bucket).or_default();
                 e.0 += 1;
                 e.1 += s.bytes;
             }
@@ -572,7 +566,10 @@ impl<S: Source> Pipeline<S> {
         let samples: Vec<model::Sample> = totals
             .into_iter()
             .filter(|(_, (n, _))| *n == containers.len())
-            .map(|(at, (_, bytes))| model::Sample { at, bytes })
+            .map(|(bucket, (_, bytes))| model::Sample {
+                at: bucket * step_ms,
+                bytes,
+            })
             .collect();
         let forecast = model::forecast(&samples, limit, now, &self.params);
         Some(explain::PodPressure {
@@ -655,6 +652,7 @@ impl<S: Source> Pipeline<S> {
             let facts = SegmentFacts {
                 start: segment.began,
                 latest,
+                step_ms: self.step.as_millis() as i64,
             };
             let forecast = followed.memo.forecast(
                 facts,

@@ -89,6 +89,7 @@ pub fn replay(
                 SegmentFacts {
                     start: first.at,
                     latest,
+                    step_ms: params.step_ms,
                 },
                 || Cow::Borrowed(window),
                 limit_bytes,
@@ -143,12 +144,20 @@ pub fn containers(
     let working_sets = group_working_sets(extra_labels, series, &mut 0);
     // The store keeps one sample per step: replay at the series' own resolution when
     // it is finer than the evaluation step (a query_range saved at 15s).
+    // Each series' median spacing, so one odd pair of samples does not decide it;
+    // never under a second.
     let finest = working_sets
         .iter()
-        .flat_map(|s| s.samples.windows(2).map(|w| w[1].at - w[0].at))
-        .filter(|&gap| gap > 0)
+        .filter_map(|s| {
+            let mut gaps: Vec<i64> = s.samples.windows(2).map(|w| w[1].at - w[0].at).collect();
+            if gaps.is_empty() {
+                return None;
+            }
+            let middle = gaps.len() / 2;
+            Some(*gaps.select_nth_unstable(middle).1)
+        })
         .min();
-    let step_ms = finest.map_or(step_ms, |gap| gap.min(step_ms)).max(1);
+    let step_ms = finest.map_or(step_ms, |gap| gap.min(step_ms)).max(1_000);
     let end = working_sets
         .iter()
         .filter_map(|s| s.samples.last().map(|x| x.at))

@@ -8,6 +8,8 @@
 //! - a bin closes (the time since the fit reaches the bin width the fit used: 5 min
 //!   for a 6h history);
 //! - the working set sets a new high since the fit, or reaches the limit;
+//! - more than one new sample arrived since the last evaluation (a catch-up after an
+//!   outage, data finer than the evaluations): only the newest is looked at;
 //! - the segment or the limit changes.
 //!
 //! Growth shows up as new highs, so it is fitted the poll it appears; a container with
@@ -34,6 +36,8 @@ struct Kept {
     segment_start: i64,
     limit_bits: Option<u64>,
     high: f64,
+    /// The newest sample's time at the last evaluation.
+    latest_at: i64,
 }
 
 /// What is cheap to know about a segment without unpacking it.
@@ -43,6 +47,8 @@ pub struct SegmentFacts {
     /// it names the incarnation.
     pub start: i64,
     pub latest: Sample,
+    /// The spacing of its samples (ms).
+    pub step_ms: i64,
 }
 
 impl Memo {
@@ -56,9 +62,12 @@ impl Memo {
         now: i64,
         params: &ForecastParams,
     ) -> Forecast {
-        if let Some(kept) = &self.kept {
+        if let Some(kept) = &mut self.kept {
             let reached_limit = limit_bytes.is_some_and(|l| facts.latest.bytes >= l);
+            let one_new_sample_at_most =
+                facts.latest.at - kept.latest_at <= facts.step_ms + facts.step_ms / 10;
             if kept.segment_start == facts.start
+                && one_new_sample_at_most
                 && kept.limit_bits == limit_bytes.map(f64::to_bits)
                 && now >= kept.fitted_at
                 && now < kept.refit_at
@@ -67,6 +76,7 @@ impl Memo {
                 && !reached_limit
             {
                 self.reuses += 1;
+                kept.latest_at = facts.latest.at;
                 let mut out = kept.forecast;
                 out.working_set_bytes = facts.latest.bytes;
                 return out;
@@ -87,13 +97,18 @@ impl Memo {
                     .iter()
                     .map(|s| s.bytes)
                     .fold(f64::NEG_INFINITY, f64::max);
+                // Refit when a bin closes, at a phase of its own, so that a fleet
+                // backfilled at one instant does not refit all at once every bin.
+                let width = bin_width_ms(first.at, last.at, visible.len());
+                let phase = (high.to_bits() % width.max(1) as u64) as i64;
                 self.kept = Some(Kept {
                     forecast: out,
                     fitted_at: now,
-                    refit_at: now + bin_width_ms(first.at, last.at, visible.len()),
+                    refit_at: now + width - (now + phase).rem_euclid(width.max(1)),
                     segment_start: facts.start,
                     limit_bits: limit_bytes.map(f64::to_bits),
                     high,
+                    latest_at: last.at,
                 });
             }
         }
@@ -119,6 +134,7 @@ mod tests {
         let facts = SegmentFacts {
             start: samples[0].at,
             latest: *visible.last().unwrap(),
+            step_ms: 30_000,
         };
         memo.forecast(
             facts,
@@ -194,5 +210,9 @@ mod tests {
         assert_eq!(memo.fits, fits + 1, "new limit");
         let at_limit = run(&samples, &mut memo, 793 * 30_000, 100.0 * MI);
         assert_eq!(at_limit.severity, Severity::Critical);
+        run(&samples, &mut memo, 794 * 30_000, 256.0 * MI);
+        let fits = memo.fits;
+        run(&samples, &mut memo, 797 * 30_000, 256.0 * MI);
+        assert_eq!(memo.fits, fits + 1, "three new samples at once");
     }
 }

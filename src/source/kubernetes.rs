@@ -154,11 +154,8 @@ impl PrometheusSource {
             &mut batch.series_without_identity,
         );
         let step_ms = window.step.as_millis() as i64;
-        for series in &mut batch.working_sets {
-            thin(&mut series.samples, step_ms);
-        }
-        batch.restarts = group_restarts(&self.extra_labels, restarts);
-        batch.oom_terminations = group_restarts(&self.extra_labels, oom);
+        batch.restarts = group_restarts(&self.extra_labels, restarts, step_ms);
+        batch.oom_terminations = group_restarts(&self.extra_labels, oom, step_ms);
         Ok(batch)
     }
 
@@ -517,21 +514,6 @@ fn one_brace_group(text: &str) -> bool {
     false
 }
 
-/// Keeps at most one sample per step (within 10% of it): raw reads bring every
-/// scrape, and a target scraped every 15s, or by two jobs, would otherwise fill the
-/// store at twice the resolution it is configured for.
-fn thin(samples: &mut Vec<Sample>, step_ms: i64) {
-    let min_gap = step_ms - step_ms / 10;
-    let mut last = i64::MIN;
-    samples.retain(|s| {
-        let keep = last == i64::MIN || s.at - last >= min_gap;
-        if keep {
-            last = s.at;
-        }
-        keep
-    });
-}
-
 /// Escapes a value for a PromQL regex matcher inside double quotes.
 fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -818,19 +800,39 @@ pub fn group_working_sets(
     out
 }
 
-fn group_restarts(extra_labels: &[String], series: Vec<RangeSeries>) -> Vec<RestartSeries> {
+/// One series of counter readings per container: the highest reading of each step,
+/// as `max by` at the step would give. Raw reads bring one series per scrape job (two
+/// kube-state-metrics replicas, a store without dedup), and their readings interleave:
+/// 3, 3, 4, 3, 4 would read as two restarts.
+fn group_restarts(
+    extra_labels: &[String],
+    series: Vec<RangeSeries>,
+    step_ms: i64,
+) -> Vec<RestartSeries> {
     let mut grouped: rustc_hash::FxHashMap<ContainerKey, Vec<(i64, f64)>> = Default::default();
     for s in series {
         if let Some(key) = ContainerKey::from_labels(&s.labels, extra_labels) {
             grouped.entry(key).or_default().extend(s.samples);
         }
     }
+    let step_ms = step_ms.max(1);
     grouped
         .into_iter()
         .map(|(key, mut samples)| {
             samples.sort_by_key(|s| s.0);
-            samples.dedup_by_key(|s| s.0);
-            RestartSeries { key, samples }
+            let mut per_step: Vec<(i64, f64)> = Vec::with_capacity(samples.len());
+            for (at, value) in samples {
+                match per_step.last_mut() {
+                    Some(last) if last.0.div_euclid(step_ms) == at.div_euclid(step_ms) => {
+                        *last = (at, last.1.max(value));
+                    }
+                    _ => per_step.push((at, value)),
+                }
+            }
+            RestartSeries {
+                key,
+                samples: per_step,
+            }
         })
         .collect()
 }
@@ -902,14 +904,35 @@ mod tests {
     }
 
     #[test]
-    fn thinning_keeps_one_sample_per_step() {
-        let mut samples: Vec<Sample> = [0, 15_000, 30_000, 44_000, 59_990, 75_000, 90_000]
-            .iter()
-            .map(|&at| Sample { at, bytes: 1.0 })
-            .collect();
-        thin(&mut samples, 30_000);
-        let kept: Vec<i64> = samples.iter().map(|s| s.at).collect();
-        assert_eq!(kept, vec![0, 30_000, 59_990, 90_000]);
+    fn duplicate_restart_counters_read_as_one_per_step() {
+        let labels = |job: &str| -> crate::source::prometheus::Labels {
+            [
+                ("namespace", "n"),
+                ("pod", "p"),
+                ("container", "c"),
+                ("job", job),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+        };
+        // Two scrape jobs, 5s apart, the second one lagging the restart by a scrape.
+        let series = vec![
+            RangeSeries {
+                labels: labels("a"),
+                samples: vec![(0, 3.0), (30_000, 4.0), (60_000, 4.0)],
+            },
+            RangeSeries {
+                labels: labels("b"),
+                samples: vec![(5_000, 3.0), (35_000, 3.0), (65_000, 4.0)],
+            },
+        ];
+        let grouped = group_restarts(&[], series, 30_000);
+        assert_eq!(grouped.len(), 1);
+        assert_eq!(
+            grouped[0].samples,
+            vec![(5_000, 3.0), (35_000, 4.0), (65_000, 4.0)]
+        );
     }
 
     use super::*;
