@@ -618,6 +618,7 @@ impl<S: Source> Pipeline<S> {
 
     fn forecast(&self, tracked: &Tracked, now: TimestampMs) -> Option<model::Forecast> {
         let segment = tracked.current()?;
+        let now = now.max(segment.end().unwrap_or(now));
         let limit = tracked
             .limit
             .and_then(|l| l.bytes)
@@ -641,6 +642,9 @@ impl<S: Source> Pipeline<S> {
             let Some(latest) = segment.samples.last() else {
                 continue;
             };
+            // A stored time may sit up to a tenth of a step past the real one (see
+            // store::Samples): never let that hide the newest sample from `now`.
+            let now = now.max(latest.at);
             let limit = tracked
                 .limit
                 .and_then(|l| l.bytes)

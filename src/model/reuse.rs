@@ -97,14 +97,20 @@ impl Memo {
                     .iter()
                     .map(|s| s.bytes)
                     .fold(f64::NEG_INFINITY, f64::max);
-                // Refit when a bin closes, at a phase of its own, so that a fleet
-                // backfilled at one instant does not refit all at once every bin.
+                // Refit about when a bin closes, at a phase of its own, so that a
+                // fleet backfilled at one instant does not refit all at once.
                 let width = bin_width_ms(first.at, last.at, visible.len());
                 let phase = (high.to_bits() % width.max(1) as u64) as i64;
                 self.kept = Some(Kept {
                     forecast: out,
                     fitted_at: now,
-                    refit_at: now + width - (now + phase).rem_euclid(width.max(1)),
+                    refit_at: {
+                        // The first instant at least half a bin away whose phase is
+                        // this container's: a bin apart on average.
+                        let earliest = now + width / 2;
+                        earliest
+                            + (width - (earliest + phase).rem_euclid(width.max(1))) % width.max(1)
+                    },
                     segment_start: facts.start,
                     limit_bits: limit_bytes.map(f64::to_bits),
                     high,
