@@ -206,6 +206,19 @@ impl<S: Source> Pipeline<S> {
         }
     }
 
+    /// `now`, or the newest sample's time when that is past `now` by no more than the
+    /// store's snapping (a tenth of a step, see `store::Samples`): a snapped time must
+    /// not hide the newest sample. Samples further ahead (`check --at` replaying the
+    /// past) are left to the model, which ignores them.
+    fn not_before_snapped(&self, now: TimestampMs, newest: TimestampMs) -> TimestampMs {
+        let tenth = self.step.as_millis() as i64 / 10;
+        if newest > now && newest - now <= tenth {
+            newest
+        } else {
+            now
+        }
+    }
+
     /// Fetches what is new as of `now` and folds it into the store.
     pub async fn poll(&mut self, now: TimestampMs) -> Result<PollSummary, SourceError> {
         let Some(window) = self.next_window(now) else {
@@ -618,7 +631,7 @@ impl<S: Source> Pipeline<S> {
 
     fn forecast(&self, tracked: &Tracked, now: TimestampMs) -> Option<model::Forecast> {
         let segment = tracked.current()?;
-        let now = now.max(segment.end().unwrap_or(now));
+        let now = self.not_before_snapped(now, segment.end().unwrap_or(now));
         let limit = tracked
             .limit
             .and_then(|l| l.bytes)
@@ -642,9 +655,7 @@ impl<S: Source> Pipeline<S> {
             let Some(latest) = segment.samples.last() else {
                 continue;
             };
-            // A stored time may sit up to a tenth of a step past the real one (see
-            // store::Samples): never let that hide the newest sample from `now`.
-            let now = now.max(latest.at);
+            let now = self.not_before_snapped(now, latest.at);
             let limit = tracked
                 .limit
                 .and_then(|l| l.bytes)
