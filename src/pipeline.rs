@@ -273,8 +273,9 @@ impl<S: Source> Pipeline<S> {
         }
         if window.restarts_from.is_some() {
             self.restarts_due = false;
-        } else if ingest.new_incarnations > 0 {
-            // A container restarted (a new container id): read why at the next poll.
+        } else if ingest.new_incarnations > 0 || ingest.sudden_drops > 0 {
+            // A container restarted (a new container id), or one without an id fell
+            // sharply: read the restart counters and why at the next poll.
             self.restarts_due = true;
         }
         let mut kills = Vec::new();

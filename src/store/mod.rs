@@ -101,6 +101,9 @@ pub struct IngestSummary {
     pub new_segments: usize,
     /// New segments of containers already tracked: restarts with a new container id.
     pub new_incarnations: usize,
+    /// Containers without a container id whose working set at least halved from one
+    /// sample to the next: maybe a restart the counter will confirm.
+    pub sudden_drops: usize,
     pub forgotten_containers: usize,
     /// Restart-counter increases seen: (container, first sample at the new count).
     pub restarts: Vec<(ContainerKey, TimestampMs)>,
@@ -113,6 +116,7 @@ impl IngestSummary {
         self.new_containers += other.new_containers;
         self.new_segments += other.new_segments;
         self.new_incarnations += other.new_incarnations;
+        self.sudden_drops += other.sudden_drops;
         self.forgotten_containers += other.forgotten_containers;
         self.restarts.extend(other.restarts);
     }
@@ -242,6 +246,18 @@ fn append(
         .is_some_and(|c| c.container_id == series.container_id);
     if current_id_matches {
         let current = tracked.segments.last_mut().expect("checked above");
+        if series.container_id.is_none() {
+            // Without a container id only the restart counter tells a restart; a
+            // working set halving from one sample to the next is worth asking it now.
+            let mut previous = current.samples.last().map(|s| s.bytes);
+            for s in &series.samples {
+                if previous.is_some_and(|p| s.bytes < p / 2.0) {
+                    summary.sudden_drops += 1;
+                    break;
+                }
+                previous = Some(s.bytes);
+            }
+        }
         summary.samples_added += current.samples.extend(series.samples);
         return;
     }
@@ -450,6 +466,34 @@ mod tests {
         assert_eq!(tracked.segments.len(), 2);
         assert_eq!(tracked.segments[1].start(), Some(3_030_000));
         assert_eq!(tracked.segments[0].end(), Some(3_000_000));
+    }
+
+    #[test]
+    fn a_sharp_drop_without_container_ids_is_flagged() {
+        let mut st = store();
+        st.ingest(
+            Batch {
+                working_sets: vec![ws("c", None, samples(0, 600, |_| 100.0 * 4096.0))],
+                ..Batch::default()
+            },
+            600_000,
+        );
+        let steady = st.ingest(
+            Batch {
+                working_sets: vec![ws("c", None, samples(630, 660, |_| 90.0 * 4096.0))],
+                ..Batch::default()
+            },
+            660_000,
+        );
+        assert_eq!(steady.sudden_drops, 0);
+        let dropped = st.ingest(
+            Batch {
+                working_sets: vec![ws("c", None, samples(690, 720, |_| 10.0 * 4096.0))],
+                ..Batch::default()
+            },
+            720_000,
+        );
+        assert_eq!(dropped.sudden_drops, 1);
     }
 
     #[test]
