@@ -453,31 +453,41 @@ impl<S: Source> Pipeline<S> {
         self.owners.retain(|ns, _| namespaces.contains(ns));
 
         // Pod-level pressure: the pod's summed working set against its summed limits.
-        let pods: std::collections::BTreeSet<(String, String)> = reports
+        // A pod is its namespace, name and extra identity labels (one `redis-0` per
+        // cluster when a store holds several).
+        type Pod = (String, String, Vec<(String, String)>);
+        let pods: std::collections::BTreeSet<Pod> = reports
             .iter()
             .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
-            .map(|r| (r.namespace.clone(), r.pod.clone()))
+            .map(|r| (r.namespace.clone(), r.pod.clone(), r.key().extra))
             .collect();
         // One pass over the store and one over the reports, not one per pod: with
         // thousands of pods worth explaining in a 100,000-container fleet, a scan per
         // pod took 19 s of a poll.
-        let wanted: FxHashSet<(&str, &str)> = pods
+        type PodRef<'a> = (&'a str, &'a str, &'a [(String, String)]);
+        let wanted: FxHashSet<PodRef> = pods
             .iter()
-            .map(|(ns, pod)| (ns.as_str(), pod.as_str()))
+            .map(|(ns, pod, extra)| (ns.as_str(), pod.as_str(), extra.as_slice()))
             .collect();
-        let mut containers_of: FxHashMap<(&str, &str), Vec<&Tracked>> = FxHashMap::default();
+        let mut containers_of: FxHashMap<PodRef, Vec<&Tracked>> = FxHashMap::default();
         for (k, t) in self.store.iter() {
-            if let Some(&pod) = wanted.get(&(k.namespace.as_str(), k.pod.as_str())) {
+            let id = (k.namespace.as_str(), k.pod.as_str(), k.extra.as_slice());
+            if let Some(&pod) = wanted.get(&id) {
                 containers_of.entry(pod).or_default().push(t);
             }
         }
-        let pressures: FxHashMap<(&str, &str), explain::PodPressure> = containers_of
+        let pressures: FxHashMap<PodRef, explain::PodPressure> = containers_of
             .iter()
             .filter_map(|(&pod, containers)| Some((pod, self.pod_pressure(containers, now)?)))
             .collect();
+        let named: FxHashSet<(&str, &str)> = pressures.keys().map(|p| (p.0, p.1)).collect();
         for r in reports.iter_mut() {
+            if !named.contains(&(r.namespace.as_str(), r.pod.as_str())) {
+                continue;
+            }
+            let extra = r.key().extra;
             let found = pressures
-                .get(&(r.namespace.as_str(), r.pod.as_str()))
+                .get(&(r.namespace.as_str(), r.pod.as_str(), extra.as_slice()))
                 .copied();
             let Some(pressure) = found else {
                 continue;
@@ -872,6 +882,79 @@ mod tests {
         expected[8] = Some(5 * minute + 30_000);
         assert_eq!(from[1..], expected[1..]);
         assert!(from[0].is_some());
+    }
+
+    /// Two clusters, each with a `redis-0` pod of two containers; cluster a's redis
+    /// leaks toward its limit.
+    struct TwoClusters;
+
+    impl Source for TwoClusters {
+        async fn fetch(&self, window: Window) -> Result<Batch, SourceError> {
+            let key = |cluster: &str, container: &str| ContainerKey {
+                namespace: "db".into(),
+                pod: "redis-0".into(),
+                container: container.into(),
+                extra: vec![("cluster".into(), cluster.into())],
+            };
+            let mut batch = Batch::default();
+            for (cluster, limit) in [("a", 256.0), ("b", 1024.0)] {
+                for container in ["redis", "exporter"] {
+                    let leaking = cluster == "a" && container == "redis";
+                    let samples = (window.start / 30_000..=window.end / 30_000)
+                        .map(|i| Sample {
+                            at: i * 30_000,
+                            bytes: 4096.0
+                                * if leaking {
+                                    (10_000 + (i - 99_000) * 40) as f64
+                                } else {
+                                    10_000.0
+                                },
+                        })
+                        .collect();
+                    batch.working_sets.push(WorkingSetSeries {
+                        key: key(cluster, container),
+                        container_id: None,
+                        samples,
+                    });
+                    batch.limits.push(crate::source::LimitReading {
+                        key: key(cluster, container),
+                        bytes: Some(limit * 1024.0 * 1024.0),
+                        source: crate::source::LimitSource::KubeStateMetrics,
+                    });
+                }
+            }
+            Ok(batch)
+        }
+    }
+
+    #[tokio::test]
+    async fn pod_pressure_keeps_same_named_pods_of_two_clusters_apart() {
+        let config = Config::parse_str(
+            "identity:\n  extra_labels: [cluster]\n",
+            "test",
+            &Default::default(),
+        )
+        .unwrap();
+        let mut p = Pipeline::new(TwoClusters, &config);
+        let now = 100_000 * 30_000;
+        p.poll(now).await.unwrap();
+        let mut reports = p.evaluate(now);
+        p.explain(&mut reports, now).await;
+        let redis_a = reports
+            .iter()
+            .find(|r| {
+                r.container == "redis" && r.labels.get("cluster").map(String::as_str) == Some("a")
+            })
+            .unwrap();
+        assert!(redis_a.severity != model::Severity::None, "{redis_a:?}");
+        let pressure = redis_a
+            .pod_pressure
+            .expect("cluster a's pod is worth explaining");
+        assert_eq!(
+            pressure.limit_bytes,
+            Some(2.0 * 256.0 * 1024.0 * 1024.0),
+            "only cluster a's two containers"
+        );
     }
 
     #[tokio::test]
