@@ -450,25 +450,14 @@ fn main() {
 /// backfill is done, over a minute of real 30-second polls.
 fn daemon_footprint(prometheus: &Backend, containers: usize) {
     let port = free_port();
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        config.path(),
-        format!(
+    let (mut child, _config) = common::headroom_run(
+        &format!(
             "prometheus:\n  url: {}\nserver:\n  listen_address: 127.0.0.1:{port}\n",
             prometheus.url()
         ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args([
-            "run",
-            "--config",
-            config.path().to_str().unwrap(),
-            "--log-level",
-            "warn",
-        ])
-        .spawn()
-        .unwrap();
+        &["--log-level", "warn"],
+        std::process::Stdio::inherit(),
+    );
     let started = Instant::now();
     wait_for("headroom run to be ready", 900, || {
         matches!(http_get(port, "/readyz"), Ok((200, _))).then_some(())

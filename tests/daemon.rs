@@ -138,27 +138,14 @@ fn run_is_scraped_survives_an_outage_and_stops_on_sigterm() {
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: headroom\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{headroom_port}']\n"
     );
     let mut prometheus = TestPrometheus::start_with_config(&live_history(), &prometheus_yml);
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        config.path(),
-        format!(
+    let (mut child, _config) = common::headroom_run(
+        &format!(
             "prometheus:\n  url: {}\n  timeout: 2s\nstore:\n  lookback: 3h\n  resolution: 2s\npoll:\n  interval: 2s\n  stale_after: 4s\nserver:\n  listen_address: 127.0.0.1:{headroom_port}\n",
             prometheus.url()
         ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args([
-            "run",
-            "--config",
-            config.path().to_str().unwrap(),
-            "--log-format",
-            "json",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        &["--log-format", "json"],
+        Stdio::piped(),
+    );
 
     wait_for("headroom to be ready", 60, || {
         matches!(http_get(headroom_port, "/readyz"), Ok((200, _))).then_some(())

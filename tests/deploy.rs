@@ -680,20 +680,8 @@ struct Headroom {
 
 impl Headroom {
     fn start(config_yaml: &str, port: u16) -> Headroom {
-        let config = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(config.path(), config_yaml).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_headroom"))
-            .args([
-                "run",
-                "--config",
-                config.path().to_str().unwrap(),
-                "--log-level",
-                "warn",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let (child, config) =
+            common::headroom_run(config_yaml, &["--log-level", "warn"], Stdio::null());
         Headroom {
             child,
             port,

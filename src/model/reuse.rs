@@ -120,11 +120,6 @@ impl Memo {
         }
         out
     }
-
-    /// Drops the kept fit: the next evaluation fits.
-    pub fn forget(&mut self) {
-        self.kept = None;
-    }
 }
 
 #[cfg(test)]

@@ -299,17 +299,7 @@ impl PrometheusClient {
 
     fn matrix(&self, query: &str, data: Data) -> Result<Vec<RangeSeries>, QueryError> {
         match data {
-            Data::Matrix(series) => Ok(series
-                .into_iter()
-                .map(|s| RangeSeries {
-                    labels: s.metric,
-                    samples: s
-                        .values
-                        .into_iter()
-                        .filter_map(|v| self.sample(v))
-                        .collect(),
-                })
-                .collect()),
+            Data::Matrix(series) => Ok(range_series(series, |v| self.sample(v))),
             other => Err(QueryError::WrongResultType {
                 query: query.to_string(),
                 expected: "matrix",
@@ -318,20 +308,16 @@ impl PrometheusClient {
         }
     }
 
-    fn sample(
-        &self,
-        (at_seconds, SampleValue(value)): (f64, SampleValue),
-    ) -> Option<(TimestampMs, f64)> {
+    /// A sample counted in the stats; `None` (and counted) when not finite.
+    fn sample(&self, wire: (f64, SampleValue)) -> Option<(TimestampMs, f64)> {
         self.stats.samples.fetch_add(1, Ordering::Relaxed);
-        match value {
-            v if v.is_finite() => Some(((at_seconds * 1000.0).round() as i64, v)),
-            _ => {
-                self.stats
-                    .non_finite_samples
-                    .fetch_add(1, Ordering::Relaxed);
-                None
-            }
+        let kept = finite(wire);
+        if kept.is_none() {
+            self.stats
+                .non_finite_samples
+                .fetch_add(1, Ordering::Relaxed);
         }
+        kept
     }
 
     async fn post(&self, path: &str, form: &[(&str, String)]) -> Result<Data, QueryError> {
@@ -494,6 +480,28 @@ struct WireInstantSample {
     value: (f64, SampleValue),
 }
 
+/// A wire sample in milliseconds, or `None` when its value is NaN or ±Inf (they
+/// cannot be fitted).
+fn finite((at_seconds, SampleValue(value)): (f64, SampleValue)) -> Option<(TimestampMs, f64)> {
+    value
+        .is_finite()
+        .then(|| ((at_seconds * 1000.0).round() as i64, value))
+}
+
+/// Wire series to ours, every sample through `sample` (dropped where it says `None`).
+fn range_series(
+    series: Vec<WireRangeSeries>,
+    mut sample: impl FnMut((f64, SampleValue)) -> Option<(TimestampMs, f64)>,
+) -> Vec<RangeSeries> {
+    series
+        .into_iter()
+        .map(|s| RangeSeries {
+            labels: s.metric,
+            samples: s.values.into_iter().filter_map(&mut sample).collect(),
+        })
+        .collect()
+}
+
 /// Parses a saved `/api/v1/query_range` response, as `curl` prints it. Used by backtests
 /// and tests; non-finite samples are dropped and counted in the returned total.
 pub fn parse_range_response(body: &[u8]) -> Result<(Vec<RangeSeries>, u64), QueryError> {
@@ -506,24 +514,11 @@ pub fn parse_range_response(body: &[u8]) -> Result<(Vec<RangeSeries>, u64), Quer
     match response.data {
         Some(Data::Matrix(series)) => {
             let mut dropped = 0;
-            let series = series
-                .into_iter()
-                .map(|s| RangeSeries {
-                    labels: s.metric,
-                    samples: s
-                        .values
-                        .into_iter()
-                        .filter_map(|(t, SampleValue(v))| {
-                            if v.is_finite() {
-                                Some(((t * 1000.0).round() as i64, v))
-                            } else {
-                                dropped += 1;
-                                None
-                            }
-                        })
-                        .collect(),
-                })
-                .collect();
+            let series = range_series(series, |v| {
+                let kept = finite(v);
+                dropped += u64::from(kept.is_none());
+                kept
+            });
             Ok((series, dropped))
         }
         Some(other) => Err(saved(format!(

@@ -301,6 +301,27 @@ fn spawn_logged(binary: &Path, args: &[String], log_path: &Path) -> Child {
     child
 }
 
+/// Starts `headroom run` on `config_yaml` (written to a temp file, returned so it
+/// lives as long as the process) with `flags` after it, stdout discarded.
+pub fn headroom_run(
+    config_yaml: &str,
+    flags: &[&str],
+    stderr: Stdio,
+) -> (Child, tempfile::NamedTempFile) {
+    let config = tempfile::NamedTempFile::new().expect("temp config");
+    std::fs::write(config.path(), config_yaml).expect("write temp config");
+    let child = Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .arg("run")
+        .arg("--config")
+        .arg(config.path())
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start headroom run");
+    (child, config)
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, failing with `what` after
 /// `seconds`.
 pub fn wait_for<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Option<T>) -> T {
