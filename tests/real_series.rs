@@ -341,7 +341,6 @@ const SPARK_OPEN: &[(&str, &str, &str, SparkLimit)] = &[
     ("6_0_50000_49.csv.gz", "2", "heap", SparkLimit::Tight),
     ("6_0_50000_49.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("6_0_50000_51.csv.gz", "2", "old gen", SparkLimit::Tight),
-    ("7_0_50000_58.csv.gz", "1", "heap", SparkLimit::Tight),
     ("7_0_50000_58.csv.gz", "2", "heap", SparkLimit::Tight),
     ("7_0_50000_58.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("9_0_100000_3.csv.gz", "1", "old gen", SparkLimit::Tight),

@@ -35,8 +35,8 @@ use std::borrow::Cow;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::trend::{
-    autocorrelation_inflation, fit_line, fit_parabola, fit_saturation, last_regime_start_and_curve,
-    parabola_autocorrelation, residual_autocorrelation, Point,
+    autocorrelation_inflation, fit_line, fit_parabola, fit_saturation, parabola_autocorrelation,
+    regime_search, residual_autocorrelation, Point, PrefixSums,
 };
 use super::Sample;
 
@@ -54,6 +54,8 @@ pub const MAX_EXTRAPOLATION: f64 = 3.0;
 /// does not report.
 pub const MODEL_ERROR: f64 = 0.12;
 const DAY_SECONDS: f64 = 86_400.0;
+/// The shortest regime a trend is fitted to: 10 minutes (and 4 bins).
+const MIN_REGIME_SECONDS: f64 = 600.0;
 
 /// What shape a segment has, in words a person can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -320,45 +322,39 @@ pub fn bin_width_ms(first: i64, last: i64, count: usize) -> i64 {
 fn make_bins(samples: &[Sample], now: i64) -> Vec<Bin> {
     let width_ms = bin_width_ms(samples[0].at, samples[samples.len() - 1].at, samples.len());
     let mut bins: Vec<Bin> = Vec::with_capacity(MAX_BINS + 2);
-    // Samples are sorted: a new bin starts only past the current one's end, so the
-    // division that names a sample's bin runs once per bin, not once per sample.
-    let mut index = i64::MIN;
-    let mut bin_end = i64::MIN;
-    let mut current: Option<Bin> = None;
-    let (mut sum_t, mut sum_y) = (0.0f64, 0.0f64);
-    for s in samples {
-        if s.at >= bin_end {
-            let at_index = s.at.div_euclid(width_ms);
-            bin_end = at_index.saturating_add(1).saturating_mul(width_ms);
-            if at_index != index {
-                index = at_index;
-                if let Some(mut b) = current.take() {
-                    b.t = sum_t / b.count;
-                    b.mean = sum_y / b.count;
-                    bins.push(b);
-                }
-                sum_t = 0.0;
-                sum_y = 0.0;
-                current = Some(Bin {
-                    t: 0.0,
-                    mean: 0.0,
-                    min: s.bytes,
-                    max: s.bytes,
-                    count: 0.0,
-                });
+    // Samples are sorted: each bin is a run of them, named by one division, and its
+    // times are summed as integers relative to its first sample.
+    let mut i = 0;
+    while i < samples.len() {
+        let first = samples[i];
+        let end = first
+            .at
+            .div_euclid(width_ms)
+            .saturating_add(1)
+            .saturating_mul(width_ms);
+        let (mut sum_dt, mut sum_y) = (0i64, first.bytes);
+        let (mut min, mut max) = (first.bytes, first.bytes);
+        let mut j = i + 1;
+        while let Some(s) = samples.get(j).filter(|s| s.at < end) {
+            sum_dt += s.at - first.at;
+            sum_y += s.bytes;
+            if s.bytes < min {
+                min = s.bytes;
             }
+            if s.bytes > max {
+                max = s.bytes;
+            }
+            j += 1;
         }
-        let b = current.as_mut().expect("opened above");
-        b.count += 1.0;
-        b.min = b.min.min(s.bytes);
-        b.max = b.max.max(s.bytes);
-        sum_t += (s.at - now) as f64 / 1000.0;
-        sum_y += s.bytes;
-    }
-    if let Some(mut b) = current {
-        b.t = sum_t / b.count;
-        b.mean = sum_y / b.count;
-        bins.push(b);
+        let count = (j - i) as f64;
+        bins.push(Bin {
+            t: ((first.at - now) as f64 + sum_dt as f64 / count) / 1000.0,
+            mean: sum_y / count,
+            min,
+            max,
+            count,
+        });
+        i = j;
     }
     bins
 }
@@ -421,8 +417,19 @@ impl Analysis {
 }
 
 fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
-    if let Some(a) = analyze_cycles(bins, params) {
-        return Some(a);
+    let releases = releases(bins);
+    let mut bins = bins;
+    if releases.len() >= 2 {
+        if let Some(a) = analyze_cycles(bins, &releases, params) {
+            return Some(a);
+        }
+    } else if let Some(&release) = releases.first() {
+        // One release: what it emptied does not grow on. The trend starts after it,
+        // and until a regime's worth of bins has followed, there is none to extend.
+        bins = &bins[release..];
+        if bins.len() < 4 || bins[bins.len() - 1].t - bins[0].t < MIN_REGIME_SECONDS {
+            return Some(stable_at(bins, params));
+        }
     }
     let span = bins[bins.len() - 1].t - bins[0].t;
     if span >= 1.5 * DAY_SECONDS {
@@ -460,14 +467,13 @@ fn median_in_place(values: &mut [f64]) -> f64 {
     *m
 }
 
-/// Sawtooth analysis: bins where the mean drops far more than the series' usual
-/// step-to-step change are releases. With at least three cycles, the cycle floors
-/// carry the trend and the peaks set the level.
-fn analyze_cycles(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
+/// Releases: the bins where the mean drops far more than the series' usual
+/// step-to-step change (each given as the index of the first bin after the drop).
+fn releases(bins: &[Bin]) -> Vec<usize> {
     let diffs: Vec<f64> = bins.windows(2).map(|w| w[1].mean - w[0].mean).collect();
     let level = bins.iter().map(|b| b.mean).sum::<f64>() / bins.len() as f64;
-    // A release drops 5% of the level at least, within one or two bins: without two
-    // such drops there is no sawtooth, and no need for the noise scales below.
+    // A release drops 5% of the level at least, within one or two bins: without such
+    // a drop there is none, and no need for the noise scales below.
     let floor = -0.05 * level.abs();
     let deep_drops = (0..diffs.len())
         .filter(|&i| {
@@ -475,8 +481,8 @@ fn analyze_cycles(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
                 || (i + 1 < diffs.len() && diffs[i] < 0.0 && diffs[i] + diffs[i + 1] < floor)
         })
         .count();
-    if deep_drops < 2 {
-        return None;
+    if deep_drops == 0 {
+        return Vec::new();
     }
     // The noise scale of a step comes from second differences, which a steady ramp
     // (deterministic first differences) leaves near zero: σ(Δ) = σ(Δ²)/√3 for noise.
@@ -496,11 +502,16 @@ fn analyze_cycles(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     let mut i = 0;
     while i < diffs.len() {
         let two = i + 1 < diffs.len() && diffs[i] < 0.0 && diffs[i + 1] < 0.0;
-        let (drop, end) = if diffs[i] < -threshold || !two {
+        let (drop, mut end) = if diffs[i] < -threshold || !two {
             (diffs[i], i)
         } else {
             (diffs[i] + diffs[i + 1], i + 1)
         };
+        // A fall that goes on past the threshold bin after bin (one that straddles a
+        // bin boundary) is one release.
+        while end + 1 < diffs.len() && diffs[end + 1] < -threshold {
+            end += 1;
+        }
         if drop < -threshold && (i == 0 || diffs[i - 1] < -drop / 2.0) {
             releases.push(end + 1);
             i = end + 1;
@@ -508,9 +519,12 @@ fn analyze_cycles(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
             i += 1;
         }
     }
-    if releases.len() < 2 {
-        return None;
-    }
+    releases
+}
+
+/// Sawtooth analysis of bins with two `releases` or more: with at least three cycles,
+/// the cycle floors carry the trend and the peaks set the level.
+fn analyze_cycles(bins: &[Bin], releases: &[usize], params: &ForecastParams) -> Option<Analysis> {
     // Cycle boundaries: [r_j, r_{j+1}), and the current partial cycle [r_k, end).
     let mut floors: Vec<Point> = Vec::with_capacity(releases.len());
     let mut peaks: Vec<(f64, f64)> = Vec::with_capacity(releases.len() + 1);
@@ -695,17 +709,18 @@ fn analyze_trend(
     let n = points.len();
     let width = (points[n - 1].t - points[0].t) / (n - 1).max(1) as f64;
     // A regime needs 10 minutes and 4 bins at least.
-    let min_len = ((600.0 / width.max(1.0)).ceil() as usize).max(4);
-    let (mut start, mut known_curve) = last_regime_start_and_curve(points, min_len, 10.0);
+    let min_len = ((MIN_REGIME_SECONDS / width.max(1.0)).ceil() as usize).max(4);
+    let sums = PrefixSums::new(points);
+    let (mut start, mut known_curve) = regime_search(points, &sums, 0, min_len, 10.0);
     if start == 0 {
         // An early regime (a first fill, a warm-up) can hide a later change from two
         // lines over the whole window: the last three quarters get a search of their
         // own.
         let quarter = n / 4;
-        let (later, _) = last_regime_start_and_curve(&points[quarter..], min_len, 10.0);
-        if later > 0 {
-            start = quarter + later;
-            known_curve = None;
+        let (later, curve) = regime_search(points, &sums, quarter, min_len, 10.0);
+        if later > quarter {
+            start = later;
+            known_curve = curve;
         }
     }
     // The parabola over `points[from..]`, fitted once per range.
@@ -1023,6 +1038,41 @@ mod tests {
         assert!(eta.upper_seconds.unwrap() >= eta.seconds * (1.0 + MODEL_ERROR) - 1e-6);
         assert_eq!(f.pattern, Pattern::Leak);
         assert_eq!(f.severity, Severity::Critical);
+    }
+
+    /// An old generation filling for 40 minutes, then emptied by one collection: the
+    /// growth it had is gone with it. Minutes after, there is nothing to extend; once
+    /// the new regime has grown for a while, it is fitted on its own.
+    #[test]
+    fn one_release_starts_the_trend_again() {
+        let mut samples = ramp(200.0 * MI, 1000.0 * MI / 3600.0, 40);
+        let released = samples.last().unwrap().at;
+        for i in 1..=40 {
+            samples.push(Sample {
+                at: released + i * 30_000,
+                bytes: 280.0 * MI + (i as f64) * 0.2 * MI,
+            });
+        }
+        let params = ForecastParams::default();
+        let limit = Some(1800.0 * MI);
+        let soon = forecast(
+            &samples[..samples.len() - 30],
+            limit,
+            released + 5 * 60_000,
+            &params,
+        );
+        assert_eq!(soon.severity, Severity::None, "{soon:?}");
+        assert!(soon.time_to_limit.is_none(), "{soon:?}");
+        let now = samples.last().unwrap().at;
+        let later = forecast(&samples, limit, now, &params);
+        assert_eq!(later.severity, Severity::None, "{later:?}");
+        assert!(later.level_bytes.unwrap() < 400.0 * MI, "{later:?}");
+        let onset = later.onset.unwrap();
+        assert!(
+            onset >= released,
+            "onset {} min before the release",
+            (released - onset) / 60_000
+        );
     }
 
     /// A sawtooth sampled every 30 s for `minutes`: from `floor(t)` up to `peak(t)`

@@ -1,22 +1,27 @@
-//! Keeping a quiet forecast between evaluations instead of re-fitting it.
+//! Keeping a forecast between evaluations instead of re-fitting it.
 //!
 //! A forecast is a fit over the whole lookback, but one new sample rarely changes it:
-//! the model works on time bins (see [`super::forecast`]), and until a bin closes, the
-//! newest sample only nudges the last one. So a container whose forecast is quiet (no
-//! time to limit, no severity) keeps that forecast until one of these happens, and is
+//! the model works on time bins (see [`super::forecast`]), and a sample nudges one bin
+//! of up to 96. So a container keeps its last fit, aged (a time to limit shrinks by
+//! the time gone by, and the severity follows it), until one of these happens, and is
 //! re-fitted then:
 //! - a bin closes (the time since the fit reaches the bin width the fit used: 5 min
-//!   for a 6h history);
-//! - the working set sets a new high since the fit, or reaches the limit;
+//!   for a 6h history); for a quiet forecast (no time to limit), a sixteenth of its
+//!   history is new, or a bin closes if that is later (22 min for a 6h history);
+//! - the working set sets a new high (for a container on course for its limit: above
+//!   the course, the fit's own growth with a quarter to spare), or reaches the limit;
+//! - a container on course for its limit falls below everything it held in the last
+//!   quarter of its history, or its time to limit runs out;
 //! - more than one new sample arrived since the last evaluation (a catch-up after an
 //!   outage, data finer than the evaluations): only the newest is looked at;
 //! - the segment or the limit changes.
 //!
-//! Growth shows up as new highs, so it is fitted the poll it appears; a container with
-//! a time to limit, or still short of history, is re-fitted every evaluation. At fleet
-//! scale most containers are quiet, and most evaluations cost a comparison.
+//! Growth shows up as new highs, so it is fitted the poll it appears; growth that
+//! slows shows at the next refresh. A container short of history is fitted every
+//! evaluation (the fit stops at the span check). At fleet scale most evaluations cost
+//! a comparison.
 
-use super::forecast::{bin_width_ms, forecast, Forecast, ForecastParams, Pattern, Severity};
+use super::forecast::{bin_width_ms, forecast, Forecast, ForecastParams, Pattern, TimeToLimit};
 use super::Sample;
 
 /// One segment's last fit, carried from evaluation to evaluation.
@@ -36,6 +41,10 @@ struct Kept {
     segment_start: i64,
     limit_bits: Option<u64>,
     high: f64,
+    /// Growth the fit found (bytes/s).
+    growth: f64,
+    /// A working set below this calls for a fit.
+    floor: f64,
     /// The newest sample's time at the last evaluation.
     latest_at: i64,
 }
@@ -66,32 +75,32 @@ impl Memo {
             let reached_limit = limit_bytes.is_some_and(|l| facts.latest.bytes >= l);
             let one_new_sample_at_most =
                 facts.latest.at - kept.latest_at <= facts.step_ms + facts.step_ms / 10;
+            let elapsed_seconds = (now - kept.fitted_at) as f64 / 1000.0;
+            // Growing as the fit said it would is no news: the allowance is the fit's
+            // own growth since (zero for a quiet fit), with a quarter to spare.
+            let allowed_high = kept.high + kept.growth.max(0.0) * elapsed_seconds * GROWTH_SLACK;
             if kept.segment_start == facts.start
                 && one_new_sample_at_most
                 && kept.limit_bits == limit_bytes.map(f64::to_bits)
                 && now >= kept.fitted_at
                 && now < kept.refit_at
                 && facts.latest.at <= now
-                && facts.latest.bytes <= kept.high
+                && facts.latest.bytes <= allowed_high
+                && facts.latest.bytes >= kept.floor
                 && !reached_limit
             {
                 self.reuses += 1;
                 kept.latest_at = facts.latest.at;
-                let mut out = kept.forecast;
-                out.working_set_bytes = facts.latest.bytes;
-                return out;
+                return aged(&kept.forecast, facts.latest.bytes, elapsed_seconds, params);
             }
         }
         self.fits += 1;
         let samples = samples();
         let out = forecast(&samples, limit_bytes, now, params);
-        let quiet = out.severity == Severity::None
-            && out.time_to_limit.is_none()
-            && out.pattern != Pattern::InsufficientData;
         self.kept = None;
-        if quiet {
-            let from = samples.partition_point(|s| s.at < now - 6 * 3_600_000);
-            let visible = &samples[from..samples.partition_point(|s| s.at <= now)];
+        if out.pattern != Pattern::InsufficientData {
+            // The caller's samples are the lookback; the fit saw those up to now.
+            let visible = &samples[..samples.partition_point(|s| s.at <= now)];
             if let (Some(first), Some(last)) = (visible.first(), visible.last()) {
                 let high = visible
                     .iter()
@@ -99,20 +108,45 @@ impl Memo {
                     .fold(f64::NEG_INFINITY, f64::max);
                 // Refit about when a bin closes, at a phase of its own, so that a
                 // fleet backfilled at one instant does not refit all at once.
-                let width = bin_width_ms(first.at, last.at, visible.len());
+                // A quiet fit is refreshed once a sixteenth of its history is new;
+                // one on course for the limit, every bin.
+                let bin = bin_width_ms(first.at, last.at, visible.len());
+                let width = match out.time_to_limit {
+                    Some(_) => bin,
+                    None => bin.max((last.at - first.at) / REFIT_FRACTION),
+                };
                 let phase = (high.to_bits() % width.max(1) as u64) as i64;
+                // The first instant at least half a bin away whose phase is this
+                // container's: a bin apart on average.
+                let earliest = now + width / 2;
+                let mut refit_at =
+                    earliest + (width - (earliest + phase).rem_euclid(width.max(1))) % width.max(1);
+                // A forecast whose limit would come sooner is fitted again by then.
+                if let Some(t) = out.time_to_limit {
+                    refit_at = refit_at.min(now + (t.seconds * 1000.0) as i64);
+                }
                 self.kept = Some(Kept {
                     forecast: out,
                     fitted_at: now,
-                    refit_at: {
-                        // The first instant at least half a bin away whose phase is
-                        // this container's: a bin apart on average.
-                        let earliest = now + width / 2;
-                        earliest
-                            + (width - (earliest + phase).rem_euclid(width.max(1))) % width.max(1)
-                    },
+                    refit_at,
                     segment_start: facts.start,
                     limit_bits: limit_bytes.map(f64::to_bits),
+                    // A quiet forecast is news at any new high; one on course for
+                    // the limit, only at a high beyond its own course.
+                    growth: match out.time_to_limit {
+                        Some(_) => out.growth_bytes_per_second.unwrap_or(0.0),
+                        None => 0.0,
+                    },
+                    // A container on course for its limit that falls below everything
+                    // it held in the last quarter of its history is not on that course.
+                    floor: if out.time_to_limit.is_some() {
+                        visible[visible.len() * 3 / 4..]
+                            .iter()
+                            .map(|s| s.bytes)
+                            .fold(f64::INFINITY, f64::min)
+                    } else {
+                        f64::NEG_INFINITY
+                    },
                     high,
                     latest_at: last.at,
                 });
@@ -122,9 +156,44 @@ impl Memo {
     }
 }
 
+/// A quiet fit is refreshed once this fraction of its history is new, or when a bin
+/// closes if that is later.
+const REFIT_FRACTION: i64 = 16;
+
+/// How much faster than its fit a kept forecast may grow before it is fitted again.
+const GROWTH_SLACK: f64 = 1.25;
+
+/// A kept forecast `elapsed_seconds` after its fit, with the newest working set: the
+/// limit is as far off as the fit said, less the time gone by, and its severity
+/// follows; the level moves along the fitted growth.
+fn aged(
+    kept: &Forecast,
+    working_set_bytes: f64,
+    elapsed_seconds: f64,
+    params: &ForecastParams,
+) -> Forecast {
+    let mut out = *kept;
+    out.working_set_bytes = working_set_bytes;
+    if let (Some(level), Some(growth)) = (out.level_bytes, out.growth_bytes_per_second) {
+        out.level_bytes = Some(level + growth * elapsed_seconds);
+    }
+    if let Some(t) = out.time_to_limit {
+        let less = |s: f64| (s - elapsed_seconds).max(0.0);
+        let seconds = less(t.seconds);
+        out.time_to_limit = Some(TimeToLimit {
+            seconds,
+            lower_seconds: less(t.lower_seconds),
+            upper_seconds: t.upper_seconds.map(less),
+        });
+        out.severity = params.severity_for(Some(seconds), 1.0);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Severity;
     use std::borrow::Cow;
 
     const MI: f64 = 1024.0 * 1024.0;
@@ -192,6 +261,43 @@ mod tests {
         assert!(run(&samples, &mut memo, 1199 * 30_000, 256.0 * MI)
             .time_to_limit
             .is_some());
+    }
+
+    /// A leak on course keeps its fit through a bin, its time to limit shrinking with
+    /// the clock; a working set off the course either way is fitted at once.
+    #[test]
+    fn a_forecast_on_course_is_aged_and_one_off_course_refitted() {
+        let leak = |i: i64| Sample {
+            at: i * 30_000,
+            bytes: 100.0 * MI + i as f64 * 0.2 * MI,
+        };
+        let mut samples: Vec<Sample> = (0..=360).map(leak).collect();
+        let limit = 256.0 * MI;
+        let mut memo = Memo::default();
+        let first = run(&samples, &mut memo, 360 * 30_000, limit);
+        let eta = first.time_to_limit.expect("on course").seconds;
+        let fits = memo.fits;
+        samples.push(leak(361));
+        let next = run(&samples, &mut memo, 361 * 30_000, limit);
+        assert_eq!(memo.fits, fits, "kept");
+        let aged = next.time_to_limit.unwrap().seconds;
+        assert!((eta - aged - 30.0).abs() < 1e-6, "{eta} then {aged}");
+        assert_eq!(next.working_set_bytes, samples[361].bytes);
+        // From here, a jump far above the course, or a fall below everything of the
+        // last quarter.
+        for (bytes, why) in [(220.0 * MI, "above the course"), (110.0 * MI, "below it")] {
+            let mut memo = memo.clone();
+            let mut samples = samples.clone();
+            samples.push(Sample {
+                at: 362 * 30_000,
+                bytes,
+            });
+            run(&samples, &mut memo, 362 * 30_000, limit);
+            assert_eq!(memo.fits, fits + 1, "{why}");
+        }
+        samples.push(leak(362));
+        run(&samples, &mut memo, 362 * 30_000, limit);
+        assert_eq!(memo.fits, fits, "on course");
     }
 
     #[test]

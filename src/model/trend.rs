@@ -318,10 +318,11 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     if scale <= 0.0 || !scale.is_finite() {
         return None;
     }
+    let inv_scale = 1.0 / scale;
     let mut s = [0.0f64; 5];
     let mut r = [0.0f64; 3];
     for p in points {
-        let u = (p.t - center) / scale;
+        let u = (p.t - center) * inv_scale;
         let mut up = 1.0;
         for (k, sk) in s.iter_mut().enumerate() {
             *sk += p.w * up;
@@ -339,7 +340,7 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     }
     let mut sse = 0.0;
     for p in points {
-        let u = (p.t - center) / scale;
+        let u = (p.t - center) * inv_scale;
         let e = p.y - (coef[0] + coef[1] * u + coef[2] * u * u);
         sse += p.w * e * e;
     }
@@ -386,11 +387,11 @@ pub fn fit_saturation(points: &[Point]) -> Option<Saturation> {
     }
     let mut best: Option<Saturation> = None;
     let steps = 24;
+    let mut decay = vec![0.0; points.len()];
     for k in 0..=steps {
         let tau = span * 0.1 * (40.0f64).powf(k as f64 / steps as f64);
-        let basis = points
-            .iter()
-            .map(|p| ((-(p.t - last.t) / tau).exp(), p.y, p.w));
+        fill_decays(points, tau, &mut decay);
+        let basis = points.iter().zip(&decay).map(|(p, &e)| (e, p.y, p.w));
         let Some(line) = fit_line_of(basis, points.len()) else {
             continue;
         };
@@ -411,6 +412,24 @@ pub fn fit_saturation(points: &[Point]) -> Option<Saturation> {
     // A best fit at the longest time constant tried is a straight line, not a curve
     // that saturates.
     best.filter(|b| b.tau < span * 0.1 * 40.0 * 0.99)
+}
+
+/// `e^(−(t − last)/τ)` for each point, `last` being the last point's time (so 1
+/// there), walked back from the last point: evenly spaced points (bins of regular
+/// samples) share one factor per spacing, so most points cost a multiplication, not
+/// an exponential. Spacings within a billionth of each other count as equal.
+fn fill_decays(points: &[Point], tau: f64, out: &mut [f64]) {
+    let n = points.len();
+    out[n - 1] = 1.0;
+    let (mut gap, mut factor) = (f64::NAN, 1.0);
+    for i in (0..n - 1).rev() {
+        let g = points[i + 1].t - points[i].t;
+        if gap.is_nan() || (g - gap).abs() > 1e-9 * g.abs() {
+            gap = g;
+            factor = (g / tau).exp();
+        }
+        out[i] = out[i + 1] * factor;
+    }
 }
 
 fn invert3(m: [[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
@@ -450,8 +469,20 @@ pub fn last_regime_start_and_curve(
     min_len: usize,
     min_gain: f64,
 ) -> (usize, Option<(usize, Option<Parabola>)>) {
-    let sums = PrefixSums::new(points);
-    let mut start = 0;
+    regime_search(points, &PrefixSums::new(points), 0, min_len, min_gain)
+}
+
+/// [`last_regime_start_and_curve`] over `points[begin..]`, with `sums` the prefix
+/// sums of all of `points` (so that searches over several tails share them); indices
+/// are into `points`.
+pub fn regime_search(
+    points: &[Point],
+    sums: &PrefixSums,
+    begin: usize,
+    min_len: usize,
+    min_gain: f64,
+) -> (usize, Option<(usize, Option<Parabola>)>) {
+    let mut start = begin;
     let mut last_curve = None;
     // Each accepted split moves `start` right; at most log-many in practice.
     for _ in 0..8 {
@@ -563,6 +594,31 @@ mod tests {
             100,
         );
         assert_eq!(last_regime_start(&p, 5, 10.0), 0);
+    }
+
+    #[test]
+    fn decays_walked_back_match_exponentials() {
+        // Even spacing (one factor serves all), then uneven (one each), then even again.
+        let mut p = pts(|_| 0.0, 40);
+        for (i, q) in p.iter_mut().enumerate().skip(15).take(10) {
+            q.t += (i * i) as f64 * 0.37;
+        }
+        for q in p.iter_mut().skip(25) {
+            q.t += 200.0;
+        }
+        let last = p[p.len() - 1].t;
+        for tau in [30.0, 600.0, 1e5] {
+            let mut out = vec![0.0; p.len()];
+            fill_decays(&p, tau, &mut out);
+            for (q, e) in p.iter().zip(&out) {
+                let want = (-(q.t - last) / tau).exp();
+                assert!(
+                    (e / want - 1.0).abs() < 1e-9,
+                    "tau {tau}, t {}: {e} vs {want}",
+                    q.t
+                );
+            }
+        }
     }
 
     #[test]
