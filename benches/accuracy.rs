@@ -53,6 +53,7 @@ fn main() {
         alert: AlertParams::default(),
         step_ms: 30_000,
         lookback_ms: 6 * 3_600_000,
+        refit_every_step: false,
     };
     // The replay is timed five times and the median kept: one run of the suite takes
     // a tenth of a second, short enough for a busy machine to skew.
@@ -97,6 +98,22 @@ fn main() {
     );
     let headroom_score = score(&scenarios, &headroom);
     row("headroom", &headroom_score);
+    // The same model fitted afresh at every evaluation: what keeping fits between
+    // evaluations (as the daemon does) costs or gains in accuracy.
+    let fresh_params = ReplayParams {
+        refit_every_step: true,
+        ..params
+    };
+    let started = Instant::now();
+    let fresh: Vec<_> = scenarios
+        .iter()
+        .map(|s| headroom_outcomes(s, &fresh_params))
+        .collect();
+    let fresh_took = started.elapsed().as_secs_f64();
+    row(
+        "headroom, fitting afresh every step",
+        &score(&scenarios, &fresh),
+    );
     for rule in &rules {
         let outcomes: Vec<_> = scenarios
             .iter()
@@ -109,6 +126,11 @@ fn main() {
         "replay speed: {evaluations} evaluations over {samples} samples in {took:.3}s (median of 5) = {:.0} samples/s, {:.1} µs per evaluation (one core)",
         samples as f64 / took,
         took * 1e6 / evaluations as f64
+    );
+    println!(
+        "fitting afresh at every evaluation instead: {:.3}s = {:.0} samples/s",
+        fresh_took,
+        samples as f64 / fresh_took
     );
     if let Ok(name) = std::env::var("HEADROOM_SUITE_TRACE") {
         trace(&scenarios, &name, &params);

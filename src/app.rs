@@ -422,6 +422,7 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
         alert: crate::pipeline::alert_params(config),
         step_ms: step.as_millis() as i64,
         lookback_ms: config.store.lookback.as_millis() as i64,
+        refit_every_step: false,
     };
     let output = match args.format {
         BacktestFormat::Jsonl => backtest::Output::Jsonl,

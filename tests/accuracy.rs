@@ -16,6 +16,7 @@ fn suite_accuracy_stays_above_the_measured_bar() {
         alert: AlertParams::default(),
         step_ms: 30_000,
         lookback_ms: 6 * 3_600_000,
+        refit_every_step: false,
     };
     let outcomes: Vec<_> = scenarios
         .iter()

@@ -8,14 +8,16 @@
 //!   job (44–60 min at ~1 s), against the JVM's own maximum and against a tight limit
 //!   1.3 × the series' highest value. None ran out, so none may alert.
 //!
-//! Not yet here, because headroom still alerts on them (issue 3 stays open for it):
-//! `SampleJRockit1_4_2priopausetime` (stretch ×8, 350 MB: for its first 100 minutes
-//! the whole band climbs, post-GC floor 27 → 99 MB and peaks 305 → 334 MB, and it
-//! alerts at minute 98, before the floor stops) and
-//! `SampleSun1_5_0ConcurrentModeFailure` (stretch ×20, 128 MB: flat at 53 MB, then
-//! a 25 MB step within 5 minutes into a 69–94 MB band of GC thrash; the step itself
-//! reads as fast growth, critical at minute 61). The Spark series headroom still alerts on are
-//! named in `SPARK_OPEN`, and checked to still alert, so the list only shrinks.
+//! Every case is replayed twice: as the daemon runs (keeping fits between
+//! evaluations, `model::reuse`) and fitting afresh at every evaluation, so that no
+//! verdict depends on when fits happen to run.
+//!
+//! Still alerting (issue 3 stays open for them), named so none is skipped in silence
+//! and checked to still alert, so the lists only shrink: `SampleJRockit1_4_2priopausetime`
+//! (stretch x8, 350 MB: for its first 100 minutes the whole band climbs, post-GC
+//! floor 27 -> 99 MB and peaks 305 -> 334 MB, 95% of the heap; fitting afresh it
+//! alerts at minute 126 on one long GC cycle's fill), and the Spark series in
+//! `SPARK_OPEN`.
 
 use std::path::PathBuf;
 
@@ -119,18 +121,22 @@ fn scrape(events: &[GcEvent], stretch: f64) -> Vec<Sample> {
     out
 }
 
-fn params() -> ReplayParams {
+fn params(refit_every_step: bool) -> ReplayParams {
     ReplayParams {
         forecast: ForecastParams::default(),
         alert: AlertParams::default(),
         step_ms: 30_000,
         lookback_ms: 6 * 3_600_000,
+        refit_every_step,
     }
 }
 
-/// Times (ms) at which an alert was firing, evaluating from `from`.
-fn alerts(samples: &[Sample], limit: f64, from: i64) -> Vec<i64> {
-    quiet_or_first_alert(samples, limit, from).map_or_else(Vec::new, |a| a.firing)
+/// Times (ms) at which an alert was firing, evaluating from `from`, as the daemon
+/// would (keeping fits between evaluations) and with a fresh fit at every one: the
+/// verdict of every case below must not depend on when fits happen to run.
+fn alerts(samples: &[Sample], limit: f64, from: i64) -> [Vec<i64>; 2] {
+    [false, true]
+        .map(|fresh| replay_alerts(samples, limit, from, fresh).map_or_else(Vec::new, |a| a.firing))
 }
 
 /// Where a replay alerted: every firing evaluation, and what the model said at the
@@ -140,18 +146,34 @@ struct Alerted {
     first: String,
 }
 
+/// The first replay that alerts, keeping fits or fitting afresh (see [`alerts`]).
 fn quiet_or_first_alert(samples: &[Sample], limit: f64, from: i64) -> Option<Alerted> {
+    replay_alerts(samples, limit, from, false).or_else(|| {
+        replay_alerts(samples, limit, from, true).map(|mut a| {
+            a.first = format!("{} (fitting afresh at every evaluation)", a.first);
+            a
+        })
+    })
+}
+
+fn replay_alerts(samples: &[Sample], limit: f64, from: i64, fresh: bool) -> Option<Alerted> {
     let start = samples.first().map_or(0, |s| s.at);
     let mut firing = Vec::new();
     let mut first = String::new();
-    replay(&[samples.to_vec()], Some(limit), &params(), from, |e| {
-        if e.alert.is_none() {
-            return;
-        }
-        if firing.is_empty() {
-            let f = &e.forecast;
-            let mib = |b: Option<f64>| b.map_or("-".into(), |b| format!("{:.0}Mi", b / 1048576.0));
-            first = format!(
+    replay(
+        &[samples.to_vec()],
+        Some(limit),
+        &params(fresh),
+        from,
+        |e| {
+            if e.alert.is_none() {
+                return;
+            }
+            if firing.is_empty() {
+                let f = &e.forecast;
+                let mib =
+                    |b: Option<f64>| b.map_or("-".into(), |b| format!("{:.0}Mi", b / 1048576.0));
+                first = format!(
                 "first at +{} min: working set {}, level {}, growth {}/h, time to limit {}, onset +{} min, {:?}",
                 (e.at - start) / 60_000,
                 mib(Some(f.working_set_bytes)),
@@ -162,9 +184,10 @@ fn quiet_or_first_alert(samples: &[Sample], limit: f64, from: i64) -> Option<Ale
                 f.onset.map_or(0, |o| (o - start) / 60_000),
                 f.pattern,
             );
-        }
-        firing.push(e.at);
-    });
+            }
+            firing.push(e.at);
+        },
+    );
     (!firing.is_empty()).then_some(Alerted { firing, first })
 }
 
@@ -180,29 +203,59 @@ fn heap_that_runs_out_is_alerted_ahead() {
         .find(|e| e.after >= 0.98 * e.capacity && e.capacity >= 0.99 * limit)
         .expect("the log exhausts its heap");
     let exhausted_at = samples[0].at + ((exhausted.t - events[0].t) * stretch * 1000.0) as i64;
-    let firing = alerts(&samples, limit, i64::MIN);
-    let first = *firing.first().expect("an alert before exhaustion");
-    let lead_minutes = (exhausted_at - first) / 60_000;
-    assert!(
-        lead_minutes >= 10,
-        "alerted {lead_minutes} min before the heap ran out"
-    );
+    for (firing, how) in alerts(&samples, limit, i64::MIN)
+        .iter()
+        .zip(["keeping fits", "fitting afresh"])
+    {
+        let first = *firing.first().expect("an alert before exhaustion");
+        let lead_minutes = (exhausted_at - first) / 60_000;
+        assert!(
+            lead_minutes >= 10,
+            "{how}: alerted {lead_minutes} min before the heap ran out"
+        );
+    }
 }
 
 #[test]
 fn healthy_real_heaps_stay_quiet() {
-    let cases: &[(&str, f64, f64)] = &[
+    // (log, time stretch, heap limit, still alerts: see the module's doc)
+    let cases: &[(&str, f64, f64, bool)] = &[
         // JRockit gencon, 16.9 h of steady nursery sawtooth under 1 GB.
-        ("SampleJRockit1_4_2gencon-big.csv", 1.0, 1024.0 * 1048576.0),
+        (
+            "SampleJRockit1_4_2gencon-big.csv",
+            1.0,
+            1024.0 * 1048576.0,
+            false,
+        ),
+        // JRockit priopausetime on a x8 axis (6 h): for its first 100 minutes the
+        // whole band climbs (post-GC floor 27 -> 99 MB, peaks 305 -> 334 MB, 95% of
+        // the heap), then the floor stops: growth that saturates, under 350 MB.
+        (
+            "SampleJRockit1_4_2priopausetime.csv",
+            8.0,
+            350.0 * 1048576.0,
+            true,
+        ),
+        // CMS with concurrent-mode failures on a x20 axis (4.7 h): flat at 53 MB, a
+        // 25 MB step within 5 minutes into a 69-94 MB band of GC thrash, under a
+        // 128 MB heap. A plateau with thrash, not a leak.
+        (
+            "SampleSun1_5_0ConcurrentModeFailure.csv",
+            20.0,
+            128.0 * 1048576.0,
+            false,
+        ),
         // Shenandoah, back-to-back System.gc(): 1 MB per collection, 6 MB to 33 MB of
         // 128 MB over 4 h on a x300 axis: never watched long enough for its 13 h.
         (
             "SampleShenandoahSeveralSystemGC.csv",
             300.0,
             128.0 * 1048576.0,
+            false,
         ),
     ];
-    for &(name, stretch, limit) in cases {
+    let mut failures = Vec::new();
+    for &(name, stretch, limit, open) in cases {
         let events = read_log(name);
         let samples = scrape(&events, stretch);
         assert!(samples.len() > 100, "{name}: {} samples", samples.len());
@@ -212,14 +265,17 @@ fn healthy_real_heaps_stay_quiet() {
         // daemon watching a long-running container would.
         let first_old = events.iter().find(|e| e.old).map_or(events[0].t, |e| e.t);
         let from = samples[0].at + ((first_old - events[0].t) * stretch * 1000.0) as i64;
-        let firing = alerts(&samples, limit, from);
-        assert!(
-            firing.is_empty(),
-            "{name} alerted at {} evaluations, first at +{} min",
-            firing.len(),
-            (firing[0] - samples[0].at) / 60_000
-        );
+        match (quiet_or_first_alert(&samples, limit, from), open) {
+            (Some(a), false) => failures.push(format!(
+                "{name} alerted at {} evaluations, {}",
+                a.firing.len(),
+                a.first
+            )),
+            (None, true) => failures.push(format!("{name} is quiet now: mark it so")),
+            _ => {}
+        }
     }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
 /// The Exathlon Spark traces (`../shared/data/real/exathlon`, see its README).
@@ -324,14 +380,11 @@ enum SparkLimit {
 /// checks each still alerts, so a fix has to move it out of this list.
 const SPARK_OPEN: &[(&str, &str, &str, SparkLimit)] = &[
     ("1_0_100000_15.csv.gz", "1", "old gen", SparkLimit::Tight),
-    ("1_0_100000_16.csv.gz", "1", "heap", SparkLimit::Tight),
     ("1_0_100000_16.csv.gz", "2", "heap", SparkLimit::Tight),
     ("1_0_100000_16.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("1_0_10000_17.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("1_0_500000_18.csv.gz", "1", "heap", SparkLimit::Tight),
-    ("1_0_500000_18.csv.gz", "1", "old gen", SparkLimit::Tight),
     ("1_0_500000_18.csv.gz", "2", "heap", SparkLimit::Tight),
-    ("1_0_500000_18.csv.gz", "2", "old gen", SparkLimit::Tight),
     ("5_0_100000_37.csv.gz", "1", "heap", SparkLimit::Tight),
     ("5_0_100000_37.csv.gz", "1", "old gen", SparkLimit::Tight),
     ("5_0_100000_37.csv.gz", "2", "heap", SparkLimit::RealMax),

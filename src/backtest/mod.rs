@@ -32,6 +32,10 @@ pub struct ReplayParams {
     pub step_ms: i64,
     /// History a daemon keeps (ms).
     pub lookback_ms: i64,
+    /// Fit afresh at every evaluation instead of keeping fits between evaluations as
+    /// the daemon does (see `model::reuse`): for checking that keeping them changes
+    /// no verdict.
+    pub refit_every_step: bool,
 }
 
 /// One evaluation of a replay.
@@ -85,7 +89,7 @@ pub fn replay(
         let begin = segment[..end].partition_point(|s| s.at < at - params.lookback_ms);
         let window = &segment[begin..end];
         let forecast = match (segment.first(), window.last()) {
-            (Some(first), Some(&latest)) => memo.forecast(
+            (Some(first), Some(&latest)) if !params.refit_every_step => memo.forecast(
                 SegmentFacts {
                     start: first.at,
                     latest,

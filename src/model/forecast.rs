@@ -424,12 +424,18 @@ fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
             return Some(a);
         }
     } else if let Some(&release) = releases.first() {
-        // One release: what it emptied does not grow on. The trend starts after it,
-        // and until a regime's worth of bins has followed, there is none to extend.
-        bins = &bins[release..];
-        if bins.len() < 4 || bins[bins.len() - 1].t - bins[0].t < MIN_REGIME_SECONDS {
-            return Some(stable_at(bins, params));
+        // One release: what it emptied does not grow on, and the fill after it is
+        // the next cycle of a sawtooth until it outlives (twice over) and outgrows
+        // what came before the release, as in `analyze_cycles`. Then it is a trend
+        // of its own.
+        let (before, after) = bins.split_at(release);
+        let age = |b: &[Bin]| b[b.len() - 1].t - b[0].t;
+        let peak = |b: &[Bin]| b.iter().map(|b| b.max).fold(f64::MIN, f64::max);
+        let outgrown = age(after) > 2.0 * (after[0].t - before[0].t) && peak(after) > peak(before);
+        if !outgrown || after.len() < 4 || age(after) < MIN_REGIME_SECONDS {
+            return Some(stable_at(after, params));
         }
+        bins = after;
     }
     let span = bins[bins.len() - 1].t - bins[0].t;
     if span >= 1.5 * DAY_SECONDS {
