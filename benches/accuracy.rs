@@ -114,12 +114,14 @@ fn main() {
         "headroom, fitting afresh every step",
         &score(&scenarios, &fresh),
     );
+    let mut rule_runs = Vec::new();
     for rule in &rules {
         let outcomes: Vec<_> = scenarios
             .iter()
             .map(|s| rule_outcomes(s, rule, 30_000))
             .collect();
         row(&rule.label(), &score(&scenarios, &outcomes));
+        rule_runs.push((rule.label(), outcomes));
     }
     println!();
     println!(
@@ -136,15 +138,19 @@ fn main() {
         trace(&scenarios, &name, &params);
     }
     if verbose {
-        println!("\nper kind (headroom):");
-        for kind in Kind::ALL {
-            let (subset, outs): (Vec<_>, Vec<_>) = scenarios
-                .iter()
-                .zip(&headroom)
-                .filter(|(s, _)| s.kind == kind)
-                .map(|(s, o)| (s.clone(), o.clone()))
-                .unzip();
-            row(kind.name(), &score(&subset, &outs));
+        let systems = std::iter::once(("headroom".to_string(), &headroom))
+            .chain(rule_runs.iter().map(|(label, outs)| (label.clone(), outs)));
+        for (label, outcomes) in systems {
+            println!("\nper kind ({label}):");
+            for kind in Kind::ALL {
+                let (subset, outs): (Vec<_>, Vec<_>) = scenarios
+                    .iter()
+                    .zip(outcomes)
+                    .filter(|(s, _)| s.kind == kind)
+                    .map(|(s, o)| (s.clone(), o.clone()))
+                    .unzip();
+                row(kind.name(), &score(&subset, &outs));
+            }
         }
         println!(
             "\nmissed: {:#?}\nfalse alarms: {:#?}",
