@@ -75,9 +75,23 @@ fn main() {
             latest: samples[samples.len() - 1],
             step_ms: STEP_MS,
         };
-        let first = memo.forecast(facts, || Cow::Borrowed(&samples), limit, now, &params);
+        let first = memo.forecast(
+            facts,
+            || Cow::Borrowed(&samples),
+            || None,
+            limit,
+            now,
+            &params,
+        );
         let kept = per_call(200_000, || {
-            black_box(memo.forecast(facts, || Cow::Borrowed(&samples), limit, now + 1, &params));
+            black_box(memo.forecast(
+                facts,
+                || Cow::Borrowed(&samples),
+                || None,
+                limit,
+                now + 1,
+                &params,
+            ));
         });
         println!(
             "  {name:<20} fit {:>7.1} µs = {:>8.0} forecasts/s; kept {} ({:.3} µs = {:.1}M/s); pattern {}",

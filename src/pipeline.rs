@@ -647,8 +647,11 @@ impl<S: Source> Pipeline<S> {
             .limit
             .and_then(|l| l.bytes)
             .filter(|&b| b >= self.min_limit_bytes);
-        Some(model::forecast(
+        let n = tracked.segments.len();
+        let previous = (n >= 2).then(|| tracked.segments[n - 2].samples.to_vec());
+        Some(model::forecast_after(
             &segment.samples.to_vec(),
+            previous.as_deref(),
             limit,
             now,
             &self.params,
@@ -683,6 +686,10 @@ impl<S: Source> Pipeline<S> {
             let forecast = followed.memo.forecast(
                 facts,
                 || Cow::Owned(segment.samples.to_vec()),
+                || {
+                    let n = tracked.segments.len();
+                    (n >= 2).then(|| Cow::Owned(tracked.segments[n - 2].samples.to_vec()))
+                },
                 limit,
                 now,
                 &self.params,

@@ -88,6 +88,11 @@ pub fn replay(
         let end = segment.partition_point(|s| s.at <= at);
         let begin = segment[..end].partition_point(|s| s.at < at - params.lookback_ms);
         let window = &segment[begin..end];
+        // The incarnation before, as the daemon's store holds it: within the lookback.
+        let previous = current.checked_sub(1).map(|p| {
+            let p = &segments[p];
+            &p[p.partition_point(|s| s.at < at - params.lookback_ms)..]
+        });
         let forecast = match (segment.first(), window.last()) {
             (Some(first), Some(&latest)) if !params.refit_every_step => memo.forecast(
                 SegmentFacts {
@@ -96,11 +101,12 @@ pub fn replay(
                     step_ms: params.step_ms,
                 },
                 || Cow::Borrowed(window),
+                || previous.map(Cow::Borrowed),
                 limit_bytes,
                 at,
                 &params.forecast,
             ),
-            _ => model::forecast(window, limit_bytes, at, &params.forecast),
+            _ => model::forecast_after(window, previous, limit_bytes, at, &params.forecast),
         };
         let alert = state.update(&forecast, &params.forecast, &params.alert, at);
         each(&Evaluation {

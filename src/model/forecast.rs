@@ -34,6 +34,7 @@ use std::borrow::Cow;
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use super::recurrence::follows_previous;
 use super::trend::{
     autocorrelation_inflation, fit_line, fit_parabola, fit_saturation, parabola_autocorrelation,
     regime_search, residual_autocorrelation, Point, PrefixSums,
@@ -192,6 +193,20 @@ pub fn forecast(
     now: i64,
     params: &ForecastParams,
 ) -> Forecast {
+    forecast_after(samples, None, limit_bytes, now, params)
+}
+
+/// [`forecast`], given also the container's previous incarnation (`previous`, its
+/// samples): while the segment is too young for a trend of its own, a previous run
+/// that ended at the limit, followed on the same course, gives the time to limit
+/// (see [`super::recurrence`]).
+pub fn forecast_after(
+    samples: &[Sample],
+    previous: Option<&[Sample]>,
+    limit_bytes: Option<f64>,
+    now: i64,
+    params: &ForecastParams,
+) -> Forecast {
     let samples = clean(samples);
     let samples = &samples[..samples.partition_point(|s| s.at <= now)];
     let working_set_bytes = samples.last().map_or(f64::NAN, |s| s.bytes);
@@ -219,7 +234,20 @@ pub fn forecast(
         (Some(a), Some(b)) => (b.at - a.at) as f64 / 1000.0,
         _ => 0.0,
     };
+    let recurrence = || match (previous, limit) {
+        (Some(previous), Some(limit)) if !at_limit => {
+            follows_previous(samples, &clean(previous), limit, now)
+        }
+        _ => None,
+    };
     if span_seconds < params.min_history_seconds.max(60.0) || samples.len() < 4 {
+        if let Some(r) = recurrence() {
+            out.pattern = Pattern::Leak;
+            out.growth_bytes_per_second = Some(r.growth_bytes_per_second);
+            out.level_bytes = Some(working_set_bytes);
+            out.time_to_limit = Some(r.time_to_limit);
+            out.severity = params.severity_for(Some(r.time_to_limit.seconds), 1.0);
+        }
         return out;
     }
     let bins = make_bins(samples, now);
@@ -256,8 +284,14 @@ pub fn forecast(
         // Decelerating toward an asymptote below the limit.
         out.pattern = Pattern::Plateau;
     }
-    // Farther ahead than the segment has been watched, a trend is a guess.
-    let eta = eta.filter(|e| e.seconds <= MAX_EXTRAPOLATION * span_seconds);
+    // Farther ahead than the segment has been watched, a trend is a guess, unless the
+    // previous incarnation ran out on the same course.
+    let eta = eta
+        .filter(|e| e.seconds <= MAX_EXTRAPOLATION * span_seconds)
+        .or_else(|| {
+            let leaking = matches!(out.pattern, Pattern::Leak | Pattern::SawtoothLeak);
+            leaking.then(recurrence).flatten().map(|r| r.time_to_limit)
+        });
     let eta = eta.map(|e| TimeToLimit {
         seconds: e.seconds,
         lower_seconds: e.lower_seconds.min(e.seconds * (1.0 - MODEL_ERROR)),

@@ -6,11 +6,14 @@
 
 pub mod alert;
 pub mod forecast;
+pub mod recurrence;
 pub mod reuse;
 pub mod trend;
 
 pub use alert::{AlertParams, AlertState};
-pub use forecast::{forecast, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, Trend};
+pub use forecast::{
+    forecast, forecast_after, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, Trend,
+};
 pub use reuse::{Memo, SegmentFacts};
 
 /// One working-set observation.

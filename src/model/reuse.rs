@@ -21,7 +21,9 @@
 //! evaluation (the fit stops at the span check). At fleet scale most evaluations cost
 //! a comparison.
 
-use super::forecast::{bin_width_ms, forecast, Forecast, ForecastParams, Pattern, TimeToLimit};
+use super::forecast::{
+    bin_width_ms, forecast_after, Forecast, ForecastParams, Pattern, TimeToLimit,
+};
 use super::Sample;
 
 /// One segment's last fit, carried from evaluation to evaluation.
@@ -62,11 +64,13 @@ pub struct SegmentFacts {
 
 impl Memo {
     /// The forecast as of `now`: the kept one if nothing above calls for a fit, else a
-    /// fit of `samples()` (only called then).
+    /// fit of `samples()` and `previous()`, the container's previous incarnation (both
+    /// only called then).
     pub fn forecast<'a>(
         &mut self,
         facts: SegmentFacts,
         samples: impl FnOnce() -> std::borrow::Cow<'a, [Sample]>,
+        previous: impl FnOnce() -> Option<std::borrow::Cow<'a, [Sample]>>,
         limit_bytes: Option<f64>,
         now: i64,
         params: &ForecastParams,
@@ -96,7 +100,8 @@ impl Memo {
         }
         self.fits += 1;
         let samples = samples();
-        let out = forecast(&samples, limit_bytes, now, params);
+        let previous = previous();
+        let out = forecast_after(&samples, previous.as_deref(), limit_bytes, now, params);
         self.kept = None;
         if out.pattern != Pattern::InsufficientData {
             // The caller's samples are the lookback; the fit saw those up to now.
@@ -193,7 +198,7 @@ fn aged(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Severity;
+    use crate::model::{forecast, Severity};
     use std::borrow::Cow;
 
     const MI: f64 = 1024.0 * 1024.0;
@@ -209,6 +214,7 @@ mod tests {
         memo.forecast(
             facts,
             || Cow::Borrowed(visible),
+            || None,
             Some(limit),
             now,
             &ForecastParams::default(),

@@ -1,0 +1,220 @@
+//! A leak that ran a container out of memory, starting over after the restart.
+//!
+//! A new incarnation is too young for a trend of its own until it has
+//! `min_history` (30 min by default). But when the incarnation before it ran out
+//! (it ended at the limit) and this one follows the same course, age for age, the
+//! previous run already says when this one will run out: as long after its start as
+//! the previous one took. A container that restarted for another reason, or that
+//! grows otherwise than before, gets nothing from it.
+
+use super::forecast::{TimeToLimit, MODEL_ERROR};
+use super::trend::{fit_line, Point};
+use super::Sample;
+
+/// A previous run ended at the limit when its last sample was this close to it.
+const RAN_OUT: f64 = 0.95;
+/// The youngest incarnation compared with the previous run (ms), and the fewest
+/// samples.
+const MIN_AGE_MS: i64 = 5 * 60_000;
+const MIN_SAMPLES: usize = 8;
+/// The same course: on average within this fraction of the limit of the previous
+/// run at the same age, and no sample farther than twice that.
+const COURSE_BAND: f64 = 0.04;
+
+/// What the previous run says of the current one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recurrence {
+    pub time_to_limit: TimeToLimit,
+    /// The current incarnation's own growth so far (bytes/s).
+    pub growth_bytes_per_second: f64,
+    /// How long the previous run took from its start to the limit (ms).
+    pub previous_took_ms: i64,
+}
+
+/// Whether `current` (a young incarnation, oldest first) follows `previous` (the
+/// one before it, oldest first) toward `limit`, as of `now` (ms).
+pub fn follows_previous(
+    current: &[Sample],
+    previous: &[Sample],
+    limit: f64,
+    now: i64,
+) -> Option<Recurrence> {
+    let (prev_first, prev_last) = (previous.first()?, previous.last()?);
+    let (first, last) = (current.first()?, current.last()?);
+    if !(limit.is_finite() && limit > 0.0) || prev_last.bytes < RAN_OUT * limit {
+        return None;
+    }
+    let age = now - first.at;
+    let took = prev_last.at - prev_first.at;
+    if age < MIN_AGE_MS || current.len() < MIN_SAMPLES || age >= took || last.at > now {
+        return None;
+    }
+    // The previous run's working set at the age of each current sample.
+    let previous_at = |age: i64| -> Option<f64> {
+        let at = prev_first.at + age;
+        let i = previous.partition_point(|s| s.at < at);
+        let after = previous.get(i)?;
+        let before = if i == 0 { after } else { &previous[i - 1] };
+        let span = (after.at - before.at) as f64;
+        let frac = if span > 0.0 {
+            (at - before.at) as f64 / span
+        } else {
+            0.0
+        };
+        Some(before.bytes + (after.bytes - before.bytes) * frac)
+    };
+    let band = COURSE_BAND * limit;
+    let mut sum = 0.0;
+    for s in current {
+        let off = s.bytes - previous_at(s.at - first.at)?;
+        if !off.is_finite() || off.abs() > 2.0 * band {
+            return None;
+        }
+        sum += off;
+    }
+    if (sum / current.len() as f64).abs() > band {
+        return None;
+    }
+    // Both growing, at comparable rates.
+    let points = |samples: &mut dyn Iterator<Item = (i64, f64)>| -> Vec<Point> {
+        samples
+            .map(|(at, y)| Point {
+                t: at as f64 / 1000.0,
+                y,
+                w: 1.0,
+            })
+            .collect()
+    };
+    let own = fit_line(&points(
+        &mut current.iter().map(|s| (s.at - first.at, s.bytes)),
+    ))?;
+    let then = fit_line(&points(
+        &mut previous
+            .iter()
+            .take_while(|s| s.at - prev_first.at <= age)
+            .map(|s| (s.at - prev_first.at, s.bytes)),
+    ))?;
+    if own.slope <= 0.0 || then.slope <= 0.0 {
+        return None;
+    }
+    let ratio = own.slope / then.slope;
+    if !(0.5..=2.0).contains(&ratio) {
+        return None;
+    }
+    let seconds = (took - age) as f64 / 1000.0;
+    // Growing slower than last time, it takes longer, and faster, less: the interval
+    // spans both readings, and the model's own error at least.
+    let (low, high) = (seconds / ratio.max(1.0), seconds / ratio.min(1.0));
+    Some(Recurrence {
+        time_to_limit: TimeToLimit {
+            seconds,
+            lower_seconds: low.min(seconds * (1.0 - MODEL_ERROR)),
+            upper_seconds: Some(high.max(seconds * (1.0 + MODEL_ERROR))),
+        },
+        growth_bytes_per_second: own.slope,
+        previous_took_ms: took,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MI: f64 = 1024.0 * 1024.0;
+
+    /// 100Mi growing 50Mi/h from `start` for `minutes`, with a little alternating noise.
+    fn run(start: i64, minutes: i64, rate_per_hour: f64) -> Vec<Sample> {
+        (0..=minutes * 2)
+            .map(|i| Sample {
+                at: start + i * 30_000,
+                bytes: 100.0 * MI
+                    + rate_per_hour * MI * i as f64 / 120.0
+                    + if i % 2 == 0 { 0.3 * MI } else { -0.3 * MI },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_on_the_same_course_runs_out_as_long_after_its_start() {
+        // 100Mi -> 256Mi at 50Mi/h: 187 minutes, then killed.
+        let previous = run(0, 187, 50.0);
+        let start = previous.last().unwrap().at + 60_000;
+        let current = run(start, 10, 50.0);
+        let now = current.last().unwrap().at;
+        let r = follows_previous(&current, &previous, 256.0 * MI, now).expect("same course");
+        assert_eq!(r.previous_took_ms, 187 * 60_000);
+        assert!(
+            (r.time_to_limit.seconds - 177.0 * 60.0).abs() < 1.0,
+            "{r:?}"
+        );
+        let t = r.time_to_limit;
+        assert!(t.lower_seconds < t.seconds && t.seconds < t.upper_seconds.unwrap());
+        assert!(
+            (r.growth_bytes_per_second * 3600.0 / MI - 50.0).abs() < 5.0,
+            "{r:?}"
+        );
+    }
+
+    /// Through the forecast: the young incarnation gets its time to limit from the
+    /// previous run, and without that run it has none; once its own trend is fitted
+    /// but too young to extrapolate that far, the previous run still gives it.
+    #[test]
+    fn a_young_incarnation_is_forecast_from_the_run_before() {
+        use crate::model::{forecast_after, ForecastParams, Pattern, Severity};
+        let previous = run(0, 187, 50.0);
+        let start = previous.last().unwrap().at + 60_000;
+        let limit = Some(256.0 * MI);
+        let params = ForecastParams::default();
+        for minutes in [10, 45] {
+            let current = run(start, minutes, 50.0);
+            let now = current.last().unwrap().at;
+            let alone = forecast_after(&current, None, limit, now, &params);
+            assert_eq!(alone.time_to_limit, None, "at {minutes} min: {alone:?}");
+            let f = forecast_after(&current, Some(&previous), limit, now, &params);
+            let eta = f.time_to_limit.expect("from the previous run").seconds;
+            assert!(
+                (eta - (187 - minutes) as f64 * 60.0).abs() < 60.0,
+                "at {minutes} min: {f:?}"
+            );
+            assert_eq!(f.pattern, Pattern::Leak);
+            assert_eq!(f.severity, Severity::Warning, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_said_off_course_or_without_a_run_out() {
+        let previous = run(0, 187, 50.0);
+        let start = previous.last().unwrap().at + 60_000;
+        let limit = 256.0 * MI;
+        let on_course = run(start, 10, 50.0);
+        let now = on_course.last().unwrap().at;
+        // Flat this time.
+        assert_eq!(
+            follows_previous(&run(start, 10, 0.0), &previous, limit, now),
+            None
+        );
+        // Three times as fast: far off the course within minutes.
+        let fast = run(start, 10, 300.0);
+        assert_eq!(follows_previous(&fast, &previous, limit, now), None);
+        // Started 40Mi higher.
+        let higher: Vec<Sample> = on_course
+            .iter()
+            .map(|s| Sample {
+                bytes: s.bytes + 40.0 * MI,
+                ..*s
+            })
+            .collect();
+        assert_eq!(follows_previous(&higher, &previous, limit, now), None);
+        // The previous run restarted half-way, not at the limit.
+        assert_eq!(
+            follows_previous(&on_course, &previous[..200], limit, now),
+            None
+        );
+        // Too young yet.
+        assert_eq!(
+            follows_previous(&on_course[..6], &previous, limit, on_course[5].at),
+            None
+        );
+        assert!(follows_previous(&on_course, &previous, limit, now).is_some());
+    }
+}
