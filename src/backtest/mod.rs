@@ -70,7 +70,7 @@ pub fn replay(
         .unwrap_or(first.at);
     let step = params.step_ms.max(1);
     let mut state = AlertState::default();
-    // The daemon keeps quiet fits between evaluations (see `model::reuse`); so does
+    // The daemon keeps fits between evaluations (see `model::reuse`); so does
     // the replay, so that it answers what the daemon would have.
     let mut memo = Memo::default();
     let mut current = 0usize;

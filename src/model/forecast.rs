@@ -12,7 +12,11 @@
 //!    floors get the regime and curvature analysis below (a floor that rose and then
 //!    stopped is judged on where it stopped), and growth counts only when the peaks
 //!    rise with it: a floor climbing under peaks that hold still is a collector
-//!    working harder below its ceiling, in a sawtooth or a plain series alike.
+//!    working harder below its ceiling, in a sawtooth or a plain series alike. A
+//!    single release starts the trend again after it: a fill after it no faster than
+//!    the one it ended is the next cycle (quiet until it outlives and outgrows what
+//!    came before), a faster one a trend of its own. A drop the next bin takes back by
+//!    half is a dip, not a release.
 //! 3. **Seasonality.** With two days or more of history, a daily profile is removed
 //!    before fitting, and its peak is added back to the level.
 //! 4. **Regime.** A change-point search (two independent lines, BIC) finds where the
@@ -29,6 +33,9 @@
 //! 7. **Reach.** No time to limit is given further ahead than [`MAX_EXTRAPOLATION`]
 //!    times the history the segment has shown: a trend watched for an hour is not
 //!    extrapolated a day, however straight that hour.
+//! 8. **Recurrence.** A segment too young for that (or for any trend) whose previous
+//!    incarnation ran out on the same course is given the time that run took (see
+//!    [`super::recurrence`]).
 
 use std::borrow::Cow;
 
@@ -458,15 +465,19 @@ fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
             return Some(a);
         }
     } else if let Some(&release) = releases.first() {
-        // One release: what it emptied does not grow on, and the fill after it is
-        // the next cycle of a sawtooth until it outlives (twice over) and outgrows
-        // what came before the release, as in `analyze_cycles`. Then it is a trend
-        // of its own.
+        // One release: what it emptied does not grow on. The trend starts after it,
+        // once a regime's worth of bins has followed.
         let (before, after) = bins.split_at(release);
         let age = |b: &[Bin]| b[b.len() - 1].t - b[0].t;
+        if after.len() < 4 || age(after) < MIN_REGIME_SECONDS {
+            return Some(stable_at(after, params));
+        }
+        // A fill no faster than the one the release ended is the next cycle of a
+        // sawtooth: quiet, until it outlives twice and outgrows what came before the
+        // release (what `analyze_cycles` asks of a cycle when releases stop coming).
         let peak = |b: &[Bin]| b.iter().map(|b| b.max).fold(f64::MIN, f64::max);
-        let outgrown = age(after) > 2.0 * (after[0].t - before[0].t) && peak(after) > peak(before);
-        if !outgrown || after.len() < 4 || age(after) < MIN_REGIME_SECONDS {
+        let outgrown = age(after) > 2.0 * age(before) && peak(after) > peak(before);
+        if !outgrown && !fills_faster(before, after) {
             return Some(stable_at(after, params));
         }
         bins = after;
@@ -478,6 +489,18 @@ fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
         }
     }
     analyze_trend(bins, &mean_points(bins), params, |b| b.max)
+}
+
+/// Whether the bins `after` a release rise faster (by half, at least) than the last
+/// stretch of those `before` it, as long as `after`. True when `before` is too short
+/// to tell, or did not rise: a drop that ended no fill is no sawtooth's release.
+fn fills_faster(before: &[Bin], after: &[Bin]) -> bool {
+    let tail = &before[before.len().saturating_sub(after.len())..];
+    let slope = |b: &[Bin]| fit_line(&mean_points(b)).map(|l| l.slope);
+    match (slope(tail).filter(|_| tail.len() >= 3), slope(after)) {
+        (Some(then), Some(now)) => then <= 0.0 || now > 1.5 * then,
+        _ => true,
+    }
 }
 
 /// Bin means as fit points, weighted by the samples each bin holds.
@@ -542,7 +565,7 @@ fn releases(bins: &[Bin]) -> Vec<usize> {
     let mut i = 0;
     while i < diffs.len() {
         let two = i + 1 < diffs.len() && diffs[i] < 0.0 && diffs[i + 1] < 0.0;
-        let (drop, mut end) = if diffs[i] < -threshold || !two {
+        let (mut drop, mut end) = if diffs[i] < -threshold || !two {
             (diffs[i], i)
         } else {
             (diffs[i] + diffs[i + 1], i + 1)
@@ -551,8 +574,11 @@ fn releases(bins: &[Bin]) -> Vec<usize> {
         // bin boundary) is one release.
         while end + 1 < diffs.len() && diffs[end + 1] < -threshold {
             end += 1;
+            drop += diffs[end];
         }
-        if drop < -threshold && (i == 0 || diffs[i - 1] < -drop / 2.0) {
+        // A drop the next bin takes back by half is a dip, not a release.
+        let dip = diffs.get(end + 1).is_some_and(|&d| d > -drop / 2.0);
+        if drop < -threshold && (i == 0 || diffs[i - 1] < -drop / 2.0) && !dip {
             releases.push(end + 1);
             i = end + 1;
         } else {
@@ -1081,8 +1107,8 @@ mod tests {
     }
 
     /// An old generation filling for 40 minutes, then emptied by one collection: the
-    /// growth it had is gone with it. Minutes after, there is nothing to extend; once
-    /// the new regime has grown for a while, it is fitted on its own.
+    /// growth it had is gone with it. Minutes after, there is nothing to extend; 20
+    /// minutes after, the slow fill that followed is the next cycle, quiet at its level.
     #[test]
     fn one_release_starts_the_trend_again() {
         let mut samples = ramp(200.0 * MI, 1000.0 * MI / 3600.0, 40);
@@ -1112,6 +1138,47 @@ mod tests {
             onset >= released,
             "onset {} min before the release",
             (released - onset) / 60_000
+        );
+    }
+
+    /// A drop that ended no fill (a start-up spike), or one low sample, hides no leak.
+    #[test]
+    fn a_leak_after_one_drop_or_dip_is_still_a_leak() {
+        let params = ForecastParams::default();
+        // 10 minutes at 900Mi, then 300Mi growing 100Mi/h for 3 hours, under 1Gi.
+        let mut spike: Vec<Sample> = (0..20)
+            .map(|i| Sample {
+                at: i * 30_000,
+                bytes: 900.0 * MI,
+            })
+            .collect();
+        spike.extend(
+            ramp(300.0 * MI, 100.0 * MI / 3600.0, 180)
+                .iter()
+                .map(|s| Sample {
+                    at: s.at + 600_000,
+                    ..*s
+                }),
+        );
+        let now = spike.last().unwrap().at;
+        let f = forecast(&spike, Some(1024.0 * MI), now, &params);
+        let eta = f.time_to_limit.expect("a leak after the spike").seconds;
+        assert!((eta / 3600.0 - 4.24).abs() < 0.5, "{f:?}");
+        assert_eq!(f.severity, Severity::Warning);
+        // 100Mi growing 30Mi/h for 3 hours, one sample at half 30 minutes ago.
+        let mut dip = ramp(100.0 * MI, 30.0 * MI / 3600.0, 180);
+        let clean = forecast(&dip, Some(256.0 * MI), now, &params);
+        let at = dip.len() - 60;
+        dip[at].bytes /= 2.0;
+        let now = dip.last().unwrap().at;
+        let f = forecast(&dip, Some(256.0 * MI), now, &params);
+        let (eta, want) = (
+            f.time_to_limit.expect("the leak, dip or not").seconds,
+            clean.time_to_limit.unwrap().seconds,
+        );
+        assert!(
+            (eta / want - 1.0).abs() < 0.2,
+            "{eta} against {want}: {f:?}"
         );
     }
 

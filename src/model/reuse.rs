@@ -5,16 +5,18 @@
 //! of up to 96. So a container keeps its last fit, aged (a time to limit shrinks by
 //! the time gone by, and the severity follows it), until one of these happens, and is
 //! re-fitted then:
-//! - a bin closes (the time since the fit reaches the bin width the fit used: 5 min
-//!   for a 6h history); for a quiet forecast (no time to limit), a sixteenth of its
-//!   history is new, or a bin closes if that is later (22 min for a 6h history);
+//! - its refresh comes due: a bin after the fit on average (the bin width the fit
+//!   used: 5 min for a 6h history), between half and one and a half bins, at a phase
+//!   of the container's own so that a fleet does not refit at once; for a quiet
+//!   forecast (no time to limit), the same with a sixteenth of its history for the bin
+//!   when that is longer (22 min for a 6h history);
 //! - the working set sets a new high (for a container on course for its limit: above
 //!   the course, the fit's own growth with a quarter to spare), or reaches the limit;
 //! - a container on course for its limit falls below everything it held in the last
 //!   quarter of its history, or its time to limit runs out;
 //! - more than one new sample arrived since the last evaluation (a catch-up after an
 //!   outage, data finer than the evaluations): only the newest is looked at;
-//! - the segment or the limit changes.
+//! - the segment or the limit changes, or `now` is before the fit or the newest sample.
 //!
 //! Growth shows up as new highs, so it is fitted the poll it appears; growth that
 //! slows shows at the next refresh. A container short of history is fitted every
@@ -123,12 +125,12 @@ impl Memo {
                 let phase = (high.to_bits() % width.max(1) as u64) as i64;
                 // The first instant at least half a bin away whose phase is this
                 // container's: a bin apart on average.
-                let earliest = now + width / 2;
+                let earliest = now.saturating_add(width / 2);
                 let mut refit_at =
                     earliest + (width - (earliest + phase).rem_euclid(width.max(1))) % width.max(1);
                 // A forecast whose limit would come sooner is fitted again by then.
                 if let Some(t) = out.time_to_limit {
-                    refit_at = refit_at.min(now + (t.seconds * 1000.0) as i64);
+                    refit_at = refit_at.min(now.saturating_add((t.seconds * 1000.0) as i64));
                 }
                 self.kept = Some(Kept {
                     forecast: out,
@@ -170,7 +172,8 @@ const GROWTH_SLACK: f64 = 1.25;
 
 /// A kept forecast `elapsed_seconds` after its fit, with the newest working set: the
 /// limit is as far off as the fit said, less the time gone by, and its severity
-/// follows; the level moves along the fitted growth.
+/// follows; the level of one on course moves along the fitted growth (a quiet one's
+/// level, whose growth is not significant, stays as fitted).
 fn aged(
     kept: &Forecast,
     working_set_bytes: f64,
@@ -179,10 +182,10 @@ fn aged(
 ) -> Forecast {
     let mut out = *kept;
     out.working_set_bytes = working_set_bytes;
-    if let (Some(level), Some(growth)) = (out.level_bytes, out.growth_bytes_per_second) {
-        out.level_bytes = Some(level + growth * elapsed_seconds);
-    }
     if let Some(t) = out.time_to_limit {
+        if let (Some(level), Some(growth)) = (out.level_bytes, out.growth_bytes_per_second) {
+            out.level_bytes = Some(level + growth * elapsed_seconds);
+        }
         let less = |s: f64| (s - elapsed_seconds).max(0.0);
         let seconds = less(t.seconds);
         out.time_to_limit = Some(TimeToLimit {

@@ -451,30 +451,16 @@ fn invert3(m: [[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
     Some(out)
 }
 
-/// Finds where the last regime begins: repeatedly splits the tail of `points` into
-/// two independent lines where that lowers the Bayesian information criterion by more
-/// than `min_gain` below both one line and one parabola over the same range (so a
-/// smooth curve, such as a cache warming up, stays one regime), keeping at least
-/// `min_len` points on each side. Returns the index of the first point of the last
-/// regime (0 when the whole range is one regime).
-pub fn last_regime_start(points: &[Point], min_len: usize, min_gain: f64) -> usize {
-    last_regime_start_and_curve(points, min_len, min_gain).0
-}
-
-/// [`last_regime_start`], with the last parabola the search fitted, over
-/// `points[from..]`, as `Some((from, parabola))`: callers that fit the same range
-/// again reuse it.
-pub fn last_regime_start_and_curve(
-    points: &[Point],
-    min_len: usize,
-    min_gain: f64,
-) -> (usize, Option<(usize, Option<Parabola>)>) {
-    regime_search(points, &PrefixSums::new(points), 0, min_len, min_gain)
-}
-
-/// [`last_regime_start_and_curve`] over `points[begin..]`, with `sums` the prefix
-/// sums of all of `points` (so that searches over several tails share them); indices
-/// are into `points`.
+/// Finds where the last regime begins in `points[begin..]`: repeatedly splits the
+/// tail into two independent lines where that lowers the Bayesian information
+/// criterion by more than `min_gain` below both one line and one parabola over the
+/// same range (so a smooth curve, such as a cache warming up, stays one regime),
+/// keeping at least `min_len` points on each side. Returns the index (into `points`)
+/// of the first point of the last regime (`begin` when the range is one regime), with
+/// the last parabola the search fitted, over `points[from..]`, as
+/// `Some((from, parabola))`: callers that fit the same range again reuse it. `sums`
+/// are the prefix sums of all of `points`, so that searches over several tails share
+/// them.
 pub fn regime_search(
     points: &[Point],
     sums: &PrefixSums,
@@ -568,6 +554,10 @@ mod tests {
         assert!((q.slope_at(600.0) - (0.5 - 0.002 * 600.0)).abs() < 1e-6);
     }
 
+    fn last_regime_start(points: &[Point]) -> usize {
+        regime_search(points, &PrefixSums::new(points), 0, 5, 10.0).0
+    }
+
     #[test]
     fn change_point_finds_onset_of_growth() {
         // Flat for 60 points, then growth: with a little alternating noise.
@@ -583,7 +573,7 @@ mod tests {
             },
             100,
         );
-        let start = last_regime_start(&p, 5, 10.0);
+        let start = last_regime_start(&p);
         assert!((59..=61).contains(&start), "{start}");
     }
 
@@ -593,7 +583,7 @@ mod tests {
             |t| 1000.0 + t * 0.5 + if (t as i64 / 60) % 2 == 0 { 3.0 } else { -3.0 },
             100,
         );
-        assert_eq!(last_regime_start(&p, 5, 10.0), 0);
+        assert_eq!(last_regime_start(&p), 0);
     }
 
     #[test]
