@@ -1411,14 +1411,39 @@ mod tests {
                 Just(0.0),
                 1e3f64..1e15,
             ]), 0..300),
+            previous in proptest::collection::vec((-100_000i64..0, prop_oneof![
+                any::<f64>(),
+                Just(f64::NAN),
+                1e3f64..1e15,
+            ]), 0..100),
             limit in prop_oneof![Just(None), Just(Some(f64::NAN)), (1.0f64..1e16).prop_map(Some)],
             now in 0i64..200_000_000,
         ) {
             let samples: Vec<Sample> = raw.iter().map(|&(t, b)| Sample { at: t * 1000, bytes: b }).collect();
-            let f = forecast(&samples, limit, now, &ForecastParams::default());
-            if let Some(eta) = f.time_to_limit {
-                prop_assert!(eta.seconds >= 0.0);
-                prop_assert!(eta.lower_seconds <= eta.seconds);
+            let previous: Vec<Sample> = previous.iter().map(|&(t, b)| Sample { at: t * 1000, bytes: b }).collect();
+            let params = ForecastParams::default();
+            let alone = forecast(&samples, limit, now, &params);
+            let after = forecast_after(&samples, Some(&previous), limit, now, &params);
+            // The same through a memo, evaluated at a few instants from `now` on.
+            let mut memo = crate::model::Memo::default();
+            let mut kept = Vec::new();
+            if let (Some(first), Some(&latest)) = (samples.first(), samples.last()) {
+                for k in 0..4 {
+                    kept.push(memo.forecast(
+                        crate::model::SegmentFacts { start: first.at, latest, step_ms: 30_000 },
+                        || Cow::Borrowed(&samples),
+                        || Some(Cow::Borrowed(&previous)),
+                        limit,
+                        now.saturating_add(k * 30_000),
+                        &params,
+                    ));
+                }
+            }
+            for f in [alone, after].iter().chain(&kept) {
+                if let Some(eta) = f.time_to_limit {
+                    prop_assert!(eta.seconds >= 0.0);
+                    prop_assert!(eta.lower_seconds <= eta.seconds);
+                }
             }
         }
 
