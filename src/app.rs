@@ -244,6 +244,10 @@ async fn demo(
     let mut polls = 0u64;
     let others_alerted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let others = others_alerted.clone();
+    // Whether the restarted sidecar is, at the last poll, still alerted, forecast
+    // from the run before (it leaks on the same course).
+    let recurring = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let recurring_seen = recurring.clone();
     let on_poll: daemon::OnPoll = Box::new(move |snapshot, transitions| {
         if transitions
             .iter()
@@ -256,6 +260,16 @@ async fn demo(
             .map(crate::report::rfc3339)
             .unwrap_or_default();
         let clock = at.get(11..16).unwrap_or("");
+        if let Some(sidecar) = snapshot
+            .reports
+            .iter()
+            .find(|r| r.container == "istio-proxy")
+        {
+            recurring_seen.store(
+                sidecar.alert.is_some() && sidecar.previous_run_seconds.is_some(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         for kill in &snapshot.new_oom_kills {
             println!("[{clock}] {}", kill.sentence);
         }
@@ -282,8 +296,13 @@ async fn demo(
                         r.container,
                         crate::units::format_bytes(r.working_set_bytes),
                         r.time_to_limit_seconds.map_or(String::new(), |s| format!(
-                            " (limit in ~{})",
-                            crate::units::format_duration_short(s)
+                            " (limit in ~{}{})",
+                            crate::units::format_duration_short(s),
+                            if r.previous_run_seconds.is_some() {
+                                ", on the course of the run before"
+                            } else {
+                                ""
+                            }
                         ))
                     )
                 })
@@ -313,8 +332,13 @@ async fn demo(
     } else {
         "no other container alerted"
     };
+    let after = if recurring.load(std::sync::atomic::Ordering::Relaxed) {
+        ", and its alert goes on: it leaks again on the course of the run before"
+    } else {
+        ""
+    };
     println!(
-        "\ndemo over: the sidecar reached its limit at {} and was restarted; {quiet}.",
+        "\ndemo over: the sidecar reached its limit at {} and was restarted{after}; {quiet}.",
         &crate::report::rfc3339(oom)[11..16]
     );
     Ok(())

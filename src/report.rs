@@ -40,6 +40,9 @@ pub struct ContainerReport {
     pub pattern: Pattern,
     /// When the current growth regime began (RFC 3339).
     pub onset: Option<String>,
+    /// Set when the time to limit comes from the container's previous incarnation,
+    /// which ran out on the same course: how long that run took to reach the limit.
+    pub previous_run_seconds: Option<f64>,
     pub evaluated_at: String,
     /// The daemon could not reach Prometheus for longer than `poll.stale_after`:
     /// this forecast is the last good one.
@@ -98,6 +101,7 @@ impl ContainerReport {
             alert: None,
             pattern: forecast.pattern,
             onset: forecast.onset.map(rfc3339),
+            previous_run_seconds: forecast.previous_run_ms.map(|ms| ms as f64 / 1000.0),
             evaluated_at: rfc3339(now),
             stale: false,
             sidecar: false,
@@ -287,6 +291,12 @@ impl ContainerReport {
                 if let Some(change) = self.changes.first() {
                     text.push_str(", ");
                     text.push_str(&change.text);
+                }
+                if let Some(took) = self.previous_run_seconds {
+                    text.push_str(&format!(
+                        "; on the course of the run before, which reached the limit {} after its start",
+                        format_duration_short(took)
+                    ));
                 }
                 if let Some(peers) = self.workload_peers.as_ref().filter(|p| p.replicas > 1) {
                     text.push_str("; ");

@@ -36,6 +36,7 @@ fn report(ns: &str, container: &str, alert: Option<Severity>, use_ratio: f64) ->
             Pattern::Stable
         },
         onset: Some("2026-03-19T14:12:00Z".into()),
+        previous_run_seconds: None,
         evaluated_at: "2026-03-19T14:30:00Z".into(),
         stale: false,
         sidecar: container == "istio-proxy",

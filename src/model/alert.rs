@@ -131,6 +131,7 @@ mod tests {
                 upper_seconds: Some(s),
             }),
             onset: None,
+            previous_run_ms: None,
             pattern: Pattern::Leak,
             severity: params.severity_for(seconds, 1.0),
             trend: None,

@@ -189,6 +189,9 @@ pub struct Forecast {
     pub pattern: Pattern,
     pub severity: Severity,
     pub trend: Option<Trend>,
+    /// Set when the time to limit comes from the previous incarnation, which ran out
+    /// on the same course: how long that run took from its start to the limit (ms).
+    pub previous_run_ms: Option<i64>,
 }
 
 /// Forecasts one segment as of `now` (ms). Samples after `now` are ignored; unsorted,
@@ -227,6 +230,7 @@ pub fn forecast_after(
         pattern: Pattern::InsufficientData,
         severity: Severity::None,
         trend: None,
+        previous_run_ms: None,
     };
     let at_limit = limit.is_some_and(|l| working_set_bytes >= l);
     if at_limit {
@@ -254,6 +258,7 @@ pub fn forecast_after(
             out.level_bytes = Some(working_set_bytes);
             out.time_to_limit = Some(r.time_to_limit);
             out.severity = params.severity_for(Some(r.time_to_limit.seconds), 1.0);
+            out.previous_run_ms = Some(r.previous_took_ms);
         }
         return out;
     }
@@ -297,7 +302,9 @@ pub fn forecast_after(
         .filter(|e| e.seconds <= MAX_EXTRAPOLATION * span_seconds)
         .or_else(|| {
             let leaking = matches!(out.pattern, Pattern::Leak | Pattern::SawtoothLeak);
-            leaking.then(recurrence).flatten().map(|r| r.time_to_limit)
+            let r = leaking.then(recurrence).flatten()?;
+            out.previous_run_ms = Some(r.previous_took_ms);
+            Some(r.time_to_limit)
         });
     let eta = eta.map(|e| TimeToLimit {
         seconds: e.seconds,

@@ -178,6 +178,8 @@ mod tests {
             );
             assert_eq!(f.pattern, Pattern::Leak);
             assert_eq!(f.severity, Severity::Warning, "{f:?}");
+            assert_eq!(f.previous_run_ms, Some(187 * 60_000));
+            assert_eq!(alone.previous_run_ms, None);
         }
     }
 

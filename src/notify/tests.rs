@@ -29,6 +29,7 @@ fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> Containe
         alert,
         pattern: Pattern::Leak,
         onset: Some("2026-03-19T14:12:00Z".into()),
+        previous_run_seconds: None,
         evaluated_at: rfc3339(at),
         stale: false,
         sidecar: container == "istio-proxy",
@@ -444,4 +445,18 @@ async fn permanent_refusals_are_dropped_not_retried() {
     assert_eq!(worker.queued(), 0);
     worker.close();
     task.await.unwrap();
+}
+
+#[test]
+fn a_forecast_from_the_run_before_says_so() {
+    let mut r = report("app", Some(Severity::Warning), 0);
+    assert!(!r.summary().contains("run before"), "{}", r.summary());
+    r.previous_run_seconds = Some(9900.0);
+    let summary = r.summary();
+    assert!(
+        summary.ends_with(
+            "; on the course of the run before, which reached the limit 2h45m after its start"
+        ),
+        "{summary}"
+    );
 }
