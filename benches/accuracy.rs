@@ -57,18 +57,13 @@ fn main() {
     };
     // The replay is timed five times and the median kept: one run of the suite takes
     // a tenth of a second, short enough for a busy machine to skew.
-    let mut times = Vec::new();
-    let mut headroom = Vec::new();
-    for _ in 0..5 {
-        let started = Instant::now();
-        headroom = scenarios
+    let replay_all = |params: &ReplayParams| -> Vec<_> {
+        scenarios
             .iter()
-            .map(|s| headroom_outcomes(s, &params))
-            .collect();
-        times.push(started.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    let took = times[times.len() / 2];
+            .map(|s| headroom_outcomes(s, params))
+            .collect()
+    };
+    let (headroom, took) = median_time(5, || replay_all(&params));
     let evaluations: usize = headroom.iter().map(Vec::len).sum();
 
     let rules = [
@@ -104,18 +99,7 @@ fn main() {
         refit_every_step: true,
         ..params
     };
-    let mut fresh_times = Vec::new();
-    let mut fresh = Vec::new();
-    for _ in 0..3 {
-        let started = Instant::now();
-        fresh = scenarios
-            .iter()
-            .map(|s| headroom_outcomes(s, &fresh_params))
-            .collect();
-        fresh_times.push(started.elapsed().as_secs_f64());
-    }
-    fresh_times.sort_by(f64::total_cmp);
-    let fresh_took = fresh_times[1];
+    let (fresh, fresh_took) = median_time(3, || replay_all(&fresh_params));
     row(
         "headroom, fitting afresh every step",
         &score(&scenarios, &fresh),
@@ -163,6 +147,19 @@ fn main() {
             headroom_score.missed, headroom_score.false_alarms
         );
     }
+}
+
+/// Runs `f` `runs` times: its last answer, and the median time (s) a run took.
+fn median_time<T>(runs: usize, mut f: impl FnMut() -> T) -> (T, f64) {
+    let mut times = Vec::with_capacity(runs);
+    let mut answer = None;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        answer = Some(f());
+        times.push(started.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    (answer.expect("ran once at least"), times[times.len() / 2])
 }
 
 /// Prints one scenario's evaluations, every fifth, for reading what the model did.
