@@ -111,7 +111,16 @@ pub struct Pipeline<S> {
     owners: HashMap<String, (TimestampMs, HashMap<String, String>)>,
     /// The most recent OOM kills, newest last.
     oom_kills: std::collections::VecDeque<OomKill>,
+    /// What the stored pieces of a poll that then failed found (restarts, OOM
+    /// reasons), carried into the next poll: the store has taken those restarts in,
+    /// so no later poll would see them again, and their OOM kills would be lost.
+    carried: Option<(IngestSummary, OomFlags)>,
+    /// Samples one query may return (see [`SAMPLES_PER_FETCH`]).
+    samples_per_fetch: usize,
 }
+
+/// OOM-termination readings by container: (time, 1 while the last one was an OOM kill).
+type OomFlags = FxHashMap<ContainerKey, Vec<(TimestampMs, f64)>>;
 
 impl<S: Source> Pipeline<S> {
     pub fn new(source: S, config: &Config) -> Self {
@@ -131,6 +140,8 @@ impl<S: Source> Pipeline<S> {
             followed: FxHashMap::default(),
             fetched_until: None,
             caught_up: false,
+            carried: None,
+            samples_per_fetch: SAMPLES_PER_FETCH,
             limits_read_at: None,
             limits_interval: config.limits_interval,
             restarts_until: None,
@@ -196,7 +207,7 @@ impl<S: Source> Pipeline<S> {
         let steps = if self.store.is_empty() {
             FIRST_BACKFILL_STEPS
         } else {
-            (SAMPLES_PER_FETCH / self.store.len().max(1)).clamp(1, 1 << 20) as i64
+            (self.samples_per_fetch / self.store.len().max(1)).clamp(1, 1 << 20) as i64
         };
         let end = (window.start + (steps - 1) * step_ms).min(window.end);
         Window {
@@ -230,8 +241,7 @@ impl<S: Source> Pipeline<S> {
             });
         };
         let backfill = !self.caught_up;
-        let mut ingest = IngestSummary::default();
-        let mut oom_flags = FxHashMap::default();
+        let (mut ingest, mut oom_flags) = self.carried.take().unwrap_or_default();
         // A backfill (or a catch-up after an outage) is fetched and stored piece by
         // piece, so neither Prometheus nor headroom holds the whole lookback at once;
         // what is left is planned again after each piece, with the containers known.
@@ -239,7 +249,13 @@ impl<S: Source> Pipeline<S> {
         let mut remaining = Some(window);
         while let Some(rest) = remaining.take() {
             let piece = self.next_piece(rest);
-            let batch = self.source.fetch(piece).await?;
+            let batch = match self.source.fetch(piece).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    self.carried = Some((ingest, oom_flags));
+                    return Err(e);
+                }
+            };
             if batch.series_without_identity > 0 {
                 tracing::debug!(
                     series = batch.series_without_identity,
@@ -770,7 +786,7 @@ fn is_envoy(container: &str) -> bool {
 }
 
 /// The OOM-termination flags of a batch by container.
-fn batch_oom(batch: &crate::source::Batch) -> FxHashMap<ContainerKey, Vec<(TimestampMs, f64)>> {
+fn batch_oom(batch: &crate::source::Batch) -> OomFlags {
     batch
         .oom_terminations
         .iter()
@@ -889,6 +905,95 @@ mod tests {
         expected[8] = Some(5 * minute + 30_000);
         assert_eq!(from[1..], expected[1..]);
         assert!(from[0].is_some());
+    }
+
+    /// One container without container ids, its restart counter going 0 -> 1 at
+    /// `restart_at` with an OOMKilled reason; the fetch of any window starting after
+    /// `fail_after` fails once.
+    struct FailsOnce {
+        restart_at: TimestampMs,
+        fail_after: TimestampMs,
+        failed: Mutex<bool>,
+    }
+
+    impl Source for FailsOnce {
+        async fn fetch(&self, window: Window) -> Result<Batch, SourceError> {
+            if window.start > self.fail_after
+                && !std::mem::replace(&mut *self.failed.lock().unwrap(), true)
+            {
+                return Err(SourceError {
+                    what: "working set",
+                    source: crate::source::prometheus::QueryError::Timeout {
+                        url: "http://127.0.0.1:9/".into(),
+                        timeout: Duration::from_secs(1),
+                    },
+                });
+            }
+            let key = ContainerKey {
+                namespace: "n".into(),
+                pod: "p".into(),
+                container: "c".into(),
+                extra: vec![],
+            };
+            let steps = (window.start / 30_000)..=(window.end / 30_000);
+            let at = |i: i64| i * 30_000;
+            let mut batch = Batch::default();
+            batch.working_sets.push(WorkingSetSeries {
+                key: key.clone(),
+                container_id: None,
+                samples: steps
+                    .clone()
+                    .map(|i| Sample {
+                        at: at(i),
+                        bytes: if at(i) < self.restart_at { 100.0 } else { 10.0 },
+                    })
+                    .collect(),
+            });
+            if let Some(from) = window.restarts_from {
+                let read = (from / 30_000)..=(window.end / 30_000);
+                batch.restarts.push(crate::source::RestartSeries {
+                    key: key.clone(),
+                    samples: read
+                        .clone()
+                        .map(|i| (at(i), if at(i) < self.restart_at { 0.0 } else { 1.0 }))
+                        .collect(),
+                });
+                batch.oom_terminations.push(crate::source::RestartSeries {
+                    key,
+                    samples: read
+                        .filter(|&i| at(i) >= self.restart_at)
+                        .map(|i| (at(i), 1.0))
+                        .collect(),
+                });
+            }
+            Ok(batch)
+        }
+    }
+
+    /// A catch-up fetched in pieces whose second piece fails: the restart and OOM
+    /// reason the first piece stored are carried into the next poll, which reports
+    /// the kill. Before, the store had taken the restart in and nothing saw it again.
+    #[tokio::test]
+    async fn an_oom_kill_survives_a_piece_that_fails() {
+        let config = Config::default();
+        let step = 30_000;
+        let t0 = 100_000 * step;
+        let source = FailsOnce {
+            restart_at: t0 + 10 * step,
+            fail_after: t0 + 15 * step,
+            failed: Mutex::new(false),
+        };
+        let mut p = Pipeline::new(source, &config);
+        p.poll(t0).await.unwrap();
+        // One container: pieces of 20 steps.
+        p.samples_per_fetch = 20;
+        let outage_over = t0 + 60 * step;
+        assert!(p.poll(outage_over).await.is_err(), "the second piece fails");
+        let summary = p.poll(outage_over + step).await.unwrap();
+        assert_eq!(summary.oom_kills.len(), 1, "{summary:?}");
+        assert_eq!(p.oom_kills().len(), 1);
+        let summary = p.poll(outage_over + 2 * step).await.unwrap();
+        assert!(summary.oom_kills.is_empty(), "reported once: {summary:?}");
     }
 
     /// Two clusters, each with a `redis-0` pod of two containers; cluster a's redis
