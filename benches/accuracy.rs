@@ -5,15 +5,22 @@
 //!     HEADROOM_SUITE_SEEDS=20 cargo bench --bench accuracy
 //!     HEADROOM_SUITE_VERBOSE=1 cargo bench --bench accuracy   # list misses
 //!
-//! Prints figures; tests/accuracy.rs keeps a regression guard on them.
+//! Then the real series of `../shared/data/real` (tests/common/real.rs), the same four
+//! ways: how many healthy ones alert, and how far ahead the one that runs out does.
+//!
+//! Prints figures; tests/accuracy.rs and tests/real_series.rs keep regression guards
+//! on them.
+
+#[path = "../tests/common/real.rs"]
+mod real;
 
 use std::time::Instant;
 
 use headroom::backtest::accuracy::{
-    headroom_outcomes, rule_outcomes, score, PredictLinearRule, Score,
+    headroom_outcomes, rule_outcomes, rule_replay, score, PredictLinearRule, Score,
 };
-use headroom::backtest::ReplayParams;
-use headroom::model::{AlertParams, ForecastParams};
+use headroom::backtest::{replay, ReplayParams};
+use headroom::model::{AlertParams, ForecastParams, Severity};
 use headroom::sim::scenarios::{suite, Kind};
 
 fn row(name: &str, s: &Score) {
@@ -124,6 +131,7 @@ fn main() {
         fresh_took,
         samples as f64 / fresh_took
     );
+    real_series(&params, &rules, verbose);
     if let Ok(name) = std::env::var("HEADROOM_SUITE_TRACE") {
         trace(&scenarios, &name, &params);
     }
@@ -146,6 +154,132 @@ fn main() {
             "\nmissed: {:#?}\nfalse alarms: {:#?}",
             headroom_score.missed, headroom_score.false_alarms
         );
+    }
+}
+
+/// The first alert (ms) and whether any was critical, of one real case replayed by
+/// each system: headroom keeping fits, headroom fitting afresh, then the rules.
+fn real_alerts(
+    case: &real::Case,
+    params: &ReplayParams,
+    rules: &[PredictLinearRule],
+) -> Vec<Option<(i64, bool)>> {
+    let mut out = Vec::new();
+    for fresh in [false, true] {
+        let params = ReplayParams {
+            refit_every_step: fresh,
+            ..*params
+        };
+        let mut first: Option<(i64, bool)> = None;
+        replay(
+            std::slice::from_ref(&case.samples),
+            Some(case.limit),
+            &params,
+            case.from,
+            |e| {
+                if let Some(severity) = e.alert {
+                    let critical = severity == Severity::Critical;
+                    let f = first.get_or_insert((e.at, false));
+                    f.1 |= critical;
+                }
+            },
+        );
+        out.push(first);
+    }
+    for rule in rules {
+        let outcomes = rule_replay(
+            std::slice::from_ref(&case.samples),
+            case.limit,
+            params.step_ms,
+            case.from,
+            rule,
+        );
+        out.push(
+            outcomes
+                .iter()
+                .find(|o| o.alert.is_some())
+                .map(|o| (o.at, true)),
+        );
+    }
+    out
+}
+
+/// The real-series table: healthy series alerted (against their real limit, and
+/// against a tight one), and the lead on the one that runs out, per system.
+fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool) {
+    let cases: Vec<real::Case> = real::gc_cases()
+        .into_iter()
+        .chain(real::spark_cases())
+        .collect();
+    let systems: Vec<String> = [
+        "headroom".to_string(),
+        "headroom, fitting afresh every step".to_string(),
+    ]
+    .into_iter()
+    .chain(rules.iter().map(|r| r.label()))
+    .collect();
+    let results: Vec<Vec<Option<(i64, bool)>>> = cases
+        .iter()
+        .map(|c| real_alerts(c, params, rules))
+        .collect();
+    let tight = |c: &real::Case| c.name.ends_with(", tight");
+    let healthy = |c: &real::Case| c.exhausted_at.is_none();
+    let real_limit = cases.iter().filter(|c| healthy(c) && !tight(c)).count();
+    let tight_limit = cases.iter().filter(|c| healthy(c) && tight(c)).count();
+    println!(
+        "\nreal series (../shared/data/real at a 30 s scrape): {} healthy against their real limit, {} against 1.3x their top, {} that runs out",
+        real_limit,
+        tight_limit,
+        cases.len() - real_limit - tight_limit
+    );
+    println!(
+        "{:<44} {:>16} {:>16} {:>16}",
+        "system", "healthy, real", "healthy, tight", "run-out lead"
+    );
+    for (i, system) in systems.iter().enumerate() {
+        let count = |wanted: &dyn Fn(&real::Case) -> bool| {
+            let alerted = cases
+                .iter()
+                .zip(&results)
+                .filter(|(c, r)| healthy(c) && wanted(c) && r[i].is_some())
+                .count();
+            let critical = cases
+                .iter()
+                .zip(&results)
+                .filter(|(c, r)| healthy(c) && wanted(c) && r[i].is_some_and(|a| a.1))
+                .count();
+            format!("{alerted} ({critical} crit)")
+        };
+        let leads: Vec<String> = cases
+            .iter()
+            .zip(&results)
+            .filter_map(|(c, r)| {
+                let at = c.exhausted_at?;
+                Some(r[i].map_or("missed".into(), |(first, _)| {
+                    format!("{} min", (at - first) / 60_000)
+                }))
+            })
+            .collect();
+        println!(
+            "{system:<44} {:>16} {:>16} {:>16}",
+            count(&|c| !tight(c)),
+            count(&|c| tight(c)),
+            leads.join(", ")
+        );
+    }
+    if verbose {
+        println!("\nreal series alerted (first alert, minutes into the series; headroom, afresh, 1h rule, 6h rule):");
+        for (case, r) in cases.iter().zip(&results) {
+            if r.iter().all(Option::is_none) {
+                continue;
+            }
+            let start = case.samples[0].at;
+            let cells: Vec<String> = r
+                .iter()
+                .map(|a| a.map_or("-".into(), |(at, _)| format!("+{}m", (at - start) / 60_000)))
+                .collect();
+            println!("  {:<52} {}", case.name, cells.join("  "));
+        }
     }
 }
 

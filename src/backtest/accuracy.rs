@@ -93,27 +93,43 @@ pub fn headroom_outcomes(scenario: &Scenario, params: &ReplayParams) -> Vec<Outc
 
 /// Replays a scenario through a `predict_linear` rule, at the same evaluation times.
 pub fn rule_outcomes(scenario: &Scenario, rule: &PredictLinearRule, step_ms: i64) -> Vec<Outcome> {
+    rule_replay(
+        &scenario.segments,
+        scenario.limit_bytes,
+        step_ms.max(scenario.step_seconds * 1000),
+        scenario.evaluate_from,
+        rule,
+    )
+}
+
+/// [`rule_outcomes`] over any segments (oldest first) against `limit_bytes`,
+/// evaluated every `step_ms` from `evaluate_from` on.
+pub fn rule_replay(
+    segments: &[Vec<Sample>],
+    limit_bytes: f64,
+    step_ms: i64,
+    evaluate_from: i64,
+    rule: &PredictLinearRule,
+) -> Vec<Outcome> {
     let mut out = Vec::new();
-    let Some(first) = scenario.segments.iter().find_map(|s| s.first()) else {
+    let Some(first) = segments.iter().find_map(|s| s.first()) else {
         return out;
     };
-    let last = scenario
-        .segments
+    let last = segments
         .iter()
         .filter_map(|s| s.last())
         .map(|s| s.at)
         .max()
         .unwrap_or(first.at);
-    let step = step_ms.max(scenario.step_seconds * 1000);
+    let step = step_ms.max(1);
     let range_ms = (rule.range_seconds * 1000.0) as i64;
     let mut current = 0;
     let mut pending_since: Option<i64> = None;
     let mut at = first.at + step;
-    if scenario.evaluate_from > at {
-        at += (scenario.evaluate_from - at + step - 1) / step * step;
+    if evaluate_from > at {
+        at += (evaluate_from - at + step - 1) / step * step;
     }
     while at <= last {
-        let segments = &scenario.segments;
         while current + 1 < segments.len()
             && segments[current + 1].first().is_some_and(|s| s.at <= at)
         {
@@ -130,7 +146,7 @@ pub fn rule_outcomes(scenario: &Scenario, rule: &PredictLinearRule, step_ms: i64
             None
         };
         let condition = fit.is_some_and(|(intercept, slope)| {
-            intercept + slope * rule.horizon_seconds >= scenario.limit_bytes
+            intercept + slope * rule.horizon_seconds >= limit_bytes
         });
         if condition {
             pending_since.get_or_insert(at);
@@ -140,7 +156,7 @@ pub fn rule_outcomes(scenario: &Scenario, rule: &PredictLinearRule, step_ms: i64
         let firing =
             pending_since.is_some_and(|s| (at - s) as f64 >= rule.pending_seconds * 1000.0);
         let eta = fit.and_then(|(intercept, slope)| {
-            (slope > 0.0).then(|| ((scenario.limit_bytes - intercept) / slope).max(0.0))
+            (slope > 0.0).then(|| ((limit_bytes - intercept) / slope).max(0.0))
         });
         out.push(Outcome {
             at,
