@@ -157,56 +157,62 @@ fn main() {
     }
 }
 
-/// The first alert (ms) and whether any was critical, of one real case replayed by
-/// each system: headroom keeping fits, headroom fitting afresh, then the rules.
+/// One evaluation: its time, and the alert then (`Some(critical)` while firing).
+type Evaluated = (i64, Option<bool>);
+
+/// Every evaluation of one real case replayed by each system: headroom keeping fits,
+/// headroom fitting afresh, then the rules.
 fn real_alerts(
     case: &real::Case,
     params: &ReplayParams,
     rules: &[PredictLinearRule],
-) -> Vec<Option<(i64, bool)>> {
+) -> Vec<Vec<Evaluated>> {
     let mut out = Vec::new();
+    let samples = std::slice::from_ref(&case.samples);
     for fresh in [false, true] {
         let params = ReplayParams {
             refit_every_step: fresh,
             ..*params
         };
-        let mut first: Option<(i64, bool)> = None;
-        replay(
-            std::slice::from_ref(&case.samples),
-            Some(case.limit),
-            &params,
-            case.from,
-            |e| {
-                if let Some(severity) = e.alert {
-                    let critical = severity == Severity::Critical;
-                    let f = first.get_or_insert((e.at, false));
-                    f.1 |= critical;
-                }
-            },
-        );
-        out.push(first);
+        let mut evaluations = Vec::new();
+        replay(samples, Some(case.limit), &params, case.from, |e| {
+            evaluations.push((e.at, e.alert.map(|s| s == Severity::Critical)));
+        });
+        out.push(evaluations);
     }
     for rule in rules {
-        let outcomes = rule_replay(
-            std::slice::from_ref(&case.samples),
-            case.limit,
-            params.step_ms,
-            case.from,
-            rule,
-        );
+        let outcomes = rule_replay(samples, case.limit, params.step_ms, case.from, rule);
         out.push(
             outcomes
                 .iter()
-                .find(|o| o.alert.is_some())
-                .map(|o| (o.at, true)),
+                .map(|o| (o.at, o.alert.map(|s| s == Severity::Critical)))
+                .collect(),
         );
     }
     out
 }
 
+/// How long before `at` the alert firing at `at` began, if one was.
+fn episode_lead(evaluations: &[Evaluated], at: i64) -> Option<i64> {
+    let end = evaluations.partition_point(|e| e.0 <= at);
+    let mut start = end.checked_sub(1).filter(|&i| evaluations[i].1.is_some())?;
+    while start > 0 && evaluations[start - 1].1.is_some() {
+        start -= 1;
+    }
+    Some(at - evaluations[start].0)
+}
+
 /// The real-series table: healthy series alerted (against their real limit, and
 /// against a tight one), and the lead on the one that runs out, per system.
 fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool) {
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real");
+    if !shared.is_dir() {
+        println!(
+            "\nreal series: {} is missing (the shared/ folder beside the repository); not replayed",
+            shared.display()
+        );
+        return;
+    }
     let cases: Vec<real::Case> = real::gc_cases()
         .into_iter()
         .chain(real::spark_cases())
@@ -218,10 +224,12 @@ fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool
     .into_iter()
     .chain(rules.iter().map(|r| r.label()))
     .collect();
-    let results: Vec<Vec<Option<(i64, bool)>>> = cases
+    let results: Vec<Vec<Vec<Evaluated>>> = cases
         .iter()
         .map(|c| real_alerts(c, params, rules))
         .collect();
+    let alerted = |e: &[Evaluated]| e.iter().any(|e| e.1.is_some());
+    let critical = |e: &[Evaluated]| e.iter().any(|e| e.1 == Some(true));
     let tight = |c: &real::Case| c.name.ends_with(", tight");
     let healthy = |c: &real::Case| c.exhausted_at.is_none();
     let real_limit = cases.iter().filter(|c| healthy(c) && !tight(c)).count();
@@ -232,32 +240,32 @@ fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool
         tight_limit,
         cases.len() - real_limit - tight_limit
     );
+    // The lead is the alert still firing when the heap runs out, from its start: an
+    // alert that came and went before does not count.
     println!(
         "{:<44} {:>16} {:>16} {:>16}",
         "system", "healthy, real", "healthy, tight", "run-out lead"
     );
     for (i, system) in systems.iter().enumerate() {
         let count = |wanted: &dyn Fn(&real::Case) -> bool| {
-            let alerted = cases
-                .iter()
-                .zip(&results)
-                .filter(|(c, r)| healthy(c) && wanted(c) && r[i].is_some())
-                .count();
-            let critical = cases
-                .iter()
-                .zip(&results)
-                .filter(|(c, r)| healthy(c) && wanted(c) && r[i].is_some_and(|a| a.1))
-                .count();
-            format!("{alerted} ({critical} crit)")
+            let of = |check: &dyn Fn(&[Evaluated]) -> bool| {
+                cases
+                    .iter()
+                    .zip(&results)
+                    .filter(|(c, r)| healthy(c) && wanted(c) && check(&r[i]))
+                    .count()
+            };
+            format!("{} ({} crit)", of(&alerted), of(&critical))
         };
         let leads: Vec<String> = cases
             .iter()
             .zip(&results)
             .filter_map(|(c, r)| {
                 let at = c.exhausted_at?;
-                Some(r[i].map_or("missed".into(), |(first, _)| {
-                    format!("{} min", (at - first) / 60_000)
-                }))
+                Some(
+                    episode_lead(&r[i], at)
+                        .map_or("missed".into(), |lead| format!("{} min", lead / 60_000)),
+                )
             })
             .collect();
         println!(
@@ -270,13 +278,17 @@ fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool
     if verbose {
         println!("\nreal series alerted (first alert, minutes into the series; headroom, afresh, 1h rule, 6h rule):");
         for (case, r) in cases.iter().zip(&results) {
-            if r.iter().all(Option::is_none) {
+            if !r.iter().any(|e| alerted(e)) {
                 continue;
             }
             let start = case.samples[0].at;
             let cells: Vec<String> = r
                 .iter()
-                .map(|a| a.map_or("-".into(), |(at, _)| format!("+{}m", (at - start) / 60_000)))
+                .map(|e| {
+                    e.iter()
+                        .find(|e| e.1.is_some())
+                        .map_or("-".into(), |(at, _)| format!("+{}m", (at - start) / 60_000))
+                })
                 .collect();
             println!("  {:<52} {}", case.name, cells.join("  "));
         }

@@ -56,6 +56,8 @@ pub const HISTORY_POINTS: usize = 360;
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollSummary {
     pub window: Option<Window>,
+    /// What this poll stored, with what the stored pieces of a failed poll before it
+    /// found (their samples lie before `window`).
     pub ingest: IngestSummary,
     pub containers: usize,
     /// OOM kills seen in this poll, attributed.
@@ -253,6 +255,8 @@ impl<S: Source> Pipeline<S> {
                 Ok(batch) => batch,
                 Err(e) => {
                     self.carried = Some((ingest, oom_flags));
+                    // The pieces left unread held restart counters too.
+                    self.restarts_due |= piece.restarts_from.is_some();
                     return Err(e);
                 }
             };
@@ -663,8 +667,7 @@ impl<S: Source> Pipeline<S> {
             .limit
             .and_then(|l| l.bytes)
             .filter(|&b| b >= self.min_limit_bytes);
-        let n = tracked.segments.len();
-        let previous = (n >= 2).then(|| tracked.segments[n - 2].samples.to_vec());
+        let previous = previous_run(tracked, self.step.as_millis() as i64);
         Some(model::forecast_after(
             &segment.samples.to_vec(),
             previous.as_deref(),
@@ -702,10 +705,7 @@ impl<S: Source> Pipeline<S> {
             let forecast = followed.memo.forecast(
                 facts,
                 || Cow::Owned(segment.samples.to_vec()),
-                || {
-                    let n = tracked.segments.len();
-                    (n >= 2).then(|| Cow::Owned(tracked.segments[n - 2].samples.to_vec()))
-                },
+                || previous_run(tracked, facts.step_ms).map(Cow::Owned),
                 limit,
                 now,
                 &self.params,
@@ -783,6 +783,18 @@ impl<S: Source> Pipeline<S> {
 /// Sidecars that are Envoy, whose stats say where their memory goes.
 fn is_envoy(container: &str) -> bool {
     matches!(container, "istio-proxy" | "envoy" | "envoy-sidecar")
+}
+
+/// The samples of the incarnation before the current one, for a forecast from the run
+/// before (`model::recurrence`): only while it is whole (the lookback has not trimmed
+/// its start, so ages line up) and lasted longer than the current one so far.
+fn previous_run(tracked: &Tracked, step_ms: i64) -> Option<Vec<model::Sample>> {
+    let [.., previous, current] = tracked.segments.as_slice() else {
+        return None;
+    };
+    let whole = previous.start()? <= previous.began + step_ms;
+    let longer = previous.end()? - previous.began > current.end()? - current.began;
+    (whole && longer).then(|| previous.samples.to_vec())
 }
 
 /// The OOM-termination flags of a batch by container.
@@ -989,8 +1001,13 @@ mod tests {
         p.samples_per_fetch = 20;
         let outage_over = t0 + 60 * step;
         assert!(p.poll(outage_over).await.is_err(), "the second piece fails");
+        assert!(p.carried.is_some());
         let summary = p.poll(outage_over + step).await.unwrap();
         assert_eq!(summary.oom_kills.len(), 1, "{summary:?}");
+        assert!(p.carried.is_none(), "carried once");
+        // 20 samples stored before the failure, 41 after: each counted once.
+        assert_eq!(summary.ingest.samples_added, 61, "{summary:?}");
+        assert_eq!(summary.ingest.new_containers, 0);
         assert_eq!(p.oom_kills().len(), 1);
         let summary = p.poll(outage_over + 2 * step).await.unwrap();
         assert!(summary.oom_kills.is_empty(), "reported once: {summary:?}");

@@ -41,7 +41,8 @@ pub struct ContainerReport {
     /// When the current growth regime began (RFC 3339).
     pub onset: Option<String>,
     /// Set when the time to limit comes from the container's previous incarnation,
-    /// which ran out on the same course: how long that run took to reach the limit.
+    /// which climbed steadily to its limit and ended there, and which this one
+    /// follows: how long that run took from its start to the limit.
     pub previous_run_seconds: Option<f64>,
     pub evaluated_at: String,
     /// The daemon could not reach Prometheus for longer than `poll.stale_after`:

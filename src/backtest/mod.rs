@@ -88,11 +88,12 @@ pub fn replay(
         let end = segment.partition_point(|s| s.at <= at);
         let begin = segment[..end].partition_point(|s| s.at < at - params.lookback_ms);
         let window = &segment[begin..end];
-        // The incarnation before, as the daemon's store holds it: within the lookback.
-        let previous = current.checked_sub(1).map(|p| {
-            let p = &segments[p];
-            &p[p.partition_point(|s| s.at < at - params.lookback_ms)..]
-        });
+        // The incarnation before, as the daemon passes it: only while the lookback
+        // holds it whole.
+        let previous = current
+            .checked_sub(1)
+            .map(|p| segments[p].as_slice())
+            .filter(|p| p.first().is_some_and(|s| s.at >= at - params.lookback_ms));
         let forecast = match (segment.first(), window.last()) {
             (Some(first), Some(&latest)) if !params.refit_every_step => memo.forecast(
                 SegmentFacts {

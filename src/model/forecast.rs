@@ -207,9 +207,10 @@ pub fn forecast(
 }
 
 /// [`forecast`], given also the container's previous incarnation (`previous`, its
-/// samples): while the segment is too young for a trend of its own, a previous run
-/// that ended at the limit, followed on the same course, gives the time to limit
-/// (see [`super::recurrence`]).
+/// samples from its start): while the segment is too young for a trend of its own,
+/// or its leak too young to extrapolate that far, a previous run that climbed to the
+/// limit, followed on the same course, gives the time to limit (see
+/// [`super::recurrence`]).
 pub fn forecast_after(
     samples: &[Sample],
     previous: Option<&[Sample]>,
@@ -472,22 +473,10 @@ fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
             return Some(a);
         }
     } else if let Some(&release) = releases.first() {
-        // One release: what it emptied does not grow on. The trend starts after it,
-        // once a regime's worth of bins has followed.
-        let (before, after) = bins.split_at(release);
-        let age = |b: &[Bin]| b[b.len() - 1].t - b[0].t;
-        if after.len() < 4 || age(after) < MIN_REGIME_SECONDS {
-            return Some(stable_at(after, params));
+        match since_release(bins, release, params) {
+            Ok(quiet) => return Some(quiet),
+            Err(after) => bins = after,
         }
-        // A fill no faster than the one the release ended is the next cycle of a
-        // sawtooth: quiet, until it outlives twice and outgrows what came before the
-        // release (what `analyze_cycles` asks of a cycle when releases stop coming).
-        let peak = |b: &[Bin]| b.iter().map(|b| b.max).fold(f64::MIN, f64::max);
-        let outgrown = age(after) > 2.0 * age(before) && peak(after) > peak(before);
-        if !outgrown && !fills_faster(before, after) {
-            return Some(stable_at(after, params));
-        }
-        bins = after;
     }
     let span = bins[bins.len() - 1].t - bins[0].t;
     if span >= 1.5 * DAY_SECONDS {
@@ -496,6 +485,36 @@ fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
         }
     }
     analyze_trend(bins, &mean_points(bins), params, |b| b.max)
+}
+
+/// After the `release` (a bin index) that ends `bins`' last cycle: `Ok` with a quiet
+/// answer when what follows is the next cycle of a sawtooth, or too short to tell;
+/// `Err` with the bins after it when they are a trend of their own.
+///
+/// What a release emptied does not grow on: the trend starts after it, once a
+/// regime's worth of bins has followed. A fill no faster than the one the release
+/// ended is the next cycle: quiet, until it rises well past the peak the release
+/// ended (by a quarter of the drop), or past it at all after outliving twice what
+/// came before (what `analyze_cycles` asks of a cycle when releases stop coming).
+fn since_release<'a>(
+    bins: &'a [Bin],
+    release: usize,
+    params: &ForecastParams,
+) -> Result<Analysis, &'a [Bin]> {
+    let (before, after) = bins.split_at(release);
+    let age = |b: &[Bin]| b[b.len() - 1].t - b[0].t;
+    if after.len() < 4 || age(after) < MIN_REGIME_SECONDS {
+        return Ok(stable_at(after, params));
+    }
+    let peak = |b: &[Bin]| b.iter().map(|b| b.max).fold(f64::MIN, f64::max);
+    let floor = after.iter().map(|b| b.min).fold(f64::MAX, f64::min);
+    let (old_peak, new_peak) = (peak(before), peak(after));
+    let outgrown = new_peak > old_peak + 0.25 * (old_peak - floor)
+        || (age(after) > 2.0 * age(before) && new_peak > old_peak);
+    if !outgrown && !fills_faster(before, after) {
+        return Ok(stable_at(after, params));
+    }
+    Err(after)
 }
 
 /// Whether the bins `after` a release rise faster (by half, at least) than the last
@@ -636,8 +655,12 @@ fn analyze_cycles(bins: &[Bin], releases: &[usize], params: &ForecastParams) -> 
         return analyze_trend(current, &mean_points(current), params, |b| b.max);
     }
     if floors.len() < 4 {
-        // A few cycles show a sawtooth but not yet a trend of its floor.
-        return Some(stable_at(bins, params));
+        // A few cycles show a sawtooth but not yet a trend of its floor: judged
+        // since the last release, as a single one is.
+        return match since_release(bins, last_release, params) {
+            Ok(quiet) => Some(quiet),
+            Err(after) => analyze_trend(after, &mean_points(after), params, |b| b.max),
+        };
     }
     // The floors go through the same regime and curvature analysis as a plain series:
     // a floor that rose and then stopped is judged on where it stopped.

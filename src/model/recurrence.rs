@@ -1,11 +1,13 @@
 //! A leak that ran a container out of memory, starting over after the restart.
 //!
 //! A new incarnation is too young for a trend of its own until it has
-//! `min_history` (30 min by default). But when the incarnation before it ran out
-//! (it ended at the limit) and this one follows the same course, age for age, the
-//! previous run already says when this one will run out: as long after its start as
-//! the previous one took. A container that restarted for another reason, or that
-//! grows otherwise than before, gets nothing from it.
+//! `min_history` (30 min by default), and too young to extrapolate far for a while
+//! after. But when the incarnation before it ran out by growing (it climbed steadily
+//! to the limit and ended there) and this one follows the same course, age for age,
+//! growing significantly, the previous run already says when this one will run out:
+//! as long after its start as the previous one took. A previous run that sat near the
+//! limit, or jumped to it, says nothing of when the next one will; neither does one
+//! this incarnation does not follow.
 
 use super::forecast::{TimeToLimit, MODEL_ERROR};
 use super::trend::{fit_line, Point};
@@ -20,6 +22,11 @@ const MIN_SAMPLES: usize = 8;
 /// The same course: on average within this fraction of the limit of the previous
 /// run at the same age, and no sample farther than twice that.
 const COURSE_BAND: f64 = 0.04;
+/// The previous run climbed to the limit: from the current age to its end, at each
+/// quarter of the way, within this fraction of the limit of a straight climb.
+const CLIMB_BAND: f64 = 0.15;
+/// The current incarnation's growth must be this many standard errors above zero.
+const GROWTH_T: f64 = 3.0;
 
 /// What the previous run says of the current one.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,7 +101,18 @@ pub fn follows_previous(
             .take_while(|s| s.at - prev_first.at <= age)
             .map(|s| (s.at - prev_first.at, s.bytes)),
     ))?;
-    if own.slope <= 0.0 || then.slope <= 0.0 {
+    if own.slope - GROWTH_T * own.slope_std_error(0.0) <= 0.0 || then.slope <= 0.0 {
+        return None;
+    }
+    // The previous run climbed from here to the limit, rather than sitting near it
+    // for hours or jumping to it.
+    let from = previous_at(age)?;
+    let climbed = (1..4).all(|q| {
+        let at = age + (took - age) * q / 4;
+        let straight = from + (prev_last.bytes - from) * q as f64 / 4.0;
+        previous_at(at).is_some_and(|v| (v - straight).abs() <= CLIMB_BAND * limit)
+    });
+    if !climbed || prev_last.bytes - from < 4.0 * band {
         return None;
     }
     let ratio = own.slope / then.slope;
@@ -181,6 +199,42 @@ mod tests {
             assert_eq!(f.previous_run_ms, Some(187 * 60_000));
             assert_eq!(alone.previous_run_ms, None);
         }
+    }
+
+    /// Restarts near the limit that were not a climb to it: a warm-up to a plateau at
+    /// 96% (a rollout or a probe restarted it), and a slow creep that jumped to the
+    /// limit at the end.
+    #[test]
+    fn a_run_that_sat_near_the_limit_or_jumped_to_it_says_nothing() {
+        let limit = 256.0 * MI;
+        let shape = |start: i64, minutes: i64, f: &dyn Fn(f64) -> f64| -> Vec<Sample> {
+            (0..=minutes * 2)
+                .map(|i| Sample {
+                    at: start + i * 30_000,
+                    bytes: f(i as f64 / 2.0) + if i % 2 == 0 { 0.3 * MI } else { -0.3 * MI },
+                })
+                .collect()
+        };
+        // 30 minutes from 100Mi to 96% of the limit, then flat for three hours.
+        let plateau = |m: f64| 100.0 * MI + (0.96 * limit - 100.0 * MI) * (m / 30.0).min(1.0);
+        let previous = shape(0, 210, &plateau);
+        let start = previous.last().unwrap().at + 60_000;
+        let current = shape(start, 10, &plateau);
+        let now = current.last().unwrap().at;
+        assert_eq!(follows_previous(&current, &previous, limit, now), None);
+        // 100Mi creeping 10Mi/h for three hours, then at the limit in the last minute.
+        let creep = |m: f64| {
+            if m < 179.0 {
+                100.0 * MI + 10.0 * MI * m / 60.0
+            } else {
+                limit
+            }
+        };
+        let previous = shape(0, 180, &creep);
+        let start = previous.last().unwrap().at + 60_000;
+        let current = shape(start, 30, &creep);
+        let now = current.last().unwrap().at;
+        assert_eq!(follows_previous(&current, &previous, limit, now), None);
     }
 
     #[test]

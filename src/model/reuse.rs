@@ -20,8 +20,9 @@
 //!
 //! Growth shows up as new highs, so it is fitted the poll it appears; growth that
 //! slows shows at the next refresh. A container short of history is fitted every
-//! evaluation (the fit stops at the span check). At fleet scale most evaluations cost
-//! a comparison.
+//! evaluation (the fit stops at the span check), unless the run before gave it a
+//! time to limit, which is kept and aged like any other. At fleet scale most
+//! evaluations cost a comparison.
 
 use super::forecast::{
     bin_width_ms, forecast_after, Forecast, ForecastParams, Pattern, TimeToLimit,
