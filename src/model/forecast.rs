@@ -1477,6 +1477,53 @@ mod tests {
             }
         }
 
+        /// Runs that do follow a previous run to the limit (the recurrence's own
+        /// path, which random input rarely reaches): a time to limit, if any, is
+        /// ordered and not negative, through a memo too.
+        #[test]
+        fn a_run_after_a_run_out_gives_an_ordered_time_to_limit(
+            minutes in 5i64..200,
+            took in 30i64..400,
+            ratio in 0.3f64..3.0,
+            offset in -0.1f64..0.1,
+            noise_seed in 0u64..1000,
+        ) {
+            let limit = 256.0 * MI;
+            let mut rng = crate::sim::Rng::new(noise_seed);
+            let mut noise = move || rng.normal() * 0.5 * MI;
+            let base = 100.0 * MI;
+            let rate = (limit - base) / (took * 60) as f64;
+            let previous: Vec<Sample> = (0..=took * 2)
+                .map(|i| Sample { at: i * 30_000, bytes: base + rate * (i * 30) as f64 + noise() })
+                .collect();
+            let start = previous.last().unwrap().at + 60_000;
+            let current: Vec<Sample> = (0..=minutes * 2)
+                .map(|i| Sample {
+                    at: start + i * 30_000,
+                    bytes: base * (1.0 + offset) + ratio * rate * (i * 30) as f64 + noise(),
+                })
+                .collect();
+            let now = current.last().unwrap().at;
+            let params = ForecastParams::default();
+            let f = forecast_after(&current, Some(&previous), Some(limit), now, &params);
+            let mut memo = crate::model::Memo::default();
+            let kept = memo.forecast(
+                crate::model::SegmentFacts { start, latest: *current.last().unwrap(), step_ms: 30_000 },
+                || Cow::Borrowed(&current),
+                || Some(Cow::Borrowed(&previous)),
+                Some(limit),
+                now,
+                &params,
+            );
+            for f in [f, kept] {
+                if let Some(eta) = f.time_to_limit {
+                    prop_assert!(eta.seconds >= 0.0);
+                    prop_assert!(eta.lower_seconds <= eta.seconds);
+                    prop_assert!(eta.upper_seconds.is_none_or(|u| u >= eta.seconds));
+                }
+            }
+        }
+
         #[test]
         fn eta_shrinks_when_growth_rises(
             rate in 5.0f64..60.0,
