@@ -27,6 +27,8 @@ pub const DEFAULT_SIDECAR_NAMES: &[&str] = &[
 pub struct PodContext {
     pub namespace: String,
     pub pod: String,
+    /// The pod's extra identity labels (e.g. `cluster`), sorted by name.
+    pub extra: Vec<(String, String)>,
     /// When the pod started (ms).
     pub started_at: Option<TimestampMs>,
     pub replicaset: Option<String>,
@@ -38,6 +40,17 @@ pub struct PodContext {
     pub annotation_changes: Vec<AnnotationChange>,
     /// Native sidecars of the pod (init containers with restartPolicy: Always).
     pub native_sidecars: Vec<String>,
+}
+
+impl PodContext {
+    /// The pod this context describes.
+    pub fn pod_ref(&self) -> crate::source::PodRef {
+        crate::source::PodRef {
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+            extra: self.extra.clone(),
+        }
+    }
 }
 
 /// One annotation whose value changed with the rollout.

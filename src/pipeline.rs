@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::explain::{self, ContainerAtKill, OomKill, PodContext};
 use crate::model::{self, AlertParams, AlertState, ForecastParams, Memo, SegmentFacts, Trend};
 use crate::report::{sort_by_urgency, ContainerReport};
-use crate::source::{ContainerKey, Source, SourceError, TimestampMs, Window};
+use crate::source::{ContainerKey, PodRef, Source, SourceError, TimestampMs, Window};
 use crate::store::{IngestSummary, Store, StoreLimits, Tracked};
 
 /// Turns the config's forecast section into the model's parameters.
@@ -108,9 +108,11 @@ pub struct Pipeline<S> {
     /// Pod metadata fetched for explanations, by (namespace, pod).
     /// When each was read: metadata still missing (kube-state-metrics lags a new
     /// pod) is asked again after two minutes.
-    contexts: HashMap<(String, String), (TimestampMs, PodContext)>,
+    contexts: HashMap<PodRef, (TimestampMs, PodContext)>,
     /// Each namespace's pod → workload map and when it was read.
-    owners: HashMap<String, (TimestampMs, HashMap<String, String>)>,
+    /// Each namespace's (within its extra identity labels) pod → workload map and
+    /// when it was read.
+    owners: HashMap<NamespaceScope, (TimestampMs, HashMap<String, String>)>,
     /// The most recent OOM kills, newest last.
     oom_kills: std::collections::VecDeque<OomKill>,
     /// What the stored pieces of a poll that then failed found (restarts, OOM
@@ -374,11 +376,11 @@ impl<S: Source> Pipeline<S> {
     /// forecast severity): the owning workload, native sidecars, and the changes near
     /// the onset of growth. Best effort: a failed lookup is logged, not fatal.
     pub async fn explain(&mut self, reports: &mut [ContainerReport], now: TimestampMs) {
-        let wanted: Vec<(String, String)> = {
-            let mut pods: Vec<(String, String)> = reports
+        let wanted: Vec<PodRef> = {
+            let mut pods: Vec<PodRef> = reports
                 .iter()
                 .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
-                .map(|r| (r.namespace.clone(), r.pod.clone()))
+                .map(pod_of)
                 .filter(|p| {
                     !self
                         .contexts
@@ -394,8 +396,7 @@ impl<S: Source> Pipeline<S> {
             match self.source.context(&wanted, now).await {
                 Ok(found) => {
                     for c in found {
-                        self.contexts
-                            .insert((c.namespace.clone(), c.pod.clone()), (now, c));
+                        self.contexts.insert(c.pod_ref(), (now, c));
                     }
                     // Remember pods with no metadata too, asked again after a while.
                     for p in wanted {
@@ -411,45 +412,50 @@ impl<S: Source> Pipeline<S> {
         }
         // Workloads: every pod of the namespaces worth explaining, refreshed every
         // five minutes, so replicas can be counted.
-        let namespaces: Vec<String> = {
-            let mut ns: Vec<String> = reports
+        // A namespace within its extra identity labels: one cluster's `prod`.
+        let namespaces: Vec<NamespaceScope> = {
+            let mut ns: Vec<NamespaceScope> = reports
                 .iter()
                 .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
-                .map(|r| r.namespace.clone())
+                .map(|r| {
+                    let p = pod_of(r);
+                    (p.namespace, p.extra)
+                })
                 .collect();
             ns.sort();
             ns.dedup();
             ns
         };
-        for ns in &namespaces {
+        for scope in &namespaces {
             let fresh = self
                 .owners
-                .get(ns)
+                .get(scope)
                 .is_some_and(|(at, _)| now - at < 300_000 && *at <= now);
             if fresh {
                 continue;
             }
-            match self.source.owners(ns, now).await {
+            match self.source.owners(&scope.0, &scope.1, now).await {
                 Ok(list) => {
                     self.owners
-                        .insert(ns.clone(), (now, list.into_iter().collect()));
+                        .insert(scope.clone(), (now, list.into_iter().collect()));
                 }
                 Err(e) => {
-                    tracing::warn!(namespace = %ns, error = %format!("{:#}", anyhow::Error::from(e)), "cannot read workload owners")
+                    tracing::warn!(namespace = %scope.0, error = %format!("{:#}", anyhow::Error::from(e)), "cannot read workload owners")
                 }
             }
         }
         let horizon = self.params.critical_horizon_seconds;
-        let mut tally: FxHashMap<(String, String, String), (usize, usize)> = FxHashMap::default();
+        // Replicas are counted within one namespace of one cluster.
+        type Peers = (String, Vec<(String, String)>, String, String);
+        let mut tally: FxHashMap<Peers, (usize, usize)> = FxHashMap::default();
         for r in reports.iter_mut() {
-            let Some((_, map)) = self.owners.get(&r.namespace) else {
+            let p = pod_of(r);
+            let Some((_, map)) = self.owners.get(&(p.namespace, p.extra)) else {
                 continue;
             };
             if let Some(w) = map.get(&r.pod) {
                 r.workload = Some(w.clone());
-                let t = tally
-                    .entry((r.namespace.clone(), w.clone(), r.container.clone()))
-                    .or_default();
+                let t = tally.entry(peers_key(r, w)).or_default();
                 t.0 += 1;
                 if r.time_to_limit_seconds.is_some_and(|s| s <= horizon) {
                     t.1 += 1;
@@ -460,8 +466,7 @@ impl<S: Source> Pipeline<S> {
             let Some(w) = r.workload.clone() else {
                 continue;
             };
-            let key = (r.namespace.clone(), w.clone(), r.container.clone());
-            if let Some(&(replicas, on_course)) = tally.get(&key) {
+            if let Some(&(replicas, on_course)) = tally.get(&peers_key(r, &w)) {
                 r.workload_peers = Some(explain::WorkloadPeers {
                     workload: w,
                     replicas,
@@ -470,7 +475,7 @@ impl<S: Source> Pipeline<S> {
                 });
             }
         }
-        self.owners.retain(|ns, _| namespaces.contains(ns));
+        self.owners.retain(|scope, _| namespaces.contains(scope));
 
         // Pod-level pressure: the pod's summed working set against its summed limits.
         // A pod is its namespace, name and extra identity labels (one `redis-0` per
@@ -484,19 +489,19 @@ impl<S: Source> Pipeline<S> {
         // One pass over the store and one over the reports, not one per pod: with
         // thousands of pods worth explaining in a 100,000-container fleet, a scan per
         // pod took 19 s of a poll.
-        type PodRef<'a> = (&'a str, &'a str, &'a [(String, String)]);
-        let wanted: FxHashSet<PodRef> = pods
+        type PodId<'a> = (&'a str, &'a str, &'a [(String, String)]);
+        let wanted: FxHashSet<PodId> = pods
             .iter()
             .map(|(ns, pod, extra)| (ns.as_str(), pod.as_str(), extra.as_slice()))
             .collect();
-        let mut containers_of: FxHashMap<PodRef, Vec<&Tracked>> = FxHashMap::default();
+        let mut containers_of: FxHashMap<PodId, Vec<&Tracked>> = FxHashMap::default();
         for (k, t) in self.store.iter() {
             let id = (k.namespace.as_str(), k.pod.as_str(), k.extra.as_slice());
             if let Some(&pod) = wanted.get(&id) {
                 containers_of.entry(pod).or_default().push(t);
             }
         }
-        let pressures: FxHashMap<PodRef, explain::PodPressure> = containers_of
+        let pressures: FxHashMap<PodId, explain::PodPressure> = containers_of
             .iter()
             .filter_map(|(&pod, containers)| Some((pod, self.pod_pressure(containers, now)?)))
             .collect();
@@ -521,12 +526,12 @@ impl<S: Source> Pipeline<S> {
         }
 
         // Envoy's own view, fresh every poll, for Envoy sidecars worth explaining.
-        let envoy_pods: Vec<(String, String)> = reports
+        let envoy_pods: Vec<PodRef> = reports
             .iter()
             .filter(|r| {
                 (r.alert.is_some() || r.severity != model::Severity::None) && is_envoy(&r.container)
             })
-            .map(|r| (r.namespace.clone(), r.pod.clone()))
+            .map(pod_of)
             .collect();
         let envoy = if envoy_pods.is_empty() {
             Vec::new()
@@ -542,21 +547,14 @@ impl<S: Source> Pipeline<S> {
             "envoy memory stats"
         );
         for r in reports.iter_mut().filter(|r| is_envoy(&r.container)) {
-            r.envoy = envoy
-                .iter()
-                .find(|(ns, pod, _)| *ns == r.namespace && *pod == r.pod)
-                .map(|(_, _, m)| *m);
+            let pod = pod_of(r);
+            r.envoy = envoy.iter().find(|(p, _)| *p == pod).map(|(_, m)| *m);
         }
         // Forget pods that are gone: one pass over the store, not one per pod.
-        let live: FxHashSet<(&str, &str)> = self
-            .store
-            .iter()
-            .map(|(k, _)| (k.namespace.as_str(), k.pod.as_str()))
-            .collect();
-        self.contexts
-            .retain(|(ns, pod), _| live.contains(&(ns.as_str(), pod.as_str())));
+        let live: FxHashSet<PodRef> = self.store.iter().map(|(k, _)| PodRef::of(k)).collect();
+        self.contexts.retain(|pod, _| live.contains(pod));
         for r in reports.iter_mut() {
-            let Some((_, ctx)) = self.contexts.get(&(r.namespace.clone(), r.pod.clone())) else {
+            let Some((_, ctx)) = self.contexts.get(&pod_of(r)) else {
                 continue;
             };
             r.sidecar |= ctx.native_sidecars.contains(&r.container);
@@ -783,6 +781,37 @@ impl<S: Source> Pipeline<S> {
 /// Sidecars that are Envoy, whose stats say where their memory goes.
 fn is_envoy(container: &str) -> bool {
     matches!(container, "istio-proxy" | "envoy" | "envoy-sidecar")
+}
+
+/// A namespace within its extra identity labels (one cluster's `prod`).
+type NamespaceScope = (String, Vec<(String, String)>);
+
+/// A report's pod: namespace, name and extra identity labels.
+fn pod_of(r: &ContainerReport) -> PodRef {
+    PodRef {
+        namespace: r.namespace.clone(),
+        pod: r.pod.clone(),
+        extra: r
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// Who a container's workload peers are: its namespace and extra identity labels,
+/// the workload, and the container's name.
+fn peers_key(
+    r: &ContainerReport,
+    workload: &str,
+) -> (String, Vec<(String, String)>, String, String) {
+    let p = pod_of(r);
+    (
+        p.namespace,
+        p.extra,
+        workload.to_string(),
+        r.container.clone(),
+    )
 }
 
 /// The samples of the incarnation before the current one, for a forecast from the run
@@ -1054,6 +1083,38 @@ mod tests {
             }
             Ok(batch)
         }
+
+        async fn context(
+            &self,
+            pods: &[PodRef],
+            _at: TimestampMs,
+        ) -> Result<Vec<PodContext>, SourceError> {
+            // Each cluster's redis-0 belongs to a StatefulSet named after it.
+            Ok(pods
+                .iter()
+                .map(|p| PodContext {
+                    namespace: p.namespace.clone(),
+                    pod: p.pod.clone(),
+                    extra: p.extra.clone(),
+                    workload: Some(("StatefulSet".into(), format!("redis-{}", p.extra[0].1))),
+                    native_sidecars: vec!["exporter".into()],
+                    ..PodContext::default()
+                })
+                .collect())
+        }
+
+        async fn owners(
+            &self,
+            namespace: &str,
+            extra: &[(String, String)],
+            _at: TimestampMs,
+        ) -> Result<Vec<(String, String)>, SourceError> {
+            assert_eq!(namespace, "db");
+            Ok(vec![(
+                "redis-0".into(),
+                format!("StatefulSet/redis-{}", extra[0].1),
+            )])
+        }
     }
 
     #[tokio::test]
@@ -1084,6 +1145,17 @@ mod tests {
             Some(2.0 * 256.0 * 1024.0 * 1024.0),
             "only cluster a's two containers"
         );
+        // Pod metadata and workloads are asked and kept per cluster too.
+        assert_eq!(redis_a.workload.as_deref(), Some("StatefulSet/redis-a"));
+        assert_eq!(
+            redis_a.workload_peers.as_ref().map(|w| w.replicas),
+            Some(1),
+            "cluster b's redis-0 is not a replica of cluster a's"
+        );
+        assert!(p
+            .contexts
+            .keys()
+            .all(|k| k.extra == vec![("cluster".to_string(), "a".to_string())]));
     }
 
     #[tokio::test]

@@ -39,13 +39,61 @@ fn series(metric: &str, pairs: &[(&str, &str)]) -> SeriesSpec {
     }
 }
 
+/// The incident's times (unix seconds): history begins, the rollout, the kill, the end.
+fn times() -> (i64, i64, i64, i64) {
+    let end = recent_minute() - 600;
+    let start = end - 150 * 60;
+    (end - 5 * 3600, start, start + 120 * 60, end)
+}
+
 fn incident() -> &'static Incident {
     static INCIDENT: OnceLock<Incident> = OnceLock::new();
     INCIDENT.get_or_init(|| {
-        let end = recent_minute() - 600;
-        let begin = end - 5 * 3600;
-        let start = end - 150 * 60;
-        let kill = start + 120 * 60;
+        let (begin, start, kill, end) = times();
+        Incident {
+            prometheus: TestPrometheus::start(&openmetrics(&incident_series(
+                begin, start, kill, end,
+            ))),
+            end,
+            start,
+            kill,
+        }
+    })
+}
+
+/// The same incident in two clusters that a Thanos or Mimir store serves as one, with
+/// a `cluster` label: the same namespace, pods and ReplicaSets in each, but the
+/// rollout raised trace sampling to 100% in cluster a and to 5% in cluster b.
+fn two_clusters() -> &'static Incident {
+    static TWO: OnceLock<Incident> = OnceLock::new();
+    TWO.get_or_init(|| {
+        let (begin, start, kill, end) = times();
+        let mut all = Vec::new();
+        for cluster in ["a", "b"] {
+            for mut spec in incident_series(begin, start, kill, end) {
+                spec.labels.push(("cluster".into(), cluster.into()));
+                if cluster == "b" {
+                    for (name, value) in &mut spec.labels {
+                        if name == "annotation_proxy_istio_io_config" && value.contains("100") {
+                            *value = r#"{"tracing":{"sampling":5}}"#.into();
+                        }
+                    }
+                }
+                all.push(spec);
+            }
+        }
+        Incident {
+            prometheus: TestPrometheus::start(&openmetrics(&all)),
+            end,
+            start,
+            kill,
+        }
+    })
+}
+
+/// Every series of the incident.
+fn incident_series(begin: i64, start: i64, kill: i64, end: i64) -> Vec<SeriesSpec> {
+    {
         let rs_created = start - 120;
         let ws = "container_memory_working_set_bytes";
         let c = |pod: &str, container: &str, id: &str| -> Vec<(String, String)> {
@@ -334,32 +382,37 @@ fn incident() -> &'static Incident {
                 48.0 * MI + (t - start) as f64 * 31.0 * MI / 3600.0
             }),
         );
-        Incident {
-            prometheus: TestPrometheus::start(&openmetrics(&s)),
-            end,
-            start,
-            kill,
-        }
-    })
+        s
+    }
 }
 
 fn check(at: i64) -> Vec<serde_json::Value> {
-    let f = incident();
+    check_on(incident(), at, None)
+}
+
+/// `headroom check --format json --at` against `f`'s Prometheus, with a config file
+/// of `config` when given.
+fn check_on(f: &Incident, at: i64, config: Option<&str>) -> Vec<serde_json::Value> {
     let at = chrono::DateTime::from_timestamp(at, 0)
         .unwrap()
         .to_rfc3339();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args([
-            "check",
-            "--format",
-            "json",
-            "--at",
-            &at,
-            "--prometheus-url",
-            &f.prometheus.url(),
-        ])
-        .output()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"));
+    command.args([
+        "check",
+        "--format",
+        "json",
+        "--at",
+        &at,
+        "--prometheus-url",
+        &f.prometheus.url(),
+    ]);
+    if let Some(config) = config {
+        let path = dir.path().join("headroom.yaml");
+        std::fs::write(&path, config).unwrap();
+        command.arg("--config").arg(&path);
+    }
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -422,6 +475,39 @@ fn the_forecast_names_the_sidecar_and_the_rollout_behind_it() {
             .unwrap()
     };
     assert!(position("istio-proxy") < position("payment-service"));
+}
+
+/// Two clusters with the same namespace, pods and ReplicaSets: each sidecar's
+/// explanation is its own cluster's rollout, and each is the only replica of its
+/// workload (pod metadata, owners and Envoy stats are asked per cluster).
+#[test]
+fn same_named_pods_of_two_clusters_are_explained_apart() {
+    let f = two_clusters();
+    let reports = check_on(
+        f,
+        f.start + 60 * 60,
+        Some("identity:\n  extra_labels: [cluster]\n"),
+    );
+    for (cluster, sampling) in [("a", "100"), ("b", "5")] {
+        let proxy = reports
+            .iter()
+            .find(|r| {
+                r["pod"] == POD
+                    && r["container"] == "istio-proxy"
+                    && r["labels"]["cluster"] == cluster
+            })
+            .unwrap_or_else(|| panic!("cluster {cluster}'s sidecar: {reports:#?}"));
+        assert_eq!(proxy["alert"], "critical", "{proxy:#}");
+        let text = proxy["changes"][0]["text"].as_str().unwrap_or_default();
+        assert!(
+            text.ends_with(&format!(
+                r#"{{"tracing":{{"sampling":1}}}} → {{"tracing":{{"sampling":{sampling}}}}})"#
+            )),
+            "cluster {cluster}: {text}"
+        );
+        assert_eq!(proxy["workload_peers"]["replicas"], 1, "{proxy:#}");
+        assert_eq!(proxy["envoy"]["allocated_bytes"], 70.0 * MI);
+    }
 }
 
 #[test]

@@ -242,15 +242,16 @@ impl Source for SimulatedCluster {
 
     async fn context(
         &self,
-        pods: &[(String, String)],
+        pods: &[crate::source::PodRef],
         _at: TimestampMs,
     ) -> Result<Vec<PodContext>, SourceError> {
         Ok(pods
             .iter()
-            .filter(|(_, pod)| pod == "payment-service-7f8b9c6d4-xk2nm")
-            .map(|(ns, pod)| PodContext {
-                namespace: ns.clone(),
-                pod: pod.clone(),
+            .filter(|p| p.pod == "payment-service-7f8b9c6d4-xk2nm")
+            .map(|p| PodContext {
+                namespace: p.namespace.clone(),
+                pod: p.pod.clone(),
+                extra: p.extra.clone(),
                 started_at: Some(self.rollout),
                 replicaset: Some("payment-service-7f8b9c6d4".into()),
                 replicaset_created_at: Some(self.rollout - MINUTE),

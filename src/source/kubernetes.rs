@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use super::prometheus::{InstantSample, PrometheusClient, RangeSeries};
 use super::{
-    Batch, ContainerKey, LimitReading, LimitSource, RestartSeries, Source, SourceError, Window,
-    WorkingSetSeries,
+    Batch, ContainerKey, LimitReading, LimitSource, PodRef, RestartSeries, Source, SourceError,
+    Window, WorkingSetSeries,
 };
 use crate::config::{Queries, Shard, ShardMode};
 use crate::explain::{AnnotationChange, EnvoyMemory, PodContext};
@@ -261,17 +261,18 @@ impl Source for PrometheusSource {
         Ok(batch)
     }
 
-    async fn owners(&self, namespace: &str, at: i64) -> Result<Vec<(String, String)>, SourceError> {
-        let ns = regex_escape(namespace);
+    async fn owners(
+        &self,
+        namespace: &str,
+        extra: &[(String, String)],
+        at: i64,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        let scope = scope(namespace, extra);
         let (pods, replicasets) = tokio::try_join!(
-            self.instant(
-                "pod_owner",
-                format!(r#"kube_pod_owner{{namespace="{ns}"}}"#),
-                at
-            ),
+            self.instant("pod_owner", format!("kube_pod_owner{{{scope}}}"), at),
             self.instant(
                 "replicaset_owner",
-                format!(r#"kube_replicaset_owner{{namespace="{ns}"}}"#),
+                format!("kube_replicaset_owner{{{scope}}}"),
                 at
             ),
         )?;
@@ -310,21 +311,17 @@ impl Source for PrometheusSource {
 
     async fn envoy(
         &self,
-        pods: &[(String, String)],
+        pods: &[PodRef],
         at: i64,
-    ) -> Result<Vec<(String, String, EnvoyMemory)>, SourceError> {
-        let mut by_namespace: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (ns, pod) in pods {
-            by_namespace.entry(ns).or_default().push(pod);
-        }
+    ) -> Result<Vec<(PodRef, EnvoyMemory)>, SourceError> {
         let mut out = Vec::new();
-        for (ns, names) in by_namespace {
+        for ((ns, extra), names) in by_scope(pods) {
             let pod_re = names
                 .iter()
                 .map(|p| regex_escape(p))
                 .collect::<Vec<_>>()
                 .join("|");
-            let sel = format!(r#"namespace="{}",pod=~"{pod_re}""#, regex_escape(ns));
+            let sel = format!(r#"{},pod=~"{pod_re}""#, scope(ns, extra));
             let (allocated, heap) = tokio::try_join!(
                 self.instant(
                     "envoy",
@@ -343,8 +340,11 @@ impl Source for PrometheusSource {
                 };
                 if let Some(h) = heap.iter().find(|h| h.labels.get("pod") == Some(pod)) {
                     out.push((
-                        ns.to_string(),
-                        pod.clone(),
+                        PodRef {
+                            namespace: ns.to_string(),
+                            pod: pod.clone(),
+                            extra: extra.to_vec(),
+                        },
                         EnvoyMemory {
                             allocated_bytes: a.value,
                             heap_size_bytes: h.value,
@@ -356,18 +356,10 @@ impl Source for PrometheusSource {
         Ok(out)
     }
 
-    async fn context(
-        &self,
-        pods: &[(String, String)],
-        at: i64,
-    ) -> Result<Vec<PodContext>, SourceError> {
+    async fn context(&self, pods: &[PodRef], at: i64) -> Result<Vec<PodContext>, SourceError> {
         let mut out = Vec::new();
-        let mut by_namespace: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (ns, pod) in pods {
-            by_namespace.entry(ns).or_default().push(pod);
-        }
-        for (ns, names) in by_namespace {
-            out.extend(self.namespace_context(ns, &names, at).await?);
+        for ((ns, extra), names) in by_scope(pods) {
+            out.extend(self.namespace_context(ns, extra, &names, at).await?);
         }
         Ok(out)
     }
@@ -515,6 +507,30 @@ fn one_brace_group(text: &str) -> bool {
 }
 
 /// Escapes a value for a PromQL regex matcher inside double quotes.
+/// Matchers for a namespace and extra identity labels: `namespace="prod",cluster="eu"`.
+fn scope(namespace: &str, extra: &[(String, String)]) -> String {
+    let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = format!(r#"namespace="{}""#, quote(namespace));
+    for (name, value) in extra {
+        out.push_str(&format!(r#",{name}="{}""#, quote(value)));
+    }
+    out
+}
+
+/// A namespace and extra identity labels, borrowed.
+type ScopeRef<'a> = (&'a str, &'a [(String, String)]);
+
+/// Pods grouped by namespace and extra identity labels: one set of queries each.
+fn by_scope(pods: &[PodRef]) -> std::collections::BTreeMap<ScopeRef<'_>, Vec<&str>> {
+    let mut out: std::collections::BTreeMap<ScopeRef<'_>, Vec<&str>> = Default::default();
+    for p in pods {
+        out.entry((p.namespace.as_str(), p.extra.as_slice()))
+            .or_default()
+            .push(p.pod.as_str());
+    }
+    out
+}
+
 fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
@@ -547,16 +563,19 @@ impl PrometheusSource {
     async fn namespace_context(
         &self,
         ns: &str,
+        extra: &[(String, String)],
         pods: &[&str],
         at: i64,
     ) -> Result<Vec<PodContext>, SourceError> {
-        let ns_q = regex_escape(ns);
+        // Every selector is scoped to the namespace and the pods' extra identity
+        // labels: same-named pods of another cluster are not these.
+        let scope = scope(ns, extra);
         let pod_re = pods
             .iter()
             .map(|p| regex_escape(p))
             .collect::<Vec<_>>()
             .join("|");
-        let sel = format!(r#"namespace="{ns_q}",pod=~"{pod_re}""#);
+        let sel = format!(r#"{scope},pod=~"{pod_re}""#);
         let (starts, owners, init, annotations, infos) = tokio::try_join!(
             self.instant("pod_start", format!("kube_pod_start_time{{{sel}}}"), at),
             self.instant(
@@ -586,6 +605,7 @@ impl PrometheusSource {
             .map(|p| PodContext {
                 namespace: ns.to_string(),
                 pod: p.to_string(),
+                extra: extra.to_vec(),
                 ..PodContext::default()
             })
             .collect();
@@ -620,7 +640,7 @@ impl PrometheusSource {
             .map(|r| regex_escape(r))
             .collect::<Vec<_>>()
             .join("|");
-        let rs_sel = format!(r#"namespace="{ns_q}",replicaset=~"{rs_re}""#);
+        let rs_sel = format!(r#"{scope},replicaset=~"{rs_re}""#);
         let (created, rs_owners) = tokio::try_join!(
             self.instant(
                 "replicaset_created",
@@ -666,7 +686,7 @@ impl PrometheusSource {
                 .instant(
                     "replicaset_owner",
                     format!(
-                        r#"kube_replicaset_owner{{namespace="{ns_q}",owner_name="{}"}}"#,
+                        r#"kube_replicaset_owner{{{scope},owner_name="{}"}}"#,
                         workload.replace(['"', '\\'], "")
                     ),
                     before_at,
@@ -685,7 +705,7 @@ impl PrometheusSource {
                 .instant(
                     "pod_owner",
                     format!(
-                        r#"kube_pod_owner{{namespace="{ns_q}",owner_kind="ReplicaSet",owner_name=~"{}"}}"#,
+                        r#"kube_pod_owner{{{scope},owner_kind="ReplicaSet",owner_name=~"{}"}}"#,
                         previous.join("|")
                     ),
                     before_at,
@@ -698,7 +718,7 @@ impl PrometheusSource {
                 .instant(
                     "pod_annotations",
                     format!(
-                        r#"kube_pod_annotations{{namespace="{ns_q}",pod="{}"}}"#,
+                        r#"kube_pod_annotations{{{scope},pod="{}"}}"#,
                         old_pod.replace('"', "")
                     ),
                     before_at,
@@ -708,7 +728,7 @@ impl PrometheusSource {
                 .instant(
                     "container_info",
                     format!(
-                        r#"kube_pod_container_info{{namespace="{ns_q}",pod="{}"}}"#,
+                        r#"kube_pod_container_info{{{scope},pod="{}"}}"#,
                         old_pod.replace('"', "")
                     ),
                     before_at,
@@ -869,6 +889,41 @@ pub fn merge_limits(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn metadata_queries_are_scoped_to_the_pods_extra_labels() {
+        use super::{by_scope, scope, PodRef};
+        let extra = vec![("cluster".to_string(), r#"eu "1"\b"#.to_string())];
+        assert_eq!(
+            scope("prod", &extra),
+            r#"namespace="prod",cluster="eu \"1\"\\b""#
+        );
+        assert_eq!(scope("prod", &[]), r#"namespace="prod""#);
+        let pod = |cluster: &str, name: &str| PodRef {
+            namespace: "db".into(),
+            pod: name.into(),
+            extra: vec![("cluster".into(), cluster.into())],
+        };
+        let pods = [
+            pod("a", "redis-0"),
+            pod("b", "redis-0"),
+            pod("a", "redis-1"),
+        ];
+        let groups: Vec<(String, Vec<&str>)> = by_scope(&pods)
+            .into_iter()
+            .map(|((ns, extra), names)| (scope(ns, extra), names))
+            .collect();
+        assert_eq!(
+            groups,
+            vec![
+                (
+                    r#"namespace="db",cluster="a""#.to_string(),
+                    vec!["redis-0", "redis-1"]
+                ),
+                (r#"namespace="db",cluster="b""#.to_string(), vec!["redis-0"]),
+            ]
+        );
+    }
+
     #[test]
     fn plain_selectors_are_told_from_expressions() {
         let plain = |q| plain_selectors(q);

@@ -143,29 +143,51 @@ pub struct SourceError {
     pub source: prometheus::QueryError,
 }
 
+/// A pod as the store names it: namespace, name, and the extra identity labels (e.g.
+/// `cluster`, sorted by name) that tell same-named pods of several clusters apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct PodRef {
+    pub namespace: String,
+    pub pod: String,
+    pub extra: Vec<(String, String)>,
+}
+
+impl PodRef {
+    /// The pod of a container.
+    pub fn of(key: &ContainerKey) -> Self {
+        PodRef {
+            namespace: key.namespace.clone(),
+            pod: key.pod.clone(),
+            extra: key.extra.clone(),
+        }
+    }
+}
+
 /// Anything that can produce batches: Prometheus, or the demo's simulated cluster.
 pub trait Source: Send + Sync {
     fn fetch(&self, window: Window) -> impl Future<Output = Result<Batch, SourceError>> + Send;
 
-    /// What the cluster knows about these pods (namespace, pod) as of `at`: start,
-    /// owners, annotation changes. Sources without such metadata return nothing.
+    /// What the cluster knows about these pods as of `at`: start, owners, annotation
+    /// changes. Sources without such metadata return nothing.
     fn context(
         &self,
-        pods: &[(String, String)],
+        pods: &[PodRef],
         at: TimestampMs,
     ) -> impl Future<Output = Result<Vec<crate::explain::PodContext>, SourceError>> + Send {
         let _ = (pods, at);
         async { Ok(Vec::new()) }
     }
 
-    /// The owning workload of every pod in `namespace` as of `at`: (pod, "Kind/name"),
-    /// following Pod → ReplicaSet → Deployment. Sources without owners return nothing.
+    /// The owning workload of every pod in `namespace` (within the extra identity
+    /// labels `extra`, e.g. one cluster's) as of `at`: (pod, "Kind/name"), following
+    /// Pod → ReplicaSet → Deployment. Sources without owners return nothing.
     fn owners(
         &self,
         namespace: &str,
+        extra: &[(String, String)],
         at: TimestampMs,
     ) -> impl Future<Output = Result<Vec<(String, String)>, SourceError>> + Send {
-        let _ = (namespace, at);
+        let _ = (namespace, extra, at);
         async { Ok(Vec::new()) }
     }
 
@@ -173,10 +195,10 @@ pub trait Source: Send + Sync {
     /// pods as of `at`, where scraped. Sources without them return nothing.
     fn envoy(
         &self,
-        pods: &[(String, String)],
+        pods: &[PodRef],
         at: TimestampMs,
-    ) -> impl Future<Output = Result<Vec<(String, String, crate::explain::EnvoyMemory)>, SourceError>>
-           + Send {
+    ) -> impl Future<Output = Result<Vec<(PodRef, crate::explain::EnvoyMemory)>, SourceError>> + Send
+    {
         let _ = (pods, at);
         async { Ok(Vec::new()) }
     }
