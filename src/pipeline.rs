@@ -121,6 +121,9 @@ pub struct Pipeline<S> {
     carried: Option<(IngestSummary, OomFlags)>,
     /// Samples one query may return (see [`SAMPLES_PER_FETCH`]).
     samples_per_fetch: usize,
+    /// Working-set series the last answer carried, before a pod-mode shard kept its
+    /// own: pieces are sized by it, not by this shard's containers alone.
+    series_per_answer: usize,
 }
 
 /// OOM-termination readings by container: (time, 1 while the last one was an OOM kill).
@@ -146,6 +149,7 @@ impl<S: Source> Pipeline<S> {
             caught_up: false,
             carried: None,
             samples_per_fetch: SAMPLES_PER_FETCH,
+            series_per_answer: 0,
             limits_read_at: None,
             limits_interval: config.limits_interval,
             restarts_until: None,
@@ -211,7 +215,8 @@ impl<S: Source> Pipeline<S> {
         let steps = if self.store.is_empty() {
             FIRST_BACKFILL_STEPS
         } else {
-            (self.samples_per_fetch / self.store.len().max(1)).clamp(1, 1 << 20) as i64
+            let series = self.store.len().max(self.series_per_answer).max(1);
+            (self.samples_per_fetch / series).clamp(1, 1 << 20) as i64
         };
         let end = (window.start + (steps - 1) * step_ms).min(window.end);
         Window {
@@ -268,6 +273,7 @@ impl<S: Source> Pipeline<S> {
                     "ignored working-set series without namespace, pod or container"
                 );
             }
+            self.series_per_answer = batch.series_fetched;
             for (key, flags) in batch_oom(&batch) {
                 oom_flags.entry(key).or_insert_with(Vec::new).extend(flags);
             }
@@ -1040,6 +1046,62 @@ mod tests {
         assert_eq!(p.oom_kills().len(), 1);
         let summary = p.poll(outage_over + 2 * step).await.unwrap();
         assert!(summary.oom_kills.is_empty(), "reported once: {summary:?}");
+    }
+
+    /// One container of this shard, in answers that carry four shards' worth of series
+    /// (pod-mode sharding filters after the query); records the windows asked.
+    struct OneOfFourShards {
+        asked: Mutex<Vec<Window>>,
+    }
+
+    impl Source for OneOfFourShards {
+        async fn fetch(&self, window: Window) -> Result<Batch, SourceError> {
+            self.asked.lock().unwrap().push(window);
+            Ok(Batch {
+                working_sets: vec![WorkingSetSeries {
+                    key: ContainerKey {
+                        namespace: "n".into(),
+                        pod: "p".into(),
+                        container: "c".into(),
+                        extra: vec![],
+                    },
+                    container_id: Some("a".into()),
+                    samples: (window.start / 30_000..=window.end / 30_000)
+                        .map(|i| Sample {
+                            at: i * 30_000,
+                            bytes: 1.0,
+                        })
+                        .collect(),
+                }],
+                series_fetched: 4,
+                ..Batch::default()
+            })
+        }
+    }
+
+    /// Pieces are sized by the series an answer carries, not by this shard's
+    /// containers: four shards' worth in each answer, a quarter of the steps.
+    #[tokio::test]
+    async fn pieces_are_sized_by_what_answers_carry_not_by_the_shard() {
+        let config = Config::default();
+        let step = 30_000;
+        let t0 = 100_000 * step;
+        let mut p = Pipeline::new(
+            OneOfFourShards {
+                asked: Mutex::new(vec![]),
+            },
+            &config,
+        );
+        p.poll(t0).await.unwrap();
+        p.samples_per_fetch = 40;
+        let asked_before = p.source().asked.lock().unwrap().len();
+        p.poll(t0 + 60 * step).await.unwrap();
+        let asked = p.source().asked.lock().unwrap()[asked_before..].to_vec();
+        assert_eq!(asked.len(), 6, "60 steps in pieces of 10: {asked:?}");
+        assert!(
+            asked.iter().all(|w| (w.end - w.start) / step == 9),
+            "{asked:?}"
+        );
     }
 
     /// Two clusters, each with a `redis-0` pod of two containers; cluster a's redis

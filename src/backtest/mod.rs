@@ -186,6 +186,7 @@ pub fn containers(
             oom_terminations: vec![],
             limits,
             series_without_identity: 0,
+            series_fetched: 0,
         },
         end,
     );

@@ -251,6 +251,7 @@ impl Source for PrometheusSource {
             return Ok(Batch::default());
         };
         let mut batch = self.fetch_with(&queries, window).await?;
+        batch.series_fetched = batch.working_sets.len();
         if let Some(shard) = self.shard {
             let owned = |k: &ContainerKey| shard.owns(&k.namespace, &k.pod);
             batch.working_sets.retain(|s| owned(&s.key));

@@ -132,6 +132,9 @@ pub struct Batch {
     pub limits: Vec<LimitReading>,
     /// Series dropped because they lacked namespace, pod or container.
     pub series_without_identity: usize,
+    /// Working-set series the queries returned, before a pod-mode shard kept its own:
+    /// what the size of an answer grows with.
+    pub series_fetched: usize,
 }
 
 /// What went wrong fetching a batch: which query, and why.
