@@ -124,6 +124,8 @@ pub struct Pipeline<S> {
     /// Working-set series the last answer carried, before a pod-mode shard kept its
     /// own: pieces are sized by it, not by this shard's containers alone.
     series_per_answer: usize,
+    /// How often a backfill in pieces logs its progress.
+    progress_every: std::time::Duration,
 }
 
 /// OOM-termination readings by container: (time, 1 while the last one was an OOM kill).
@@ -150,6 +152,7 @@ impl<S: Source> Pipeline<S> {
             carried: None,
             samples_per_fetch: SAMPLES_PER_FETCH,
             series_per_answer: 0,
+            progress_every: std::time::Duration::from_secs(5),
             limits_read_at: None,
             limits_interval: config.limits_interval,
             restarts_until: None,
@@ -256,6 +259,7 @@ impl<S: Source> Pipeline<S> {
         // what is left is planned again after each piece, with the containers known.
         let step_ms = (self.step.as_millis() as i64).max(1);
         let mut remaining = Some(window);
+        let mut progress_at = std::time::Instant::now();
         while let Some(rest) = remaining.take() {
             let piece = self.next_piece(rest);
             let batch = match self.source.fetch(piece).await {
@@ -278,6 +282,22 @@ impl<S: Source> Pipeline<S> {
                 oom_flags.entry(key).or_insert_with(Vec::new).extend(flags);
             }
             ingest.absorb(self.store.ingest(batch, piece.end));
+            // A long backfill says how far it has come, every few seconds.
+            if backfill && piece.end < window.end && progress_at.elapsed() >= self.progress_every {
+                progress_at = std::time::Instant::now();
+                let span = (window.end - window.start + step_ms) as f64;
+                let done = (piece.end - window.start + step_ms) as f64 / span;
+                tracing::info!(
+                    containers = self.store.len(),
+                    samples = ingest.samples_added,
+                    "backfill {:.0}% done: {} of {} fetched",
+                    done * 100.0,
+                    crate::units::format_duration_short(
+                        ((piece.end - window.start + step_ms) / 1000) as f64
+                    ),
+                    crate::units::format_duration_short(span / 1000.0),
+                );
+            }
             self.fetched_until = Some(piece.end);
             if piece.restarts_from.is_some() {
                 self.restarts_until = Some(piece.end);
@@ -1101,6 +1121,56 @@ mod tests {
         assert!(
             asked.iter().all(|w| (w.end - w.start) / step == 9),
             "{asked:?}"
+        );
+    }
+
+    /// A backfill in pieces logs how far it has come (here at every piece but the
+    /// last); a poll after it does not.
+    #[tokio::test]
+    async fn a_backfill_in_pieces_logs_its_progress() {
+        #[derive(Clone, Default)]
+        struct Log(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Log {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let config = Config::default();
+        let mut p = Pipeline::new(
+            OneOfFourShards {
+                asked: Mutex::new(vec![]),
+            },
+            &config,
+        );
+        p.samples_per_fetch = 400;
+        p.progress_every = Duration::ZERO;
+        let now = 100_000 * 30_000;
+        p.poll(now).await.unwrap();
+        let pieces = p.source().asked.lock().unwrap().len();
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("% done")).collect();
+        assert_eq!(lines.len(), pieces - 1, "{text}");
+        assert!(
+            lines[0].contains("backfill 3% done: 10m of 6h") && lines[0].contains("containers=1"),
+            "{}",
+            lines[0]
+        );
+        p.poll(now + 30_000).await.unwrap();
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text.lines().filter(|l| l.contains("% done")).count(),
+            pieces - 1
         );
     }
 
