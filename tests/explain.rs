@@ -62,8 +62,9 @@ fn incident() -> &'static Incident {
 }
 
 /// The same incident in two clusters that a Thanos or Mimir store serves as one, with
-/// a `cluster` label: the same namespace, pods and ReplicaSets in each, but the
-/// rollout raised trace sampling to 100% in cluster a and to 5% in cluster b.
+/// a `cluster` label: the same namespace, pods and ReplicaSets in each, but in cluster
+/// b the rollout raised trace sampling to 5% (not 100%), its ReplicaSet was created a
+/// minute earlier, and its Envoy allocates half as much.
 fn two_clusters() -> &'static Incident {
     static TWO: OnceLock<Incident> = OnceLock::new();
     TWO.get_or_init(|| {
@@ -76,6 +77,17 @@ fn two_clusters() -> &'static Incident {
                     for (name, value) in &mut spec.labels {
                         if name == "annotation_proxy_istio_io_config" && value.contains("100") {
                             *value = r#"{"tracing":{"sampling":5}}"#.into();
+                        }
+                    }
+                    let new_rs = spec
+                        .labels
+                        .iter()
+                        .any(|(k, v)| k == "replicaset" && v == "payment-service-7f8b9c6d4");
+                    for (_, v) in &mut spec.samples {
+                        match spec.metric.as_str() {
+                            "kube_replicaset_created" if new_rs => *v -= 60.0,
+                            "envoy_server_memory_allocated" => *v /= 2.0,
+                            _ => {}
                         }
                     }
                 }
@@ -488,7 +500,7 @@ fn same_named_pods_of_two_clusters_are_explained_apart() {
         f.start + 60 * 60,
         Some("identity:\n  extra_labels: [cluster]\n"),
     );
-    for (cluster, sampling) in [("a", "100"), ("b", "5")] {
+    for (cluster, sampling, minutes, envoy) in [("a", "100", 2, 70.0), ("b", "5", 3, 35.0)] {
         let proxy = reports
             .iter()
             .find(|r| {
@@ -500,13 +512,19 @@ fn same_named_pods_of_two_clusters_are_explained_apart() {
         assert_eq!(proxy["alert"], "critical", "{proxy:#}");
         let text = proxy["changes"][0]["text"].as_str().unwrap_or_default();
         assert!(
-            text.ends_with(&format!(
+            text.starts_with(&format!(
+                "{minutes} min after ReplicaSet payment-service-7f8b9c6d4 was created"
+            )) && text.ends_with(&format!(
                 r#"{{"tracing":{{"sampling":1}}}} → {{"tracing":{{"sampling":{sampling}}}}})"#
             )),
             "cluster {cluster}: {text}"
         );
         assert_eq!(proxy["workload_peers"]["replicas"], 1, "{proxy:#}");
-        assert_eq!(proxy["envoy"]["allocated_bytes"], 70.0 * MI);
+        assert_eq!(
+            proxy["envoy"]["allocated_bytes"],
+            envoy * MI,
+            "cluster {cluster}"
+        );
     }
 }
 

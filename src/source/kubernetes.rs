@@ -507,10 +507,15 @@ fn one_brace_group(text: &str) -> bool {
     false
 }
 
-/// Escapes a value for a PromQL regex matcher inside double quotes.
 /// Matchers for a namespace and extra identity labels: `namespace="prod",cluster="eu"`.
 fn scope(namespace: &str, extra: &[(String, String)]) -> String {
-    let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let quote = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r")
+            .replace('\t', "\\t")
+    };
     let mut out = format!(r#"namespace="{}""#, quote(namespace));
     for (name, value) in extra {
         out.push_str(&format!(r#",{name}="{}""#, quote(value)));
@@ -532,6 +537,7 @@ fn by_scope(pods: &[PodRef]) -> std::collections::BTreeMap<ScopeRef<'_>, Vec<&st
     out
 }
 
+/// Escapes a value for a PromQL regex matcher inside double quotes.
 fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {

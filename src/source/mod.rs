@@ -17,7 +17,7 @@ use crate::model::Sample;
 pub use prometheus::{Labels, TimestampMs};
 
 /// Who a container is: namespace, pod and container, plus configured extra labels
-/// (such as `cluster`) in the configured order.
+/// (such as `cluster`), sorted by name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct ContainerKey {
     pub namespace: String,
@@ -133,7 +133,8 @@ pub struct Batch {
     /// Series dropped because they lacked namespace, pod or container.
     pub series_without_identity: usize,
     /// Working-set series the queries returned, before a pod-mode shard kept its own:
-    /// what the size of an answer grows with.
+    /// what the size of an answer grows with (0: not known, pieces are sized by the
+    /// store).
     pub series_fetched: usize,
 }
 
