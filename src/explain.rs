@@ -215,6 +215,8 @@ pub struct OomKill {
     pub at: String,
     pub namespace: String,
     pub pod: String,
+    /// The pod's extra identity labels (`identity.extra_labels`), `{}` when none.
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The container Kubernetes reported as OOMKilled.
     pub reported_container: String,
     /// The container that was at (or nearest) its limit, when one was close.
@@ -285,6 +287,7 @@ pub fn attribute(
         at: rfc3339(at),
         namespace: namespace.into(),
         pod: pod.into(),
+        labels: Default::default(),
         reported_container: reported.into(),
         attributed_container: attributed,
         containers,

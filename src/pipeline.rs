@@ -384,13 +384,15 @@ impl<S: Source> Pipeline<S> {
                 })
             })
             .collect();
-        explain::attribute(
+        let mut kill = explain::attribute(
             at,
             &reported.namespace,
             &reported.pod,
             &reported.container,
             containers,
-        )
+        );
+        kill.labels = reported.extra.iter().cloned().collect();
+        kill
     }
 
     /// The most recent OOM kills, newest last.

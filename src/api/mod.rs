@@ -210,16 +210,21 @@ async fn forecast_detail(
 }
 
 /// Every container of one pod, side by side: a sidecar next to its app container,
-/// each against its own limit, and the pod's total.
+/// each against its own limit, and the pod's total. Query parameters select on the
+/// extra identity labels (`?cluster=eu`), which a pod name alone may not tell apart.
 async fn pod_detail(
     State(state): State<AppState>,
     Path((namespace, pod)): Path<(String, String)>,
+    Query(labels): Query<std::collections::BTreeMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let snapshot = latest(&state);
+    let selected = |l: &std::collections::BTreeMap<String, String>| {
+        labels.iter().all(|(k, v)| l.get(k) == Some(v))
+    };
     let containers: Vec<&ContainerReport> = snapshot
         .reports
         .iter()
-        .filter(|r| r.namespace == namespace && r.pod == pod)
+        .filter(|r| r.namespace == namespace && r.pod == pod && selected(&r.labels))
         .collect();
     if containers.is_empty() {
         return Err(ApiError::new(
@@ -227,12 +232,35 @@ async fn pod_detail(
             format!("no pod {namespace}/{pod} is tracked"),
         ));
     }
+    let mut places: Vec<&std::collections::BTreeMap<String, String>> =
+        containers.iter().map(|r| &r.labels).collect();
+    places.sort();
+    places.dedup();
+    if places.len() > 1 {
+        let names: Vec<String> = places
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
+            .collect();
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "pod {namespace}/{pod} is tracked in {} places; say which: ?{}",
+                places.len(),
+                names.join(" or ?")
+            ),
+        ));
+    }
     let total: f64 = containers.iter().map(|r| r.working_set_bytes).sum();
     let limits: Option<f64> = containers.iter().map(|r| r.limit_bytes).sum();
     let kills: Vec<_> = snapshot
         .oom_kills
         .iter()
-        .filter(|k| k.namespace == namespace && k.pod == pod)
+        .filter(|k| k.namespace == namespace && k.pod == pod && k.labels == *places[0])
         .collect();
     Ok(Json(serde_json::json!({
         "namespace": namespace,

@@ -229,3 +229,39 @@ async fn metrics_export_containers_at_risk_and_drop_those_gone() {
     );
     assert!(text.contains("headroom_containers_exported 1"));
 }
+
+/// The same pod name in two clusters: the pod view asks which, and shows each one's
+/// containers and kills alone when told.
+#[tokio::test]
+async fn a_pod_tracked_in_two_clusters_is_asked_for_by_its_labels() {
+    let mut snapshot = fleet();
+    snapshot.reports.retain(|r| r.namespace == "prod");
+    for (r, cluster) in snapshot.reports.iter_mut().zip(["a", "b"]) {
+        r.labels.insert("cluster".into(), cluster.into());
+    }
+    let mut kill =
+        crate::explain::attribute(1_773_930_000_000, "prod", "p-1", "payment-service", vec![]);
+    kill.labels.insert("cluster".into(), "b".into());
+    snapshot.oom_kills = vec![kill];
+    let (state, _tx) = state(snapshot);
+    let app = router(state);
+    let (status, body) = get(&app, "/api/v1/pods/prod/p-1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("tracked in 2 places; say which: ?cluster=a or ?cluster=b"),
+        "{body}"
+    );
+    for (cluster, container, kills) in [("a", "istio-proxy", 0), ("b", "payment-service", 1)] {
+        let (status, body) = get(&app, &format!("/api/v1/pods/prod/p-1?cluster={cluster}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let pod: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let containers = pod["containers"].as_array().unwrap();
+        assert_eq!(containers.len(), 1, "{body}");
+        assert_eq!(containers[0]["container"], container);
+        assert_eq!(pod["oom_kills"].as_array().unwrap().len(), kills, "{body}");
+    }
+    assert_eq!(
+        get(&app, "/api/v1/pods/prod/p-1?cluster=c").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
