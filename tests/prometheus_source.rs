@@ -294,6 +294,43 @@ fn name(key: &headroom::source::ContainerKey) -> String {
     format!("{}/{}/{}", key.namespace, key.pod, key.container)
 }
 
+/// A pod-mode shard keeps its own containers but says how many series the answer
+/// carried: its pieces are sized by that (see `Pipeline::next_piece`).
+#[tokio::test]
+async fn a_pod_mode_shard_counts_the_series_it_dropped() {
+    let f = fixture();
+    let config = test_config(&f.prometheus.url(), "");
+    let window = Window {
+        start: f.end * 1000 - 600_000,
+        end: f.end * 1000,
+        step: Duration::from_secs(STEP_S as u64),
+        limits: false,
+        restarts_from: None,
+    };
+    let whole = source(&config).fetch(window).await.unwrap();
+    assert_eq!(whole.series_fetched, whole.working_sets.len());
+    let mut kept = 0;
+    for index in 0..2 {
+        let shard = headroom::config::Shard {
+            index,
+            count: 2,
+            mode: headroom::config::ShardMode::Pod,
+        };
+        let batch = source(&config)
+            .with_shard(Some(shard))
+            .fetch(window)
+            .await
+            .unwrap();
+        assert_eq!(
+            batch.series_fetched,
+            whole.working_sets.len(),
+            "shard {index}"
+        );
+        kept += batch.working_sets.len();
+    }
+    assert_eq!(kept, whole.working_sets.len(), "each series in one shard");
+}
+
 #[tokio::test]
 async fn fetch_reads_every_container_and_its_limit() {
     let f = fixture();
