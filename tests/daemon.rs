@@ -8,10 +8,10 @@ use std::process::{Command, Stdio};
 
 use common::{free_port, http_get, openmetrics, wait_for, SeriesSpec, TestPrometheus, MI};
 
-#[test]
-fn demo_alerts_on_the_sidecar_and_serves_the_api() {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_headroom"))
+/// `headroom demo --speed 900` serving on `port`, with `extra` arguments; its stdout
+/// and stderr go to `output()`.
+fn demo(port: u16, extra: &[&str], output: fn() -> Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_headroom"))
         .args([
             "demo",
             "--speed",
@@ -19,10 +19,17 @@ fn demo_alerts_on_the_sidecar_and_serves_the_api() {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .args(extra)
+        .stdout(output())
+        .stderr(output())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn demo_alerts_on_the_sidecar_and_serves_the_api() {
+    let port = free_port();
+    let mut child = demo(port, &[], Stdio::piped);
     wait_for("the demo to be ready", 30, || {
         matches!(http_get(port, "/readyz"), Ok((200, _))).then_some(())
     });
@@ -228,19 +235,7 @@ fn run_is_scraped_survives_an_outage_and_stops_on_sigterm() {
 #[test]
 fn the_status_page_renders_during_the_demo() {
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args([
-            "demo",
-            "--speed",
-            "900",
-            "--forever",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = demo(port, &["--forever"], Stdio::null);
     let mut last = String::new();
     for _ in 0..5 {
         wait_for("the sidecar's critical alert in the API", 120, || {

@@ -1151,6 +1151,15 @@ fn config_check(docs: &[(String, serde_yaml::Value)]) -> serde_yaml::Value {
     serde_yaml::from_str(&config_text(docs)).unwrap()
 }
 
+/// Lints the chart with `values`, renders it, validates every manifest against the
+/// Kubernetes schemas, and returns the manifests.
+fn lint_render_validate(values: &Value, release: &str) -> Vec<(String, serde_yaml::Value)> {
+    lint(values, release);
+    let rendered = helm("render", values, release);
+    kubernetes_validate(&rendered);
+    manifests(&rendered)
+}
+
 fn lint(values: &Value, release: &str) {
     let report = helm("lint", values, release);
     assert_eq!(report["total_charts_linted"], 1, "{report}");
@@ -1311,9 +1320,7 @@ fn check_listen_port(config: &serde_yaml::Value) {
 #[test]
 fn chart_with_default_values_lints_renders_validates_and_configures_headroom() {
     let values = json!({});
-    lint(&values, "headroom");
-    let rendered = helm("render", &values, "headroom");
-    let docs = manifests(&rendered);
+    let docs = lint_render_validate(&values, "headroom");
     assert_eq!(
         kinds(&docs),
         ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
@@ -1321,7 +1328,6 @@ fn chart_with_default_values_lints_renders_validates_and_configures_headroom() {
             .map(|s| s.to_string())
             .collect()
     );
-    kubernetes_validate(&rendered);
     let deployment = check_deployment(&docs, 1);
     let volumes = deployment["spec"]["template"]["spec"]["volumes"]
         .as_sequence()
@@ -1346,9 +1352,7 @@ fn chart_with_everything_on_renders_valid_manifests_rules_and_dashboards() {
         "webhook-url": "https://bot.example/hook",
         "webhook-hmac": "s3cret"
     });
-    lint(&values, "obs");
-    let rendered = helm("render", &values, "obs");
-    let docs = manifests(&rendered);
+    let docs = lint_render_validate(&values, "obs");
     assert_eq!(
         kinds(&docs),
         [
@@ -1365,7 +1369,6 @@ fn chart_with_everything_on_renders_valid_manifests_rules_and_dashboards() {
         .map(|s| s.to_string())
         .collect()
     );
-    kubernetes_validate(&rendered);
     let deployment = check_deployment(&docs, 2);
 
     // The chart-made Secret, mounted where the config's *_file keys point: write its
@@ -1482,15 +1485,12 @@ fn chart_with_an_existing_secret_mounts_it_and_creates_none() {
     let mut values = everything_on(mount.path());
     values["secrets"]["existingSecret"] = json!("headroom-receivers");
     values["replicaCount"] = json!(1);
-    lint(&values, "headroom");
-    let rendered = helm("render", &values, "headroom");
-    let docs = manifests(&rendered);
+    let docs = lint_render_validate(&values, "headroom");
     assert!(
         !kinds(&docs).contains("Secret"),
         "no Secret is created: {:?}",
         kinds(&docs)
     );
-    kubernetes_validate(&rendered);
     let deployment = check_deployment(&docs, 1);
     let volumes = deployment["spec"]["template"]["spec"]["volumes"]
         .as_sequence()
@@ -1535,9 +1535,7 @@ fn chart_with_three_shards_renders_a_statefulset_whose_pods_know_their_shard() {
     values["secrets"]["existingSecret"] = json!("headroom-receivers");
     values["sharding"] = json!({"shards": 3, "mode": "namespace"});
     values["podDisruptionBudget"] = json!({"enabled": true});
-    lint(&values, "headroom");
-    let rendered = helm("render", &values, "headroom");
-    let docs = manifests(&rendered);
+    let docs = lint_render_validate(&values, "headroom");
     assert_eq!(
         kinds(&docs),
         [
@@ -1555,7 +1553,6 @@ fn chart_with_three_shards_renders_a_statefulset_whose_pods_know_their_shard() {
         .collect(),
         "a StatefulSet instead of the Deployment"
     );
-    kubernetes_validate(&rendered);
     let statefulset = check_workload(&docs, "StatefulSet", 3);
     let service = find(&docs, "Service");
     assert_eq!(statefulset["metadata"]["name"], "headroom");

@@ -471,29 +471,19 @@ mod tests {
     #[test]
     fn a_sharp_drop_without_container_ids_is_flagged() {
         let mut st = store();
-        st.ingest(
-            Batch {
-                working_sets: vec![ws("c", None, samples(0, 600, |_| 100.0 * 4096.0))],
-                ..Batch::default()
-            },
-            600_000,
-        );
-        let steady = st.ingest(
-            Batch {
-                working_sets: vec![ws("c", None, samples(630, 660, |_| 90.0 * 4096.0))],
-                ..Batch::default()
-            },
-            660_000,
-        );
-        assert_eq!(steady.sudden_drops, 0);
-        let dropped = st.ingest(
-            Batch {
-                working_sets: vec![ws("c", None, samples(690, 720, |_| 10.0 * 4096.0))],
-                ..Batch::default()
-            },
-            720_000,
-        );
-        assert_eq!(dropped.sudden_drops, 1);
+        // Pages held from `from` to `to` (seconds), without container ids.
+        let mut hold = |from: i64, to: i64, pages: f64| {
+            st.ingest(
+                Batch {
+                    working_sets: vec![ws("c", None, samples(from, to, |_| pages * 4096.0))],
+                    ..Batch::default()
+                },
+                to * 1000,
+            )
+        };
+        hold(0, 600, 100.0);
+        assert_eq!(hold(630, 660, 90.0).sudden_drops, 0);
+        assert_eq!(hold(690, 720, 10.0).sudden_drops, 1);
     }
 
     #[test]
