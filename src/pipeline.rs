@@ -111,7 +111,7 @@ pub struct Pipeline<S> {
     contexts: HashMap<PodRef, (TimestampMs, PodContext)>,
     /// Each namespace's (within its extra identity labels) pod → workload map and
     /// when it was read.
-    owners: HashMap<NamespaceScope, (TimestampMs, HashMap<String, String>)>,
+    owners: Owners,
     /// The most recent OOM kills, newest last.
     oom_kills: std::collections::VecDeque<OomKill>,
     /// What the stored pieces of a poll that then failed found (restarts, OOM
@@ -125,6 +125,9 @@ pub struct Pipeline<S> {
     series_per_answer: usize,
     /// How often a backfill in pieces logs its progress.
     progress_every: std::time::Duration,
+    /// The spacing of evaluations (ms): the poll interval, or the store's resolution
+    /// when that is coarser. A kept fit is news-checked against one sample per step.
+    evaluation_step_ms: i64,
 }
 
 /// OOM-termination readings by container: (time, 1 while the last one was an OOM kill).
@@ -152,6 +155,10 @@ impl<S: Source> Pipeline<S> {
             samples_per_fetch: SAMPLES_PER_FETCH,
             series_per_answer: 0,
             progress_every: std::time::Duration::from_secs(5),
+            evaluation_step_ms: config
+                .poll_interval
+                .max(config.store.resolution)
+                .as_millis() as i64,
             limits_read_at: None,
             limits_interval: config.limits_interval,
             restarts_until: None,
@@ -404,21 +411,26 @@ impl<S: Source> Pipeline<S> {
     /// forecast severity): the owning workload, native sidecars, and the changes near
     /// the onset of growth. Best effort: a failed lookup is logged, not fatal.
     pub async fn explain(&mut self, reports: &mut [ContainerReport], now: TimestampMs) {
+        // Each report's pod, and whether it is worth explaining, worked out once.
+        let pods: Vec<PodRef> = reports.iter().map(ContainerReport::pod).collect();
+        let worth: Vec<bool> = reports
+            .iter()
+            .map(|r| r.alert.is_some() || r.severity != model::Severity::None)
+            .collect();
+        let worth_pods = || pods.iter().zip(&worth).filter(|(_, w)| **w).map(|(p, _)| p);
         let wanted: Vec<PodRef> = {
-            let mut pods: Vec<PodRef> = reports
-                .iter()
-                .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
-                .map(pod_of)
+            let mut wanted: Vec<PodRef> = worth_pods()
                 .filter(|p| {
                     !self
                         .contexts
-                        .get(p)
+                        .get(*p)
                         .is_some_and(|(at, c)| c.started_at.is_some() || now - at < 120_000)
                 })
+                .cloned()
                 .collect();
-            pods.sort();
-            pods.dedup();
-            pods
+            wanted.sort();
+            wanted.dedup();
+            wanted
         };
         if !wanted.is_empty() {
             match self.source.context(&wanted, now).await {
@@ -438,91 +450,88 @@ impl<S: Source> Pipeline<S> {
                 }
             }
         }
-        // Workloads: every pod of the namespaces worth explaining, refreshed every
-        // five minutes, so replicas can be counted.
-        // A namespace within its extra identity labels: one cluster's `prod`.
-        let namespaces: Vec<NamespaceScope> = {
-            let mut ns: Vec<NamespaceScope> = reports
-                .iter()
-                .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
-                .map(|r| {
-                    let p = pod_of(r);
-                    (p.namespace, p.extra)
-                })
-                .collect();
-            ns.sort();
-            ns.dedup();
-            ns
-        };
-        for scope in &namespaces {
+        // Workloads: every pod of the namespaces worth explaining (a namespace within
+        // its extra identity labels: one cluster's `prod`), refreshed every five
+        // minutes, so replicas can be counted.
+        let scopes: std::collections::BTreeSet<(&str, &[(String, String)])> = worth_pods()
+            .map(|p| (p.namespace.as_str(), p.extra.as_slice()))
+            .collect();
+        for &(ns, extra) in &scopes {
             let fresh = self
                 .owners
-                .get(scope)
+                .get(ns)
+                .and_then(|m| m.get(extra))
                 .is_some_and(|(at, _)| now - at < 300_000 && *at <= now);
             if fresh {
                 continue;
             }
-            match self.source.owners(&scope.0, &scope.1, now).await {
+            match self.source.owners(ns, extra, now).await {
                 Ok(list) => {
                     self.owners
-                        .insert(scope.clone(), (now, list.into_iter().collect()));
+                        .entry(ns.to_string())
+                        .or_default()
+                        .insert(extra.to_vec(), (now, list.into_iter().collect()));
                 }
                 Err(e) => {
-                    tracing::warn!(namespace = %scope.0, error = %format!("{:#}", anyhow::Error::from(e)), "cannot read workload owners")
+                    tracing::warn!(namespace = %ns, error = %format!("{:#}", anyhow::Error::from(e)), "cannot read workload owners")
                 }
             }
         }
         let horizon = self.params.critical_horizon_seconds;
         // Replicas are counted within one namespace of one cluster.
-        type Peers = (String, Vec<(String, String)>, String, String);
+        let workloads: Vec<Option<&String>> = pods
+            .iter()
+            .map(|p| {
+                let (_, map) = self.owners.get(&p.namespace)?.get(&p.extra)?;
+                map.get(&p.pod)
+            })
+            .collect();
+        type Peers<'a> = (&'a str, &'a [(String, String)], &'a str, &'a str);
         let mut tally: FxHashMap<Peers, (usize, usize)> = FxHashMap::default();
-        for r in reports.iter_mut() {
-            if !self.owners.keys().any(|(ns, _)| *ns == r.namespace) {
-                continue;
-            }
-            let p = pod_of(r);
-            let Some((_, map)) = self.owners.get(&(p.namespace, p.extra)) else {
-                continue;
-            };
-            if let Some(w) = map.get(&r.pod) {
-                r.workload = Some(w.clone());
-                let t = tally.entry(peers_key(r, w)).or_default();
+        let peers_of = |i: usize| -> Option<Peers> {
+            let p = &pods[i];
+            let w = workloads[i]?;
+            Some((&p.namespace, &p.extra, w, &reports[i].container))
+        };
+        for (i, r) in reports.iter().enumerate() {
+            if let Some(key) = peers_of(i) {
+                let t = tally.entry(key).or_default();
                 t.0 += 1;
                 if r.time_to_limit_seconds.is_some_and(|s| s <= horizon) {
                     t.1 += 1;
                 }
             }
         }
-        for r in reports.iter_mut() {
-            let Some(w) = r.workload.clone() else {
-                continue;
-            };
-            if let Some(&(replicas, on_course)) = tally.get(&peers_key(r, &w)) {
-                r.workload_peers = Some(explain::WorkloadPeers {
-                    workload: w,
+        let peers: Vec<Option<explain::WorkloadPeers>> = (0..reports.len())
+            .map(|i| {
+                let &(replicas, on_course) = tally.get(&peers_of(i)?)?;
+                Some(explain::WorkloadPeers {
+                    workload: workloads[i]?.clone(),
                     replicas,
                     on_course,
                     horizon_seconds: horizon,
-                });
+                })
+            })
+            .collect();
+        for ((r, w), p) in reports.iter_mut().zip(&workloads).zip(peers) {
+            if let Some(w) = w {
+                r.workload = Some((*w).clone());
+                r.workload_peers = p;
             }
         }
-        self.owners.retain(|scope, _| namespaces.contains(scope));
+        self.owners.retain(|ns, by_extra| {
+            by_extra.retain(|extra, _| scopes.contains(&(ns.as_str(), extra.as_slice())));
+            !by_extra.is_empty()
+        });
 
         // Pod-level pressure: the pod's summed working set against its summed limits.
         // A pod is its namespace, name and extra identity labels (one `redis-0` per
         // cluster when a store holds several).
-        type Pod = (String, String, Vec<(String, String)>);
-        let pods: std::collections::BTreeSet<Pod> = reports
-            .iter()
-            .filter(|r| r.alert.is_some() || r.severity != model::Severity::None)
-            .map(|r| (r.namespace.clone(), r.pod.clone(), r.key().extra))
-            .collect();
         // One pass over the store and one over the reports, not one per pod: with
         // thousands of pods worth explaining in a 100,000-container fleet, a scan per
         // pod took 19 s of a poll.
-        let wanted: FxHashSet<PodId> = pods
-            .iter()
-            .map(|(ns, pod, extra)| (ns.as_str(), pod.as_str(), extra.as_slice()))
+        let wanted: FxHashSet<PodId> = worth_pods()
+            .map(|p| (p.namespace.as_str(), p.pod.as_str(), p.extra.as_slice()))
             .collect();
         let mut containers_of: FxHashMap<PodId, Vec<&Tracked>> = FxHashMap::default();
         for (k, t) in self.store.iter() {
@@ -535,14 +544,9 @@ impl<S: Source> Pipeline<S> {
             .iter()
             .filter_map(|(&pod, containers)| Some((pod, self.pod_pressure(containers, now)?)))
             .collect();
-        let named: FxHashSet<(&str, &str)> = pressures.keys().map(|p| (p.0, p.1)).collect();
-        for r in reports.iter_mut() {
-            if !named.contains(&(r.namespace.as_str(), r.pod.as_str())) {
-                continue;
-            }
-            let extra = r.key().extra;
+        for (r, p) in reports.iter_mut().zip(&pods) {
             let found = pressures
-                .get(&(r.namespace.as_str(), r.pod.as_str(), extra.as_slice()))
+                .get(&(p.namespace.as_str(), p.pod.as_str(), p.extra.as_slice()))
                 .copied();
             let Some(pressure) = found else {
                 continue;
@@ -558,10 +562,10 @@ impl<S: Source> Pipeline<S> {
         // Envoy's own view, fresh every poll, for Envoy sidecars worth explaining.
         let envoy_pods: Vec<PodRef> = reports
             .iter()
-            .filter(|r| {
-                (r.alert.is_some() || r.severity != model::Severity::None) && is_envoy(&r.container)
-            })
-            .map(pod_of)
+            .zip(&pods)
+            .zip(&worth)
+            .filter(|((r, _), w)| **w && is_envoy(&r.container))
+            .map(|((_, p), _)| p.clone())
             .collect();
         let envoy = if envoy_pods.is_empty() {
             Vec::new()
@@ -576,9 +580,10 @@ impl<S: Source> Pipeline<S> {
             found = envoy.len(),
             "envoy memory stats"
         );
-        for r in reports.iter_mut().filter(|r| is_envoy(&r.container)) {
-            let pod = pod_of(r);
-            r.envoy = envoy.iter().find(|(p, _)| *p == pod).map(|(_, m)| *m);
+        for (r, pod) in reports.iter_mut().zip(&pods) {
+            if is_envoy(&r.container) {
+                r.envoy = envoy.iter().find(|(p, _)| p == pod).map(|(_, m)| *m);
+            }
         }
         // Forget pods that are gone: one pass over the store, not one per pod.
         let live: FxHashSet<PodId> = self
@@ -589,8 +594,8 @@ impl<S: Source> Pipeline<S> {
         self.contexts.retain(|p, _| {
             live.contains(&(p.namespace.as_str(), p.pod.as_str(), p.extra.as_slice()))
         });
-        for r in reports.iter_mut() {
-            let Some((_, ctx)) = self.contexts.get(&pod_of(r)) else {
+        for (r, pod) in reports.iter_mut().zip(&pods) {
+            let Some((_, ctx)) = self.contexts.get(pod) else {
                 continue;
             };
             r.sidecar |= ctx.native_sidecars.contains(&r.container);
@@ -675,42 +680,6 @@ impl<S: Source> Pipeline<S> {
                 .is_some_and(|l| l.source == crate::source::LimitSource::KubeStateMetricsInit)
     }
 
-    /// Forecasts every tracked container as of `now`, most urgent first, without
-    /// touching alert states (`alert` stays as the last evaluation left it).
-    pub fn reports(&self, now: TimestampMs) -> Vec<ContainerReport> {
-        let mut reports: Vec<ContainerReport> = self
-            .store
-            .iter()
-            .filter_map(|(key, tracked)| {
-                let forecast = self.forecast(tracked, now)?;
-                let mut report = ContainerReport::new(key, tracked, &forecast, now);
-                self.drop_nonsense_limit(&mut report);
-                report.alert = self.followed.get(key).and_then(|f| f.alert.firing());
-                report.sidecar = self.is_sidecar(key, tracked);
-                Some(report)
-            })
-            .collect();
-        sort_by_urgency(&mut reports);
-        reports
-    }
-
-    fn forecast(&self, tracked: &Tracked, now: TimestampMs) -> Option<model::Forecast> {
-        let segment = tracked.current()?;
-        let now = self.not_before_snapped(now, segment.end().unwrap_or(now));
-        let limit = tracked
-            .limit
-            .and_then(|l| l.bytes)
-            .filter(|&b| b >= self.min_limit_bytes);
-        let previous = previous_run(tracked, self.step.as_millis() as i64);
-        Some(model::forecast_after(
-            &segment.samples.to_vec(),
-            previous.as_deref(),
-            limit,
-            now,
-            &self.params,
-        ))
-    }
-
     /// Forecasts every container as of `now` and folds each forecast into its alert
     /// state: what the daemon does every poll. Most urgent first.
     pub fn evaluate(&mut self, now: TimestampMs) -> Vec<ContainerReport> {
@@ -734,12 +703,12 @@ impl<S: Source> Pipeline<S> {
             let facts = SegmentFacts {
                 start: segment.began,
                 latest,
-                step_ms: self.step.as_millis() as i64,
+                step_ms: self.evaluation_step_ms,
             };
             let forecast = followed.memo.forecast(
                 facts,
                 || Cow::Owned(segment.samples.to_vec()),
-                || previous_run(tracked, facts.step_ms).map(Cow::Owned),
+                || previous_run(tracked, self.step.as_millis() as i64, limit).map(Cow::Owned),
                 limit,
                 now,
                 &self.params,
@@ -822,44 +791,22 @@ fn is_envoy(container: &str) -> bool {
 /// A pod borrowed from a container key: namespace, name, extra identity labels.
 type PodId<'a> = (&'a str, &'a str, &'a [(String, String)]);
 
-/// A namespace within its extra identity labels (one cluster's `prod`).
-type NamespaceScope = (String, Vec<(String, String)>);
-
-/// A report's pod: namespace, name and extra identity labels.
-fn pod_of(r: &ContainerReport) -> PodRef {
-    PodRef {
-        namespace: r.namespace.clone(),
-        pod: r.pod.clone(),
-        extra: r
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    }
-}
-
-/// Who a container's workload peers are: its namespace and extra identity labels,
-/// the workload, and the container's name.
-fn peers_key(
-    r: &ContainerReport,
-    workload: &str,
-) -> (String, Vec<(String, String)>, String, String) {
-    let p = pod_of(r);
-    (
-        p.namespace,
-        p.extra,
-        workload.to_string(),
-        r.container.clone(),
-    )
-}
+/// Workload owners of each namespace, by the extra identity labels (one cluster's
+/// `prod`): pod → "Kind/name", and when they were read.
+type Owners =
+    HashMap<String, HashMap<Vec<(String, String)>, (TimestampMs, HashMap<String, String>)>>;
 
 /// The samples of the incarnation before the current one, for a forecast from the run
 /// before (`model::recurrence`): only while it is whole (the lookback has not trimmed
-/// its start, so ages line up) and lasted longer than the current one so far.
-fn previous_run(tracked: &Tracked, step_ms: i64) -> Option<Vec<model::Sample>> {
+/// its start, so ages line up), lasted longer than the current one so far, and ended
+/// at the `limit` (checked from its last sample before unpacking it all).
+fn previous_run(tracked: &Tracked, step_ms: i64, limit: Option<f64>) -> Option<Vec<model::Sample>> {
     let [.., previous, current] = tracked.segments.as_slice() else {
         return None;
     };
+    if previous.samples.last()?.bytes < model::recurrence::RAN_OUT * limit? {
+        return None;
+    }
     let whole = previous.start()? <= previous.began + step_ms;
     let longer = previous.end()? - previous.began > current.end()? - current.began;
     (whole && longer).then(|| previous.samples.to_vec())

@@ -128,10 +128,20 @@ impl ContainerReport {
 impl ContainerReport {
     /// The container's identity, as the store and snapshots key it.
     pub fn key(&self) -> ContainerKey {
+        let pod = self.pod();
         ContainerKey {
+            namespace: pod.namespace,
+            pod: pod.pod,
+            container: self.container.clone(),
+            extra: pod.extra,
+        }
+    }
+
+    /// The container's pod: namespace, name and extra identity labels.
+    pub fn pod(&self) -> crate::source::PodRef {
+        crate::source::PodRef {
             namespace: self.namespace.clone(),
             pod: self.pod.clone(),
-            container: self.container.clone(),
             extra: self
                 .labels
                 .iter()

@@ -562,7 +562,7 @@ async fn restart_starts_a_new_segment_and_no_fit_spans_it() {
         ]
     );
     // The forecast uses only the current segment: its growth is the new 20Mi/h.
-    let reports = pipeline.reports(f.end * 1000);
+    let reports = pipeline.evaluate(f.end * 1000);
     let report = reports.iter().find(|r| r.container == "redis").unwrap();
     let per_hour = report.growth_bytes_per_second.unwrap() * 3600.0 / MI;
     assert!((per_hour - 20.0).abs() < 0.5, "growth {per_hour}Mi/h");
@@ -593,8 +593,8 @@ async fn polls_after_backfill_fetch_only_what_is_new() {
     // The result equals one backfill straight to the end.
     let mut oneshot = Pipeline::new(source(&config), &config);
     oneshot.poll(f.end * 1000).await.unwrap();
-    let mut a: Vec<_> = incremental.reports(f.end * 1000);
-    let mut b: Vec<_> = oneshot.reports(f.end * 1000);
+    let mut a: Vec<_> = incremental.evaluate(f.end * 1000);
+    let mut b: Vec<_> = oneshot.evaluate(f.end * 1000);
     a.sort_by(|x, y| (&x.pod, &x.container).cmp(&(&y.pod, &y.container)));
     b.sort_by(|x, y| (&x.pod, &x.container).cmp(&(&y.pod, &y.container)));
     assert_eq!(a, b);

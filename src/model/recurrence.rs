@@ -14,7 +14,7 @@ use super::trend::{fit_line, Point};
 use super::Sample;
 
 /// A previous run ended at the limit when its last sample was this close to it.
-const RAN_OUT: f64 = 0.95;
+pub const RAN_OUT: f64 = 0.95;
 /// The youngest incarnation compared with the previous run (ms), and the fewest
 /// samples.
 const MIN_AGE_MS: i64 = 5 * 60_000;

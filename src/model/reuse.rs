@@ -14,8 +14,8 @@
 //!   the course, the fit's own growth with a quarter to spare), or reaches the limit;
 //! - a container on course for its limit falls below everything it held in the last
 //!   quarter of its history, or its time to limit runs out;
-//! - more than one new sample arrived since the last evaluation (a catch-up after an
-//!   outage, data finer than the evaluations): only the newest is looked at;
+//! - more than one evaluation step of new samples arrived since the last evaluation
+//!   (a catch-up after an outage): only the newest is looked at;
 //! - the segment or the limit changes, or `now` is before the fit or the newest sample.
 //!
 //! Growth shows up as new highs, so it is fitted the poll it appears; growth that
@@ -61,7 +61,8 @@ pub struct SegmentFacts {
     /// it names the incarnation.
     pub start: i64,
     pub latest: Sample,
-    /// The spacing of its samples (ms).
+    /// The spacing of evaluations (ms): a kept fit is checked against at most one new
+    /// sample per step; more (a catch-up) calls for a fit.
     pub step_ms: i64,
 }
 

@@ -509,18 +509,21 @@ fn one_brace_group(text: &str) -> bool {
 
 /// Matchers for a namespace and extra identity labels: `namespace="prod",cluster="eu"`.
 fn scope(namespace: &str, extra: &[(String, String)]) -> String {
-    let quote = |v: &str| {
-        v.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-            .replace('\r', "\\r")
-            .replace('\t', "\\t")
-    };
-    let mut out = format!(r#"namespace="{}""#, quote(namespace));
+    let mut out = format!(r#"namespace="{}""#, label_escape(namespace));
     for (name, value) in extra {
-        out.push_str(&format!(r#",{name}="{}""#, quote(value)));
+        out.push_str(&format!(r#",{name}="{}""#, label_escape(value)));
     }
     out
+}
+
+/// Escapes a value for a PromQL equality matcher inside double quotes.
+fn label_escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+        .replace('\t', "\\t")
 }
 
 /// A namespace and extra identity labels, borrowed.
@@ -694,7 +697,7 @@ impl PrometheusSource {
                     "replicaset_owner",
                     format!(
                         r#"kube_replicaset_owner{{{scope},owner_name="{}"}}"#,
-                        workload.replace(['"', '\\'], "")
+                        label_escape(&workload)
                     ),
                     before_at,
                 )
@@ -726,7 +729,7 @@ impl PrometheusSource {
                     "pod_annotations",
                     format!(
                         r#"kube_pod_annotations{{{scope},pod="{}"}}"#,
-                        old_pod.replace('"', "")
+                        label_escape(&old_pod)
                     ),
                     before_at,
                 )
@@ -736,7 +739,7 @@ impl PrometheusSource {
                     "container_info",
                     format!(
                         r#"kube_pod_container_info{{{scope},pod="{}"}}"#,
-                        old_pod.replace('"', "")
+                        label_escape(&old_pod)
                     ),
                     before_at,
                 )

@@ -156,17 +156,6 @@ pub struct PodRef {
     pub extra: Vec<(String, String)>,
 }
 
-impl PodRef {
-    /// The pod of a container.
-    pub fn of(key: &ContainerKey) -> Self {
-        PodRef {
-            namespace: key.namespace.clone(),
-            pod: key.pod.clone(),
-            extra: key.extra.clone(),
-        }
-    }
-}
-
 /// Anything that can produce batches: Prometheus, or the demo's simulated cluster.
 pub trait Source: Send + Sync {
     fn fetch(&self, window: Window) -> impl Future<Output = Result<Batch, SourceError>> + Send;
