@@ -1524,6 +1524,36 @@ mod tests {
             }
         }
 
+        /// Young and plainly on the course of a run that climbed to the limit: the
+        /// run before is what gives the time to limit.
+        #[test]
+        fn a_young_run_on_the_previous_course_is_forecast_from_it(
+            minutes in 10i64..30,
+            took in 60i64..400,
+            ratio in 0.9f64..1.1,
+            offset in -0.01f64..0.01,
+            noise_seed in 0u64..1000,
+        ) {
+            let limit = 256.0 * MI;
+            let mut rng = crate::sim::Rng::new(noise_seed);
+            let mut noise = move || rng.normal() * 0.5 * MI;
+            let base = 100.0 * MI;
+            let rate = (limit - base) / (took * 60) as f64;
+            let previous: Vec<Sample> = (0..=took * 2)
+                .map(|i| Sample { at: i * 30_000, bytes: base + rate * (i * 30) as f64 + noise() })
+                .collect();
+            let start = previous.last().unwrap().at + 60_000;
+            let current: Vec<Sample> = (0..=minutes * 2)
+                .map(|i| Sample {
+                    at: start + i * 30_000,
+                    bytes: base * (1.0 + offset) + ratio * rate * (i * 30) as f64 + noise(),
+                })
+                .collect();
+            let now = current.last().unwrap().at;
+            let f = forecast_after(&current, Some(&previous), Some(limit), now, &ForecastParams::default());
+            prop_assert_eq!(f.previous_run_ms, Some(took * 60_000), "{:?}", f);
+        }
+
         #[test]
         fn eta_shrinks_when_growth_rises(
             rate in 5.0f64..60.0,
