@@ -1431,6 +1431,37 @@ mod tests {
         assert!((t_quantile(1000.0, 0.95) - 1.646).abs() < 0.01);
     }
 
+    /// A run from 100Mi climbing to `limit` in `took` minutes, killed, and the next
+    /// one `minutes` old, growing `ratio` times as fast from `offset` higher; 30 s
+    /// samples with a little noise.
+    fn run_after_run_out(
+        limit: f64,
+        took: i64,
+        minutes: i64,
+        ratio: f64,
+        offset: f64,
+        noise_seed: u64,
+    ) -> (Vec<Sample>, Vec<Sample>) {
+        let mut rng = crate::sim::Rng::new(noise_seed);
+        let mut noise = move || rng.normal() * 0.5 * MI;
+        let base = 100.0 * MI;
+        let rate = (limit - base) / (took * 60) as f64;
+        let previous: Vec<Sample> = (0..=took * 2)
+            .map(|i| Sample {
+                at: i * 30_000,
+                bytes: base + rate * (i * 30) as f64 + noise(),
+            })
+            .collect();
+        let start = previous.last().unwrap().at + 60_000;
+        let current: Vec<Sample> = (0..=minutes * 2)
+            .map(|i| Sample {
+                at: start + i * 30_000,
+                bytes: base * (1.0 + offset) + ratio * rate * (i * 30) as f64 + noise(),
+            })
+            .collect();
+        (previous, current)
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_any_input(
@@ -1489,20 +1520,8 @@ mod tests {
             noise_seed in 0u64..1000,
         ) {
             let limit = 256.0 * MI;
-            let mut rng = crate::sim::Rng::new(noise_seed);
-            let mut noise = move || rng.normal() * 0.5 * MI;
-            let base = 100.0 * MI;
-            let rate = (limit - base) / (took * 60) as f64;
-            let previous: Vec<Sample> = (0..=took * 2)
-                .map(|i| Sample { at: i * 30_000, bytes: base + rate * (i * 30) as f64 + noise() })
-                .collect();
-            let start = previous.last().unwrap().at + 60_000;
-            let current: Vec<Sample> = (0..=minutes * 2)
-                .map(|i| Sample {
-                    at: start + i * 30_000,
-                    bytes: base * (1.0 + offset) + ratio * rate * (i * 30) as f64 + noise(),
-                })
-                .collect();
+            let (previous, current) = run_after_run_out(limit, took, minutes, ratio, offset, noise_seed);
+            let start = current[0].at;
             let now = current.last().unwrap().at;
             let params = ForecastParams::default();
             let f = forecast_after(&current, Some(&previous), Some(limit), now, &params);
@@ -1535,20 +1554,7 @@ mod tests {
             noise_seed in 0u64..1000,
         ) {
             let limit = 256.0 * MI;
-            let mut rng = crate::sim::Rng::new(noise_seed);
-            let mut noise = move || rng.normal() * 0.5 * MI;
-            let base = 100.0 * MI;
-            let rate = (limit - base) / (took * 60) as f64;
-            let previous: Vec<Sample> = (0..=took * 2)
-                .map(|i| Sample { at: i * 30_000, bytes: base + rate * (i * 30) as f64 + noise() })
-                .collect();
-            let start = previous.last().unwrap().at + 60_000;
-            let current: Vec<Sample> = (0..=minutes * 2)
-                .map(|i| Sample {
-                    at: start + i * 30_000,
-                    bytes: base * (1.0 + offset) + ratio * rate * (i * 30) as f64 + noise(),
-                })
-                .collect();
+            let (previous, current) = run_after_run_out(limit, took, minutes, ratio, offset, noise_seed);
             let now = current.last().unwrap().at;
             let f = forecast_after(&current, Some(&previous), Some(limit), now, &ForecastParams::default());
             prop_assert_eq!(f.previous_run_ms, Some(took * 60_000), "{:?}", f);
