@@ -17,6 +17,10 @@
 //!    the one it ended is the next cycle (quiet until it outlives and outgrows what
 //!    came before), a faster one a trend of its own. A drop the next bin takes back by
 //!    half is a dip, not a release.
+//!    A sawtooth faster than the scrape shows no release, only a wide band of
+//!    samples: it is judged the same way, by its floor (each few minutes' lowest
+//!    sample). Its mean's growth counts only when the floor rises with it, and a slow
+//!    fill after such a band is its next cycle until it passes the band's peaks.
 //! 3. **Seasonality.** With two days or more of history, a daily profile is removed
 //!    before fitting, and its peak is added back to the level.
 //! 4. **Regime.** A change-point search (two independent lines, BIC) finds where the
@@ -479,12 +483,94 @@ fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
         }
     }
     let span = bins[bins.len() - 1].t - bins[0].t;
-    if span >= 1.5 * DAY_SECONDS {
-        if let Some(a) = analyze_seasonal(bins, params) {
-            return Some(a);
+    let seasonal = if span >= 1.5 * DAY_SECONDS {
+        analyze_seasonal(bins, params)
+    } else {
+        None
+    };
+    match seasonal {
+        Some(a) => Some(band_veto(bins, a)),
+        None => trend_of_means(bins, params),
+    }
+}
+
+/// [`analyze_trend`] on the bins' means, with their max as the peaks, and the
+/// [`band_veto`].
+fn trend_of_means(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
+    let analysis = analyze_trend(bins, &mean_points(bins), params, |b| b.max)?;
+    Some(band_veto(bins, analysis))
+}
+
+/// What a band (see [`band_floors`]) does is judged as a sawtooth's cycles are: a
+/// leak found in `bins`' means is `stable` when the band's floor does not rise with
+/// the mean since the regime began, or when the regime follows a band and has not
+/// yet risen past the peaks that band reached (it is the band's next, slower cycle).
+fn band_veto(bins: &[Bin], mut analysis: Analysis) -> Analysis {
+    if analysis.pattern != Pattern::Leak {
+        return analysis;
+    }
+    let (before, regime) = bins.split_at(bins.partition_point(|b| b.t < analysis.onset_seconds));
+    let peak = |b: &[Bin]| b.iter().map(|b| b.max).fold(f64::MIN, f64::max);
+    if band_floors(before).is_some() && peak(regime) <= peak(before) {
+        analysis.pattern = Pattern::Stable;
+    } else if let Some(floors) = band_floors(bins) {
+        let since = |p: &Point| p.t >= analysis.onset_seconds;
+        let floors: Vec<Point> = floors.into_iter().filter(since).collect();
+        if !rises_with(&mean_points(regime), &floors) {
+            analysis.pattern = Pattern::Stable;
         }
     }
-    analyze_trend(bins, &mean_points(bins), params, |b| b.max)
+    analysis
+}
+
+/// The fewest samples a window of [`band_floors`] holds.
+const BAND_WINDOW_SAMPLES: f64 = 8.0;
+/// How far below its window's mean the typical floor of a band lies, as a share of
+/// that mean, at least.
+const BAND_DEPTH: f64 = 0.2;
+
+/// A sawtooth faster than the scrape: each sample lands anywhere between the floor
+/// and the peak, so no release shows between bins, only a wide band. Its floors (the
+/// lowest sample of each window of [`BAND_WINDOW_SAMPLES`]), when the typical window
+/// reaches [`BAND_DEPTH`] of its mean below it; noise around a trend does not.
+///
+/// Such a band is the same collector as a sawtooth seen cycle by cycle, where a flat
+/// floor is healthy however close the peaks come; its mean rises when the collector
+/// lets the peaks grow (a JVM growing its young generation) over a floor that holds.
+/// A window's lowest sample is a noisy floor, so the floors only veto the mean's
+/// growth; they never give one of their own.
+fn band_floors(bins: &[Bin]) -> Option<Vec<Point>> {
+    let mut floors = Vec::new();
+    let mut depths = Vec::new();
+    let mut i = 0;
+    while i < bins.len() {
+        let (mut count, mut sum) = (0.0, 0.0);
+        let mut low = bins[i];
+        while i < bins.len() && count < BAND_WINDOW_SAMPLES {
+            let b = bins[i];
+            count += b.count;
+            sum += b.mean * b.count;
+            if b.min < low.min {
+                low = b;
+            }
+            i += 1;
+        }
+        if count < BAND_WINDOW_SAMPLES {
+            // A short last window would give a shallow floor: left out.
+            break;
+        }
+        let mean = sum / count;
+        depths.push((mean - low.min) / mean.abs().max(f64::MIN_POSITIVE));
+        floors.push(Point {
+            t: low.t,
+            y: low.min,
+            w: 1.0,
+        });
+    }
+    if floors.len() < 4 || median_in_place(&mut depths) < BAND_DEPTH {
+        return None;
+    }
+    Some(floors)
 }
 
 /// After the `release` (a bin index) that ends `bins`' last cycle: `Ok` with a quiet
@@ -652,14 +738,14 @@ fn analyze_cycles(bins: &[Bin], releases: &[usize], params: &ForecastParams) -> 
     let current_age = current[current.len() - 1].t - current[0].t;
     let current_max = current.iter().map(|b| b.max).fold(f64::MIN, f64::max);
     if longest > 0.0 && current_age > 2.0 * longest && current_max > highest {
-        return analyze_trend(current, &mean_points(current), params, |b| b.max);
+        return trend_of_means(current, params);
     }
     if floors.len() < 4 {
         // A few cycles show a sawtooth but not yet a trend of its floor: judged
         // since the last release, as a single one is.
         return match since_release(bins, last_release, params) {
             Ok(quiet) => Some(quiet),
-            Err(after) => analyze_trend(after, &mean_points(after), params, |b| b.max),
+            Err(after) => trend_of_means(after, params),
         };
     }
     // The floors go through the same regime and curvature analysis as a plain series:
@@ -691,23 +777,25 @@ fn analyze_cycles(bins: &[Bin], releases: &[usize], params: &ForecastParams) -> 
             .map(|&(t, y)| Point { t, y, w: 1.0 })
             .collect();
         let regime = &floors[floors.partition_point(|p| p.t < analysis.onset_seconds)..];
-        if !peaks_follow(regime, &recent) {
+        if !rises_with(regime, &recent) {
             analysis.pattern = Pattern::Stable;
         }
     }
     Some(analysis)
 }
 
-/// Whether the peaks rise with the trend (at half its rate at least). A floor or mean
-/// that climbs under peaks that hold still is a collector working harder below a
-/// ceiling it keeps: the peaks, which are what reach a limit, are not rising. True
-/// when either cannot be fitted.
-fn peaks_follow(trend: &[Point], peaks: &[Point]) -> bool {
-    if peaks.len() < 3 {
+/// Whether `other` (peaks, or a band's floors) rises with the trend, at half its rate
+/// at least. A floor or mean that climbs under peaks that hold still is a collector
+/// working harder below a ceiling it keeps: the peaks, which are what reach a limit,
+/// are not rising. A band's mean that climbs over a floor that holds still is a
+/// collector letting its peaks grow (see [`band_floors`]). True when either cannot be
+/// fitted, or `other` has fewer than three points.
+fn rises_with(trend: &[Point], other: &[Point]) -> bool {
+    if other.len() < 3 {
         return true;
     }
-    match (fit_line(trend), fit_line(peaks)) {
-        (Some(t), Some(p)) => t.slope <= 0.0 || p.slope >= 0.5 * t.slope,
+    match (fit_line(trend), fit_line(other)) {
+        (Some(t), Some(o)) => t.slope <= 0.0 || o.slope >= 0.5 * t.slope,
         _ => true,
     }
 }
@@ -910,7 +998,7 @@ fn analyze_trend(
                 w: b.count,
             })
             .collect();
-        peaks_follow(regime, &peaks)
+        rises_with(regime, &peaks)
     };
     let mut analysis = Analysis {
         pattern: if growing {
@@ -1248,6 +1336,67 @@ mod tests {
         );
         assert_eq!(f.time_to_limit, None, "{f:?}");
         assert_eq!(f.severity, Severity::None);
+    }
+
+    /// A sawtooth faster than the 30 s scrape (a 48.5 s period): each sample lands
+    /// at an even spread of phases between `floor(t)` and `peak(t)`, t in seconds.
+    fn band(minutes: i64, floor: impl Fn(f64) -> f64, peak: impl Fn(f64) -> f64) -> Vec<Sample> {
+        (0..=minutes * 2)
+            .map(|i| {
+                let t = (i * 30) as f64;
+                let phase = (i as f64 * 0.618_034).fract();
+                Sample {
+                    at: i * 30_000,
+                    bytes: floor(t) + (peak(t) - floor(t)) * phase,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn band_whose_peaks_grow_over_a_flat_floor_is_quiet() {
+        // A JVM letting its young generation grow: the floor holds at 1Gi while the
+        // peaks climb 2 -> 8Gi in an hour, and the mean with them; limit 16Gi.
+        let params = ForecastParams::default();
+        let grow = |t: f64| 2.0 * 1024.0 * MI + 6.0 * 1024.0 * MI * (t / 3600.0).min(1.0);
+        let samples = band(60, |_| 1024.0 * MI, grow);
+        let f = forecast(&samples, Some(16384.0 * MI), 3_600_000, &params);
+        assert_eq!(f.pattern, Pattern::Stable, "{f:?}");
+        assert_eq!(f.time_to_limit, None, "{f:?}");
+        // The same band whose floor climbs with its peaks is a leak.
+        let samples = band(60, |t| 1024.0 * MI + 0.5 * (grow(t) - 2048.0 * MI), grow);
+        let f = forecast(&samples, Some(16384.0 * MI), 3_600_000, &params);
+        assert_eq!(f.pattern, Pattern::Leak, "{f:?}");
+        assert!(f.time_to_limit.is_some(), "{f:?}");
+    }
+
+    #[test]
+    fn slow_cycle_after_a_band_is_quiet_until_it_passes_the_band_peaks() {
+        // 100 -> 300Mi cycled faster than the scrape for 80 minutes, then one slow fill
+        // from 100Mi at 600Mi/h: quiet while under the band's peaks, a leak past them.
+        let mut samples = band(80, |_| 100.0 * MI, |_| 300.0 * MI);
+        let start = samples.last().unwrap().at;
+        samples.extend(
+            ramp(100.0 * MI, 600.0 * MI / 3600.0, 25)
+                .iter()
+                .skip(1)
+                .map(|s| Sample {
+                    at: start + s.at,
+                    ..*s
+                }),
+        );
+        let params = ForecastParams::default();
+        let within = start + 18 * 60_000;
+        let f = forecast(&samples, Some(350.0 * MI), within, &params);
+        assert_eq!(
+            (f.pattern, f.time_to_limit),
+            (Pattern::Stable, None),
+            "{f:?}"
+        );
+        let past = start + 25 * 60_000;
+        let f = forecast(&samples, Some(400.0 * MI), past, &params);
+        assert_eq!(f.pattern, Pattern::Leak, "{f:?}");
+        assert!(f.time_to_limit.is_some(), "{f:?}");
     }
 
     #[test]
