@@ -10,10 +10,13 @@
 //!
 //! Still alerting (issue 3 stays open for them), named so none is skipped in silence,
 //! and checked to still alert, so the lists only shrink:
-//! - `STILL_ALERTING`: 14 Spark series against the tight limit whose old generation
-//!   climbs until the trace stops at 77% of that limit (10 old generations, and 4
-//!   heaps whose floor is that old generation). Each is checked to be excused by its
-//!   own data: after its first alert it kept rising until the trace stopped.
+//! - `STILL_ALERTING`: 15 Spark series against the tight limit whose old generation
+//!   climbs until the trace stops at 77% of that limit: 10 old generations, and 5
+//!   heaps that rise with them (one, `1_0_100000_16 executor 1`, alerts only fitted
+//!   afresh: its floor holds, but its 30 s samples catch that floor too seldom for
+//!   the band veto). Each is checked to be excused by its own data: after its first
+//!   alert it kept rising, and the line through its last 15 minutes reaches the
+//!   limit within the critical horizon (the trace stopped, not the growth).
 //! - `UNEXCUSED`: JRockit priopausetime, fitted afresh (see the list).
 //!
 //! No series against its real limit alerts as the daemon runs.
@@ -28,6 +31,7 @@ use real::Case;
 /// Healthy real series headroom still alerts on, by case name.
 const STILL_ALERTING: &[&str] = &[
     "1_0_100000_15 executor 1 old gen, tight",
+    "1_0_100000_16 executor 1 heap, tight",
     "1_0_100000_16 executor 2 heap, tight",
     "1_0_100000_16 executor 2 old gen, tight",
     "1_0_10000_17 executor 2 old gen, tight",
@@ -165,8 +169,8 @@ fn heap_that_runs_out_is_alerted_ahead() {
 /// Every healthy case quiet both ways, but for those in `STILL_ALERTING`, which must
 /// still alert.
 ///
-/// What keeps a case on the list is its own data, not the model: after it first
-/// alerted, it kept rising until its trace stopped.
+/// What keeps a case on `STILL_ALERTING` is its own data, not the model (see
+/// [`excuse`]).
 fn check_quiet(cases: &[Case]) {
     let mut failures = Vec::new();
     for case in cases.iter().filter(|c| c.exhausted_at.is_none()) {
@@ -184,10 +188,11 @@ fn check_quiet(cases: &[Case]) {
             )),
             (None, true) => failures.push(format!("{label} is quiet now: take it out of its list")),
             (Some(a), true) => {
-                if !unexcused && !kept_rising(&case.samples, a.firing[0]) {
+                if let (false, Err(why)) =
+                    (unexcused, excuse(&case.samples, case.limit, a.firing[0]))
+                {
                     failures.push(format!(
-                        "{label}: it did not keep rising after it first alerted ({}): its \
-                         own data does not excuse it",
+                        "{label}: {why} ({}): its own data does not excuse it",
                         a.first
                     ));
                 }
@@ -219,17 +224,40 @@ fn spark_executor_heaps_stay_quiet() {
     check_quiet(&cases);
 }
 
-/// Whether `samples` kept rising after `at`: the mean of their last 5 minutes is
-/// above the mean of the 5 minutes up to `at`.
-fn kept_rising(samples: &[Sample], at: i64) -> bool {
-    let mean = |from: i64, to: i64| {
-        let v: Vec<f64> = samples
-            .iter()
-            .filter(|s| s.at > from && s.at <= to)
-            .map(|s| s.bytes)
-            .collect();
-        v.iter().sum::<f64>() / v.len() as f64
-    };
+/// Why a healthy series that still alerts is excused by its own data: it kept
+/// rising after it first alerted (`at`): the mean of its last 5 minutes is above the
+/// mean of the 5 minutes up to `at`; and the trace stopped, not the growth: the
+/// least-squares line through its last 15 minutes reaches `limit` within the
+/// critical horizon of its last sample. `Err` says which does not hold.
+fn excuse(samples: &[Sample], limit: f64, at: i64) -> Result<(), String> {
     let end = samples[samples.len() - 1].at;
-    mean(end - 300_000, end) > mean(at - 300_000, at)
+    let within = |from: i64, to: i64| samples.iter().filter(move |s| s.at > from && s.at <= to);
+    let mean = |from: i64, to: i64| {
+        let (sum, n) = within(from, to).fold((0.0, 0.0), |(s, n), x| (s + x.bytes, n + 1.0));
+        sum / n
+    };
+    let (then, now) = (mean(at - 300_000, at), mean(end - 300_000, end));
+    if now.partial_cmp(&then) != Some(std::cmp::Ordering::Greater) {
+        return Err("it did not keep rising after it first alerted".into());
+    }
+    let tail: Vec<(f64, f64)> = within(end - 900_000, end)
+        .map(|s| ((s.at - end) as f64 / 1000.0, s.bytes))
+        .collect();
+    let n = tail.len() as f64;
+    let (mt, my) = tail
+        .iter()
+        .fold((0.0, 0.0), |(t, y), p| (t + p.0 / n, y + p.1 / n));
+    let (sty, stt) = tail.iter().fold((0.0, 0.0), |(ty, tt), p| {
+        (ty + (p.0 - mt) * (p.1 - my), tt + (p.0 - mt).powi(2))
+    });
+    let slope = sty / stt;
+    let minutes = (limit - tail[tail.len() - 1].1) / slope / 60.0;
+    let horizon = ForecastParams::default().critical_horizon_seconds / 60.0;
+    if slope <= 0.0 || minutes.partial_cmp(&horizon) != Some(std::cmp::Ordering::Less) {
+        return Err(format!(
+            "the line through its last 15 minutes reaches the limit in {minutes:.0} min, \
+             beyond the critical horizon"
+        ));
+    }
+    Ok(())
 }

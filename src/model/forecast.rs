@@ -18,9 +18,9 @@
 //!    came before), a faster one a trend of its own. A drop the next bin takes back by
 //!    half is a dip, not a release.
 //!    A sawtooth faster than the scrape shows no release, only a wide band of
-//!    samples: it is judged the same way, by its floor. The growth its mean shows
-//!    counts only when its floor (the lowest sample of the regime's first and last
-//!    thirds) rises with it, by a quarter at least.
+//!    samples, and is judged by its floor too: a leak its mean shows is vetoed when
+//!    the mean rose by more than the band's depth while its floor (the low end of the
+//!    regime's first and last thirds) rose by less than a quarter of that.
 //! 3. **Seasonality.** With two days or more of history, a daily profile is removed
 //!    before fitting, and its peak is added back to the level.
 //! 4. **Regime.** A change-point search (two independent lines, BIC) finds where the
@@ -498,36 +498,45 @@ fn trend_of_means(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     Some(band_veto(bins, analysis))
 }
 
-/// A band (see [`is_band`]) is judged as a sawtooth seen cycle by cycle is, by its
-/// floor: a leak found in `bins`' means is `stable` when, between the first and the
-/// last third of its regime, the band's floor (the lowest sample in each) rose by
-/// less than a quarter of what its mean rose. A third holds many samples, so its
-/// lowest one is near the floor wherever the cycles' phases fall. A quarter, not a
-/// half: a third's lowest sample comes early in it when the floor rises, and a leak
-/// that began within the regime's first third shows its floor rising half as fast
-/// as its mean; under a 1Gi band of random phases, a quarter wrongly vetoed 0.2–1.9%
-/// of the evaluations at which the means found a 1000–100Mi/h leak, a half 1–9%.
+/// A band (see [`is_band`]) is judged by its floor, as a sawtooth seen cycle by cycle
+/// is: a leak found in `bins`' means is `stable` when, between the first and the last
+/// third of its regime, the mean rose by more than the first third's depth (mean less
+/// floor) while the floor rose by less than a quarter of that. A third's floor is the
+/// second lowest of its bins' lowest samples: a third holds many samples, so that is
+/// near the floor wherever the cycles' phases fall, and one low sample (a scrape
+/// glitch) does not make it.
+///
+/// Measured on bands of random phases (200 seeds, every 5 minutes): under a 1Gi band
+/// whose floor and peaks rise together at 100–3000Mi/h, it vetoed none of the 18,197
+/// evaluations at which the means found the leak, nor with one glitch sample at the
+/// old floor (the lowest sample instead of the second: 17% at 1000Mi/h); over a flat
+/// floor with peaks rising 6Gi/h, it vetoed 81%. A half instead of a quarter vetoed
+/// 16 leak evaluations and 97% of the flat floor's. What it still vetoes: a leak
+/// whose peaks rise more than about seven times as fast as its floor (an ordinary
+/// JVM leak grows its young generation far less).
 fn band_veto(bins: &[Bin], mut analysis: Analysis) -> Analysis {
     if analysis.pattern != Pattern::Leak || !is_band(bins) {
         return analysis;
     }
     let regime = &bins[bins.partition_point(|b| b.t < analysis.onset_seconds)..];
     let third = regime.len() / 3;
+    if third < 2 {
+        return analysis;
+    }
     let (early, late) = (&regime[..third], &regime[regime.len() - third..]);
     let floor_and_mean = |b: &[Bin]| {
         let count: f64 = b.iter().map(|b| b.count).sum();
-        let floor = b.iter().map(|b| b.min).fold(f64::INFINITY, f64::min);
-        (
-            floor,
-            b.iter().map(|b| b.mean * b.count).sum::<f64>() / count,
-            count,
-        )
+        let mut lows: Vec<f64> = b.iter().map(|b| b.min).collect();
+        let (_, floor, _) = lows.select_nth_unstable_by(1, |a, b| a.total_cmp(b));
+        let mean = b.iter().map(|b| b.mean * b.count).sum::<f64>() / count;
+        (*floor, mean, count)
     };
     let (floor_then, mean_then, n_then) = floor_and_mean(early);
     let (floor_now, mean_now, n_now) = floor_and_mean(late);
+    let rise = mean_now - mean_then;
     if n_then.min(n_now) >= BAND_WINDOW_SAMPLES
-        && mean_now > mean_then
-        && floor_now - floor_then < 0.25 * (mean_now - mean_then)
+        && rise > mean_then - floor_then
+        && floor_now - floor_then < 0.25 * rise
     {
         analysis.pattern = Pattern::Stable;
     }
@@ -1362,9 +1371,11 @@ mod tests {
         // hour, and the mean with them; limit 16Gi. The mean's line reaches the limit
         // within three times the history (a warning), and the peaks' within the hour:
         // a flat floor is healthy however the peaks move, as in a sawtooth seen cycle
-        // by cycle, where the collector, not a leak, sets them.
+        // by cycle, where the collector, not a leak, sets them. The veto is a
+        // statistical call on random phases: most seeds, not all, are quiet.
         let params = ForecastParams::default();
         let grow = |t: f64| 2.0 * 1024.0 * MI + 6.0 * 1024.0 * MI * t / 3600.0;
+        let mut quiet = 0;
         for seed in 1..=20 {
             let samples = band(60, seed, |_| 1024.0 * MI, grow);
             let now = samples.last().unwrap().at;
@@ -1372,49 +1383,54 @@ mod tests {
             let means = analyze_trend(&bins, &mean_points(&bins), &params, |b| b.max).unwrap();
             assert_eq!(means.pattern, Pattern::Leak, "seed {seed}: {means:?}");
             let f = forecast(&samples, Some(16.0 * 1024.0 * MI), now, &params);
-            assert_eq!(
-                (f.pattern, f.time_to_limit),
-                (Pattern::Stable, None),
-                "{f:?}"
-            );
+            if (f.pattern, f.time_to_limit) == (Pattern::Stable, None) {
+                quiet += 1;
+            }
         }
+        assert!(quiet >= 15, "{quiet} of 20 seeds quiet");
     }
 
     #[test]
     fn leak_under_a_band_is_not_vetoed_by_its_floor() {
-        // Floor and peaks both rise 300Mi/h under a 1Gi band from minute 30. Wherever
-        // the means find the leak, at every evaluation on every seed, the band's floor
-        // (the lowest of random phases) must not veto it.
+        // Floor and peaks both rise 300 or 1000Mi/h under a 1Gi band from minute 30,
+        // with or without one sample at minute 100 reading the old floor (a scrape
+        // glitch). Wherever the means find the leak, at every evaluation on every seed,
+        // the band's floor (from random phases) must not veto it.
         let params = ForecastParams::default();
-        let leak = |t: f64| 300.0 * MI * (t - 1800.0).max(0.0) / 3600.0;
         let (mut found, mut evaluations) = (0, 0);
-        for seed in 1..=20 {
-            let samples = band(
-                180,
-                seed,
-                |t| 1024.0 * MI + leak(t),
-                |t| 2048.0 * MI + leak(t),
-            );
-            for minute in (60..=180).step_by(5) {
-                let now = minute * 60_000;
-                let bins = make_bins(&samples[..=(minute * 2) as usize], now);
-                assert!(is_band(&bins), "seed {seed}, minute {minute}");
-                let a = analyze_trend(&bins, &mean_points(&bins), &params, |b| b.max).unwrap();
-                evaluations += 1;
-                if a.pattern == Pattern::Leak {
-                    found += 1;
-                    let vetoed = band_veto(&bins, a.clone());
-                    assert_eq!(
-                        vetoed.pattern,
-                        Pattern::Leak,
-                        "seed {seed}, minute {minute}: {a:?}"
-                    );
+        for (rate, glitch) in [(300.0, false), (1000.0, false), (1000.0, true)] {
+            let leak = move |t: f64| rate * MI * (t - 1800.0).max(0.0) / 3600.0;
+            for seed in 1..=20 {
+                let mut samples = band(
+                    180,
+                    seed,
+                    |t| 1024.0 * MI + leak(t),
+                    |t| 2048.0 * MI + leak(t),
+                );
+                if glitch {
+                    samples[200].bytes = 1024.0 * MI;
+                }
+                for minute in (60..=180).step_by(5) {
+                    let now = minute * 60_000;
+                    let bins = make_bins(&samples[..=(minute * 2) as usize], now);
+                    let a = analyze_trend(&bins, &mean_points(&bins), &params, |b| b.max).unwrap();
+                    evaluations += 1;
+                    // A band: its depth shrinks against the level as the leak lifts it.
+                    if a.pattern == Pattern::Leak && is_band(&bins) {
+                        found += 1;
+                        let vetoed = band_veto(&bins, a.clone());
+                        assert_eq!(
+                            vetoed.pattern,
+                            Pattern::Leak,
+                            "{rate}Mi/h, glitch {glitch}, seed {seed}, minute {minute}: {a:?}"
+                        );
+                    }
                 }
             }
         }
         assert!(
-            found * 10 >= evaluations * 9,
-            "the means found {found} of {evaluations}"
+            found * 2 >= evaluations,
+            "{found} of {evaluations} were bands with a leak"
         );
     }
 
