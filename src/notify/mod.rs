@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::model::Severity;
 use crate::report::ContainerReport;
+use crate::source::kubernetes::{label_escape, scope};
 use crate::source::TimestampMs;
 use crate::telemetry::Telemetry;
 
@@ -197,9 +198,18 @@ impl Dispatcher {
         if let Some(url) = &s.dashboard_url {
             annotations.insert("dashboard_url".to_string(), fill(url, report));
         }
+        // Scoped like the explanations: a store of several clusters holds same-named
+        // pods in each.
+        let extra: Vec<(String, String)> = report
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let expr = format!(
-            "container_memory_working_set_bytes{{namespace=\"{}\",pod=\"{}\",container=\"{}\"}}",
-            report.namespace, report.pod, report.container
+            "container_memory_working_set_bytes{{{},pod=\"{}\",container=\"{}\"}}",
+            scope(&report.namespace, &extra),
+            label_escape(&report.pod),
+            label_escape(&report.container)
         );
         let generator_url = format!(
             "{}graph?g0.expr={}&g0.tab=0&g0.range_input=6h",

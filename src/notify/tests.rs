@@ -460,3 +460,22 @@ fn a_forecast_from_the_run_before_says_so() {
         "{summary}"
     );
 }
+
+#[test]
+fn generator_url_is_scoped_to_the_extra_labels() {
+    // Two clusters can hold the same pod name: the link plots this one's only.
+    let mut d = Dispatcher::new(settings());
+    let t0 = 1_773_930_000_000;
+    let mut r = report("istio-proxy", Some(Severity::Warning), t0);
+    r.labels.insert("cluster".into(), "eu".into());
+    let e = d.update(&[r], t0, |_: &AlertKey| None);
+    let expr = "container_memory_working_set_bytes{namespace=\"prod\",cluster=\"eu\",\
+                pod=\"payment-service-7f8b9c6d4-xk2nm\",container=\"istio-proxy\"}";
+    assert_eq!(
+        e[0].generator_url,
+        format!(
+            "http://prometheus:9090/graph?g0.expr={}&g0.tab=0&g0.range_input=6h",
+            url_encode(expr)
+        )
+    );
+}

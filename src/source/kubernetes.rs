@@ -508,7 +508,7 @@ fn one_brace_group(text: &str) -> bool {
 }
 
 /// Matchers for a namespace and extra identity labels: `namespace="prod",cluster="eu"`.
-fn scope(namespace: &str, extra: &[(String, String)]) -> String {
+pub(crate) fn scope(namespace: &str, extra: &[(String, String)]) -> String {
     let mut out = format!(r#"namespace="{}""#, label_escape(namespace));
     for (name, value) in extra {
         out.push_str(&format!(r#",{name}="{}""#, label_escape(value)));
@@ -517,7 +517,7 @@ fn scope(namespace: &str, extra: &[(String, String)]) -> String {
 }
 
 /// Escapes a value for a PromQL equality matcher inside double quotes.
-fn label_escape(value: &str) -> String {
+pub(crate) fn label_escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
