@@ -192,16 +192,6 @@ fn real_alerts(
     out
 }
 
-/// How long before `at` the alert firing at `at` began, if one was.
-fn episode_lead(evaluations: &[Evaluated], at: i64) -> Option<i64> {
-    let end = evaluations.partition_point(|e| e.0 <= at);
-    let mut start = end.checked_sub(1).filter(|&i| evaluations[i].1.is_some())?;
-    while start > 0 && evaluations[start - 1].1.is_some() {
-        start -= 1;
-    }
-    Some(at - evaluations[start].0)
-}
-
 /// The real-series table: healthy series alerted (against their real limit, and
 /// against a tight one), and the lead on the one that runs out, per system.
 fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool) {
@@ -262,9 +252,10 @@ fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool
             .zip(&results)
             .filter_map(|(c, r)| {
                 let at = c.exhausted_at?;
+                let firing: Vec<i64> = r[i].iter().filter(|e| e.1.is_some()).map(|e| e.0).collect();
                 Some(
-                    episode_lead(&r[i], at)
-                        .map_or("missed".into(), |lead| format!("{} min", lead / 60_000)),
+                    real::episode_start(&firing, at, params.step_ms)
+                        .map_or("missed".into(), |t| format!("{} min", (at - t) / 60_000)),
                 )
             })
             .collect();

@@ -105,297 +105,297 @@ fn two_clusters() -> &'static Incident {
 
 /// Every series of the incident.
 fn incident_series(begin: i64, start: i64, kill: i64, end: i64) -> Vec<SeriesSpec> {
-    {
-        let rs_created = start - 120;
-        let ws = "container_memory_working_set_bytes";
-        let c = |pod: &str, container: &str, id: &str| -> Vec<(String, String)> {
-            labels(&[
-                ("namespace", "prod"),
-                ("pod", pod),
-                ("container", container),
-                ("id", id),
-            ])
-        };
-        fn ksm<'a>(pod: &'a str, container: &'a str) -> [(&'a str, &'a str); 3] {
-            [
-                ("namespace", "prod"),
-                ("pod", pod),
-                ("container", container),
-            ]
+    let rs_created = start - 120;
+    let ws = "container_memory_working_set_bytes";
+    let c = |pod: &str, container: &str, id: &str| -> Vec<(String, String)> {
+        labels(&[
+            ("namespace", "prod"),
+            ("pod", pod),
+            ("container", container),
+            ("id", id),
+        ])
+    };
+    fn ksm<'a>(pod: &'a str, container: &'a str) -> [(&'a str, &'a str); 3] {
+        [
+            ("namespace", "prod"),
+            ("pod", pod),
+            ("container", container),
+        ]
+    }
+    let mut s = vec![
+        // The old pod, before the rollout.
+        SeriesSpec {
+            metric: ws.into(),
+            labels: c(OLD_POD, "istio-proxy", "/old/proxy"),
+            samples: vec![],
         }
-        let mut s = vec![
-            // The old pod, before the rollout.
-            SeriesSpec {
-                metric: ws.into(),
-                labels: c(OLD_POD, "istio-proxy", "/old/proxy"),
-                samples: vec![],
-            }
-            .every(begin, start + 60, STEP, |_| 62.0 * MI),
-            SeriesSpec {
-                metric: ws.into(),
-                labels: c(OLD_POD, "payment-service", "/old/app"),
-                samples: vec![],
-            }
-            .every(begin, start + 60, STEP, |_| 117.0 * MI),
-            // The new pod: the sidecar leaks +32Mi/h from its start to 127Mi.
-            SeriesSpec {
-                metric: ws.into(),
-                labels: c(POD, "istio-proxy", "/new/proxy"),
-                samples: vec![],
-            }
-            .every(start, end, STEP, move |t| {
-                let noise = ((t / STEP) % 3) as f64 * 0.2 * MI;
-                (64.0 * MI + (t - start) as f64 * 32.0 * MI / 3600.0 + noise).min(127.3 * MI)
-            }),
-            // The app: flat, then OOM-killed (Kubernetes blames it) and restarted.
-            SeriesSpec {
-                metric: ws.into(),
-                labels: c(POD, "payment-service", "/new/app-0"),
-                samples: vec![],
-            }
-            .every(start, kill - STEP, STEP, |t| {
-                118.0 * MI + ((t / STEP) % 4) as f64 * 0.1 * MI
-            }),
-            SeriesSpec {
-                metric: ws.into(),
-                labels: c(POD, "payment-service", "/new/app-1"),
-                samples: vec![],
-            }
-            .every(kill, end, STEP, move |t| {
-                40.0 * MI + ((t - kill) as f64 / 60.0).min(60.0) * MI
-            }),
-            // An app that is its own culprit: orders reaches its 256Mi and is killed.
-            SeriesSpec {
-                metric: ws.into(),
-                labels: c("orders-6b7c8d9e0-zzzzz", "orders", "/orders/0"),
-                samples: vec![],
-            }
-            .every(begin, kill - STEP, STEP, move |t| {
-                150.0 * MI + (t - begin) as f64 * 106.0 * MI / (kill - begin) as f64
-            }),
-            SeriesSpec {
-                metric: ws.into(),
-                labels: c("orders-6b7c8d9e0-zzzzz", "orders", "/orders/1"),
-                samples: vec![],
-            }
-            .every(kill, end, STEP, |_| 90.0 * MI),
-        ];
-        for (pod, container, limit, from, to) in [
-            (OLD_POD, "istio-proxy", 128.0, begin, start + 60),
-            (OLD_POD, "payment-service", 256.0, begin, start + 60),
-            (POD, "istio-proxy", 128.0, start, end),
-            (POD, "payment-service", 256.0, start, end),
-            ("orders-6b7c8d9e0-zzzzz", "orders", 256.0, begin, end),
-        ] {
-            let mut l = ksm(pod, container).to_vec();
-            l.push(("resource", "memory"));
-            s.push(series("kube_pod_container_resource_limits", &l).every(
+        .every(begin, start + 60, STEP, |_| 62.0 * MI),
+        SeriesSpec {
+            metric: ws.into(),
+            labels: c(OLD_POD, "payment-service", "/old/app"),
+            samples: vec![],
+        }
+        .every(begin, start + 60, STEP, |_| 117.0 * MI),
+        // The new pod: the sidecar leaks +32Mi/h from its start to 127Mi.
+        SeriesSpec {
+            metric: ws.into(),
+            labels: c(POD, "istio-proxy", "/new/proxy"),
+            samples: vec![],
+        }
+        .every(start, end, STEP, move |t| {
+            let noise = ((t / STEP) % 3) as f64 * 0.2 * MI;
+            (64.0 * MI + (t - start) as f64 * 32.0 * MI / 3600.0 + noise).min(127.3 * MI)
+        }),
+        // The app: flat, then OOM-killed (Kubernetes blames it) and restarted.
+        SeriesSpec {
+            metric: ws.into(),
+            labels: c(POD, "payment-service", "/new/app-0"),
+            samples: vec![],
+        }
+        .every(start, kill - STEP, STEP, |t| {
+            118.0 * MI + ((t / STEP) % 4) as f64 * 0.1 * MI
+        }),
+        SeriesSpec {
+            metric: ws.into(),
+            labels: c(POD, "payment-service", "/new/app-1"),
+            samples: vec![],
+        }
+        .every(kill, end, STEP, move |t| {
+            40.0 * MI + ((t - kill) as f64 / 60.0).min(60.0) * MI
+        }),
+        // An app that is its own culprit: orders reaches its 256Mi and is killed.
+        SeriesSpec {
+            metric: ws.into(),
+            labels: c("orders-6b7c8d9e0-zzzzz", "orders", "/orders/0"),
+            samples: vec![],
+        }
+        .every(begin, kill - STEP, STEP, move |t| {
+            150.0 * MI + (t - begin) as f64 * 106.0 * MI / (kill - begin) as f64
+        }),
+        SeriesSpec {
+            metric: ws.into(),
+            labels: c("orders-6b7c8d9e0-zzzzz", "orders", "/orders/1"),
+            samples: vec![],
+        }
+        .every(kill, end, STEP, |_| 90.0 * MI),
+    ];
+    for (pod, container, limit, from, to) in [
+        (OLD_POD, "istio-proxy", 128.0, begin, start + 60),
+        (OLD_POD, "payment-service", 256.0, begin, start + 60),
+        (POD, "istio-proxy", 128.0, start, end),
+        (POD, "payment-service", 256.0, start, end),
+        ("orders-6b7c8d9e0-zzzzz", "orders", 256.0, begin, end),
+    ] {
+        let mut l = ksm(pod, container).to_vec();
+        l.push(("resource", "memory"));
+        s.push(
+            series("kube_pod_container_resource_limits", &l)
+                .every(from, to, STEP, move |_| limit * MI),
+        );
+    }
+    for (pod, container, killed) in [
+        (POD, "payment-service", true),
+        (POD, "istio-proxy", false),
+        ("orders-6b7c8d9e0-zzzzz", "orders", true),
+    ] {
+        let from = if pod == POD { start } else { begin };
+        s.push(
+            series(
+                "kube_pod_container_status_restarts_total",
+                &ksm(pod, container),
+            )
+            .every(
                 from,
-                to,
+                end,
                 STEP,
-                move |_| limit * MI,
-            ));
-        }
-        for (pod, container, killed) in [
-            (POD, "payment-service", true),
-            (POD, "istio-proxy", false),
-            ("orders-6b7c8d9e0-zzzzz", "orders", true),
-        ] {
-            let from = if pod == POD { start } else { begin };
-            s.push(
-                series(
-                    "kube_pod_container_status_restarts_total",
-                    &ksm(pod, container),
-                )
-                .every(from, end, STEP, move |t| {
+                move |t| {
                     if killed && t >= kill {
                         1.0
                     } else {
                         0.0
                     }
-                }),
-            );
-            if killed {
-                let mut l = ksm(pod, container).to_vec();
-                l.push(("reason", "OOMKilled"));
-                s.push(
-                    series("kube_pod_container_status_last_terminated_reason", &l).every(
-                        kill,
-                        end,
-                        STEP,
-                        |_| 1.0,
-                    ),
-                );
-            }
-        }
-        // Owners, creation times, annotations.
-        fn pod_l(pod: &str) -> [(&str, &str); 2] {
-            [("namespace", "prod"), ("pod", pod)]
-        }
-        s.push(
-            series("kube_pod_start_time", &pod_l(POD))
-                .every(start, end, STEP, move |_| start as f64),
-        );
-        s.push(series("kube_pod_start_time", &pod_l(OLD_POD)).every(
-            begin,
-            start + 60,
-            STEP,
-            move |_| (begin - 86_400) as f64,
-        ));
-        s.push(
-            series("kube_pod_start_time", &pod_l("orders-6b7c8d9e0-zzzzz")).every(
-                begin,
-                end,
-                STEP,
-                move |_| (begin - 86_400) as f64,
+                },
             ),
         );
-        for (pod, rs, from, to) in [
-            (POD, "payment-service-7f8b9c6d4", start, end),
-            (OLD_POD, "payment-service-5d9c8b7a6", begin, start + 60),
-        ] {
-            let mut l = pod_l(pod).to_vec();
-            l.extend([
-                ("owner_kind", "ReplicaSet"),
-                ("owner_name", rs),
-                ("owner_is_controller", "true"),
-            ]);
-            s.push(series("kube_pod_owner", &l).every(from, to, STEP, |_| 1.0));
+        if killed {
+            let mut l = ksm(pod, container).to_vec();
+            l.push(("reason", "OOMKilled"));
+            s.push(
+                series("kube_pod_container_status_last_terminated_reason", &l).every(
+                    kill,
+                    end,
+                    STEP,
+                    |_| 1.0,
+                ),
+            );
         }
+    }
+    // Owners, creation times, annotations.
+    fn pod_l(pod: &str) -> [(&str, &str); 2] {
+        [("namespace", "prod"), ("pod", pod)]
+    }
+    s.push(
+        series("kube_pod_start_time", &pod_l(POD)).every(start, end, STEP, move |_| start as f64),
+    );
+    s.push(series("kube_pod_start_time", &pod_l(OLD_POD)).every(
+        begin,
+        start + 60,
+        STEP,
+        move |_| (begin - 86_400) as f64,
+    ));
+    s.push(
+        series("kube_pod_start_time", &pod_l("orders-6b7c8d9e0-zzzzz")).every(
+            begin,
+            end,
+            STEP,
+            move |_| (begin - 86_400) as f64,
+        ),
+    );
+    for (pod, rs, from, to) in [
+        (POD, "payment-service-7f8b9c6d4", start, end),
+        (OLD_POD, "payment-service-5d9c8b7a6", begin, start + 60),
+    ] {
+        let mut l = pod_l(pod).to_vec();
+        l.extend([
+            ("owner_kind", "ReplicaSet"),
+            ("owner_name", rs),
+            ("owner_is_controller", "true"),
+        ]);
+        s.push(series("kube_pod_owner", &l).every(from, to, STEP, |_| 1.0));
+    }
+    s.push(
+        series(
+            "kube_pod_owner",
+            &[
+                ("namespace", "prod"),
+                ("pod", "orders-6b7c8d9e0-zzzzz"),
+                ("owner_kind", "ReplicaSet"),
+                ("owner_name", "orders-6b7c8d9e0"),
+            ],
+        )
+        .every(begin, end, STEP, |_| 1.0),
+    );
+    for (rs, created, deployment) in [
+        ("payment-service-7f8b9c6d4", rs_created, "payment-service"),
+        (
+            "payment-service-5d9c8b7a6",
+            begin - 7 * 86_400,
+            "payment-service",
+        ),
+        ("orders-6b7c8d9e0", begin - 86_400, "orders"),
+    ] {
         s.push(
             series(
-                "kube_pod_owner",
+                "kube_replicaset_created",
+                &[("namespace", "prod"), ("replicaset", rs)],
+            )
+            .every(begin, end, STEP, move |_| created as f64),
+        );
+        s.push(
+            series(
+                "kube_replicaset_owner",
                 &[
                     ("namespace", "prod"),
-                    ("pod", "orders-6b7c8d9e0-zzzzz"),
-                    ("owner_kind", "ReplicaSet"),
-                    ("owner_name", "orders-6b7c8d9e0"),
+                    ("replicaset", rs),
+                    ("owner_kind", "Deployment"),
+                    ("owner_name", deployment),
                 ],
             )
             .every(begin, end, STEP, |_| 1.0),
         );
-        for (rs, created, deployment) in [
-            ("payment-service-7f8b9c6d4", rs_created, "payment-service"),
-            (
-                "payment-service-5d9c8b7a6",
-                begin - 7 * 86_400,
-                "payment-service",
-            ),
-            ("orders-6b7c8d9e0", begin - 86_400, "orders"),
-        ] {
-            s.push(
-                series(
-                    "kube_replicaset_created",
-                    &[("namespace", "prod"), ("replicaset", rs)],
-                )
-                .every(begin, end, STEP, move |_| created as f64),
-            );
-            s.push(
-                series(
-                    "kube_replicaset_owner",
-                    &[
-                        ("namespace", "prod"),
-                        ("replicaset", rs),
-                        ("owner_kind", "Deployment"),
-                        ("owner_name", deployment),
-                    ],
-                )
-                .every(begin, end, STEP, |_| 1.0),
-            );
-        }
-        s.push(
-            series(
-                "kube_pod_annotations",
-                &[
-                    ("namespace", "prod"),
-                    ("pod", POD),
-                    (
-                        "annotation_proxy_istio_io_config",
-                        r#"{"tracing":{"sampling":100}}"#,
-                    ),
-                ],
-            )
-            .every(start, end, STEP, |_| 1.0),
-        );
-        s.push(
-            series(
-                "kube_pod_annotations",
-                &[
-                    ("namespace", "prod"),
-                    ("pod", OLD_POD),
-                    (
-                        "annotation_proxy_istio_io_config",
-                        r#"{"tracing":{"sampling":1}}"#,
-                    ),
-                ],
-            )
-            .every(begin, start + 60, STEP, |_| 1.0),
-        );
-        // Images: the sidecar's is unchanged (as in the incident), the app's is new.
-        for (pod, container, image, from, to) in [
-            (
-                OLD_POD,
-                "istio-proxy",
-                "docker.io/istio/proxyv2:1.20.3",
-                begin,
-                start + 60,
-            ),
-            (
-                OLD_POD,
-                "payment-service",
-                "registry.example/payment:41",
-                begin,
-                start + 60,
-            ),
-            (
-                POD,
-                "istio-proxy",
-                "docker.io/istio/proxyv2:1.20.3",
-                start,
-                end,
-            ),
-            (
-                POD,
-                "payment-service",
-                "registry.example/payment:42",
-                start,
-                end,
-            ),
-        ] {
-            s.push(
-                series(
-                    "kube_pod_container_info",
-                    &[
-                        ("namespace", "prod"),
-                        ("pod", pod),
-                        ("container", container),
-                        ("image", image),
-                    ],
-                )
-                .every(from, to, STEP, |_| 1.0),
-            );
-        }
-        // Envoy's stats, scraped from the sidecar: allocation grows with the leak.
-        s.push(
-            series(
-                "envoy_server_memory_allocated",
-                &[("namespace", "prod"), ("pod", POD)],
-            )
-            .every(start, end, STEP, move |t| {
-                40.0 * MI + (t - start) as f64 * 30.0 * MI / 3600.0
-            }),
-        );
-        s.push(
-            series(
-                "envoy_server_memory_heap_size",
-                &[("namespace", "prod"), ("pod", POD)],
-            )
-            .every(start, end, STEP, move |t| {
-                48.0 * MI + (t - start) as f64 * 31.0 * MI / 3600.0
-            }),
-        );
-        s
     }
+    s.push(
+        series(
+            "kube_pod_annotations",
+            &[
+                ("namespace", "prod"),
+                ("pod", POD),
+                (
+                    "annotation_proxy_istio_io_config",
+                    r#"{"tracing":{"sampling":100}}"#,
+                ),
+            ],
+        )
+        .every(start, end, STEP, |_| 1.0),
+    );
+    s.push(
+        series(
+            "kube_pod_annotations",
+            &[
+                ("namespace", "prod"),
+                ("pod", OLD_POD),
+                (
+                    "annotation_proxy_istio_io_config",
+                    r#"{"tracing":{"sampling":1}}"#,
+                ),
+            ],
+        )
+        .every(begin, start + 60, STEP, |_| 1.0),
+    );
+    // Images: the sidecar's is unchanged (as in the incident), the app's is new.
+    for (pod, container, image, from, to) in [
+        (
+            OLD_POD,
+            "istio-proxy",
+            "docker.io/istio/proxyv2:1.20.3",
+            begin,
+            start + 60,
+        ),
+        (
+            OLD_POD,
+            "payment-service",
+            "registry.example/payment:41",
+            begin,
+            start + 60,
+        ),
+        (
+            POD,
+            "istio-proxy",
+            "docker.io/istio/proxyv2:1.20.3",
+            start,
+            end,
+        ),
+        (
+            POD,
+            "payment-service",
+            "registry.example/payment:42",
+            start,
+            end,
+        ),
+    ] {
+        s.push(
+            series(
+                "kube_pod_container_info",
+                &[
+                    ("namespace", "prod"),
+                    ("pod", pod),
+                    ("container", container),
+                    ("image", image),
+                ],
+            )
+            .every(from, to, STEP, |_| 1.0),
+        );
+    }
+    // Envoy's stats, scraped from the sidecar: allocation grows with the leak.
+    s.push(
+        series(
+            "envoy_server_memory_allocated",
+            &[("namespace", "prod"), ("pod", POD)],
+        )
+        .every(start, end, STEP, move |t| {
+            40.0 * MI + (t - start) as f64 * 30.0 * MI / 3600.0
+        }),
+    );
+    s.push(
+        series(
+            "envoy_server_memory_heap_size",
+            &[("namespace", "prod"), ("pod", POD)],
+        )
+        .every(start, end, STEP, move |t| {
+            48.0 * MI + (t - start) as f64 * 31.0 * MI / 3600.0
+        }),
+    );
+    s
 }
 
 fn check(at: i64) -> Vec<serde_json::Value> {

@@ -25,6 +25,7 @@
 mod real;
 
 use headroom::backtest::{replay, ReplayParams};
+use headroom::model::trend::{fit_line, Point};
 use headroom::model::{AlertParams, ForecastParams, Sample};
 use real::Case;
 
@@ -141,10 +142,9 @@ fn heap_that_runs_out_is_alerted_ahead() {
         {
             // The alert firing when the heap runs out, from the start of its episode
             // (an evaluation every 30 s): one that came and went before is no warning.
-            let end = firing.partition_point(|&t| t <= exhausted_at);
-            let last = end.checked_sub(1).map(|i| firing[i]);
+            let start = real::episode_start(firing, exhausted_at, 30_000);
             assert!(
-                last.is_some_and(|t| exhausted_at - t <= 30_000),
+                start.is_some(),
                 "{}, {how}: no alert firing when the heap ran out (alerts at {:?} min)",
                 case.name,
                 firing
@@ -152,11 +152,7 @@ fn heap_that_runs_out_is_alerted_ahead() {
                     .map(|t| (t - case.samples[0].at) / 60_000)
                     .collect::<Vec<_>>()
             );
-            let mut start = end - 1;
-            while start > 0 && firing[start] - firing[start - 1] <= 30_000 {
-                start -= 1;
-            }
-            let lead_minutes = (exhausted_at - firing[start]) / 60_000;
+            let lead_minutes = (exhausted_at - start.unwrap()) / 60_000;
             assert!(
                 lead_minutes >= 10,
                 "{}, {how}: the alert began {lead_minutes} min before the heap ran out",
@@ -240,20 +236,19 @@ fn excuse(samples: &[Sample], limit: f64, at: i64) -> Result<(), String> {
     if now.partial_cmp(&then) != Some(std::cmp::Ordering::Greater) {
         return Err("it did not keep rising after it first alerted".into());
     }
-    let tail: Vec<(f64, f64)> = within(end - 900_000, end)
-        .map(|s| ((s.at - end) as f64 / 1000.0, s.bytes))
+    let tail: Vec<Point> = within(end - 900_000, end)
+        .map(|s| Point {
+            t: (s.at - end) as f64 / 1000.0,
+            y: s.bytes,
+            w: 1.0,
+        })
         .collect();
-    let n = tail.len() as f64;
-    let (mt, my) = tail
-        .iter()
-        .fold((0.0, 0.0), |(t, y), p| (t + p.0 / n, y + p.1 / n));
-    let (sty, stt) = tail.iter().fold((0.0, 0.0), |(ty, tt), p| {
-        (ty + (p.0 - mt) * (p.1 - my), tt + (p.0 - mt).powi(2))
-    });
-    let slope = sty / stt;
-    let minutes = (limit - tail[tail.len() - 1].1) / slope / 60.0;
+    let slope = fit_line(&tail).map_or(f64::NAN, |line| line.slope);
+    let minutes = (limit - samples[samples.len() - 1].bytes) / slope / 60.0;
     let horizon = ForecastParams::default().critical_horizon_seconds / 60.0;
-    if slope <= 0.0 || minutes.partial_cmp(&horizon) != Some(std::cmp::Ordering::Less) {
+    if slope.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        || minutes.partial_cmp(&horizon) != Some(std::cmp::Ordering::Less)
+    {
         return Err(format!(
             "the line through its last 15 minutes reaches the limit in {minutes:.0} min, \
              beyond the critical horizon"

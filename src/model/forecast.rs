@@ -494,7 +494,7 @@ fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
 /// [`analyze_trend`] on the bins' means, with their max as the peaks, and the
 /// [`band_veto`].
 fn trend_of_means(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
-    let analysis = analyze_trend(bins, &mean_points(bins), params, |b| b.max)?;
+    let analysis = analyze_trend(bins, &mean_points(bins), params)?;
     Some(band_veto(bins, analysis))
 }
 
@@ -515,12 +515,12 @@ fn trend_of_means(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
 /// whose peaks rise more than about seven times as fast as its floor (an ordinary
 /// JVM leak grows its young generation far less).
 fn band_veto(bins: &[Bin], mut analysis: Analysis) -> Analysis {
-    if analysis.pattern != Pattern::Leak || !is_band(bins) {
+    if analysis.pattern != Pattern::Leak {
         return analysis;
     }
     let regime = &bins[bins.partition_point(|b| b.t < analysis.onset_seconds)..];
     let third = regime.len() / 3;
-    if third < 2 {
+    if third < 2 || !is_band(bins) {
         return analysis;
     }
     let (early, late) = (&regime[..third], &regime[regime.len() - third..]);
@@ -764,7 +764,7 @@ fn analyze_cycles(bins: &[Bin], releases: &[usize], params: &ForecastParams) -> 
             count: p.w,
         })
         .collect();
-    let mut analysis = analyze_trend(&floor_bins, &floors, params, |b| b.max)?;
+    let mut analysis = analyze_trend(&floor_bins, &floors, params)?;
     // Peaks above the floor trend, typical over the recent cycles.
     let mut offsets: Vec<f64> = peaks
         .iter()
@@ -879,19 +879,14 @@ fn analyze_seasonal(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
             ..*b
         })
         .collect();
-    let mut a = analyze_trend(&deseasonalized_bins, &deseasonalized, params, |b| b.max)?;
+    let mut a = analyze_trend(&deseasonalized_bins, &deseasonalized, params)?;
     a.season = Some(Season { profile });
     Some(a)
 }
 
 /// Trend analysis on `points` (bin means, possibly deseasonalized): regime, then a
-/// line or, when its bend is significant, a parabola; peak offset from `peak_of`.
-fn analyze_trend(
-    bins: &[Bin],
-    points: &[Point],
-    params: &ForecastParams,
-    peak_of: impl Fn(&Bin) -> f64,
-) -> Option<Analysis> {
+/// line or, when its bend is significant, a parabola; peak offset from the bins' max.
+fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Option<Analysis> {
     let n = points.len();
     let width = (points[n - 1].t - points[0].t) / (n - 1).max(1) as f64;
     // A regime needs 10 minutes and 4 bins at least.
@@ -985,7 +980,7 @@ fn analyze_trend(
     // How far peaks rise above the trend: the 90th percentile over the regime.
     let mut offsets: Vec<f64> = bins[start..]
         .iter()
-        .map(|b| peak_of(b) - model_at(b.t))
+        .map(|b| b.max - model_at(b.t))
         .collect();
     let q = ((offsets.len() - 1) as f64 * 0.9).round() as usize;
     let (_, peak_offset, _) = offsets.select_nth_unstable_by(q, |a, b| a.total_cmp(b));
@@ -996,7 +991,7 @@ fn analyze_trend(
             .iter()
             .map(|b| Point {
                 t: b.t,
-                y: peak_of(b),
+                y: b.max,
                 w: b.count,
             })
             .collect();
@@ -1380,7 +1375,7 @@ mod tests {
             let samples = band(60, seed, |_| 1024.0 * MI, grow);
             let now = samples.last().unwrap().at;
             let bins = make_bins(&samples, now);
-            let means = analyze_trend(&bins, &mean_points(&bins), &params, |b| b.max).unwrap();
+            let means = analyze_trend(&bins, &mean_points(&bins), &params).unwrap();
             assert_eq!(means.pattern, Pattern::Leak, "seed {seed}: {means:?}");
             let f = forecast(&samples, Some(16.0 * 1024.0 * MI), now, &params);
             if (f.pattern, f.time_to_limit) == (Pattern::Stable, None) {
@@ -1413,7 +1408,7 @@ mod tests {
                 for minute in (60..=180).step_by(5) {
                     let now = minute * 60_000;
                     let bins = make_bins(&samples[..=(minute * 2) as usize], now);
-                    let a = analyze_trend(&bins, &mean_points(&bins), &params, |b| b.max).unwrap();
+                    let a = analyze_trend(&bins, &mean_points(&bins), &params).unwrap();
                     evaluations += 1;
                     // A band: its depth shrinks against the level as the leak lifts it.
                     if a.pattern == Pattern::Leak && is_band(&bins) {
@@ -1637,21 +1632,23 @@ mod tests {
         assert!((t_quantile(1000.0, 0.95) - 1.646).abs() < 0.01);
     }
 
-    /// A run from 100Mi climbing to `limit` in `took` minutes, killed, and the next
-    /// one `minutes` old, growing `ratio` times as fast from `offset` higher; 30 s
-    /// samples with a little noise.
+    /// The limit the runs of [`run_after_run_out`] climb to.
+    const RUN_LIMIT: f64 = 256.0 * MI;
+
+    /// A run from 100Mi climbing to [`RUN_LIMIT`] in `took` minutes, killed, and the
+    /// next one `minutes` old, growing `ratio` times as fast from `offset` higher (30 s
+    /// samples with a little noise), with the next one's forecast after the first.
     fn run_after_run_out(
-        limit: f64,
         took: i64,
         minutes: i64,
         ratio: f64,
         offset: f64,
         noise_seed: u64,
-    ) -> (Vec<Sample>, Vec<Sample>) {
+    ) -> (Vec<Sample>, Vec<Sample>, Forecast) {
         let mut rng = crate::sim::Rng::new(noise_seed);
         let mut noise = move || rng.normal() * 0.5 * MI;
         let base = 100.0 * MI;
-        let rate = (limit - base) / (took * 60) as f64;
+        let rate = (RUN_LIMIT - base) / (took * 60) as f64;
         let previous: Vec<Sample> = (0..=took * 2)
             .map(|i| Sample {
                 at: i * 30_000,
@@ -1665,7 +1662,10 @@ mod tests {
                 bytes: base * (1.0 + offset) + ratio * rate * (i * 30) as f64 + noise(),
             })
             .collect();
-        (previous, current)
+        let now = current.last().unwrap().at;
+        let params = ForecastParams::default();
+        let f = forecast_after(&current, Some(&previous), Some(RUN_LIMIT), now, &params);
+        (previous, current, f)
     }
 
     proptest! {
@@ -1725,18 +1725,15 @@ mod tests {
             offset in -0.1f64..0.1,
             noise_seed in 0u64..1000,
         ) {
-            let limit = 256.0 * MI;
-            let (previous, current) = run_after_run_out(limit, took, minutes, ratio, offset, noise_seed);
-            let start = current[0].at;
-            let now = current.last().unwrap().at;
+            let (previous, current, f) = run_after_run_out(took, minutes, ratio, offset, noise_seed);
+            let (start, now) = (current[0].at, current.last().unwrap().at);
             let params = ForecastParams::default();
-            let f = forecast_after(&current, Some(&previous), Some(limit), now, &params);
             let mut memo = crate::model::Memo::default();
             let kept = memo.forecast(
                 crate::model::SegmentFacts { start, latest: *current.last().unwrap(), step_ms: 30_000 },
                 || Cow::Borrowed(&current),
                 || Some(Cow::Borrowed(&previous)),
-                Some(limit),
+                Some(RUN_LIMIT),
                 now,
                 &params,
             );
@@ -1759,10 +1756,7 @@ mod tests {
             offset in -0.01f64..0.01,
             noise_seed in 0u64..1000,
         ) {
-            let limit = 256.0 * MI;
-            let (previous, current) = run_after_run_out(limit, took, minutes, ratio, offset, noise_seed);
-            let now = current.last().unwrap().at;
-            let f = forecast_after(&current, Some(&previous), Some(limit), now, &ForecastParams::default());
+            let (_, _, f) = run_after_run_out(took, minutes, ratio, offset, noise_seed);
             prop_assert_eq!(f.previous_run_ms, Some(took * 60_000), "{:?}", f);
         }
 

@@ -10,7 +10,7 @@
 //! this incarnation does not follow.
 
 use super::forecast::{TimeToLimit, MODEL_ERROR};
-use super::trend::{fit_line, Point};
+use super::trend::fit_line_of;
 use super::Sample;
 
 /// A previous run ended at the limit when its last sample was this close to it.
@@ -83,24 +83,17 @@ pub fn follows_previous(
         return None;
     }
     // Both growing, at comparable rates.
-    let points = |samples: &mut dyn Iterator<Item = (i64, f64)>| -> Vec<Point> {
-        samples
-            .map(|(at, y)| Point {
-                t: at as f64 / 1000.0,
-                y,
-                w: 1.0,
-            })
-            .collect()
-    };
-    let own = fit_line(&points(
-        &mut current.iter().map(|s| (s.at - first.at, s.bytes)),
-    ))?;
-    let then = fit_line(&points(
-        &mut previous
+    let line = |run: &[Sample], start: i64| {
+        let points = run
             .iter()
-            .take_while(|s| s.at - prev_first.at <= age)
-            .map(|s| (s.at - prev_first.at, s.bytes)),
-    ))?;
+            .map(|s| ((s.at - start) as f64 / 1000.0, s.bytes, 1.0));
+        fit_line_of(points, run.len())
+    };
+    let own = line(current, first.at)?;
+    let then = line(
+        &previous[..previous.partition_point(|s| s.at - prev_first.at <= age)],
+        prev_first.at,
+    )?;
     if own.slope - GROWTH_T * own.slope_std_error(0.0) <= 0.0 || then.slope <= 0.0 {
         return None;
     }

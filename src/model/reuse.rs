@@ -46,8 +46,6 @@ struct Kept {
     segment_start: i64,
     limit_bits: Option<u64>,
     high: f64,
-    /// Growth the fit found (bytes/s).
-    growth: f64,
     /// A working set below this calls for a fit.
     floor: f64,
     /// The newest sample's time at the last evaluation.
@@ -85,8 +83,13 @@ impl Memo {
                 facts.latest.at - kept.latest_at <= facts.step_ms + facts.step_ms / 10;
             let elapsed_seconds = (now - kept.fitted_at) as f64 / 1000.0;
             // Growing as the fit said it would is no news: the allowance is the fit's
-            // own growth since (zero for a quiet fit), with a quarter to spare.
-            let allowed_high = kept.high + kept.growth.max(0.0) * elapsed_seconds * GROWTH_SLACK;
+            // own growth since, with a quarter to spare. A quiet forecast (no time to
+            // limit) is news at any new high.
+            let growth = match kept.forecast.time_to_limit {
+                Some(_) => kept.forecast.growth_bytes_per_second.unwrap_or(0.0),
+                None => 0.0,
+            };
+            let allowed_high = kept.high + growth.max(0.0) * elapsed_seconds * GROWTH_SLACK;
             if kept.segment_start == facts.start
                 && one_new_sample_at_most
                 && kept.limit_bits == limit_bytes.map(f64::to_bits)
@@ -140,12 +143,6 @@ impl Memo {
                     refit_at,
                     segment_start: facts.start,
                     limit_bits: limit_bytes.map(f64::to_bits),
-                    // A quiet forecast is news at any new high; one on course for
-                    // the limit, only at a high beyond its own course.
-                    growth: match out.time_to_limit {
-                        Some(_) => out.growth_bytes_per_second.unwrap_or(0.0),
-                        None => 0.0,
-                    },
                     // A container on course for its limit that falls below everything
                     // it held in the last quarter of its history is not on that course.
                     floor: if out.time_to_limit.is_some() {

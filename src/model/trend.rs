@@ -185,7 +185,7 @@ pub fn fit_line(points: &[Point]) -> Option<Line> {
 }
 
 /// [`fit_line`] over `n` (t, y, w) triples, without collecting them.
-fn fit_line_of(points: impl Iterator<Item = (f64, f64, f64)>, n: usize) -> Option<Line> {
+pub(super) fn fit_line_of(points: impl Iterator<Item = (f64, f64, f64)>, n: usize) -> Option<Line> {
     if n < 2 {
         return None;
     }

@@ -130,6 +130,19 @@ pub fn spark_cases() -> Vec<Case> {
     out
 }
 
+/// When the alert still firing at `at` began: `firing` holds the times (ms, in order)
+/// of the evaluations, one every `step_ms`, at which an alert fired. `None` when the
+/// evaluation at or just before `at` did not fire: an alert that came and went before
+/// is no warning.
+pub fn episode_start(firing: &[i64], at: i64, step_ms: i64) -> Option<i64> {
+    let end = firing.partition_point(|&t| t <= at);
+    let mut i = end.checked_sub(1).filter(|&i| at - firing[i] <= step_ms)?;
+    while i > 0 && firing[i] - firing[i - 1] <= step_ms {
+        i -= 1;
+    }
+    Some(firing[i])
+}
+
 /// The index of column `wanted` in a CSV `header` line of file `name`.
 fn column(header: &str, wanted: &str, name: &str) -> usize {
     header
