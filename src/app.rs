@@ -3,7 +3,6 @@
 //! every other one.
 
 use std::future::Future;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -14,11 +13,12 @@ use crate::cli::{
 };
 use crate::config::{Config, ConfigError, Overrides};
 use crate::daemon::{self, LoopOptions, WallClock};
+use crate::explain::Explainer;
 use crate::pipeline::Pipeline;
 use crate::report::render_table;
 use crate::source::kubernetes::PrometheusSource;
 use crate::source::prometheus::PrometheusClient;
-use crate::source::TimestampMs;
+use crate::vocab::TimestampMs;
 
 /// Why a command failed, which decides the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +110,14 @@ async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
         .warning_pending
         .max(config.forecast.critical_pending);
     let mut reports = pipeline.evaluate_with_warmup(at, warmup);
-    pipeline.explain(&mut reports, at).await;
+    let mut explainer = Explainer::new(
+        config.sidecar_names.clone(),
+        config.forecast_params(),
+        config.store.resolution,
+    );
+    explainer
+        .explain(pipeline.source(), pipeline.store(), &mut reports, at)
+        .await;
     match args.format {
         OutputFormat::Json => {
             let json = serde_json::to_string_pretty(&reports).context("cannot encode JSON")?;
@@ -148,9 +155,9 @@ async fn daemon(
         warning_horizon = %humantime::format_duration(config.forecast.warning_horizon),
         critical_horizon = %humantime::format_duration(config.forecast.critical_horizon),
         auth = match config.prometheus.auth {
-            crate::config::Auth::None => "none",
-            crate::config::Auth::Bearer(_) => "bearer",
-            crate::config::Auth::Basic { .. } => "basic",
+            crate::vocab::Auth::None => "none",
+            crate::vocab::Auth::Bearer(_) => "bearer",
+            crate::vocab::Auth::Basic { .. } => "basic",
         },
         "headroom starting"
     );
@@ -193,7 +200,7 @@ async fn demo(
             // The URL is a secret: say what is wrong without quoting it.
             _ => return Err(AppError::Usage(format!("{flag} is not an http(s) URL"))),
         }
-        let secret = crate::config::SecretValue::Inline(url.clone());
+        let secret = crate::vocab::SecretValue::Inline(url.clone());
         let filter = crate::config::ReceiverFilter {
             min_severity: Some(crate::model::Severity::Warning),
             ..Default::default()
@@ -237,7 +244,7 @@ async fn demo(
     println!("  status page  http://{}/", args.listen);
     println!("  forecasts    http://{}/api/v1/forecasts", args.listen);
     println!("  metrics      http://{}/metrics", args.listen);
-    println!("payment-service-7f8b9c6d4-xk2nm was rolled out at {} with trace sampling at 100%; its istio-proxy sidecar has a 128Mi limit.\n", &crate::report::rfc3339(rollout)[11..16]);
+    println!("payment-service-7f8b9c6d4-xk2nm was rolled out at {} with trace sampling at 100%; its istio-proxy sidecar has a 128Mi limit.\n", &crate::vocab::rfc3339(rollout)[11..16]);
     let mut options = LoopOptions::from_config(config);
     options.speed = args.speed;
     options.stop_at = (!args.forever).then_some(oom + 15 * 60_000);
@@ -248,16 +255,17 @@ async fn demo(
     // from the run before (it leaks on the same course).
     let recurring = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let recurring_seen = recurring.clone();
-    let on_poll: daemon::OnPoll = Box::new(move |snapshot, transitions| {
+    let on_poll: daemon::OnPoll = Box::new(move |snapshot, events| {
+        let transitions = events.iter().filter(|e| e.is_transition());
         if transitions
-            .iter()
-            .any(|t| t.report.alert.is_some() && t.report.container != "istio-proxy")
+            .clone()
+            .any(|e| e.severity.is_some() && e.report.container != "istio-proxy")
         {
             others.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let at = snapshot
             .evaluated_at
-            .map(crate::report::rfc3339)
+            .map(crate::vocab::rfc3339)
             .unwrap_or_default();
         let clock = at.get(11..16).unwrap_or("");
         if let Some(sidecar) = snapshot
@@ -273,15 +281,14 @@ async fn demo(
         for kill in &snapshot.new_oom_kills {
             println!("[{clock}] {}", kill.sentence);
         }
-        for t in transitions {
-            let r = &t.report;
-            match r.alert {
+        for e in transitions {
+            let summary = e.annotations.get("summary").map_or("", String::as_str);
+            match e.severity {
                 Some(severity) => println!(
-                    "[{clock}] ALERT {}: {}",
+                    "[{clock}] ALERT {}: {summary}",
                     severity.as_str().to_uppercase(),
-                    r.summary()
                 ),
-                None => println!("[{clock}] resolved: {}", r.summary()),
+                None => println!("[{clock}] resolved: {summary}"),
             }
         }
         // A status line every 10 simulated minutes.
@@ -339,7 +346,7 @@ async fn demo(
     };
     println!(
         "\ndemo over: the sidecar reached its limit at {} and was restarted{after}; {quiet}.",
-        &crate::report::rfc3339(oom)[11..16]
+        &crate::vocab::rfc3339(oom)[11..16]
     );
     Ok(())
 }
@@ -415,7 +422,7 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
             .working_sets
             .into_iter()
             .map(|w| {
-                let mut labels: crate::source::Labels = w.key.extra.iter().cloned().collect();
+                let mut labels: crate::vocab::Labels = w.key.extra.iter().cloned().collect();
                 labels.insert("namespace".into(), w.key.namespace);
                 labels.insert("pod".into(), w.key.pod);
                 labels.insert("container".into(), w.key.container);
@@ -442,8 +449,8 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
         return Err(AppError::Runtime(anyhow::anyhow!("no series to replay")));
     }
     let params = ReplayParams {
-        forecast: crate::pipeline::forecast_params(config),
-        alert: crate::pipeline::alert_params(config),
+        forecast: config.forecast_params(),
+        alert: config.alert_params(),
         step_ms: step.as_millis() as i64,
         lookback_ms: config.store.lookback.as_millis() as i64,
         refit_every_step: false,
@@ -507,6 +514,3 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
-
-/// How long graceful shutdown may take before the process exits anyway.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

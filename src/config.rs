@@ -14,20 +14,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::source::config::{
+    PrometheusConfig, Queries, Shard, ShardMode, DEFAULT_CADVISOR_LIMITS_QUERY,
+    DEFAULT_INIT_LIMITS_QUERY, DEFAULT_LIMITS_QUERY, DEFAULT_OOM_QUERY, DEFAULT_RESTARTS_QUERY,
+    DEFAULT_WORKING_SET_QUERY,
+};
 use crate::units::{parse_bytes, parse_duration};
-
-/// The default queries. They are public so `--help` texts and docs can show them.
-pub const DEFAULT_WORKING_SET_QUERY: &str =
-    r#"container_memory_working_set_bytes{container!="",container!="POD"}"#;
-pub const DEFAULT_LIMITS_QUERY: &str = r#"kube_pod_container_resource_limits{resource="memory"}"#;
-pub const DEFAULT_INIT_LIMITS_QUERY: &str =
-    r#"kube_pod_init_container_resource_limits{resource="memory"}"#;
-pub const DEFAULT_CADVISOR_LIMITS_QUERY: &str =
-    r#"container_spec_memory_limit_bytes{container!="",container!="POD"}"#;
-pub const DEFAULT_RESTARTS_QUERY: &str =
-    "kube_pod_container_status_restarts_total or kube_pod_init_container_status_restarts_total";
-pub const DEFAULT_OOM_QUERY: &str =
-    r#"kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}"#;
+use crate::vocab::{Auth, RedactedValue, SecretValue, TlsConfig};
 
 // ---------------------------------------------------------------------------------------
 // Raw: exactly what the file says.
@@ -322,132 +315,6 @@ pub struct ServerConfig {
     pub metrics_max_containers: usize,
 }
 
-/// Where Prometheus is and how to talk to it.
-#[derive(Debug, Clone)]
-pub struct PrometheusConfig {
-    /// Base URL; API paths such as `api/v1/query` are joined onto it, so a path prefix
-    /// (`https://thanos.example/prometheus/`) is kept.
-    pub url: reqwest::Url,
-    /// Per-request timeout, also sent to Prometheus so it abandons the query in time.
-    pub timeout: Duration,
-    pub auth: Auth,
-    /// Extra headers on every request, e.g. `X-Scope-OrgID` for Mimir tenants.
-    pub headers: Vec<(String, String)>,
-    pub tls: TlsConfig,
-    /// Prometheus refuses range queries of more than 11,000 points per series; longer
-    /// ranges are split into requests of at most this many points.
-    pub max_points_per_request: u32,
-    /// Requests in flight at once, so a backfill never floods Prometheus.
-    pub max_concurrent_requests: usize,
-}
-
-/// How requests authenticate.
-#[derive(Debug, Clone)]
-pub enum Auth {
-    None,
-    Bearer(SecretValue),
-    Basic {
-        username: String,
-        password: SecretValue,
-    },
-}
-
-/// A secret given inline or as a file that is read at every use, so rotated tokens
-/// (projected service-account tokens, mounted Secrets) are picked up without a restart.
-#[derive(Clone)]
-pub enum SecretValue {
-    Inline(String),
-    File(PathBuf),
-}
-
-impl SecretValue {
-    /// The secret's current value. The error names the file, never the content.
-    pub fn read(&self) -> Result<String, String> {
-        match self {
-            SecretValue::Inline(value) => Ok(value.clone()),
-            SecretValue::File(path) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("cannot read secret file {}: {e}", path.display())),
-        }
-    }
-}
-
-impl fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SecretValue::Inline(_) => f.write_str("<redacted>"),
-            SecretValue::File(path) => write!(f, "<from file {}>", path.display()),
-        }
-    }
-}
-
-/// A config value that may be a secret (a webhook header carrying a token): usable
-/// as a string, printed as `<redacted>` by Debug.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedactedValue(pub String);
-
-impl fmt::Debug for RedactedValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// TLS settings for Prometheus.
-#[derive(Debug, Clone, Default)]
-pub struct TlsConfig {
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub insecure_skip_verify: bool,
-}
-
-impl TlsConfig {
-    /// Adds the CA bundle, the client certificate and the verification switch to an
-    /// HTTP client being built: one place for Prometheus and Alertmanager alike.
-    pub fn apply(
-        &self,
-        mut builder: reqwest::ClientBuilder,
-    ) -> Result<reqwest::ClientBuilder, String> {
-        if let Some(ca) = &self.ca_file {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
-            let mut pem = std::fs::read(cert)
-                .map_err(|e| format!("tls.cert_file {}: {e}", cert.display()))?;
-            pem.extend(
-                std::fs::read(key).map_err(|e| format!("tls.key_file {}: {e}", key.display()))?,
-            );
-            let identity = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| format!("tls client certificate: {e}"))?;
-            builder = builder.identity(identity);
-        }
-        if self.insecure_skip_verify {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        Ok(builder)
-    }
-}
-
-/// The PromQL that headroom runs. Each must keep the `namespace`, `pod` and `container`
-/// labels (and any extra identity labels).
-#[derive(Debug, Clone)]
-pub struct Queries {
-    pub working_set: String,
-    pub limits: String,
-    pub init_container_limits: Option<String>,
-    pub cadvisor_limits: Option<String>,
-    pub restarts: Option<String>,
-    /// 1 while a container's last termination was an OOM kill (kube-state-metrics);
-    /// with a restart it marks an OOM kill to attribute.
-    pub oom_kills: Option<String>,
-}
-
 /// How much history is kept per container.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -489,46 +356,6 @@ pub struct Overrides {
     pub shard_count: Option<u32>,
 }
 
-/// How replicas split the containers between them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShardMode {
-    /// By a hash of namespace/pod: even shards; every replica reads every series
-    /// and keeps its own (a pod's containers always share a shard).
-    Pod,
-    /// By a hash of the namespace: each replica asks Prometheus only for its
-    /// namespaces, so Prometheus' cost is split too; shards are as even as namespaces.
-    Namespace,
-}
-
-/// This replica's share of the containers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
-    pub mode: ShardMode,
-}
-
-impl Shard {
-    /// FNV-1a: stable across versions and platforms, unlike std's hasher.
-    fn hash(text: &str) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in text.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h
-    }
-
-    /// Whether this replica owns a container of `pod` in `namespace`.
-    pub fn owns(&self, namespace: &str, pod: &str) -> bool {
-        let h = match self.mode {
-            ShardMode::Pod => Self::hash(&format!("{namespace}/{pod}")),
-            ShardMode::Namespace => Self::hash(namespace),
-        };
-        h % u64::from(self.count) == u64::from(self.index)
-    }
-}
-
 /// One thing wrong with a config, naming the key and, when known, the line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -562,6 +389,51 @@ impl fmt::Display for ConfigError {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The model's forecast parameters this config describes.
+    pub fn forecast_params(&self) -> crate::model::ForecastParams {
+        crate::model::ForecastParams {
+            warning_horizon_seconds: self.forecast.warning_horizon.as_secs_f64(),
+            critical_horizon_seconds: self.forecast.critical_horizon.as_secs_f64(),
+            min_history_seconds: self.forecast.min_history.as_secs_f64(),
+            ..crate::model::ForecastParams::default()
+        }
+    }
+
+    /// How alerts are named, labelled and re-sent.
+    pub fn alert_settings(&self) -> crate::notify::AlertSettings {
+        crate::notify::AlertSettings {
+            alertname: self.alerts.alertname.clone(),
+            resend_interval: self.alerts.resend_interval,
+            resolved_retention: self.alerts.resolved_retention,
+            poll_interval: self.poll_interval,
+            extra_labels: self.alerts.labels.clone(),
+            runbook_url: self.alerts.runbook_url.clone(),
+            dashboard_url: self.alerts.dashboard_url.clone(),
+            prometheus_url: self.prometheus.url.to_string(),
+        }
+    }
+
+    /// How receivers queue and retry.
+    pub fn retry_policy(&self) -> crate::notify::RetryPolicy {
+        crate::notify::RetryPolicy {
+            initial: self.alerts.retry_initial,
+            max: self.alerts.retry_max,
+            capacity: self.alerts.queue_capacity,
+        }
+    }
+
+    /// The alert state machine's timing this config describes.
+    pub fn alert_params(&self) -> crate::model::AlertParams {
+        crate::model::AlertParams {
+            pending_warning_seconds: self.forecast.warning_pending.as_secs_f64(),
+            pending_critical_seconds: self.forecast.critical_pending.as_secs_f64(),
+            keep_firing_for_seconds: self.forecast.keep_firing_for.as_secs_f64(),
+            hysteresis: crate::model::AlertParams::default().hysteresis,
+        }
     }
 }
 

@@ -1,22 +1,33 @@
-//! The service: the poll loop that moves data source → store → model, publishes one
-//! immutable [`Snapshot`] per poll for the API and metrics, and one shutdown path.
+//! The service: the poll loop that runs the pipeline (fetch → store → evaluate),
+//! explains the reports, hands them to the alert lifecycle and its receivers, and
+//! publishes one immutable [`Snapshot`] per poll for the API and metrics; and one
+//! shutdown path.
 //!
 //! Time comes from a [`Clock`], so the demo's accelerated simulated cluster runs the
 //! very same loop as `headroom run` against Prometheus.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::api::{AlertTransition, Snapshot};
 use crate::config::Config;
-use crate::model::Severity;
-use crate::pipeline::{ContainerHistory, Pipeline};
+use crate::explain::{Explainer, OomKill};
+use crate::notify::{Event, Notifier};
+use crate::pipeline::{Pipeline, PollSummary};
 use crate::report::ContainerReport;
-use crate::source::{ContainerKey, Source, TimestampMs};
+use crate::source::Source;
 use crate::telemetry::Telemetry;
+use crate::vocab::TimestampMs;
+
+/// How long graceful shutdown may take before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How many alert transitions `/api/v1/events` keeps.
+const KEPT_TRANSITIONS: usize = 100;
 
 /// Where "now" comes from.
 pub trait Clock: Send + Sync + 'static {
@@ -55,33 +66,6 @@ impl Clock for ScaledClock {
     }
 }
 
-/// Everything the API serves, replaced whole after every poll.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// When the forecasts were made (ms); `None` before the first successful poll.
-    pub evaluated_at: Option<TimestampMs>,
-    /// When the last poll succeeded (ms).
-    pub last_success: Option<TimestampMs>,
-    /// The last poll's error, if it failed.
-    pub last_error: Option<String>,
-    /// The forecasts are older than `poll.stale_after`.
-    pub stale: bool,
-    /// Most urgent first.
-    pub reports: Vec<ContainerReport>,
-    /// Chart data of the containers worth a chart (the most urgent ones).
-    pub histories: HashMap<ContainerKey, ContainerHistory>,
-    /// Recent OOM kills, attributed, newest last.
-    pub oom_kills: Vec<crate::explain::OomKill>,
-    /// OOM kills first seen in this poll (for notifications).
-    pub new_oom_kills: Vec<crate::explain::OomKill>,
-}
-
-impl Snapshot {
-    pub fn ready(&self) -> bool {
-        self.last_success.is_some() && !self.stale
-    }
-}
-
 /// How the loop runs.
 #[derive(Debug, Clone, Copy)]
 pub struct LoopOptions {
@@ -108,202 +92,252 @@ impl LoopOptions {
     }
 }
 
-/// An alert that changed: for logs, the demo's console, and notifiers.
-#[derive(Debug, Clone)]
-pub struct Transition {
-    pub report: ContainerReport,
-    pub previous: Option<Severity>,
-}
-
-/// Hears every successful poll: the new snapshot and the alerts that changed.
-pub type OnPoll = Box<dyn FnMut(&Snapshot, &[Transition]) + Send>;
+/// Hears every successful poll: the new snapshot and the lifecycle's events (the
+/// demo's console prints the transitions among them).
+pub type OnPoll = Box<dyn FnMut(&Snapshot, &[Event]) + Send>;
 
 /// Reads a source's fetch counters (Prometheus' bytes and requests; zero for others).
 pub type FetchCounter<S> = fn(&S) -> crate::source::prometheus::FetchTotals;
 
-/// Runs the poll loop until `shutdown` resolves (or `stop_at` passes), publishing a
-/// snapshot after every poll.
-#[allow(clippy::too_many_arguments)]
-pub async fn poll_loop<S: Source>(
-    mut pipeline: Pipeline<S>,
-    clock: Arc<dyn Clock>,
-    options: LoopOptions,
+/// Everything the poll loop drives, from one poll to the next.
+struct Service<S> {
+    pipeline: Pipeline<S>,
+    explainer: Explainer,
+    notifier: Notifier,
     telemetry: Arc<Telemetry>,
     snapshots: watch::Sender<Arc<Snapshot>>,
-    mut on_poll: OnPoll,
+    on_poll: OnPoll,
     fetch_totals: FetchCounter<S>,
-    shutdown: impl Future<Output = ()> + Send,
-) {
-    let wall_interval = options.interval.div_f64(options.speed.max(1e-6));
-    let mut failures = 0u32;
-    let mut previous: rustc_hash::FxHashMap<ContainerKey, Option<Severity>> = Default::default();
-    let mut last_totals = fetch_totals(pipeline.source());
-    let mut last_success: Option<TimestampMs> = None;
-    let mut delay = Duration::ZERO;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => {
-                tracing::info!("stopping the poll loop");
+    options: LoopOptions,
+    /// The most recent alert transitions, newest last.
+    transitions: VecDeque<AlertTransition>,
+    last_success: Option<TimestampMs>,
+}
+
+impl<S: Source> Service<S> {
+    /// Runs the poll loop until `shutdown` resolves (or `stop_at` passes), publishing
+    /// a snapshot after every poll.
+    async fn run(&mut self, clock: Arc<dyn Clock>, shutdown: impl Future<Output = ()> + Send) {
+        let wall_interval = self.options.interval.div_f64(self.options.speed.max(1e-6));
+        let mut failures = 0u32;
+        let mut last_totals = (self.fetch_totals)(self.pipeline.source());
+        let mut delay = Duration::ZERO;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    tracing::info!("stopping the poll loop");
+                    return;
+                }
+                _ = tokio::time::sleep(delay) => {}
+            }
+            let started = Instant::now();
+            let now = clock.now();
+            if self.options.stop_at.is_some_and(|end| now > end) {
+                tracing::info!("reached the end of the run");
                 return;
             }
-            _ = tokio::time::sleep(delay) => {}
-        }
-        let started = Instant::now();
-        let now = clock.now();
-        if options.stop_at.is_some_and(|end| now > end) {
-            tracing::info!("reached the end of the run");
-            return;
-        }
-        let first = last_success.is_none();
-        if first {
-            tracing::info!("backfilling every container's lookback");
-        }
-        let result = tokio::select! {
-            _ = &mut shutdown => {
-                tracing::info!("stopping the poll loop during a poll");
-                return;
+            if self.last_success.is_none() {
+                tracing::info!("backfilling every container's lookback");
             }
-            r = pipeline.poll(now) => r,
+            let result = tokio::select! {
+                _ = &mut shutdown => {
+                    tracing::info!("stopping the poll loop during a poll");
+                    return;
+                }
+                r = self.pipeline.poll(now) => r,
+            };
+            let totals = (self.fetch_totals)(self.pipeline.source());
+            self.telemetry.record_fetch(totals - last_totals);
+            last_totals = totals;
+            match result {
+                Ok(summary) => {
+                    failures = 0;
+                    self.polled(now, summary, started).await;
+                    delay = wall_interval;
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.poll_failed(now, e, failures);
+                    // Back off: 1, 2, 4 … intervals, at most 5 minutes (or one interval).
+                    let backoff =
+                        wall_interval.saturating_mul(1 << failures.min(6).saturating_sub(1));
+                    delay = backoff.min(Duration::from_secs(300).max(wall_interval));
+                }
+            }
+            self.telemetry
+                .poll_duration
+                .observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// After a successful poll: attribute OOM kills, evaluate, explain, hand the
+    /// reports to the alert lifecycle, and publish the snapshot.
+    async fn polled(&mut self, now: TimestampMs, summary: PollSummary, started: Instant) {
+        let first = self.last_success.is_none();
+        self.last_success = Some(now);
+        let new_kills = self.explainer.record_kills(
+            self.pipeline.store(),
+            &summary.oom_restarts,
+            summary.backfill,
+        );
+        let forecast_started = Instant::now();
+        let mut reports = self.pipeline.evaluate(now);
+        self.telemetry
+            .forecast_duration
+            .observe(forecast_started.elapsed().as_secs_f64());
+        self.explainer
+            .explain(
+                self.pipeline.source(),
+                self.pipeline.store(),
+                &mut reports,
+                now,
+            )
+            .await;
+        let histories = reports
+            .iter()
+            .take(self.options.charted_containers)
+            .filter_map(|r| {
+                let key = r.key();
+                let tracked = self.pipeline.store().get(&key)?;
+                let trend = self.pipeline.trend(&key);
+                Some((key, crate::plot::history(tracked, trend)))
+            })
+            .collect();
+        let mut snapshot = Snapshot {
+            evaluated_at: Some(now),
+            last_success: self.last_success,
+            last_error: None,
+            stale: false,
+            reports,
+            histories,
+            oom_kills: self.explainer.oom_kills(),
+            new_oom_kills: new_kills,
+            transitions: Vec::new(),
         };
-        let totals = fetch_totals(pipeline.source());
-        telemetry.record_fetch(totals - last_totals);
-        last_totals = totals;
-        match result {
-            Ok(summary) => {
-                failures = 0;
-                last_success = Some(now);
-                let forecast_started = Instant::now();
-                let mut reports = pipeline.evaluate(now);
-                telemetry
-                    .forecast_duration
-                    .observe(forecast_started.elapsed().as_secs_f64());
-                pipeline.explain(&mut reports, now).await;
-                for kill in &summary.oom_kills {
-                    telemetry
-                        .oom_kills
-                        .with_label_values(&[
-                            &kill.namespace,
-                            &kill.reported_container,
-                            kill.attributed_container.as_deref().unwrap_or(""),
-                        ])
-                        .inc();
-                }
-                let mut transitions = Vec::new();
-                for r in &reports {
-                    let key = r.key();
-                    let before = previous.insert(key, r.alert).flatten();
-                    if before != r.alert {
-                        tracing::info!(
-                            container = %format!("{}/{}/{}", r.namespace, r.pod, r.container),
-                            from = before.map_or("none", Severity::as_str),
-                            to = r.alert.map_or("none", Severity::as_str),
-                            "{}",
-                            r.summary()
-                        );
-                        transitions.push(Transition {
-                            report: r.clone(),
-                            previous: before,
-                        });
-                    }
-                }
-                // Containers that went away resolve their alerts.
-                let live: rustc_hash::FxHashSet<ContainerKey> =
-                    reports.iter().map(ContainerReport::key).collect();
-                previous.retain(|k, alert| {
-                    let alive = live.contains(k);
-                    if !alive && alert.is_some() {
-                        tracing::info!(
-                            container = %k,
-                            from = alert.map_or("none", Severity::as_str),
-                            to = "none",
-                            "{}/{}/{} went away; its alert is resolved",
-                            k.namespace,
-                            k.pod,
-                            k.container
-                        );
-                    }
-                    alive
-                });
-                let histories = reports
-                    .iter()
-                    .take(options.charted_containers)
-                    .filter_map(|r| {
-                        let key = r.key();
-                        pipeline.history(&key).map(|h| (key, h))
-                    })
-                    .collect();
-                telemetry.publish(&reports);
-                telemetry.containers_tracked.set(summary.containers as i64);
-                telemetry.last_success.set(now as f64 / 1000.0);
-                if first {
-                    tracing::info!(
-                        containers = summary.containers,
-                        samples = summary.ingest.samples_added,
-                        took_ms = started.elapsed().as_millis() as u64,
-                        "backfilled {} containers",
-                        summary.containers
-                    );
-                }
-                let at_risk = reports.iter().filter(|r| r.alert.is_some()).count();
-                tracing::debug!(
-                    containers = summary.containers,
-                    samples_added = summary.ingest.samples_added,
-                    alerts = at_risk,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "poll done"
-                );
-                let snapshot = Arc::new(Snapshot {
-                    evaluated_at: Some(now),
-                    last_success,
-                    last_error: None,
-                    stale: false,
-                    reports,
-                    histories,
-                    oom_kills: {
-                        let kills = pipeline.oom_kills();
-                        telemetry.publish_kills(&kills);
-                        kills
-                    },
-                    new_oom_kills: summary.oom_kills.clone(),
-                });
-                on_poll(&snapshot, &transitions);
-                let _ = snapshots.send(snapshot);
-                delay = wall_interval;
-            }
-            Err(e) => {
-                failures += 1;
-                let reason = e.source.reason();
-                telemetry
-                    .poll_errors
-                    .with_label_values(&[e.what, reason])
-                    .inc();
-                let message = format!("{:#}", anyhow::Error::from(e));
-                let stale = last_success
-                    .is_none_or(|t| (now - t) as f64 > options.stale_after.as_secs_f64() * 1000.0);
-                tracing::warn!(error = %message, failures, stale, "poll failed; keeping the last forecasts");
-                snapshots.send_modify(|s| {
-                    let mut next = (**s).clone();
-                    next.last_error = Some(message.clone());
-                    next.stale = stale;
-                    for r in &mut next.reports {
-                        r.stale = stale;
-                    }
-                    *s = Arc::new(next);
-                });
-                // Back off: 1, 2, 4 … intervals, at most 5 minutes (or one interval).
-                let backoff = wall_interval.saturating_mul(1 << failures.min(6).saturating_sub(1));
-                delay = backoff.min(Duration::from_secs(300).max(wall_interval));
+        let events = self.notifier.publish(&snapshot.reports, now, |key| {
+            snapshot.histories.get(key).map(|h| h.samples.as_slice())
+        });
+        self.record_transitions(&events, now);
+        snapshot.transitions = self.transitions.iter().cloned().collect();
+        self.notify_kills(&snapshot, now);
+        self.telemetry.publish(&snapshot.reports);
+        self.telemetry.publish_kills(&snapshot.oom_kills);
+        self.telemetry
+            .containers_tracked
+            .set(summary.containers as i64);
+        self.telemetry.last_success.set(now as f64 / 1000.0);
+        if first {
+            tracing::info!(
+                containers = summary.containers,
+                samples = summary.ingest.samples_added,
+                took_ms = started.elapsed().as_millis() as u64,
+                "backfilled {} containers",
+                summary.containers
+            );
+        }
+        tracing::debug!(
+            containers = summary.containers,
+            samples_added = summary.ingest.samples_added,
+            alerts = snapshot
+                .reports
+                .iter()
+                .filter(|r| r.alert.is_some())
+                .count(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "poll done"
+        );
+        let snapshot = Arc::new(snapshot);
+        (self.on_poll)(&snapshot, &events);
+        let _ = self.snapshots.send(snapshot);
+    }
+
+    /// Logs and counts the lifecycle's transitions, and keeps the recent ones for
+    /// `/api/v1/events`.
+    fn record_transitions(&mut self, events: &[Event], now: TimestampMs) {
+        for e in events.iter().filter(|e| e.is_transition()) {
+            let summary = e.annotations.get("summary").cloned().unwrap_or_default();
+            tracing::info!(
+                container = %e.key,
+                from = e.previous_severity.map_or("none", |s| s.as_str()),
+                to = e.severity.map_or("none", |s| s.as_str()),
+                "{summary}"
+            );
+            self.telemetry
+                .alert_transitions
+                .with_label_values(&[e.kind.as_str()])
+                .inc();
+            self.transitions
+                .push_back(AlertTransition::of(e, crate::vocab::rfc3339(now), summary));
+            if self.transitions.len() > KEPT_TRANSITIONS {
+                self.transitions.pop_front();
             }
         }
-        telemetry
-            .poll_duration
-            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts the OOM kills first seen in this poll and sends each to the receivers
+    /// with the forecast of the container it is attributed to.
+    fn notify_kills(&mut self, snapshot: &Snapshot, now: TimestampMs) {
+        for kill in &snapshot.new_oom_kills {
+            self.telemetry
+                .oom_kills
+                .with_label_values(&[
+                    &kill.namespace,
+                    &kill.reported_container,
+                    kill.attributed_container.as_deref().unwrap_or(""),
+                ])
+                .inc();
+            match report_of(kill, &snapshot.reports) {
+                Some(report) => self.notifier.publish_oom(kill, report, now),
+                None => tracing::warn!(
+                    namespace = %kill.namespace,
+                    pod = %kill.pod,
+                    "no forecast for the OOM-killed pod's containers; the kill is logged and counted but not notified"
+                ),
+            }
+        }
+    }
+
+    /// After a failed poll: count and log it, and mark the forecasts stale once they
+    /// are older than `poll.stale_after`.
+    fn poll_failed(&mut self, now: TimestampMs, e: crate::source::SourceError, failures: u32) {
+        let reason = e.source.reason();
+        self.telemetry
+            .poll_errors
+            .with_label_values(&[e.what, reason])
+            .inc();
+        let message = format!("{:#}", anyhow::Error::from(e));
+        let stale_ms = self.options.stale_after.as_secs_f64() * 1000.0;
+        let stale = self
+            .last_success
+            .is_none_or(|t| (now - t) as f64 > stale_ms);
+        tracing::warn!(error = %message, failures, stale, "poll failed; keeping the last forecasts");
+        self.snapshots.send_modify(|s| {
+            let mut next = (**s).clone();
+            next.last_error = Some(message.clone());
+            next.stale = stale;
+            for r in &mut next.reports {
+                r.stale = stale;
+            }
+            *s = Arc::new(next);
+        });
     }
 }
 
+/// The forecast of the container an OOM kill is attributed to (the reported one when
+/// none was at its limit).
+fn report_of<'a>(kill: &OomKill, reports: &'a [ContainerReport]) -> Option<&'a ContainerReport> {
+    let container = kill
+        .attributed_container
+        .as_deref()
+        .unwrap_or(&kill.reported_container);
+    reports
+        .iter()
+        .find(|r| r.namespace == kill.namespace && r.pod == kill.pod && r.container == container)
+}
+
 /// Serves the API on `listener` while the poll loop runs; both stop on `shutdown`
-/// (the server after a bounded drain).
+/// (the server after a bounded drain, the receivers within `alerts.drain_timeout`).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve<S: Source + 'static>(
     pipeline: Pipeline<S>,
@@ -322,46 +356,18 @@ pub async fn serve<S: Source + 'static>(
             max_containers: config.server.metrics_max_containers,
         },
     ));
-    let receivers = crate::notify::receivers(config)?;
+    let receivers = crate::notify::receivers(&config.receivers)?;
     let names: Vec<String> = receivers.iter().map(|r| r.name().to_string()).collect();
     if !names.is_empty() {
         tracing::info!(receivers = %names.join(", "), "sending alerts");
     }
-    let notifier = Arc::new(std::sync::Mutex::new(Some(crate::notify::Notifier::start(
-        crate::notify::settings(config),
+    let notifier = Notifier::start(
+        config.alert_settings(),
         receivers,
-        crate::notify::policy(config),
+        config.retry_policy(),
         config.alerts.drain_timeout,
         Some(telemetry.clone()),
-    ))));
-    let mut on_poll = on_poll;
-    let publisher = notifier.clone();
-    let on_poll: OnPoll = Box::new(move |snapshot, transitions| {
-        if let Some(n) = publisher.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let now = snapshot.evaluated_at.unwrap_or_default();
-            n.publish(&snapshot.reports, now, |key| {
-                snapshot.histories.get(key).map(|h| h.samples.as_slice())
-            });
-            for kill in &snapshot.new_oom_kills {
-                let container = kill
-                    .attributed_container
-                    .as_deref()
-                    .unwrap_or(&kill.reported_container);
-                let report = snapshot.reports.iter().find(|r| {
-                    r.namespace == kill.namespace && r.pod == kill.pod && r.container == container
-                });
-                match report {
-                    Some(report) => n.publish_oom(kill, report, now),
-                    None => tracing::warn!(
-                        namespace = %kill.namespace,
-                        pod = %kill.pod,
-                        "no forecast for the OOM-killed pod's containers; the kill is logged and counted but not notified"
-                    ),
-                }
-            }
-        }
-        on_poll(snapshot, transitions);
-    });
+    );
     let (snapshots, receiver) = watch::channel(Arc::new(Snapshot::default()));
     let app = crate::api::router(crate::api::AppState {
         snapshots: receiver,
@@ -376,26 +382,29 @@ pub async fn serve<S: Source + 'static>(
             })
             .await
     });
-    poll_loop(
+    let mut service = Service {
+        explainer: Explainer::new(
+            config.sidecar_names.clone(),
+            config.forecast_params(),
+            config.store.resolution,
+        ),
         pipeline,
-        clock,
-        options,
+        notifier,
         telemetry,
         snapshots,
         on_poll,
         fetch_totals,
-        shutdown,
-    )
-    .await;
+        options,
+        transitions: VecDeque::new(),
+        last_success: None,
+    };
+    service.run(clock, shutdown).await;
     let _ = stop.send(true);
     // Queued notifications (the last resolutions among them) are delivered within
     // alerts.drain_timeout while the HTTP server drains.
-    let notifier = notifier.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(n) = notifier {
-        n.shutdown().await;
-        tracing::info!("notifications drained");
-    }
-    match tokio::time::timeout(crate::app::SHUTDOWN_GRACE, server).await {
+    service.notifier.shutdown().await;
+    tracing::info!("notifications drained");
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(e))) => Err(anyhow::Error::from(e).context("the HTTP server failed")),
         Ok(Err(e)) => Err(anyhow::Error::from(e).context("the HTTP server task failed")),

@@ -46,3 +46,4 @@ pub mod source;
 pub mod store;
 pub mod telemetry;
 pub mod units;
+pub mod vocab;

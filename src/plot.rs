@@ -4,8 +4,50 @@
 
 use std::fmt::Write as _;
 
-use crate::model::Severity;
+use crate::model::{Severity, Trend};
+use crate::store::Tracked;
 use crate::units::format_bytes;
+use crate::vocab::TimestampMs;
+
+/// One container's recent history for charts: samples (downsampled, peaks kept) and
+/// the fitted trend.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContainerHistory {
+    /// (ms, bytes), every segment in the lookback, in time order.
+    pub samples: Vec<(TimestampMs, f64)>,
+    /// Where each segment begins (ms).
+    pub segment_starts: Vec<TimestampMs>,
+    pub trend: Option<Trend>,
+}
+
+/// The most points a chart's history keeps.
+pub const HISTORY_POINTS: usize = 360;
+
+/// A container's recent history for charts, at most [`HISTORY_POINTS`] points (each
+/// the highest sample of its stretch, so peaks survive), with the trend last fitted.
+pub fn history(tracked: &Tracked, trend: Option<Trend>) -> ContainerHistory {
+    let total = tracked.sample_count();
+    let per_point = total.div_ceil(HISTORY_POINTS).max(1);
+    let mut samples = Vec::with_capacity(total / per_point + tracked.segments.len());
+    let mut segment_starts = Vec::new();
+    for segment in &tracked.segments {
+        if let Some(start) = segment.start() {
+            segment_starts.push(start);
+        }
+        for chunk in segment.samples.to_vec().chunks(per_point) {
+            let peak = chunk
+                .iter()
+                .max_by(|a, b| a.bytes.total_cmp(&b.bytes))
+                .expect("chunks are not empty");
+            samples.push((chunk[chunk.len() - 1].at, peak.bytes));
+        }
+    }
+    ContainerHistory {
+        samples,
+        segment_starts,
+        trend,
+    }
+}
 
 /// A forecast drawn as a band from `at` (level) to the limit between the interval's
 /// ends.
@@ -161,7 +203,7 @@ pub fn render(chart: &Chart<'_>) -> String {
         );
     }
     let axis = |t: i64| {
-        crate::report::rfc3339(t)
+        crate::vocab::rfc3339(t)
             .replace('T', " ")
             .trim_end_matches('Z')
             .to_string()

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::model::{Forecast, Pattern, Severity};
-use crate::source::{ContainerKey, LimitSource, TimestampMs};
+use crate::source::{ContainerKey, LimitSource};
 use crate::store::Tracked;
 use crate::units::{format_bytes, format_duration_short};
+use crate::vocab::{rfc3339, TimestampMs};
 
 /// One container's forecast, as printed and served.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -53,15 +53,15 @@ pub struct ContainerReport {
     /// The owning workload, e.g. `Deployment/payment-service`, when known.
     pub workload: Option<String>,
     /// Changes found near the onset of growth (rollout, pod start, annotations).
-    pub changes: Vec<crate::explain::Change>,
+    pub changes: Vec<Change>,
     /// Envoy's own memory stats, for Envoy-based sidecars whose stats are scraped.
-    pub envoy: Option<crate::explain::EnvoyMemory>,
+    pub envoy: Option<crate::source::metadata::EnvoyMemory>,
     /// How many replicas of the workload run this container, and how many of them
     /// are on course to their limit within the critical horizon.
-    pub workload_peers: Option<crate::explain::WorkloadPeers>,
+    pub workload_peers: Option<WorkloadPeers>,
     /// The pod's total against its containers' summed limits, for pods of several
     /// containers worth explaining.
-    pub pod_pressure: Option<crate::explain::PodPressure>,
+    pub pod_pressure: Option<PodPressure>,
     /// Segments in the lookback window, oldest first; the last one is current and is
     /// the one forecast. A new segment begins at every container restart.
     pub segments: Vec<SegmentReport>,
@@ -74,6 +74,62 @@ pub struct SegmentReport {
     pub start: String,
     pub end: String,
     pub samples: usize,
+}
+
+// Explanations a report carries; `explain` works them out.
+
+/// The pod's total against the sum of its containers' limits (the pod cgroup's
+/// limit when every container has one), beside each container's own.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PodPressure {
+    pub working_set_bytes: f64,
+    /// `None` when a container has no limit (the pod then has none either).
+    pub limit_bytes: Option<f64>,
+    pub time_to_limit_seconds: Option<f64>,
+    /// Which limit is reached first: `container` (its own) or `pod`.
+    pub applies: &'static str,
+}
+
+/// A container's siblings across the replicas of its workload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkloadPeers {
+    /// "Deployment/payment-service".
+    pub workload: String,
+    /// Replicas running this container.
+    pub replicas: usize,
+    /// Of those, on course to their limit within the critical horizon.
+    pub on_course: usize,
+    pub horizon_seconds: f64,
+}
+
+impl WorkloadPeers {
+    /// "3 of 12 replicas of Deployment/payment-service have istio-proxy on course to
+    /// its limit within 2h: shared growth points to a workload-wide cause".
+    pub fn text(&self, container: &str) -> String {
+        let mut text = format!(
+            "{} of {} replicas of {} have {container} on course to its limit within {}",
+            self.on_course,
+            self.replicas,
+            self.workload,
+            crate::units::format_duration_short(self.horizon_seconds)
+        );
+        if self.on_course >= 2 {
+            text.push_str(": growth shared by replicas points to a workload-wide cause (a rollout, a config, traffic), not one pod");
+        } else if self.on_course == 1 && self.replicas >= 3 {
+            text.push_str(": only this replica, so look at what is special about this pod");
+        }
+        text
+    }
+}
+
+/// A change near the onset of growth, worth naming in an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// `replicaset_created` or `pod_started`.
+    pub kind: &'static str,
+    pub at: TimestampMs,
+    /// "2 min after ReplicaSet payment-service-7f8b9c6d4 was created".
+    pub text: String,
 }
 
 impl ContainerReport {
@@ -172,12 +228,6 @@ pub fn sort_by_urgency(reports: &mut [ContainerReport]) {
                 (&a.namespace, &a.pod, &a.container).cmp(&(&b.namespace, &b.pod, &b.container))
             })
     });
-}
-
-pub fn rfc3339(at: TimestampMs) -> String {
-    DateTime::<Utc>::from_timestamp_millis(at)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-        .unwrap_or_else(|| at.to_string())
 }
 
 /// Renders the table `headroom check` prints.
@@ -316,5 +366,31 @@ impl ContainerReport {
             }
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod explanation_tests {
+    use super::WorkloadPeers;
+
+    #[test]
+    fn shared_growth_is_called_workload_wide() {
+        let peers = WorkloadPeers {
+            workload: "Deployment/payment-service".into(),
+            replicas: 12,
+            on_course: 3,
+            horizon_seconds: 7200.0,
+        };
+        assert_eq!(
+            peers.text("istio-proxy"),
+            "3 of 12 replicas of Deployment/payment-service have istio-proxy on course to its limit within 2h00m: growth shared by replicas points to a workload-wide cause (a rollout, a config, traffic), not one pod"
+        );
+        let alone = WorkloadPeers {
+            on_course: 1,
+            ..peers
+        };
+        assert!(alone
+            .text("istio-proxy")
+            .ends_with("only this replica, so look at what is special about this pod"));
     }
 }

@@ -50,6 +50,7 @@ pub struct Telemetry {
     pub notifications: IntCounterVec,
     pub notification_failures: IntCounterVec,
     pub oom_kills: IntCounterVec,
+    pub alert_transitions: IntCounterVec,
     recent_oom_kills: IntGaugeVec,
     pub notification_queue: IntGaugeVec,
 }
@@ -113,6 +114,10 @@ impl Telemetry {
                 Opts::new("headroom_notification_failures_total", "Failed delivery attempts by receiver and reason (http_429, http_5xx, http_4xx, timeout, transport)."),
                 &["receiver", "reason"],
             )),
+            alert_transitions: must(IntCounterVec::new(
+                Opts::new("headroom_alert_transitions_total", "Alert transitions, by kind: fired, escalated, deescalated, resolved."),
+                &["kind"],
+            )),
             oom_kills: must(IntCounterVec::new(
                 Opts::new("headroom_oom_kills_total", "OOM kills seen, with the container Kubernetes reported and the one that was at its limit (empty when none was)."),
                 &["namespace", "reported_container", "attributed_container"],
@@ -154,11 +159,17 @@ impl Telemetry {
             Box::new(t.notifications.clone()),
             Box::new(t.notification_failures.clone()),
             Box::new(t.oom_kills.clone()),
+            Box::new(t.alert_transitions.clone()),
             Box::new(t.recent_oom_kills.clone()),
             Box::new(t.notification_queue.clone()),
         ];
         for c in collectors {
             must(t.registry.register(c));
+        }
+        // Every kind of transition exists from the start, at zero, so dashboards and
+        // increase() see them before the first alert.
+        for kind in ["fired", "escalated", "deescalated", "resolved"] {
+            t.alert_transitions.with_label_values(&[kind]).inc_by(0);
         }
         t
     }

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use common::{openmetrics, recent_minute, SeriesSpec, TestPrometheus, MI};
 use headroom::config::{Config, Overrides};
+use headroom::explain::Explainer;
 use headroom::pipeline::Pipeline;
 use headroom::source::kubernetes::PrometheusSource;
 use headroom::source::prometheus::PrometheusClient;
@@ -559,21 +560,35 @@ async fn the_oom_kill_is_attributed_to_the_container_at_its_limit() {
         config.queries.clone(),
         vec![],
     );
+    let explainer = || {
+        Explainer::new(
+            config.sidecar_names.clone(),
+            config.forecast_params(),
+            config.store.resolution,
+        )
+    };
     let mut pipeline = Pipeline::new(source.clone(), &config);
+    let mut kill_record = explainer();
     // Started before the kill: the poll after it reports it as new.
     let backfill = pipeline.poll((f.kill - 600) * 1000).await.unwrap();
-    assert!(backfill.oom_kills.is_empty());
+    assert!(kill_record
+        .record_kills(pipeline.store(), &backfill.oom_restarts, backfill.backfill)
+        .is_empty());
     let summary = pipeline.poll(f.end * 1000).await.unwrap();
-    let mut kills = summary.oom_kills.clone();
+    let mut kills =
+        kill_record.record_kills(pipeline.store(), &summary.oom_restarts, summary.backfill);
 
     // Started after the kill: it is history (served by the API), not news.
     let mut late = Pipeline::new(source, &config);
+    let mut late_record = explainer();
     let after = late.poll(f.end * 1000).await.unwrap();
     assert!(
-        after.oom_kills.is_empty(),
+        late_record
+            .record_kills(late.store(), &after.oom_restarts, after.backfill)
+            .is_empty(),
         "a restart must not re-announce old kills"
     );
-    assert_eq!(late.oom_kills().len(), 2, "but they are remembered");
+    assert_eq!(late_record.oom_kills().len(), 2, "but they are remembered");
     kills.sort_by(|a, b| a.pod.cmp(&b.pod));
     assert_eq!(kills.len(), 2, "{kills:#?}");
     let orders = &kills[0];
@@ -597,5 +612,5 @@ async fn the_oom_kill_is_attributed_to_the_container_at_its_limit() {
         payment.sentence,
         "OOM kill in prod/payment-service-7f8b9c6d4-xk2nm reported on payment-service; istio-proxy was at 127Mi of 128Mi, payment-service at 118Mi of 256Mi"
     );
-    assert_eq!(payment.at, headroom::report::rfc3339(f.kill * 1000));
+    assert_eq!(payment.at, headroom::vocab::rfc3339(f.kill * 1000));
 }

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{free_port, wait_for, Reply, TestAlertmanager, TestReceiver};
-use headroom::config::SecretValue;
 use headroom::model::{Pattern, Severity};
 use headroom::notify::alertmanager::Alertmanager;
 use headroom::notify::slack::Slack;
 use headroom::notify::webhook::{signature, Webhook};
 use headroom::notify::{AlertSettings, Filter, Notifier, Receiver, RetryPolicy};
-use headroom::report::{rfc3339, ContainerReport};
+use headroom::report::ContainerReport;
+use headroom::vocab::rfc3339;
+use headroom::vocab::SecretValue;
 
 const MI: f64 = 1048576.0;
 /// 2026-03-19T14:50:00Z

@@ -311,10 +311,10 @@ async fn a_pod_mode_shard_counts_the_series_it_dropped() {
     assert_eq!(whole.series_fetched, whole.working_sets.len());
     let mut kept = 0;
     for index in 0..2 {
-        let shard = headroom::config::Shard {
+        let shard = headroom::source::config::Shard {
             index,
             count: 2,
-            mode: headroom::config::ShardMode::Pod,
+            mode: headroom::source::config::ShardMode::Pod,
         };
         let batch = source(&config)
             .with_shard(Some(shard))

@@ -16,10 +16,75 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::daemon::Snapshot;
+use crate::explain::OomKill;
 use crate::model::Severity;
+use crate::notify::{Event, EventKind};
+use crate::plot::ContainerHistory;
 use crate::report::ContainerReport;
+use crate::source::ContainerKey;
 use crate::telemetry::Telemetry;
+use crate::vocab::TimestampMs;
+
+/// Everything the API serves, replaced whole after every poll.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// When the forecasts were made (ms); `None` before the first successful poll.
+    pub evaluated_at: Option<TimestampMs>,
+    /// When the last poll succeeded (ms).
+    pub last_success: Option<TimestampMs>,
+    /// The last poll's error, if it failed.
+    pub last_error: Option<String>,
+    /// The forecasts are older than `poll.stale_after`.
+    pub stale: bool,
+    /// Most urgent first.
+    pub reports: Vec<ContainerReport>,
+    /// Chart data of the containers worth a chart (the most urgent ones).
+    pub histories: std::collections::HashMap<ContainerKey, ContainerHistory>,
+    /// Recent OOM kills, attributed, newest last.
+    pub oom_kills: Vec<OomKill>,
+    /// OOM kills first seen in this poll (for notifications).
+    pub new_oom_kills: Vec<OomKill>,
+    /// Recent alert transitions, newest last.
+    pub transitions: Vec<AlertTransition>,
+}
+
+impl Snapshot {
+    pub fn ready(&self) -> bool {
+        self.last_success.is_some() && !self.stale
+    }
+}
+
+/// One alert transition as `/api/v1/events` lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertTransition {
+    /// When the poll that saw it ran (RFC 3339).
+    pub at: String,
+    pub kind: EventKind,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// Extra identity labels; `{}` when none are configured.
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub from: Option<Severity>,
+    pub to: Option<Severity>,
+    pub summary: String,
+}
+
+impl AlertTransition {
+    pub fn of(e: &Event, at: String, summary: String) -> Self {
+        AlertTransition {
+            at,
+            kind: e.kind,
+            namespace: e.report.namespace.clone(),
+            pod: e.report.pod.clone(),
+            container: e.report.container.clone(),
+            labels: e.report.labels.clone(),
+            from: e.previous_severity,
+            to: e.severity,
+            summary,
+        }
+    }
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -272,10 +337,14 @@ async fn pod_detail(
     })))
 }
 
-/// Recent OOM kills, each attributed to the container that was at its limit.
+/// Recent OOM kills, each attributed to the container that was at its limit, and
+/// recent alert transitions, each as the alert lifecycle saw it.
 async fn events(State(state): State<AppState>) -> Json<serde_json::Value> {
     let snapshot = latest(&state);
-    Json(serde_json::json!({ "oom_kills": snapshot.oom_kills }))
+    Json(serde_json::json!({
+        "oom_kills": snapshot.oom_kills,
+        "alerts": snapshot.transitions,
+    }))
 }
 
 async fn status_page(State(state): State<AppState>) -> Html<String> {

@@ -3,11 +3,12 @@
 
 use std::fmt::Write as _;
 
-use crate::daemon::Snapshot;
+use super::Snapshot;
 use crate::model::Severity;
 use crate::plot::{self, Band, Chart};
-use crate::report::{rfc3339, ContainerReport};
+use crate::report::ContainerReport;
 use crate::units::{format_bytes, format_duration_short};
+use crate::vocab::rfc3339;
 
 /// Containers drawn as cards with charts; the rest are listed in a table.
 const CARDS: usize = 40;

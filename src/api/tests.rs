@@ -8,8 +8,8 @@ use axum::http::{Request, StatusCode};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use super::Snapshot;
 use super::{router, AppState};
-use crate::daemon::Snapshot;
 use crate::model::{Pattern, Severity};
 use crate::report::ContainerReport;
 use crate::telemetry::{ExportRules, Telemetry};
@@ -82,6 +82,7 @@ fn fleet() -> Snapshot {
         histories: Default::default(),
         oom_kills: vec![],
         new_oom_kills: vec![],
+        transitions: vec![],
     }
 }
 

@@ -15,13 +15,14 @@ use serde::Serialize;
 use crate::model::{
     self, AlertParams, AlertState, Forecast, ForecastParams, Memo, Sample, SegmentFacts, Severity,
 };
+use crate::notify::lifecycle::Lifecycle;
 use crate::plot::{self, Band, Chart};
-use crate::report::rfc3339;
 use crate::source::kubernetes::group_working_sets;
 use crate::source::prometheus::RangeSeries;
 use crate::source::{Batch, ContainerKey, LimitReading, RestartSeries};
 use crate::store::{Store, StoreLimits};
 use crate::units::{format_bytes, format_duration_short};
+use crate::vocab::rfc3339;
 
 /// How a replay evaluates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -251,7 +252,7 @@ pub fn run(
     }
     for c in containers {
         let name = c.key.to_string();
-        let mut previous: Option<Severity> = None;
+        let mut lifecycle = Lifecycle::default();
         let mut result: std::io::Result<()> = Ok(());
         let mut alerts: Vec<(i64, i64, Severity)> = Vec::new();
         let mut bands: Vec<Band> = Vec::new();
@@ -281,9 +282,9 @@ pub fn run(
                     .map_err(std::io::Error::other)
                     .and_then(|()| writeln!(out));
             }
-            if e.alert != previous {
+            if let Some(change) = lifecycle.observe(&(), e.alert, e.at) {
                 if output == Output::Table {
-                    let from_text = previous.map_or("none", Severity::as_str);
+                    let from_text = change.previous.map_or("none", Severity::as_str);
                     let to_text = e.alert.map_or("none", Severity::as_str);
                     result = writeln!(
                         out,
@@ -303,7 +304,6 @@ pub fn run(
                         upper_seconds: t.upper_seconds,
                     });
                 }
-                previous = e.alert;
             }
             if let Some(severity) = e.alert {
                 match alerts.last_mut() {

@@ -43,8 +43,6 @@ struct LevelState {
 pub struct AlertState {
     warning: LevelState,
     critical: LevelState,
-    /// When the alert (any severity) began firing; kept while it fires.
-    pub firing_since: Option<i64>,
 }
 
 impl AlertState {
@@ -103,14 +101,7 @@ impl AlertState {
             Severity::Warning,
             params.pending_warning_seconds,
         );
-        let firing = self.firing();
-        match firing {
-            Some(_) => {
-                self.firing_since.get_or_insert(now);
-            }
-            None => self.firing_since = None,
-        }
-        firing
+        self.firing()
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{post, read_secret, Event, EventKind, Filter, Receiver, Verdict};
-use crate::config::SecretValue;
-use crate::report::rfc3339;
+use crate::vocab::rfc3339;
+use crate::vocab::SecretValue;
 
 /// One Alertmanager.
 pub struct Alertmanager {

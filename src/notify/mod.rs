@@ -9,8 +9,11 @@
 //! resolved meanwhile is delivered resolved, once.
 
 pub mod alertmanager;
+pub mod lifecycle;
 pub mod slack;
 pub mod webhook;
+
+pub use lifecycle::EventKind;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -23,29 +26,12 @@ use tokio::sync::Notify;
 use crate::model::Severity;
 use crate::report::ContainerReport;
 use crate::source::kubernetes::{label_escape, scope};
-use crate::source::TimestampMs;
 use crate::telemetry::Telemetry;
+use crate::vocab::{glob, TimestampMs};
+use lifecycle::Lifecycle;
 
 /// Identity of an alert: the container (plus extra identity labels).
 pub type AlertKey = crate::source::ContainerKey;
-
-/// What happened to an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// It began firing.
-    Fired,
-    /// Its severity rose (warning → critical).
-    Escalated,
-    /// Its severity fell (critical → warning) while still firing.
-    Deescalated,
-    /// A periodic re-send of a firing or recently resolved alert (Alertmanager only).
-    Resent,
-    /// It stopped firing, or its container went away.
-    Resolved,
-    /// An OOM kill happened, attributed to the container that was at its limit.
-    OomKill,
-}
 
 /// One notification-worthy state of one alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +58,15 @@ pub struct Event {
 impl Event {
     pub fn firing(&self) -> bool {
         self.severity.is_some()
+    }
+
+    /// The alert's state changed: it fired, escalated, de-escalated or resolved
+    /// (not a re-send, not an OOM kill).
+    pub fn is_transition(&self) -> bool {
+        matches!(
+            self.kind,
+            EventKind::Fired | EventKind::Escalated | EventKind::Deescalated | EventKind::Resolved
+        )
     }
 }
 
@@ -129,9 +124,13 @@ pub fn sparkline(values: &[f64], ceiling: f64, width: usize) -> String {
         .collect()
 }
 
-/// Tracks every alert's lifecycle and turns each poll's reports into events.
+/// Turns each poll's reports into events: the [`Lifecycle`] says what changed, and
+/// the dispatcher keeps the last event of every firing (and recently resolved) alert
+/// for re-sends.
 pub struct Dispatcher {
     settings: AlertSettings,
+    lifecycle: Lifecycle<AlertKey>,
+    /// The last event of every firing alert.
     active: HashMap<AlertKey, Event>,
     /// Recently resolved alerts, re-sent until their retention passes.
     resolved: HashMap<AlertKey, Event>,
@@ -142,6 +141,7 @@ impl Dispatcher {
     pub fn new(settings: AlertSettings) -> Self {
         Dispatcher {
             settings,
+            lifecycle: Lifecycle::default(),
             active: HashMap::new(),
             resolved: HashMap::new(),
             last_resend: None,
@@ -257,23 +257,30 @@ impl Dispatcher {
         for r in reports {
             let key = r.key();
             seen.insert(key.clone());
-            let before = self.active.get(&key).and_then(|e| e.severity);
-            let starts_at = self.active.get(&key).map_or(now, |e| e.starts_at);
-            let kind = match (before, r.alert) {
-                (None, None) => continue,
-                (None, Some(_)) => EventKind::Fired,
-                (Some(b), Some(a)) if a > b => EventKind::Escalated,
-                (Some(b), Some(a)) if a < b => EventKind::Deescalated,
-                (Some(_), Some(_)) => {
+            let Some(change) = self.lifecycle.observe(&key, r.alert, now) else {
+                if let Some(f) = self.lifecycle.firing(&key) {
                     // Still firing at the same severity: refresh the stored state.
-                    let e = self.event(r, EventKind::Resent, before, starts_at, now, history(&key));
+                    let e = self.event(
+                        r,
+                        EventKind::Resent,
+                        Some(f.severity),
+                        f.since,
+                        now,
+                        history(&key),
+                    );
                     self.active.insert(key, e);
-                    continue;
                 }
-                (Some(_), None) => EventKind::Resolved,
+                continue;
             };
-            let e = self.event(r, kind, before, starts_at, now, history(&key));
-            if kind == EventKind::Resolved {
+            let e = self.event(
+                r,
+                change.kind,
+                change.previous,
+                change.since,
+                now,
+                history(&key),
+            );
+            if change.kind == EventKind::Resolved {
                 self.active.remove(&key);
                 self.resolved.insert(key, e.clone());
             } else {
@@ -283,13 +290,7 @@ impl Dispatcher {
             events.push(e);
         }
         // Containers that went away resolve their alerts.
-        let gone: Vec<AlertKey> = self
-            .active
-            .keys()
-            .filter(|k| !seen.contains(*k))
-            .cloned()
-            .collect();
-        for key in gone {
+        for (key, _) in self.lifecycle.sweep(|k| seen.contains(k)) {
             if let Some(mut e) = self.active.remove(&key) {
                 e.kind = EventKind::Resolved;
                 e.previous_severity = e.severity;
@@ -489,7 +490,7 @@ fn transport_reason(e: reqwest::Error) -> String {
 
 /// A secret's current value, or the retry verdict naming the file that could not be
 /// read (a mounted Secret may be mid-rotation).
-pub(crate) fn read_secret(secret: &crate::config::SecretValue) -> Result<String, Verdict> {
+pub(crate) fn read_secret(secret: &crate::vocab::SecretValue) -> Result<String, Verdict> {
     secret.read().map_err(|reason| Verdict::Retry {
         after: None,
         reason,
@@ -537,22 +538,6 @@ impl Filter {
             && (self.containers.is_empty()
                 || self.containers.iter().any(|g| glob(g, &e.report.container)))
     }
-}
-
-/// `*` matches any run of characters, `?` one character.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    fn rec(p: &[char], t: &[char]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some('*'), _) => rec(&p[1..], t) || (!t.is_empty() && rec(p, &t[1..])),
-            (Some('?'), Some(_)) => rec(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => rec(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    rec(&p, &t)
 }
 
 /// Retry timing of a worker.
@@ -921,8 +906,11 @@ impl Notifier {
 mod tests;
 
 /// Builds every configured receiver with one shared HTTP client per kind of use.
-pub fn receivers(config: &crate::config::Config) -> anyhow::Result<Vec<Arc<dyn Receiver>>> {
-    use crate::config::{Auth, ReceiverConfig, ReceiverFilter};
+pub fn receivers(
+    configs: &[crate::config::ReceiverConfig],
+) -> anyhow::Result<Vec<Arc<dyn Receiver>>> {
+    use crate::config::{ReceiverConfig, ReceiverFilter};
+    use crate::vocab::Auth;
     let http = reqwest::Client::builder()
         .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))
@@ -939,7 +927,7 @@ pub fn receivers(config: &crate::config::Config) -> anyhow::Result<Vec<Arc<dyn R
         containers: f.containers.clone(),
     };
     let mut out: Vec<Arc<dyn Receiver>> = Vec::new();
-    for r in &config.receivers {
+    for r in configs {
         match r {
             ReceiverConfig::Alertmanager {
                 name,
@@ -1010,33 +998,10 @@ pub fn receivers(config: &crate::config::Config) -> anyhow::Result<Vec<Arc<dyn R
 }
 
 /// An HTTP client trusting an extra CA and presenting a client certificate.
-fn tls_client(tls: &crate::config::TlsConfig) -> Result<reqwest::Client, String> {
+fn tls_client(tls: &crate::vocab::TlsConfig) -> Result<reqwest::Client, String> {
     let builder = reqwest::Client::builder()
         .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5));
     let builder = tls.apply(builder)?;
     builder.build().map_err(|e| e.without_url().to_string())
-}
-
-/// The alert settings a config describes.
-pub fn settings(config: &crate::config::Config) -> AlertSettings {
-    AlertSettings {
-        alertname: config.alerts.alertname.clone(),
-        resend_interval: config.alerts.resend_interval,
-        resolved_retention: config.alerts.resolved_retention,
-        poll_interval: config.poll_interval,
-        extra_labels: config.alerts.labels.clone(),
-        runbook_url: config.alerts.runbook_url.clone(),
-        dashboard_url: config.alerts.dashboard_url.clone(),
-        prometheus_url: config.prometheus.url.to_string(),
-    }
-}
-
-/// The retry policy a config describes.
-pub fn policy(config: &crate::config::Config) -> RetryPolicy {
-    RetryPolicy {
-        initial: config.alerts.retry_initial,
-        max: config.alerts.retry_max,
-        capacity: config.alerts.queue_capacity,
-    }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{post, read_secret, Event, EventKind, Filter, Receiver, Verdict};
-use crate::config::SecretValue;
 use crate::model::Severity;
 use crate::units::{format_bytes, format_duration_short};
+use crate::vocab::SecretValue;
 
 /// One Slack incoming webhook. Its URL is a secret: never logged.
 pub struct Slack {

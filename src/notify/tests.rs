@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::Pattern;
-use crate::report::rfc3339;
+use crate::vocab::rfc3339;
 
 fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> ContainerReport {
     ContainerReport {

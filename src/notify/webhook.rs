@@ -10,8 +10,8 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::{post, read_secret, Event, EventKind, Filter, Receiver, Verdict};
-use crate::config::SecretValue;
-use crate::report::rfc3339;
+use crate::vocab::rfc3339;
+use crate::vocab::SecretValue;
 
 /// The payload version; bumped only for incompatible changes.
 pub const PAYLOAD_VERSION: &str = "1";

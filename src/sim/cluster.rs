@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use crate::explain::{AnnotationChange, PodContext};
 use crate::model::Sample;
+use crate::source::metadata::{AnnotationChange, PodContext};
 use crate::source::{
-    Batch, ContainerKey, LimitReading, LimitSource, RestartSeries, Source, SourceError,
-    TimestampMs, Window, WorkingSetSeries,
+    Batch, ContainerKey, LimitReading, LimitSource, RestartSeries, Source, SourceError, Window,
+    WorkingSetSeries,
 };
+use crate::vocab::TimestampMs;
 
 const MI: f64 = 1048576.0;
 const MINUTE: i64 = 60_000;

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
+use super::config::{Queries, Shard, ShardMode};
+use super::metadata::{AnnotationChange, EnvoyMemory, PodContext};
 use super::prometheus::{InstantSample, PrometheusClient, RangeSeries};
 use super::{
     Batch, ContainerKey, LimitReading, LimitSource, PodRef, RestartSeries, Source, SourceError,
     Window, WorkingSetSeries,
 };
-use crate::config::{Queries, Shard, ShardMode};
-use crate::explain::{AnnotationChange, EnvoyMemory, PodContext};
 use crate::model::Sample;
 
 /// cAdvisor reports "no limit" as 0 or as the largest page-aligned i64.
@@ -783,7 +783,7 @@ fn images<'a>(
 }
 
 /// kube-state-metrics exports annotations as `annotation_<sanitised key>` labels.
-fn annotation_labels(labels: &crate::source::Labels) -> std::collections::BTreeMap<String, String> {
+fn annotation_labels(labels: &crate::vocab::Labels) -> std::collections::BTreeMap<String, String> {
     labels
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix("annotation_")?.to_string(), v.clone())))
@@ -938,7 +938,7 @@ mod tests {
     fn plain_selectors_are_told_from_expressions() {
         let plain = |q| plain_selectors(q);
         assert_eq!(
-            plain(crate::config::DEFAULT_RESTARTS_QUERY),
+            plain(crate::source::config::DEFAULT_RESTARTS_QUERY),
             Some(vec![
                 "kube_pod_container_status_restarts_total",
                 "kube_pod_init_container_status_restarts_total"
@@ -970,7 +970,7 @@ mod tests {
 
     #[test]
     fn duplicate_restart_counters_read_as_one_per_step() {
-        let labels = |job: &str| -> crate::source::prometheus::Labels {
+        let labels = |job: &str| -> crate::vocab::Labels {
             [
                 ("namespace", "n"),
                 ("pod", "p"),
@@ -1001,7 +1001,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::source::Labels;
+    use crate::vocab::Labels;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs

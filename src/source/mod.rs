@@ -6,7 +6,9 @@
 //! kube-state-metrics); the demo's simulated cluster answers it from a model of a few
 //! pods. Everything downstream sees only [`Batch`]es.
 
+pub mod config;
 pub mod kubernetes;
+pub mod metadata;
 pub mod prometheus;
 
 use std::fmt;
@@ -14,7 +16,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::model::Sample;
-pub use prometheus::{Labels, TimestampMs};
+use crate::vocab::{Labels, TimestampMs};
 
 /// Who a container is: namespace, pod and container, plus configured extra labels
 /// (such as `cluster`), sorted by name.
@@ -166,7 +168,7 @@ pub trait Source: Send + Sync {
         &self,
         pods: &[PodRef],
         at: TimestampMs,
-    ) -> impl Future<Output = Result<Vec<crate::explain::PodContext>, SourceError>> + Send {
+    ) -> impl Future<Output = Result<Vec<metadata::PodContext>, SourceError>> + Send {
         let _ = (pods, at);
         async { Ok(Vec::new()) }
     }
@@ -190,7 +192,7 @@ pub trait Source: Send + Sync {
         &self,
         pods: &[PodRef],
         at: TimestampMs,
-    ) -> impl Future<Output = Result<Vec<(PodRef, crate::explain::EnvoyMemory)>, SourceError>> + Send
+    ) -> impl Future<Output = Result<Vec<(PodRef, metadata::EnvoyMemory)>, SourceError>> + Send
     {
         let _ = (pods, at);
         async { Ok(Vec::new()) }

@@ -16,13 +16,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use crate::config::{Auth, PrometheusConfig};
-
-/// Milliseconds since the Unix epoch: the one time unit inside headroom.
-pub type TimestampMs = i64;
-
-/// A series' labels, sorted by name.
-pub type Labels = BTreeMap<String, String>;
+use super::config::PrometheusConfig;
+use crate::vocab::{Auth, Labels, TimestampMs};
 
 /// One series of a range query, with non-finite samples already dropped.
 #[derive(Debug, Clone, PartialEq)]

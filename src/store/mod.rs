@@ -13,7 +13,8 @@ use rustc_hash::FxHashMap;
 pub use samples::Samples;
 
 use crate::model::Sample;
-use crate::source::{Batch, ContainerKey, LimitSource, TimestampMs, WorkingSetSeries};
+use crate::source::{Batch, ContainerKey, LimitSource, WorkingSetSeries};
+use crate::vocab::TimestampMs;
 
 /// A run of samples from one incarnation of a container.
 #[derive(Debug, Clone, PartialEq)]

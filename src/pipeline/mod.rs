@@ -1,0 +1,467 @@
+//! The one loop: fetch → store → evaluate.
+//!
+//! [`Pipeline`] owns the store and a source. Each [`Pipeline::poll`] asks the source for
+//! what is new since the last poll (the whole lookback the first time, in pieces),
+//! folds it into the store, and notes the restarts that were OOM kills;
+//! [`Pipeline::evaluate`] forecasts every container as of `now` and folds each
+//! forecast into its alert state. Callers pass `now`, so the same pipeline serves the
+//! daemon (wall clock), `check --at` (a past instant) and tests. Explanations and
+//! OOM-kill attribution come after, from `explain`; charts from `plot`.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+use crate::config::Config;
+use crate::model::{self, AlertParams, AlertState, ForecastParams, Memo, SegmentFacts, Trend};
+use crate::report::{sort_by_urgency, ContainerReport};
+use crate::source::{Batch, ContainerKey, Source, SourceError, Window};
+use crate::store::{IngestSummary, Store, StoreLimits, Tracked};
+use crate::vocab::TimestampMs;
+
+/// What one poll did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollSummary {
+    pub window: Option<Window>,
+    /// What this poll stored, with what the stored pieces of a failed poll before it
+    /// found (their samples lie before `window`).
+    pub ingest: IngestSummary,
+    pub containers: usize,
+    /// Restarts in this poll that were OOM kills: the container Kubernetes reported,
+    /// and when it restarted. `explain::oom` attributes them.
+    pub oom_restarts: Vec<(ContainerKey, TimestampMs)>,
+    /// This poll was the backfill: its kills are history from before headroom
+    /// started, not news.
+    pub backfill: bool,
+}
+
+/// The most samples one query of a fetch asks for: a backfill of more is split in
+/// time. A million samples is about 25 MB of JSON, far below Prometheus' default
+/// `--query.max-samples` (50M) and its response limits, and bounds what headroom
+/// holds while reading.
+pub const SAMPLES_PER_FETCH: usize = 1_000_000;
+/// The first piece of a backfill, before the number of containers is known: 10 min.
+const FIRST_BACKFILL_STEPS: i64 = 20;
+/// An OOMKilled reason counts for a restart when seen from two steps before it to
+/// ten steps after: the reason shows up with the restart, within a few scrapes.
+const OOM_REASON_STEPS: (i64, i64) = (2, 10);
+
+/// One container's state across evaluations: its alert, its kept fit, and the trend
+/// last fitted (for charts).
+#[derive(Debug, Default)]
+struct Followed {
+    alert: AlertState,
+    memo: Memo,
+    trend: Option<Trend>,
+}
+
+pub struct Pipeline<S> {
+    source: S,
+    store: Store,
+    step: Duration,
+    lookback: Duration,
+    min_limit_bytes: f64,
+    params: ForecastParams,
+    alert_params: AlertParams,
+    /// What each container carries from evaluation to evaluation.
+    followed: FxHashMap<ContainerKey, Followed>,
+    /// The end of the last window fetched; `None` until the first (backfill) poll.
+    fetched_until: Option<TimestampMs>,
+    /// Whether a whole window has been fetched: until then, kills found are history
+    /// from before headroom started.
+    caught_up: bool,
+    /// When limits were last read, and how often to read them.
+    limits_read_at: Option<TimestampMs>,
+    limits_interval: Duration,
+    /// The end of the last window restart counters and OOM reasons were read for,
+    /// how often to read them, and whether a new segment asks for them sooner.
+    restarts_until: Option<TimestampMs>,
+    restarts_interval: Duration,
+    restarts_due: bool,
+    /// What the stored pieces of a poll that then failed found (restarts, OOM
+    /// reasons), carried into the next poll: the store has taken those restarts in,
+    /// so no later poll would see them again, and their OOM kills would be lost.
+    carried: Option<(IngestSummary, OomFlags)>,
+    /// Samples one query may return (see [`SAMPLES_PER_FETCH`]).
+    samples_per_fetch: usize,
+    /// Working-set series the last answer carried, before a pod-mode shard kept its
+    /// own: pieces are sized by it, not by this shard's containers alone.
+    series_per_answer: usize,
+    /// How often a backfill in pieces logs its progress.
+    progress_every: Duration,
+    /// The spacing of evaluations (ms): the poll interval, or the store's resolution
+    /// when that is coarser. A kept fit is news-checked against one sample per step.
+    evaluation_step_ms: i64,
+}
+
+/// OOM-termination readings by container: (time, 1 while the last one was an OOM kill).
+type OomFlags = FxHashMap<ContainerKey, Vec<(TimestampMs, f64)>>;
+
+impl<S: Source> Pipeline<S> {
+    pub fn new(source: S, config: &Config) -> Self {
+        let step = config.store.resolution;
+        Pipeline {
+            source,
+            store: Store::new(StoreLimits {
+                lookback_ms: config.store.lookback.as_millis() as i64,
+                forget_after_ms: config.store.forget_after.as_millis() as i64,
+                step_ms: step.as_millis() as i64,
+            }),
+            step,
+            lookback: config.store.lookback,
+            min_limit_bytes: config.forecast.min_limit_bytes as f64,
+            params: config.forecast_params(),
+            alert_params: config.alert_params(),
+            followed: FxHashMap::default(),
+            fetched_until: None,
+            caught_up: false,
+            carried: None,
+            samples_per_fetch: SAMPLES_PER_FETCH,
+            series_per_answer: 0,
+            progress_every: Duration::from_secs(5),
+            evaluation_step_ms: config
+                .poll_interval
+                .max(config.store.resolution)
+                .as_millis() as i64,
+            limits_read_at: None,
+            limits_interval: config.limits_interval,
+            restarts_until: None,
+            restarts_interval: config.restarts_interval,
+            restarts_due: false,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    fn step_ms(&self) -> i64 {
+        (self.step.as_millis() as i64).max(1)
+    }
+
+    /// The window the next poll at `now` would fetch: the whole lookback first, then
+    /// only what is new. Bounds are aligned to the step so that consecutive polls see
+    /// the same sample times. `None` when nothing new is due yet.
+    pub fn next_window(&self, now: TimestampMs) -> Option<Window> {
+        let step_ms = (self.step.as_millis() as i64).max(1);
+        let end = now - now.rem_euclid(step_ms);
+        let start = match self.fetched_until {
+            Some(until) => until + step_ms,
+            None => {
+                let from = end - self.lookback.as_millis() as i64;
+                from - from.rem_euclid(step_ms)
+            }
+        };
+        let limits = self
+            .limits_read_at
+            .is_none_or(|t| end - t >= self.limits_interval.as_millis() as i64);
+        let restarts_from = match self.restarts_until {
+            None => Some(start),
+            Some(until)
+                if self.restarts_due
+                    || end - until >= self.restarts_interval.as_millis() as i64 =>
+            {
+                Some((until + step_ms).min(start))
+            }
+            Some(_) => None,
+        };
+        (start <= end).then_some(Window {
+            start,
+            end,
+            step: self.step,
+            limits,
+            restarts_from,
+        })
+    }
+
+    /// The first fetch of a window: at most [`SAMPLES_PER_FETCH`] samples per query
+    /// (by the number of containers known so far; the first piece of a backfill is
+    /// short, to learn it), the whole window when that fits. Restart counters start
+    /// where the window says (they may reach back further than its working set, and
+    /// are few); limits are read with the piece that ends the window.
+    fn next_piece(&self, window: Window) -> Window {
+        let step_ms = (window.step.as_millis() as i64).max(1);
+        let steps = if self.store.is_empty() && self.series_per_answer == 0 {
+            FIRST_BACKFILL_STEPS
+        } else {
+            let series = self.store.len().max(self.series_per_answer).max(1);
+            (self.samples_per_fetch / series).clamp(1, 1 << 20) as i64
+        };
+        let end = (window.start + (steps - 1) * step_ms).min(window.end);
+        Window {
+            end,
+            limits: window.limits && end == window.end,
+            ..window
+        }
+    }
+
+    /// `now`, or the newest sample's time when that is past `now` by no more than the
+    /// store's snapping (a tenth of a step, see `store::Samples`): a snapped time must
+    /// not hide the newest sample. Samples further ahead (`check --at` replaying the
+    /// past) are left to the model, which ignores them.
+    fn not_before_snapped(&self, now: TimestampMs, newest: TimestampMs) -> TimestampMs {
+        let tenth = self.step.as_millis() as i64 / 10;
+        if newest > now && newest - now <= tenth {
+            newest
+        } else {
+            now
+        }
+    }
+
+    /// Fetches what is new as of `now` and folds it into the store.
+    pub async fn poll(&mut self, now: TimestampMs) -> Result<PollSummary, SourceError> {
+        let Some(window) = self.next_window(now) else {
+            return Ok(PollSummary {
+                window: None,
+                ingest: IngestSummary::default(),
+                containers: self.store.len(),
+                oom_restarts: Vec::new(),
+                backfill: false,
+            });
+        };
+        let backfill = !self.caught_up;
+        let (ingest, oom_flags) = self.fetch_in_pieces(window, backfill).await?;
+        self.caught_up = true;
+        self.plan_next_reads(window, &ingest);
+        let oom_restarts = self.oom_restarts(&ingest, &oom_flags);
+        Ok(PollSummary {
+            window: Some(window),
+            ingest,
+            containers: self.store.len(),
+            oom_restarts,
+            backfill,
+        })
+    }
+
+    /// Fetches and stores `window` piece by piece, so neither Prometheus nor headroom
+    /// holds a whole backfill (or a catch-up after an outage) at once; what is left is
+    /// planned again after each piece, with the containers known. What the pieces
+    /// stored is carried into the next poll when a later piece fails.
+    async fn fetch_in_pieces(
+        &mut self,
+        window: Window,
+        backfill: bool,
+    ) -> Result<(IngestSummary, OomFlags), SourceError> {
+        let (mut ingest, mut oom_flags) = self.carried.take().unwrap_or_default();
+        let step_ms = self.step_ms();
+        let mut remaining = Some(window);
+        let mut progress_at = std::time::Instant::now();
+        while let Some(rest) = remaining.take() {
+            let piece = self.next_piece(rest);
+            let batch = match self.source.fetch(piece).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    self.carried = Some((ingest, oom_flags));
+                    // The pieces left unread held restart counters too.
+                    self.restarts_due |= piece.restarts_from.is_some();
+                    return Err(e);
+                }
+            };
+            if batch.series_without_identity > 0 {
+                tracing::debug!(
+                    series = batch.series_without_identity,
+                    "ignored working-set series without namespace, pod or container"
+                );
+            }
+            self.series_per_answer = batch.series_fetched;
+            for (key, flags) in batch_oom(&batch) {
+                oom_flags.entry(key).or_insert_with(Vec::new).extend(flags);
+            }
+            ingest.absorb(self.store.ingest(batch, piece.end));
+            if piece.end < window.end && progress_at.elapsed() >= self.progress_every {
+                progress_at = std::time::Instant::now();
+                self.log_progress(window, piece, &ingest, backfill);
+            }
+            self.fetched_until = Some(piece.end);
+            if piece.restarts_from.is_some() {
+                self.restarts_until = Some(piece.end);
+            }
+            if piece.limits {
+                self.limits_read_at = Some(piece.end);
+            }
+            let next = piece.end + step_ms;
+            if next <= window.end {
+                remaining = Some(Window {
+                    start: next,
+                    restarts_from: window.restarts_from.map(|_| next),
+                    ..window
+                });
+            }
+        }
+        Ok((ingest, oom_flags))
+    }
+
+    /// A long backfill or catch-up says how far it has come.
+    fn log_progress(&self, window: Window, piece: Window, ingest: &IngestSummary, backfill: bool) {
+        let step_ms = self.step_ms();
+        let span = (window.end - window.start + step_ms) as f64;
+        let done = piece.end - window.start + step_ms;
+        let percent = (done as f64 / span * 100.0).floor();
+        tracing::info!(
+            containers = self.store.len(),
+            samples = ingest.samples_added,
+            percent,
+            "{} {percent:.0}% done: {} of {} fetched",
+            if backfill { "backfill" } else { "catch-up" },
+            crate::units::format_duration_short((done / 1000) as f64),
+            crate::units::format_duration_short(span / 1000.0),
+        );
+    }
+
+    /// After a window: new containers have their limits read at the next poll, not
+    /// minutes later; a container that restarted (a new container id), or one
+    /// without an id that fell sharply, has its restart counters and reasons read at
+    /// the next poll.
+    fn plan_next_reads(&mut self, window: Window, ingest: &IngestSummary) {
+        if !window.limits && ingest.new_containers > 0 {
+            self.limits_read_at = None;
+        }
+        if window.restarts_from.is_some() {
+            self.restarts_due = false;
+        } else if ingest.new_incarnations > 0 || ingest.sudden_drops > 0 {
+            self.restarts_due = true;
+        }
+    }
+
+    /// The restarts of a poll that came with an OOMKilled reason.
+    fn oom_restarts(
+        &self,
+        ingest: &IngestSummary,
+        oom_flags: &OomFlags,
+    ) -> Vec<(ContainerKey, TimestampMs)> {
+        let step_ms = self.step_ms();
+        let (before, after) = OOM_REASON_STEPS;
+        ingest
+            .restarts
+            .iter()
+            .filter(|(key, at)| {
+                oom_flags.get(key).is_some_and(|flags| {
+                    flags.iter().any(|&(t, v)| {
+                        t >= at - before * step_ms && t <= at + after * step_ms && v >= 1.0
+                    })
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Forecasts every container as of `now` and folds each forecast into its alert
+    /// state: what the daemon does every poll. Most urgent first.
+    pub fn evaluate(&mut self, now: TimestampMs) -> Vec<ContainerReport> {
+        let mut reports = Vec::with_capacity(self.store.len());
+        for (key, tracked) in self.store.iter() {
+            let Some(segment) = tracked.current() else {
+                continue;
+            };
+            let Some(latest) = segment.samples.last() else {
+                continue;
+            };
+            let now = self.not_before_snapped(now, latest.at);
+            let limit = tracked
+                .limit
+                .and_then(|l| l.bytes)
+                .filter(|&b| b >= self.min_limit_bytes);
+            let followed = match self.followed.get_mut(key) {
+                Some(f) => f,
+                None => self.followed.entry(key.clone()).or_default(),
+            };
+            let facts = SegmentFacts {
+                start: segment.began,
+                latest,
+                step_ms: self.evaluation_step_ms,
+            };
+            let forecast = followed.memo.forecast(
+                facts,
+                || Cow::Owned(segment.samples.to_vec()),
+                || previous_run(tracked, self.step.as_millis() as i64, limit).map(Cow::Owned),
+                limit,
+                now,
+                &self.params,
+            );
+            let alert = followed
+                .alert
+                .update(&forecast, &self.params, &self.alert_params, now);
+            followed.trend = forecast.trend;
+            let mut report = ContainerReport::new(key, tracked, &forecast, now);
+            self.drop_nonsense_limit(&mut report);
+            report.alert = alert;
+            reports.push(report);
+        }
+        // Containers the store forgot take their alert state with them.
+        let store = &self.store;
+        self.followed.retain(|key, _| store.get(key).is_some());
+        sort_by_urgency(&mut reports);
+        reports
+    }
+
+    /// Replays the evaluations of the `warmup` before `at` (one per step) so that
+    /// alerts carry their pending periods, as in a daemon that had been running: what
+    /// `check` prints.
+    pub fn evaluate_with_warmup(
+        &mut self,
+        at: TimestampMs,
+        warmup: Duration,
+    ) -> Vec<ContainerReport> {
+        let step = (self.step.as_millis() as i64).max(1);
+        let mut t = at - warmup.as_millis() as i64;
+        while t < at {
+            self.evaluate(t);
+            t += step;
+        }
+        self.evaluate(at)
+    }
+
+    /// Fits run and evaluations answered from a kept fit so far, over all containers
+    /// followed now (see `model::reuse`): what benchmarks print.
+    pub fn fit_counts(&self) -> (u64, u64) {
+        self.followed
+            .values()
+            .fold((0, 0), |(f, r), x| (f + x.memo.fits, r + x.memo.reuses))
+    }
+
+    /// The trend last fitted for a container, for its chart.
+    pub fn trend(&self, key: &ContainerKey) -> Option<Trend> {
+        self.followed.get(key).and_then(|f| f.trend)
+    }
+
+    /// A limit below `forecast.min_limit` is treated as none, in reports too.
+    fn drop_nonsense_limit(&self, report: &mut ContainerReport) {
+        if report.limit_bytes.is_some_and(|l| l < self.min_limit_bytes) {
+            report.limit_bytes = None;
+            report.use_ratio = None;
+        }
+    }
+}
+
+/// The samples of the incarnation before the current one, for a forecast from the run
+/// before (`model::recurrence`): only while it is whole (the lookback has not trimmed
+/// its start, so ages line up), lasted longer than the current one so far, and ended
+/// at the `limit` (checked from its last sample before unpacking it all).
+fn previous_run(tracked: &Tracked, step_ms: i64, limit: Option<f64>) -> Option<Vec<model::Sample>> {
+    let [.., previous, current] = tracked.segments.as_slice() else {
+        return None;
+    };
+    if previous.samples.last()?.bytes < model::recurrence::RAN_OUT * limit? {
+        return None;
+    }
+    let whole = previous.start()? <= previous.began + step_ms;
+    let longer = previous.end()? - previous.began > current.end()? - current.began;
+    (whole && longer).then(|| previous.samples.to_vec())
+}
+
+/// The OOM-termination flags of a batch by container.
+fn batch_oom(batch: &Batch) -> OomFlags {
+    batch
+        .oom_terminations
+        .iter()
+        .map(|s| (s.key.clone(), s.samples.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,40 @@
+//! The shared vocabulary at the bottom of the crate: the time unit, label sets, the
+//! one time format, name globs, and secrets. Every layer may use these; they use
+//! nothing else of headroom's.
+
+pub mod secret;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+pub use secret::{Auth, RedactedValue, SecretValue, TlsConfig};
+
+/// Milliseconds since the Unix epoch: the one time unit inside headroom.
+pub type TimestampMs = i64;
+
+/// A series' labels, sorted by name.
+pub type Labels = BTreeMap<String, String>;
+
+/// A time as RFC 3339 in UTC to the second, the one format headroom prints.
+pub fn rfc3339(at: TimestampMs) -> String {
+    DateTime::<Utc>::from_timestamp_millis(at)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// `*` matches any run of characters, `?` one character.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    fn rec(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => rec(&p[1..], t) || (!t.is_empty() && rec(p, &t[1..])),
+            (Some('?'), Some(_)) => rec(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => rec(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    rec(&p, &t)
+}
