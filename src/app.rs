@@ -201,27 +201,29 @@ async fn demo(
             _ => return Err(AppError::Usage(format!("{flag} is not an http(s) URL"))),
         }
         let secret = crate::vocab::SecretValue::Inline(url.clone());
-        let filter = crate::config::ReceiverFilter {
+        let filter = crate::notify::Filter {
             min_severity: Some(crate::model::Severity::Warning),
             ..Default::default()
         };
-        config.receivers.push(if flag == "--slack-url" {
-            crate::config::ReceiverConfig::Slack {
-                name: "demo-slack".into(),
+        let name = flag.trim_start_matches("--").trim_end_matches("-url");
+        let receiver: std::sync::Arc<dyn crate::notify::ReceiverConfig> = if flag == "--slack-url" {
+            std::sync::Arc::new(crate::notify::slack::SlackConfig {
+                name: format!("demo-{name}"),
                 url: secret,
                 timeout,
                 filter,
-            }
+            })
         } else {
-            crate::config::ReceiverConfig::Webhook {
-                name: "demo-webhook".into(),
+            std::sync::Arc::new(crate::notify::webhook::WebhookConfig {
+                name: format!("demo-{name}"),
                 url: secret,
                 hmac_secret: None,
                 headers: vec![],
                 timeout,
                 filter,
-            }
-        });
+            })
+        };
+        config.receivers.push(receiver);
     }
     let config = &config;
     let listener = tokio::net::TcpListener::bind(args.listen)

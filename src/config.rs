@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -19,8 +20,9 @@ use crate::source::config::{
     DEFAULT_INIT_LIMITS_QUERY, DEFAULT_LIMITS_QUERY, DEFAULT_OOM_QUERY, DEFAULT_RESTARTS_QUERY,
     DEFAULT_WORKING_SET_QUERY,
 };
-use crate::units::{parse_bytes, parse_duration};
-use crate::vocab::{Auth, RedactedValue, SecretValue, TlsConfig};
+use crate::units::parse_bytes;
+pub use crate::vocab::check::Problem;
+use crate::vocab::check::{RawBasicAuth, RawTls, Validator};
 
 // ---------------------------------------------------------------------------------------
 // Raw: exactly what the file says.
@@ -37,7 +39,7 @@ struct RawConfig {
     forecast: RawForecast,
     server: RawServer,
     alerts: RawAlerts,
-    receivers: RawReceivers,
+    receivers: crate::notify::RawReceivers,
     sidecars: RawSidecars,
     sharding: RawSharding,
 }
@@ -73,65 +75,6 @@ struct RawAlerts {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawReceivers {
-    alertmanager: Vec<RawAlertmanager>,
-    slack: Vec<RawSlack>,
-    webhook: Vec<RawWebhook>,
-}
-
-/// The filter keys every receiver has (not `#[serde(flatten)]`: that would defeat
-/// `deny_unknown_fields`).
-#[derive(Debug, Default)]
-struct RawFilter {
-    min_severity: Option<String>,
-    namespaces: Vec<String>,
-    containers: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAlertmanager {
-    name: Option<String>,
-    url: Option<String>,
-    timeout: Option<String>,
-    tls: RawTls,
-    bearer_token: Option<String>,
-    bearer_token_file: Option<String>,
-    basic_auth: Option<RawBasicAuth>,
-    min_severity: Option<String>,
-    namespaces: Vec<String>,
-    containers: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawSlack {
-    name: Option<String>,
-    url: Option<String>,
-    url_file: Option<String>,
-    timeout: Option<String>,
-    min_severity: Option<String>,
-    namespaces: Vec<String>,
-    containers: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawWebhook {
-    name: Option<String>,
-    url: Option<String>,
-    url_file: Option<String>,
-    hmac_secret: Option<String>,
-    hmac_secret_file: Option<String>,
-    headers: BTreeMap<String, String>,
-    timeout: Option<String>,
-    min_severity: Option<String>,
-    namespaces: Vec<String>,
-    containers: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 struct RawServer {
     listen_address: Option<String>,
     request_timeout: Option<String>,
@@ -151,23 +94,6 @@ struct RawPrometheus {
     tls: RawTls,
     max_points_per_request: Option<u64>,
     max_concurrent_requests: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawBasicAuth {
-    username: String,
-    password: Option<String>,
-    password_file: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawTls {
-    ca_file: Option<String>,
-    cert_file: Option<String>,
-    key_file: Option<String>,
-    insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,7 +168,8 @@ pub struct Config {
     pub forecast: ForecastConfig,
     pub server: ServerConfig,
     pub alerts: AlertsConfig,
-    pub receivers: Vec<ReceiverConfig>,
+    /// Each receiver's own validated configuration (see `notify`).
+    pub receivers: Vec<Arc<dyn crate::notify::ReceiverConfig>>,
     /// Container names (globs) recognised as injected sidecars; native sidecars are
     /// recognised from kube-state-metrics whatever their name.
     pub sidecar_names: Vec<String>,
@@ -265,42 +192,6 @@ pub struct AlertsConfig {
     pub drain_timeout: Duration,
     pub retry_initial: Duration,
     pub retry_max: Duration,
-}
-
-/// Which alerts a receiver takes.
-#[derive(Debug, Clone, Default)]
-pub struct ReceiverFilter {
-    pub min_severity: Option<crate::model::Severity>,
-    pub namespaces: Vec<String>,
-    pub containers: Vec<String>,
-}
-
-/// One configured receiver.
-#[derive(Debug, Clone)]
-pub enum ReceiverConfig {
-    Alertmanager {
-        name: String,
-        url: reqwest::Url,
-        timeout: Duration,
-        auth: Auth,
-        tls: TlsConfig,
-        filter: ReceiverFilter,
-    },
-    Slack {
-        name: String,
-        url: SecretValue,
-        timeout: Duration,
-        filter: ReceiverFilter,
-    },
-    Webhook {
-        name: String,
-        url: SecretValue,
-        hmac_secret: Option<SecretValue>,
-        /// Header values may hold tokens: Debug prints them redacted.
-        headers: Vec<(String, RedactedValue)>,
-        timeout: Duration,
-        filter: ReceiverFilter,
-    },
 }
 
 /// The HTTP server: `/metrics`, the API and the status page.
@@ -354,14 +245,6 @@ pub struct Overrides {
     pub prometheus_url: Option<String>,
     pub shard_index: Option<u32>,
     pub shard_count: Option<u32>,
-}
-
-/// One thing wrong with a config, naming the key and, when known, the line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub key: String,
-    pub line: Option<usize>,
-    pub message: String,
 }
 
 /// Every problem found in a config file.
@@ -467,10 +350,7 @@ impl Config {
             origin: origin.to_string(),
             problems: vec![problem],
         })?;
-        let mut v = Validator {
-            text,
-            problems: Vec::new(),
-        };
+        let mut v = Validator::new(text);
         let config = v.validate(raw, overrides);
         // Read top to bottom, like the file; problems about defaults come last.
         v.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
@@ -519,67 +399,7 @@ fn yaml_problem(e: &serde_yaml::Error, key: &str) -> Problem {
     }
 }
 
-/// Collects problems while turning raw values into typed ones.
-struct Validator<'a> {
-    text: &'a str,
-    problems: Vec<Problem>,
-}
-
 impl Validator<'_> {
-    fn problem(&mut self, key: &str, message: impl Into<String>) {
-        let line = locate_key(self.text, key);
-        self.problems.push(Problem {
-            key: key.to_string(),
-            line,
-            message: message.into(),
-        });
-    }
-
-    /// Parses a duration; `None` (with a problem recorded) when it is invalid, so that
-    /// cross-field checks skip it instead of reporting follow-on problems.
-    fn duration(&mut self, key: &str, value: &Option<String>, default: &str) -> Option<Duration> {
-        let text = value.as_deref().unwrap_or(default);
-        match parse_duration(text) {
-            Ok(d) if d.is_zero() => {
-                self.problem(key, "must be longer than zero");
-                None
-            }
-            Ok(d) => Some(d),
-            Err(message) => {
-                self.problem(key, message);
-                None
-            }
-        }
-    }
-
-    fn existing_file(&mut self, key: &str, path: &Option<String>) -> Option<PathBuf> {
-        let path = path.as_ref()?;
-        let path = PathBuf::from(path);
-        if let Err(e) = std::fs::metadata(&path) {
-            self.problem(key, format!("cannot read {}: {e}", path.display()));
-        }
-        Some(path)
-    }
-
-    fn secret(
-        &mut self,
-        key: &str,
-        inline: &Option<String>,
-        file: &Option<String>,
-    ) -> Option<SecretValue> {
-        match (inline, file) {
-            (Some(_), Some(_)) => {
-                self.problem(key, format!("set either {key} or {key}_file, not both"));
-                None
-            }
-            (Some(value), None) => Some(SecretValue::Inline(value.clone())),
-            (None, Some(_)) => self
-                .existing_file(&format!("{key}_file"), file)
-                .map(SecretValue::File),
-            (None, None) => None,
-        }
-    }
-
     fn validate(&mut self, raw: RawConfig, overrides: &Overrides) -> Option<Config> {
         let prometheus = self.prometheus(raw.prometheus, overrides);
         let queries = self.queries(raw.queries);
@@ -672,7 +492,7 @@ impl Validator<'_> {
         }
 
         let alerts = self.alerts(raw.alerts);
-        let receivers = self.receivers(raw.receivers);
+        let receivers = raw.receivers.validate(self);
 
         let sidecar_names = raw.sidecars.names.unwrap_or_else(|| {
             crate::explain::DEFAULT_SIDECAR_NAMES
@@ -818,208 +638,6 @@ impl Validator<'_> {
         })
     }
 
-    fn filter(&mut self, key: &str, f: RawFilter) -> ReceiverFilter {
-        use crate::model::Severity;
-        let min_severity = match f.min_severity.as_deref() {
-            None | Some("warning") => Some(Severity::Warning),
-            Some("critical") => Some(Severity::Critical),
-            Some(other) => {
-                self.problem(
-                    &format!("{key}.min_severity"),
-                    format!("{other:?} is not warning or critical"),
-                );
-                None
-            }
-        };
-        ReceiverFilter {
-            min_severity,
-            namespaces: f.namespaces,
-            containers: f.containers,
-        }
-    }
-
-    fn http_url(&mut self, key: &str, text: &str) -> Option<reqwest::Url> {
-        match reqwest::Url::parse(text) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(u),
-            // The text may be a secret (a Slack URL): never quoted.
-            _ => {
-                self.problem(key, "is not an http(s) URL");
-                None
-            }
-        }
-    }
-
-    /// A receiver URL that is a secret (Slack, webhooks): inline or from a file,
-    /// required, and checked without ever being quoted.
-    fn secret_url(
-        &mut self,
-        key: &str,
-        url: &Option<String>,
-        url_file: &Option<String>,
-    ) -> Option<SecretValue> {
-        if let Some(u) = url {
-            self.http_url(&format!("{key}.url"), u);
-        }
-        if url.is_none() && url_file.is_none() {
-            self.problem(&format!("{key}.url"), "is required (or url_file)");
-        }
-        self.secret(&format!("{key}.url"), url, url_file)
-    }
-
-    fn receivers(&mut self, r: RawReceivers) -> Vec<ReceiverConfig> {
-        let mut out = Vec::new();
-        for (i, am) in r.alertmanager.into_iter().enumerate() {
-            let key = format!("receivers.alertmanager[{i}]");
-            let timeout = self.duration(&format!("{key}.timeout"), &am.timeout, "10s");
-            let url = match &am.url {
-                Some(u) => {
-                    let url = self.http_url(&format!("{key}.url"), u);
-                    if url
-                        .as_ref()
-                        .is_some_and(|u| !u.username().is_empty() || u.password().is_some())
-                    {
-                        self.problem(
-                            &format!("{key}.url"),
-                            "must not carry credentials; use basic_auth",
-                        );
-                    }
-                    url.map(with_trailing_slash)
-                }
-                None => {
-                    self.problem(&format!("{key}.url"), "is required");
-                    None
-                }
-            };
-            let bearer = self.secret(
-                &format!("{key}.bearer_token"),
-                &am.bearer_token,
-                &am.bearer_token_file,
-            );
-            let basic = am.basic_auth.and_then(|b| {
-                let password = self.secret(
-                    &format!("{key}.basic_auth.password"),
-                    &b.password,
-                    &b.password_file,
-                );
-                if b.password.is_none() && b.password_file.is_none() {
-                    self.problem(
-                        &format!("{key}.basic_auth"),
-                        "needs password or password_file",
-                    );
-                }
-                password.map(|p| (b.username, p))
-            });
-            let auth = match (bearer, basic) {
-                (Some(t), None) => Auth::Bearer(t),
-                (None, Some((username, password))) => Auth::Basic { username, password },
-                (Some(_), Some(_)) => {
-                    self.problem(
-                        &key,
-                        "set either bearer_token(_file) or basic_auth, not both",
-                    );
-                    Auth::None
-                }
-                (None, None) => Auth::None,
-            };
-            let filter = self.filter(
-                &key,
-                RawFilter {
-                    min_severity: am.min_severity,
-                    namespaces: am.namespaces,
-                    containers: am.containers,
-                },
-            );
-            let tls = TlsConfig {
-                ca_file: self.existing_file(&format!("{key}.tls.ca_file"), &am.tls.ca_file),
-                cert_file: self.existing_file(&format!("{key}.tls.cert_file"), &am.tls.cert_file),
-                key_file: self.existing_file(&format!("{key}.tls.key_file"), &am.tls.key_file),
-                insecure_skip_verify: am.tls.insecure_skip_verify,
-            };
-            if tls.cert_file.is_some() != tls.key_file.is_some() {
-                self.problem(
-                    &format!("{key}.tls"),
-                    "cert_file and key_file go together: set both or neither",
-                );
-            }
-            if let (Some(url), Some(timeout)) = (url, timeout) {
-                let name = am.name.unwrap_or_else(|| format!("alertmanager-{i}"));
-                out.push(ReceiverConfig::Alertmanager {
-                    name,
-                    url,
-                    timeout,
-                    auth,
-                    tls,
-                    filter,
-                });
-            }
-        }
-        for (i, sl) in r.slack.into_iter().enumerate() {
-            let key = format!("receivers.slack[{i}]");
-            let timeout = self.duration(&format!("{key}.timeout"), &sl.timeout, "10s");
-            let url = self.secret_url(&key, &sl.url, &sl.url_file);
-            let filter = self.filter(
-                &key,
-                RawFilter {
-                    min_severity: sl.min_severity,
-                    namespaces: sl.namespaces,
-                    containers: sl.containers,
-                },
-            );
-            if let (Some(url), Some(timeout)) = (url, timeout) {
-                let name = sl.name.unwrap_or_else(|| format!("slack-{i}"));
-                out.push(ReceiverConfig::Slack {
-                    name,
-                    url,
-                    timeout,
-                    filter,
-                });
-            }
-        }
-        for (i, wh) in r.webhook.into_iter().enumerate() {
-            let key = format!("receivers.webhook[{i}]");
-            let timeout = self.duration(&format!("{key}.timeout"), &wh.timeout, "10s");
-            let url = self.secret_url(&key, &wh.url, &wh.url_file);
-            let hmac_secret = self.secret(
-                &format!("{key}.hmac_secret"),
-                &wh.hmac_secret,
-                &wh.hmac_secret_file,
-            );
-            let mut headers = Vec::new();
-            for (name, value) in wh.headers {
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-                    || reqwest::header::HeaderValue::from_str(&value).is_err()
-                {
-                    self.problem(
-                        &format!("{key}.headers.{name}"),
-                        "is not a valid HTTP header",
-                    );
-                } else {
-                    headers.push((name, RedactedValue(value)));
-                }
-            }
-            let filter = self.filter(
-                &key,
-                RawFilter {
-                    min_severity: wh.min_severity,
-                    namespaces: wh.namespaces,
-                    containers: wh.containers,
-                },
-            );
-            if let (Some(url), Some(timeout)) = (url, timeout) {
-                let name = wh.name.unwrap_or_else(|| format!("webhook-{i}"));
-                out.push(ReceiverConfig::Webhook {
-                    name,
-                    url,
-                    hmac_secret,
-                    headers,
-                    timeout,
-                    filter,
-                });
-            }
-        }
-        out
-    }
-
     fn prometheus(&mut self, p: RawPrometheus, overrides: &Overrides) -> Option<PrometheusConfig> {
         let url_text = overrides
             .prometheus_url
@@ -1034,7 +652,7 @@ impl Validator<'_> {
                         "must not carry credentials; use prometheus.basic_auth",
                     );
                 }
-                Some(with_trailing_slash(url))
+                Some(crate::vocab::with_trailing_slash(url))
             }
             Ok(url) => {
                 self.problem(
@@ -1050,37 +668,12 @@ impl Validator<'_> {
         };
         let timeout = self.duration("prometheus.timeout", &p.timeout, "30s");
 
-        let bearer = self.secret(
-            "prometheus.bearer_token",
+        let auth = self.auth(
+            "prometheus",
             &p.bearer_token,
             &p.bearer_token_file,
+            p.basic_auth,
         );
-        let basic = p.basic_auth.and_then(|b| {
-            if b.username.is_empty() {
-                self.problem("prometheus.basic_auth.username", "must not be empty");
-            }
-            let password = self.secret(
-                "prometheus.basic_auth.password",
-                &b.password,
-                &b.password_file,
-            );
-            if password.is_none() && !self.problems.iter().any(|p| p.key.contains("password")) {
-                self.problem("prometheus.basic_auth", "needs password or password_file");
-            }
-            password.map(|password| (b.username, password))
-        });
-        let auth = match (bearer, basic) {
-            (Some(_), Some(_)) => {
-                self.problem(
-                    "prometheus.basic_auth",
-                    "set either bearer_token(_file) or basic_auth, not both",
-                );
-                Auth::None
-            }
-            (Some(token), None) => Auth::Bearer(token),
-            (None, Some((username, password))) => Auth::Basic { username, password },
-            (None, None) => Auth::None,
-        };
 
         let mut headers = Vec::new();
         for (name, value) in p.headers {
@@ -1096,18 +689,7 @@ impl Validator<'_> {
             }
         }
 
-        let tls = TlsConfig {
-            ca_file: self.existing_file("prometheus.tls.ca_file", &p.tls.ca_file),
-            cert_file: self.existing_file("prometheus.tls.cert_file", &p.tls.cert_file),
-            key_file: self.existing_file("prometheus.tls.key_file", &p.tls.key_file),
-            insecure_skip_verify: p.tls.insecure_skip_verify,
-        };
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            self.problem(
-                "prometheus.tls",
-                "cert_file and key_file go together: set both or neither",
-            );
-        }
+        let tls = self.tls("prometheus", p.tls);
 
         let max_points_per_request = match p.max_points_per_request.unwrap_or(11_000) {
             n @ 2..=11_000 => n as u32,
@@ -1172,14 +754,6 @@ impl Validator<'_> {
 }
 
 /// `Url::join` replaces the last path segment unless the base ends in `/`.
-fn with_trailing_slash(mut url: reqwest::Url) -> reqwest::Url {
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    url
-}
-
 /// `metric{...}` or `metric`, optionally joined by ` or `: the queries namespace
 /// sharding can add a matcher to.
 fn is_selector_union(query: &str) -> bool {
@@ -1208,47 +782,6 @@ fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Finds the 1-based line of a dotted key (`prometheus.tls.ca_file`) in block-style YAML,
-/// so a problem found after parsing can still point at its line. Returns `None` for keys
-/// the file does not spell out (defaults) or flow-style YAML.
-fn locate_key(text: &str, dotted: &str) -> Option<usize> {
-    let mut parts = dotted.split('.').peekable();
-    let mut want = parts.next()?;
-    let mut min_indent = 0usize;
-    let mut found = None;
-    for (index, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let indent = line.len() - trimmed.len();
-        if found.is_some() && indent < min_indent {
-            // Left the parent's block without finding the child.
-            return found;
-        }
-        if indent < min_indent {
-            continue;
-        }
-        let key = trimmed
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches(['"', '\'']);
-        if key == want && trimmed.contains(':') {
-            found = Some(index + 1);
-            match parts.next() {
-                Some(next) => {
-                    want = next;
-                    min_indent = indent + 1;
-                }
-                None => return found,
-            }
-        }
-    }
-    found
 }
 
 #[cfg(test)]
@@ -1349,15 +882,6 @@ forecast:
         let p = &err.problems[0];
         assert_eq!(p.key, "identity.extra_labels");
         assert_eq!(p.line, Some(2));
-    }
-
-    #[test]
-    fn locate_key_walks_nesting() {
-        let text = "a:\n  x: 1\nb:\n  x: 2\n  c:\n    x: 3\n";
-        assert_eq!(locate_key(text, "b.x"), Some(4));
-        assert_eq!(locate_key(text, "b.c.x"), Some(6));
-        assert_eq!(locate_key(text, "a.x"), Some(2));
-        assert_eq!(locate_key(text, "a.nope"), Some(1));
     }
 }
 

@@ -3,13 +3,121 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{post, read_secret, Event, EventKind, Filter, Receiver, Verdict};
-use crate::vocab::rfc3339;
-use crate::vocab::SecretValue;
+use super::{
+    post, read_secret, Event, EventKind, Filter, RawReceiver, Receiver, ReceiverConfig, Verdict,
+};
+use crate::vocab::check::{RawBasicAuth, RawTls, Validator};
+use crate::vocab::{rfc3339, Auth, SecretValue, TlsConfig};
+
+/// `receivers.alertmanager[]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlertmanager {
+    name: Option<String>,
+    url: Option<String>,
+    timeout: Option<String>,
+    tls: RawTls,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<String>,
+    basic_auth: Option<RawBasicAuth>,
+    min_severity: Option<String>,
+    namespaces: Vec<String>,
+    containers: Vec<String>,
+}
+
+/// One Alertmanager, validated: all it needs but an HTTP client.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerConfig {
+    pub name: String,
+    /// Base URL, with a trailing slash; `api/v2/alerts` is joined onto it.
+    pub url: reqwest::Url,
+    pub timeout: Duration,
+    pub auth: Auth,
+    pub tls: TlsConfig,
+    pub filter: Filter,
+}
+
+impl RawReceiver for RawAlertmanager {
+    fn validate(
+        self,
+        v: &mut Validator,
+        key: &str,
+        index: usize,
+    ) -> Option<Arc<dyn ReceiverConfig>> {
+        let timeout = v.duration(&format!("{key}.timeout"), &self.timeout, "10s");
+        let url = match &self.url {
+            Some(u) => {
+                let url = v.http_url(&format!("{key}.url"), u);
+                if url
+                    .as_ref()
+                    .is_some_and(|u| !u.username().is_empty() || u.password().is_some())
+                {
+                    v.problem(
+                        &format!("{key}.url"),
+                        "must not carry credentials; use basic_auth",
+                    );
+                }
+                url.map(crate::vocab::with_trailing_slash)
+            }
+            None => {
+                v.problem(&format!("{key}.url"), "is required");
+                None
+            }
+        };
+        let auth = v.auth(
+            key,
+            &self.bearer_token,
+            &self.bearer_token_file,
+            self.basic_auth,
+        );
+        let filter = Filter::validate(v, key, self.min_severity, self.namespaces, self.containers);
+        let tls = v.tls(key, self.tls);
+        Some(Arc::new(AlertmanagerConfig {
+            name: self.name.unwrap_or_else(|| format!("alertmanager-{index}")),
+            url: url?,
+            timeout: timeout?,
+            auth,
+            tls,
+            filter,
+        }))
+    }
+}
+
+impl ReceiverConfig for AlertmanagerConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, http: &reqwest::Client) -> Result<Arc<dyn Receiver>, String> {
+        let tls = &self.tls;
+        let http = if tls.ca_file.is_some() || tls.cert_file.is_some() || tls.insecure_skip_verify {
+            super::tls_client(tls)?
+        } else {
+            http.clone()
+        };
+        let (bearer_token, basic_auth) = match &self.auth {
+            Auth::None => (None, None),
+            Auth::Bearer(t) => (Some(t.clone()), None),
+            Auth::Basic { username, password } => {
+                (None, Some((username.clone(), password.clone())))
+            }
+        };
+        Ok(Arc::new(Alertmanager {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            http,
+            bearer_token,
+            basic_auth,
+            timeout: self.timeout,
+            filter: self.filter.clone(),
+        }))
+    }
+}
 
 /// One Alertmanager.
 pub struct Alertmanager {

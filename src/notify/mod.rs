@@ -27,6 +27,7 @@ use crate::model::Severity;
 use crate::report::ContainerReport;
 use crate::source::kubernetes::{label_escape, scope};
 use crate::telemetry::Telemetry;
+use crate::vocab::check::Validator;
 use crate::vocab::{glob, TimestampMs};
 use lifecycle::Lifecycle;
 
@@ -525,6 +526,33 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The filter keys every receiver has (not `#[serde(flatten)]` into one raw
+    /// struct: that would defeat `deny_unknown_fields`).
+    pub fn validate(
+        v: &mut Validator,
+        key: &str,
+        min_severity: Option<String>,
+        namespaces: Vec<String>,
+        containers: Vec<String>,
+    ) -> Filter {
+        let min_severity = match min_severity.as_deref() {
+            None | Some("warning") => Some(Severity::Warning),
+            Some("critical") => Some(Severity::Critical),
+            Some(other) => {
+                v.problem(
+                    &format!("{key}.min_severity"),
+                    format!("{other:?} is not warning or critical"),
+                );
+                None
+            }
+        };
+        Filter {
+            min_severity,
+            namespaces,
+            containers,
+        }
+    }
+
     pub fn matches(&self, e: &Event) -> bool {
         // The higher of now and before: a receiver told of a critical alert also hears
         // that it de-escalated or resolved.
@@ -905,12 +933,63 @@ impl Notifier {
 #[cfg(test)]
 mod tests;
 
-/// Builds every configured receiver with one shared HTTP client per kind of use.
-pub fn receivers(
-    configs: &[crate::config::ReceiverConfig],
-) -> anyhow::Result<Vec<Arc<dyn Receiver>>> {
-    use crate::config::{ReceiverConfig, ReceiverFilter};
-    use crate::vocab::Auth;
+/// A receiver's validated configuration: everything but the HTTP client. Each
+/// integration's file defines its own, with the raw form it is read from.
+pub trait ReceiverConfig: std::fmt::Debug + Send + Sync {
+    fn name(&self) -> &str;
+    /// Builds the receiver on the shared client `http` (or on one of its own, for
+    /// TLS settings of its own).
+    fn build(&self, http: &reqwest::Client) -> Result<Arc<dyn Receiver>, String>;
+}
+
+/// A receiver's configuration as written, validated into its [`ReceiverConfig`].
+trait RawReceiver {
+    /// `key` names the item (`receivers.slack[0]`) in problems; `index` numbers it
+    /// for a default name.
+    fn validate(
+        self,
+        v: &mut Validator,
+        key: &str,
+        index: usize,
+    ) -> Option<Arc<dyn ReceiverConfig>>;
+}
+
+/// The `receivers:` section as written: one list per integration. Adding an
+/// integration is its own file (raw config, validated config, sending) plus its
+/// field here and its line in [`RawReceivers::validate`].
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawReceivers {
+    alertmanager: Vec<alertmanager::RawAlertmanager>,
+    slack: Vec<slack::RawSlack>,
+    webhook: Vec<webhook::RawWebhook>,
+}
+
+impl RawReceivers {
+    /// Every receiver, validated; problems go to `v`, each naming its item.
+    pub fn validate(self, v: &mut Validator) -> Vec<Arc<dyn ReceiverConfig>> {
+        let mut out = Vec::new();
+        validate_each(v, "alertmanager", self.alertmanager, &mut out);
+        validate_each(v, "slack", self.slack, &mut out);
+        validate_each(v, "webhook", self.webhook, &mut out);
+        out
+    }
+}
+
+fn validate_each<R: RawReceiver>(
+    v: &mut Validator,
+    kind: &str,
+    items: Vec<R>,
+    out: &mut Vec<Arc<dyn ReceiverConfig>>,
+) {
+    for (i, raw) in items.into_iter().enumerate() {
+        let key = format!("receivers.{kind}[{i}]");
+        out.extend(raw.validate(v, &key, i));
+    }
+}
+
+/// Builds every configured receiver, sharing one HTTP client.
+pub fn receivers(configs: &[Arc<dyn ReceiverConfig>]) -> anyhow::Result<Vec<Arc<dyn Receiver>>> {
     let http = reqwest::Client::builder()
         .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))
@@ -921,80 +1000,13 @@ pub fn receivers(
                 e.without_url()
             )
         })?;
-    let filter = |f: &ReceiverFilter| Filter {
-        min_severity: f.min_severity,
-        namespaces: f.namespaces.clone(),
-        containers: f.containers.clone(),
-    };
-    let mut out: Vec<Arc<dyn Receiver>> = Vec::new();
-    for r in configs {
-        match r {
-            ReceiverConfig::Alertmanager {
-                name,
-                url,
-                timeout,
-                auth,
-                tls,
-                filter: f,
-            } => {
-                let http =
-                    if tls.ca_file.is_some() || tls.cert_file.is_some() || tls.insecure_skip_verify
-                    {
-                        tls_client(tls).map_err(|e| anyhow::anyhow!("receiver {name}: {e}"))?
-                    } else {
-                        http.clone()
-                    };
-                let (bearer_token, basic_auth) = match auth {
-                    Auth::None => (None, None),
-                    Auth::Bearer(t) => (Some(t.clone()), None),
-                    Auth::Basic { username, password } => {
-                        (None, Some((username.clone(), password.clone())))
-                    }
-                };
-                out.push(Arc::new(alertmanager::Alertmanager {
-                    name: name.clone(),
-                    url: url.clone(),
-                    http,
-                    bearer_token,
-                    basic_auth,
-                    timeout: *timeout,
-                    filter: filter(f),
-                }));
-            }
-            ReceiverConfig::Slack {
-                name,
-                url,
-                timeout,
-                filter: f,
-            } => out.push(Arc::new(slack::Slack {
-                name: name.clone(),
-                url: url.clone(),
-                http: http.clone(),
-                timeout: *timeout,
-                filter: filter(f),
-            })),
-            ReceiverConfig::Webhook {
-                name,
-                url,
-                hmac_secret,
-                headers,
-                timeout,
-                filter: f,
-            } => out.push(Arc::new(webhook::Webhook {
-                name: name.clone(),
-                url: url.clone(),
-                http: http.clone(),
-                headers: headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.0.clone()))
-                    .collect(),
-                hmac_secret: hmac_secret.clone(),
-                timeout: *timeout,
-                filter: filter(f),
-            })),
-        }
-    }
-    Ok(out)
+    configs
+        .iter()
+        .map(|c| {
+            c.build(&http)
+                .map_err(|e| anyhow::anyhow!("receiver {}: {e}", c.name()))
+        })
+        .collect()
 }
 
 /// An HTTP client trusting an extra CA and presenting a client certificate.

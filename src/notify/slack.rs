@@ -4,13 +4,18 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::json;
 
-use super::{post, read_secret, Event, EventKind, Filter, Receiver, Verdict};
+use super::{
+    post, read_secret, Event, EventKind, Filter, RawReceiver, Receiver, ReceiverConfig, Verdict,
+};
 use crate::model::Severity;
 use crate::units::{format_bytes, format_duration_short};
+use crate::vocab::check::Validator;
 use crate::vocab::SecretValue;
 
 /// One Slack incoming webhook. Its URL is a secret: never logged.
@@ -20,6 +25,63 @@ pub struct Slack {
     pub http: reqwest::Client,
     pub timeout: Duration,
     pub filter: Filter,
+}
+
+/// `receivers.slack[]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSlack {
+    name: Option<String>,
+    url: Option<String>,
+    url_file: Option<String>,
+    timeout: Option<String>,
+    min_severity: Option<String>,
+    namespaces: Vec<String>,
+    containers: Vec<String>,
+}
+
+/// One Slack incoming webhook, validated: all it needs but an HTTP client.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    pub name: String,
+    pub url: SecretValue,
+    pub timeout: Duration,
+    pub filter: Filter,
+}
+
+impl RawReceiver for RawSlack {
+    fn validate(
+        self,
+        v: &mut Validator,
+        key: &str,
+        index: usize,
+    ) -> Option<Arc<dyn ReceiverConfig>> {
+        let timeout = v.duration(&format!("{key}.timeout"), &self.timeout, "10s");
+        let url = v.secret_url(key, &self.url, &self.url_file);
+        let filter = Filter::validate(v, key, self.min_severity, self.namespaces, self.containers);
+        Some(Arc::new(SlackConfig {
+            name: self.name.unwrap_or_else(|| format!("slack-{index}")),
+            url: url?,
+            timeout: timeout?,
+            filter,
+        }))
+    }
+}
+
+impl ReceiverConfig for SlackConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, http: &reqwest::Client) -> Result<Arc<dyn Receiver>, String> {
+        Ok(Arc::new(Slack {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            http: http.clone(),
+            timeout: self.timeout,
+            filter: self.filter.clone(),
+        }))
+    }
 }
 
 /// The message for one event.

@@ -179,14 +179,6 @@ fn sparkline_scales_to_the_limit() {
 }
 
 #[test]
-fn globs_match_like_shells() {
-    assert!(glob("prod*", "prod-eu"));
-    assert!(glob("*-proxy", "istio-proxy"));
-    assert!(glob("a?c", "abc"));
-    assert!(!glob("prod*", "staging"));
-}
-
-#[test]
 fn one_place_decides_retries() {
     assert_eq!(verdict(Ok((200, None, String::new()))), Verdict::Delivered);
     assert!(matches!(

@@ -3,15 +3,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
-use super::{post, read_secret, Event, EventKind, Filter, Receiver, Verdict};
-use crate::vocab::rfc3339;
-use crate::vocab::SecretValue;
+use super::{
+    post, read_secret, Event, EventKind, Filter, RawReceiver, Receiver, ReceiverConfig, Verdict,
+};
+use crate::vocab::check::Validator;
+use crate::vocab::{rfc3339, RedactedValue, SecretValue};
 
 /// The payload version; bumped only for incompatible changes.
 pub const PAYLOAD_VERSION: &str = "1";
@@ -27,6 +31,95 @@ pub struct Webhook {
     pub hmac_secret: Option<SecretValue>,
     pub timeout: Duration,
     pub filter: Filter,
+}
+
+/// `receivers.webhook[]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWebhook {
+    name: Option<String>,
+    url: Option<String>,
+    url_file: Option<String>,
+    hmac_secret: Option<String>,
+    hmac_secret_file: Option<String>,
+    headers: std::collections::BTreeMap<String, String>,
+    timeout: Option<String>,
+    min_severity: Option<String>,
+    namespaces: Vec<String>,
+    containers: Vec<String>,
+}
+
+/// One webhook, validated: all it needs but an HTTP client.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub name: String,
+    pub url: SecretValue,
+    pub hmac_secret: Option<SecretValue>,
+    /// Header values may hold tokens: Debug prints them redacted.
+    pub headers: Vec<(String, RedactedValue)>,
+    pub timeout: Duration,
+    pub filter: Filter,
+}
+
+impl RawReceiver for RawWebhook {
+    fn validate(
+        self,
+        v: &mut Validator,
+        key: &str,
+        index: usize,
+    ) -> Option<Arc<dyn ReceiverConfig>> {
+        let timeout = v.duration(&format!("{key}.timeout"), &self.timeout, "10s");
+        let url = v.secret_url(key, &self.url, &self.url_file);
+        let hmac_secret = v.secret(
+            &format!("{key}.hmac_secret"),
+            &self.hmac_secret,
+            &self.hmac_secret_file,
+        );
+        let mut headers = Vec::new();
+        for (name, value) in self.headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(&value).is_err()
+            {
+                v.problem(
+                    &format!("{key}.headers.{name}"),
+                    "is not a valid HTTP header",
+                );
+            } else {
+                headers.push((name, RedactedValue(value)));
+            }
+        }
+        let filter = Filter::validate(v, key, self.min_severity, self.namespaces, self.containers);
+        Some(Arc::new(WebhookConfig {
+            name: self.name.unwrap_or_else(|| format!("webhook-{index}")),
+            url: url?,
+            hmac_secret,
+            headers,
+            timeout: timeout?,
+            filter,
+        }))
+    }
+}
+
+impl ReceiverConfig for WebhookConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, http: &reqwest::Client) -> Result<Arc<dyn Receiver>, String> {
+        Ok(Arc::new(Webhook {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            http: http.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect(),
+            hmac_secret: self.hmac_secret.clone(),
+            timeout: self.timeout,
+            filter: self.filter.clone(),
+        }))
+    }
 }
 
 /// The payload for one event (version 1).

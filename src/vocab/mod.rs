@@ -2,6 +2,7 @@
 //! one time format, name globs, and secrets. Every layer may use these; they use
 //! nothing else of headroom's.
 
+pub mod check;
 pub mod secret;
 
 use std::collections::BTreeMap;
@@ -37,4 +38,27 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     rec(&p, &t)
+}
+
+/// The URL with a trailing slash, so relative API paths join onto its path
+/// (`https://thanos.example/prometheus/` keeps its prefix).
+pub fn with_trailing_slash(mut url: reqwest::Url) -> reqwest::Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_shells() {
+        assert!(glob("prod*", "prod-eu"));
+        assert!(glob("*-proxy", "istio-proxy"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("prod*", "staging"));
+    }
 }
