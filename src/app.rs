@@ -403,7 +403,7 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
         let mut config = config.clone();
         if let Some(selector) = &args.selector {
             config.queries.working_set =
-                crate::source::kubernetes::add_matchers(&config.queries.working_set, selector);
+                crate::source::promql::add_matchers(&config.queries.working_set, selector);
         }
         let source = prometheus_source(&config)?;
         let lookback = config.store.lookback.as_millis() as i64;

@@ -20,6 +20,7 @@ use crate::source::config::{
     DEFAULT_INIT_LIMITS_QUERY, DEFAULT_LIMITS_QUERY, DEFAULT_OOM_QUERY, DEFAULT_RESTARTS_QUERY,
     DEFAULT_WORKING_SET_QUERY,
 };
+use crate::source::promql::{is_label_name, is_selector_union};
 use crate::units::parse_bytes;
 pub use crate::vocab::check::Problem;
 use crate::vocab::check::{RawBasicAuth, RawTls, Validator};
@@ -754,36 +755,6 @@ impl Validator<'_> {
 }
 
 /// `Url::join` replaces the last path segment unless the base ends in `/`.
-/// `metric{...}` or `metric`, optionally joined by ` or `: the queries namespace
-/// sharding can add a matcher to.
-fn is_selector_union(query: &str) -> bool {
-    query.split(" or ").all(|part| {
-        let part = part.trim();
-        let (name, rest) = match part.find('{') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        let name_ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-            && !name.starts_with(|c: char| c.is_ascii_digit());
-        let rest_ok = rest.is_empty()
-            || (rest.starts_with('{')
-                && rest.ends_with('}')
-                && rest[1..rest.len() - 1]
-                    .chars()
-                    .all(|c| c != '{' && c != '}'));
-        name_ok && rest_ok
-    })
-}
-
-fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -900,8 +871,6 @@ mod sharding_tests {
         assert_eq!(err.problems[0].key, "queries.working_set");
         let ok = Config::parse_str("sharding:\n  mode: namespace\n", "t", &Overrides::default());
         assert!(ok.is_ok(), "the default queries are plain selectors");
-        assert!(is_selector_union(r#"a{x="1"} or b"#));
-        assert!(!is_selector_union("sum(a)"));
     }
 
     #[test]

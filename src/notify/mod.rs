@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use crate::model::Severity;
 use crate::report::ContainerReport;
-use crate::source::kubernetes::{label_escape, scope};
+use crate::source::promql::{label_escape, scope};
 use crate::telemetry::Telemetry;
 use crate::vocab::check::Validator;
 use crate::vocab::{glob, TimestampMs};

@@ -10,6 +10,7 @@ pub mod config;
 pub mod kubernetes;
 pub mod metadata;
 pub mod prometheus;
+pub mod promql;
 
 use std::fmt;
 use std::future::Future;
