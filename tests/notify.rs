@@ -256,7 +256,7 @@ async fn slack_gets_exact_block_kit_and_survives_every_failure() {
                 {"type": "section", "text": {"type": "mrkdwn", "text": ":red_circle: *CRITICAL* istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~38m (90% interval 31m–47m); growth +31Mi/h began 14:12"}},
                 {"type": "section", "fields": [
                     {"type": "mrkdwn", "text": "*Working set*\n109Mi of 128Mi (85%)"},
-                    {"type": "mrkdwn", "text": "*Time to limit*\n~38m (90%: 31m–47m)"},
+                    {"type": "mrkdwn", "text": "*Time to limit*\n~38m (90% interval 31m–47m)"},
                     {"type": "mrkdwn", "text": "*Growth*\n+31Mi/h"},
                     {"type": "mrkdwn", "text": "*Pattern*\nleak since 2026-03-19T14:12:00Z"}
                 ]},

@@ -7,7 +7,7 @@ use super::Snapshot;
 use crate::model::Severity;
 use crate::plot::{self, Band, Chart};
 use crate::report::ContainerReport;
-use crate::units::{format_bytes, format_duration_short};
+use crate::units::format_bytes;
 use crate::vocab::rfc3339;
 
 /// Containers drawn as cards with charts; the rest are listed in a table.
@@ -26,12 +26,12 @@ fn eta_text(r: &ContainerReport) -> String {
         None => "not on course to its limit".into(),
         Some(s) if s <= 0.0 => "at its limit".into(),
         Some(s) => format!(
-            "limit in ~{} (90%: {}–{})",
-            format_duration_short(s),
-            r.time_to_limit_lower_seconds
-                .map_or("?".into(), format_duration_short),
-            r.time_to_limit_upper_seconds
-                .map_or("never".into(), format_duration_short)
+            "limit in {}",
+            crate::report::eta_text(
+                s,
+                r.time_to_limit_lower_seconds,
+                r.time_to_limit_upper_seconds
+            )
         ),
     }
 }

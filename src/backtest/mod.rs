@@ -17,11 +17,12 @@ use crate::model::{
 };
 use crate::notify::lifecycle::Lifecycle;
 use crate::plot::{self, Band, Chart};
+use crate::report::eta_text;
 use crate::source::kubernetes::group_working_sets;
 use crate::source::prometheus::RangeSeries;
 use crate::source::{Batch, ContainerKey, LimitReading, RestartSeries};
 use crate::store::{Store, StoreLimits};
-use crate::units::{format_bytes, format_duration_short};
+use crate::units::format_bytes;
 use crate::vocab::rfc3339;
 
 /// How a replay evaluates.
@@ -352,16 +353,13 @@ pub fn run(
     Ok(Some(svg))
 }
 
-/// "ETA ~38m (31m–47m), 97Mi of 128Mi, +32Mi/h since 14:12 (leak)"
+/// "ETA ~38m (90% interval 31m–47m), 97Mi of 128Mi, +32Mi/h since 14:12 (leak)"
 fn describe(f: &Forecast, limit: Option<f64>) -> String {
     let mut text = String::new();
     if let Some(t) = f.time_to_limit {
         text.push_str(&format!(
-            "ETA ~{} ({}–{}), ",
-            format_duration_short(t.seconds),
-            format_duration_short(t.lower_seconds),
-            t.upper_seconds
-                .map_or("never".into(), format_duration_short)
+            "ETA {}, ",
+            eta_text(t.seconds, Some(t.lower_seconds), t.upper_seconds)
         ));
     }
     text.push_str(&format_bytes(f.working_set_bytes));

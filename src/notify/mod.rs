@@ -340,7 +340,7 @@ impl Dispatcher {
 
 /// The description annotation: every number a responder wants.
 fn describe(r: &ContainerReport) -> String {
-    use crate::units::{format_bytes, format_duration_short};
+    use crate::units::format_bytes;
     let mut parts = vec![format!(
         "working set {} of {}{}",
         format_bytes(r.working_set_bytes),
@@ -360,12 +360,12 @@ fn describe(r: &ContainerReport) -> String {
     }
     if let Some(t) = r.time_to_limit_seconds {
         parts.push(format!(
-            "limit in ~{} (90% interval {}–{})",
-            format_duration_short(t),
-            r.time_to_limit_lower_seconds
-                .map_or("?".into(), format_duration_short),
-            r.time_to_limit_upper_seconds
-                .map_or("never".into(), format_duration_short)
+            "limit in {}",
+            crate::report::eta_text(
+                t,
+                r.time_to_limit_lower_seconds,
+                r.time_to_limit_upper_seconds
+            )
         ));
     }
     parts.push(format!("pattern {}", r.pattern.as_str()));

@@ -14,7 +14,7 @@ use super::{
     post, read_secret, Event, EventKind, Filter, RawReceiver, Receiver, ReceiverConfig, Verdict,
 };
 use crate::model::Severity;
-use crate::units::{format_bytes, format_duration_short};
+use crate::units::format_bytes;
 use crate::vocab::check::Validator;
 use crate::vocab::SecretValue;
 
@@ -106,13 +106,10 @@ pub fn message(e: &Event) -> serde_json::Value {
     let fallback = format!("{word}{what}: {summary}");
     let eta = match (r.time_to_limit_seconds, e.kind) {
         (_, EventKind::Resolved) => "–".to_string(),
-        (Some(s), _) => format!(
-            "~{} (90%: {}–{})",
-            format_duration_short(s),
-            r.time_to_limit_lower_seconds
-                .map_or("?".into(), format_duration_short),
-            r.time_to_limit_upper_seconds
-                .map_or("never".into(), format_duration_short)
+        (Some(s), _) => crate::report::eta_text(
+            s,
+            r.time_to_limit_lower_seconds,
+            r.time_to_limit_upper_seconds,
         ),
         (None, _) => "not on course".into(),
     };
