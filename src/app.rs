@@ -3,6 +3,7 @@
 //! every other one.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -189,6 +190,64 @@ async fn demo(
         ));
     }
     let mut config = config.clone();
+    add_demo_receivers(&mut config, args)?;
+    let config = &config;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (choose another with --listen)",
+                args.listen
+            )
+        })?;
+    // The simulated day: the payment-service rollout happened 20 minutes ago.
+    let start = Utc::now().timestamp_millis() / 60_000 * 60_000;
+    let rollout = start - 20 * 60_000;
+    let oom = SimulatedCluster::sidecar_oom_at(rollout);
+    println!(
+        "headroom demo: a simulated cluster at {}x speed (one wall second = {} simulated)",
+        args.speed,
+        humantime::format_duration(std::time::Duration::from_secs_f64(args.speed.round()))
+    );
+    println!("  status page  http://{}/", args.listen);
+    println!("  forecasts    http://{}/api/v1/forecasts", args.listen);
+    println!("  metrics      http://{}/metrics", args.listen);
+    println!("payment-service-7f8b9c6d4-xk2nm was rolled out at {} with trace sampling at 100%; its istio-proxy sidecar has a 128Mi limit.\n", &crate::vocab::rfc3339(rollout)[11..16]);
+    let mut options = LoopOptions::from_config(config);
+    options.speed = args.speed;
+    options.stop_at = (!args.forever).then_some(oom + 15 * 60_000);
+    let outcome = std::sync::Arc::new(DemoOutcome::default());
+    let pipeline = Pipeline::new(SimulatedCluster::new(rollout), config);
+    daemon::serve(
+        pipeline,
+        config,
+        std::sync::Arc::new(daemon::ScaledClock::new(start, args.speed)),
+        options,
+        listener,
+        demo_console(outcome.clone()),
+        |_| Default::default(),
+        shutdown,
+    )
+    .await?;
+    let quiet = if outcome.others_alerted.load(Ordering::Relaxed) {
+        "another container alerted too (see above)"
+    } else {
+        "no other container alerted"
+    };
+    let after = if outcome.recurring.load(Ordering::Relaxed) {
+        ", and its alert goes on: it leaks again on the course of the run before"
+    } else {
+        ""
+    };
+    println!(
+        "\ndemo over: the sidecar reached its limit at {} and was restarted{after}; {quiet}.",
+        &crate::vocab::rfc3339(oom)[11..16]
+    );
+    Ok(())
+}
+
+/// The demo's `--slack-url` and `--webhook-url`, as receivers of every warning.
+fn add_demo_receivers(config: &mut Config, args: &DemoArgs) -> Result<(), AppError> {
     let timeout = std::time::Duration::from_secs(10);
     for (flag, url) in [
         ("--slack-url", &args.slack_url),
@@ -225,45 +284,30 @@ async fn demo(
         };
         config.receivers.push(receiver);
     }
-    let config = &config;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (choose another with --listen)",
-                args.listen
-            )
-        })?;
-    // The simulated day: the payment-service rollout happened 20 minutes ago.
-    let start = Utc::now().timestamp_millis() / 60_000 * 60_000;
-    let rollout = start - 20 * 60_000;
-    let oom = SimulatedCluster::sidecar_oom_at(rollout);
-    println!(
-        "headroom demo: a simulated cluster at {}x speed (one wall second = {} simulated)",
-        args.speed,
-        humantime::format_duration(std::time::Duration::from_secs_f64(args.speed.round()))
-    );
-    println!("  status page  http://{}/", args.listen);
-    println!("  forecasts    http://{}/api/v1/forecasts", args.listen);
-    println!("  metrics      http://{}/metrics", args.listen);
-    println!("payment-service-7f8b9c6d4-xk2nm was rolled out at {} with trace sampling at 100%; its istio-proxy sidecar has a 128Mi limit.\n", &crate::vocab::rfc3339(rollout)[11..16]);
-    let mut options = LoopOptions::from_config(config);
-    options.speed = args.speed;
-    options.stop_at = (!args.forever).then_some(oom + 15 * 60_000);
+    Ok(())
+}
+
+/// What the demo's console saw, for its closing line.
+#[derive(Default)]
+struct DemoOutcome {
+    /// A container other than the sidecar alerted.
+    others_alerted: AtomicBool,
+    /// At the last poll, the restarted sidecar is still alerted, forecast from the
+    /// run before (it leaks on the same course).
+    recurring: AtomicBool,
+}
+
+/// Prints each poll's OOM kills and alert transitions, and a status line every 10
+/// simulated minutes.
+fn demo_console(outcome: std::sync::Arc<DemoOutcome>) -> daemon::OnPoll {
     let mut polls = 0u64;
-    let others_alerted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let others = others_alerted.clone();
-    // Whether the restarted sidecar is, at the last poll, still alerted, forecast
-    // from the run before (it leaks on the same course).
-    let recurring = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let recurring_seen = recurring.clone();
-    let on_poll: daemon::OnPoll = Box::new(move |snapshot, events| {
+    Box::new(move |snapshot, events| {
         let transitions = events.iter().filter(|e| e.is_transition());
         if transitions
             .clone()
             .any(|e| e.severity.is_some() && e.report.container != "istio-proxy")
         {
-            others.store(true, std::sync::atomic::Ordering::Relaxed);
+            outcome.others_alerted.store(true, Ordering::Relaxed);
         }
         let at = snapshot
             .evaluated_at
@@ -275,9 +319,9 @@ async fn demo(
             .iter()
             .find(|r| r.container == "istio-proxy")
         {
-            recurring_seen.store(
+            outcome.recurring.store(
                 sidecar.alert.is_some() && sidecar.previous_run_seconds.is_some(),
-                std::sync::atomic::Ordering::Relaxed,
+                Ordering::Relaxed,
             );
         }
         for kill in &snapshot.new_oom_kills {
@@ -293,64 +337,40 @@ async fn demo(
                 None => println!("[{clock}] resolved: {summary}"),
             }
         }
-        // A status line every 10 simulated minutes.
         if polls % 20 == 0 {
-            let top: Vec<String> = snapshot
-                .reports
-                .iter()
-                .take(3)
-                .map(|r| {
-                    format!(
-                        "{} {}{}",
-                        r.container,
-                        crate::units::format_bytes(r.working_set_bytes),
-                        r.time_to_limit_seconds.map_or(String::new(), |s| format!(
-                            " (limit in ~{}{})",
-                            crate::units::format_duration_short(s),
-                            if r.previous_run_seconds.is_some() {
-                                ", on the course of the run before"
-                            } else {
-                                ""
-                            }
-                        ))
-                    )
-                })
-                .collect();
-            println!(
-                "[{clock}] {} containers; most urgent: {}",
-                snapshot.reports.len(),
-                top.join(", ")
-            );
+            println!("[{clock}] {}", status_line(&snapshot.reports));
         }
         polls += 1;
-    });
-    let pipeline = Pipeline::new(SimulatedCluster::new(rollout), config);
-    daemon::serve(
-        pipeline,
-        config,
-        std::sync::Arc::new(daemon::ScaledClock::new(start, args.speed)),
-        options,
-        listener,
-        on_poll,
-        |_| Default::default(),
-        shutdown,
+    })
+}
+
+/// "12 containers; most urgent: istio-proxy 97Mi (limit in ~1h10m), …"
+fn status_line(reports: &[crate::report::ContainerReport]) -> String {
+    let top: Vec<String> = reports
+        .iter()
+        .take(3)
+        .map(|r| {
+            format!(
+                "{} {}{}",
+                r.container,
+                crate::units::format_bytes(r.working_set_bytes),
+                r.time_to_limit_seconds.map_or(String::new(), |s| format!(
+                    " (limit in ~{}{})",
+                    crate::units::format_duration_short(s),
+                    if r.previous_run_seconds.is_some() {
+                        ", on the course of the run before"
+                    } else {
+                        ""
+                    }
+                ))
+            )
+        })
+        .collect();
+    format!(
+        "{} containers; most urgent: {}",
+        reports.len(),
+        top.join(", ")
     )
-    .await?;
-    let quiet = if others_alerted.load(std::sync::atomic::Ordering::Relaxed) {
-        "another container alerted too (see above)"
-    } else {
-        "no other container alerted"
-    };
-    let after = if recurring.load(std::sync::atomic::Ordering::Relaxed) {
-        ", and its alert goes on: it leaks again on the course of the run before"
-    } else {
-        ""
-    };
-    println!(
-        "\ndemo over: the sidecar reached its limit at {} and was restarted{after}; {quiet}.",
-        &crate::vocab::rfc3339(oom)[11..16]
-    );
-    Ok(())
 }
 
 async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppError> {
@@ -369,83 +389,9 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
     if step.is_zero() {
         return Err(AppError::Usage("--step must be longer than zero".into()));
     }
-    let step_ms = config.store.resolution.as_millis() as i64;
-    let (containers, from) = if let Some(path) = &args.series {
-        let body = std::fs::read(path)
-            .with_context(|| format!("cannot read --series {}", path.display()))?;
-        let (series, dropped) = crate::source::prometheus::parse_range_response(&body)
-            .with_context(|| {
-                format!(
-                    "{} is not a saved /api/v1/query_range response",
-                    path.display()
-                )
-            })?;
-        if dropped > 0 {
-            tracing::info!(dropped, "dropped NaN/Inf samples");
-        }
-        let containers = backtest::containers(
-            series,
-            vec![],
-            vec![],
-            limit,
-            &config.extra_identity_labels,
-            step_ms,
-        );
-        (containers, i64::MIN)
-    } else {
-        let from = parse_instant(args.from.as_deref().unwrap_or_default())
-            .map_err(|e| AppError::Usage(e.replace("--at", "--from")))?;
-        let to = parse_instant(args.to.as_deref().unwrap_or_default())
-            .map_err(|e| AppError::Usage(e.replace("--at", "--to")))?;
-        if to <= from {
-            return Err(AppError::Usage("--to must be after --from".into()));
-        }
-        let mut config = config.clone();
-        if let Some(selector) = &args.selector {
-            config.queries.working_set =
-                crate::source::promql::add_matchers(&config.queries.working_set, selector);
-        }
-        let source = prometheus_source(&config)?;
-        let lookback = config.store.lookback.as_millis() as i64;
-        let start = from - lookback;
-        let window = crate::source::Window {
-            start: start - start.rem_euclid(step_ms),
-            end: to,
-            step: config.store.resolution,
-            limits: true,
-            restarts_from: Some(start - start.rem_euclid(step_ms)),
-        };
-        use crate::source::Source as _;
-        let batch = source
-            .fetch(window)
-            .await
-            .with_context(|| format!("cannot read history from {}", config.prometheus.url))?;
-        let series: Vec<_> = batch
-            .working_sets
-            .into_iter()
-            .map(|w| {
-                let mut labels: crate::vocab::Labels = w.key.extra.iter().cloned().collect();
-                labels.insert("namespace".into(), w.key.namespace);
-                labels.insert("pod".into(), w.key.pod);
-                labels.insert("container".into(), w.key.container);
-                if let Some(id) = w.container_id {
-                    labels.insert("id".into(), id);
-                }
-                crate::source::prometheus::RangeSeries {
-                    labels,
-                    samples: w.samples.into_iter().map(|s| (s.at, s.bytes)).collect(),
-                }
-            })
-            .collect();
-        let containers = backtest::containers(
-            series,
-            batch.restarts,
-            batch.limits,
-            limit,
-            &config.extra_identity_labels,
-            step_ms,
-        );
-        (containers, from)
+    let (containers, from) = match &args.series {
+        Some(path) => (saved_series(config, path, limit)?, i64::MIN),
+        None => history_from_prometheus(config, args, limit).await?,
     };
     if containers.is_empty() {
         return Err(AppError::Runtime(anyhow::anyhow!("no series to replay")));
@@ -478,6 +424,100 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
             .with_context(|| format!("cannot write --plot {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The containers of a saved `/api/v1/query_range` answer (`backtest --series`).
+fn saved_series(
+    config: &Config,
+    path: &std::path::Path,
+    limit: Option<f64>,
+) -> Result<Vec<backtest::Container>, AppError> {
+    let step_ms = config.store.resolution.as_millis() as i64;
+    let body =
+        std::fs::read(path).with_context(|| format!("cannot read --series {}", path.display()))?;
+    let (series, dropped) =
+        crate::source::prometheus::parse_range_response(&body).with_context(|| {
+            format!(
+                "{} is not a saved /api/v1/query_range response",
+                path.display()
+            )
+        })?;
+    if dropped > 0 {
+        tracing::info!(dropped, "dropped NaN/Inf samples");
+    }
+    let containers = backtest::containers(
+        series,
+        vec![],
+        vec![],
+        limit,
+        &config.extra_identity_labels,
+        step_ms,
+    );
+    Ok(containers)
+}
+
+/// The containers' history from `--from` (less the lookback, so the first
+/// evaluation has what a daemon would hold) to `--to`, read from Prometheus with
+/// their restarts and limits; and `--from`.
+async fn history_from_prometheus(
+    config: &Config,
+    args: &BacktestArgs,
+    limit: Option<f64>,
+) -> Result<(Vec<backtest::Container>, TimestampMs), AppError> {
+    let step_ms = config.store.resolution.as_millis() as i64;
+    let from = parse_instant(args.from.as_deref().unwrap_or_default())
+        .map_err(|e| AppError::Usage(e.replace("--at", "--from")))?;
+    let to = parse_instant(args.to.as_deref().unwrap_or_default())
+        .map_err(|e| AppError::Usage(e.replace("--at", "--to")))?;
+    if to <= from {
+        return Err(AppError::Usage("--to must be after --from".into()));
+    }
+    let mut config = config.clone();
+    if let Some(selector) = &args.selector {
+        config.queries.working_set =
+            crate::source::promql::add_matchers(&config.queries.working_set, selector);
+    }
+    let source = prometheus_source(&config)?;
+    let lookback = config.store.lookback.as_millis() as i64;
+    let start = from - lookback;
+    let window = crate::source::Window {
+        start: start - start.rem_euclid(step_ms),
+        end: to,
+        step: config.store.resolution,
+        limits: true,
+        restarts_from: Some(start - start.rem_euclid(step_ms)),
+    };
+    use crate::source::Source as _;
+    let batch = source
+        .fetch(window)
+        .await
+        .with_context(|| format!("cannot read history from {}", config.prometheus.url))?;
+    let series: Vec<_> = batch
+        .working_sets
+        .into_iter()
+        .map(|w| {
+            let mut labels: crate::vocab::Labels = w.key.extra.iter().cloned().collect();
+            labels.insert("namespace".into(), w.key.namespace);
+            labels.insert("pod".into(), w.key.pod);
+            labels.insert("container".into(), w.key.container);
+            if let Some(id) = w.container_id {
+                labels.insert("id".into(), id);
+            }
+            crate::source::prometheus::RangeSeries {
+                labels,
+                samples: w.samples.into_iter().map(|s| (s.at, s.bytes)).collect(),
+            }
+        })
+        .collect();
+    let containers = backtest::containers(
+        series,
+        batch.restarts,
+        batch.limits,
+        limit,
+        &config.extra_identity_labels,
+        step_ms,
+    );
+    Ok((containers, from))
 }
 
 /// Parses `--at`: RFC 3339, or Unix seconds.

@@ -405,22 +405,7 @@ impl Validator<'_> {
         let prometheus = self.prometheus(raw.prometheus, overrides);
         let queries = self.queries(raw.queries);
 
-        let mut extra_identity_labels = Vec::new();
-        for label in raw.identity.extra_labels {
-            if !is_label_name(&label) {
-                self.problem(
-                    "identity.extra_labels",
-                    format!("{label:?} is not a Prometheus label name"),
-                );
-            } else if ["namespace", "pod", "container"].contains(&label.as_str()) {
-                self.problem(
-                    "identity.extra_labels",
-                    format!("{label:?} is always part of the identity; list only extra labels"),
-                );
-            } else if !extra_identity_labels.contains(&label) {
-                extra_identity_labels.push(label);
-            }
-        }
+        let extra_identity_labels = self.identity(raw.identity);
 
         let lookback = self.duration("store.lookback", &raw.store.lookback, "6h");
         let resolution = self.duration("store.resolution", &raw.store.resolution, "30s");
@@ -439,7 +424,67 @@ impl Validator<'_> {
             self.duration("poll.limits_interval", &raw.poll.limits_interval, "5m");
         let restarts_interval =
             self.duration("poll.restarts_interval", &raw.poll.restarts_interval, "5m");
-        let server = raw.server;
+        let server = self.server(raw.server);
+
+        let forecast = self.forecast(raw.forecast, lookback);
+
+        let alerts = self.alerts(raw.alerts);
+        let receivers = raw.receivers.validate(self);
+
+        let sidecar_names = raw.sidecars.names.unwrap_or_else(|| {
+            crate::explain::DEFAULT_SIDECAR_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+
+        let shard = self.sharding(raw.sharding, overrides, &queries);
+
+        Some(Config {
+            shard,
+            alerts: alerts?,
+            receivers,
+            sidecar_names,
+            prometheus: prometheus?,
+            queries,
+            extra_identity_labels,
+            store: StoreConfig {
+                lookback: lookback?,
+                resolution: resolution?,
+                forget_after: forget_after?,
+            },
+            poll_interval: poll_interval?,
+            stale_after: stale_after?,
+            limits_interval: limits_interval?,
+            restarts_interval: restarts_interval?,
+            server: server?,
+            forecast: forecast?,
+        })
+    }
+
+    /// The extra identity labels: label names, none of the three always in it.
+    fn identity(&mut self, raw: RawIdentity) -> Vec<String> {
+        let mut extra_identity_labels = Vec::new();
+        for label in raw.extra_labels {
+            if !is_label_name(&label) {
+                self.problem(
+                    "identity.extra_labels",
+                    format!("{label:?} is not a Prometheus label name"),
+                );
+            } else if ["namespace", "pod", "container"].contains(&label.as_str()) {
+                self.problem(
+                    "identity.extra_labels",
+                    format!("{label:?} is always part of the identity; list only extra labels"),
+                );
+            } else if !extra_identity_labels.contains(&label) {
+                extra_identity_labels.push(label);
+            }
+        }
+        extra_identity_labels
+    }
+
+    /// The HTTP server: address, timeout, and the per-container metrics' bounds.
+    fn server(&mut self, server: RawServer) -> Option<ServerConfig> {
         let listen_text = server.listen_address.as_deref().unwrap_or("0.0.0.0:9464");
         let listen_address = match listen_text.parse::<std::net::SocketAddr>() {
             Ok(a) => Some(a),
@@ -458,8 +503,17 @@ impl Validator<'_> {
             self.problem("server.metrics_min_use", "must be a ratio such as 0.8");
         }
         let metrics_max_containers = server.metrics_max_containers.unwrap_or(10_000);
+        Some(ServerConfig {
+            listen_address: listen_address?,
+            request_timeout: request_timeout?,
+            metrics_min_use,
+            metrics_max_containers,
+        })
+    }
 
-        let f = raw.forecast;
+    /// Horizons, pending periods and the smallest limit taken seriously; checked
+    /// against each other and against the store's lookback.
+    fn forecast(&mut self, f: RawForecast, lookback: Option<Duration>) -> Option<ForecastConfig> {
         let warning_horizon = self.duration("forecast.warning_horizon", &f.warning_horizon, "24h");
         let critical_horizon =
             self.duration("forecast.critical_horizon", &f.critical_horizon, "2h");
@@ -491,18 +545,25 @@ impl Validator<'_> {
                 );
             }
         }
+        Some(ForecastConfig {
+            warning_horizon: warning_horizon?,
+            critical_horizon: critical_horizon?,
+            min_history: min_history?,
+            min_limit_bytes: min_limit_bytes?,
+            warning_pending: warning_pending?,
+            critical_pending: critical_pending?,
+            keep_firing_for: keep_firing_for?,
+        })
+    }
 
-        let alerts = self.alerts(raw.alerts);
-        let receivers = raw.receivers.validate(self);
-
-        let sidecar_names = raw.sidecars.names.unwrap_or_else(|| {
-            crate::explain::DEFAULT_SIDECAR_NAMES
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        });
-
-        let sharding = raw.sharding;
+    /// This replica's shard (flags win over the file); namespace sharding needs
+    /// plain selectors in every query.
+    fn sharding(
+        &mut self,
+        sharding: RawSharding,
+        overrides: &Overrides,
+        queries: &Queries,
+    ) -> Option<Shard> {
         let mode = match sharding.mode.as_deref() {
             None | Some("pod") => Some(ShardMode::Pod),
             Some("namespace") => Some(ShardMode::Namespace),
@@ -519,7 +580,7 @@ impl Validator<'_> {
         if mode == Some(ShardMode::Namespace) {
             // Namespace sharding adds a matcher to every selector, which only plain
             // selectors (or `or`s of them) take safely.
-            let q = &queries;
+            let q = queries;
             for (key, query) in [
                 ("queries.working_set", Some(q.working_set.as_str())),
                 ("queries.limits", Some(q.limits.as_str())),
@@ -541,7 +602,7 @@ impl Validator<'_> {
                 }
             }
         }
-        let shard = match (index, count, mode) {
+        match (index, count, mode) {
             (None, None, _) | (_, _, None) => None,
             (Some(index), Some(count), Some(mode)) if count >= 1 && index < count => {
                 (count > 1).then_some(Shard { index, count, mode })
@@ -560,41 +621,7 @@ impl Validator<'_> {
                 );
                 None
             }
-        };
-
-        Some(Config {
-            shard,
-            alerts: alerts?,
-            receivers,
-            sidecar_names,
-            prometheus: prometheus?,
-            queries,
-            extra_identity_labels,
-            store: StoreConfig {
-                lookback: lookback?,
-                resolution: resolution?,
-                forget_after: forget_after?,
-            },
-            poll_interval: poll_interval?,
-            stale_after: stale_after?,
-            limits_interval: limits_interval?,
-            restarts_interval: restarts_interval?,
-            server: ServerConfig {
-                listen_address: listen_address?,
-                request_timeout: request_timeout?,
-                metrics_min_use,
-                metrics_max_containers,
-            },
-            forecast: ForecastConfig {
-                warning_horizon: warning_horizon?,
-                critical_horizon: critical_horizon?,
-                min_history: min_history?,
-                min_limit_bytes: min_limit_bytes?,
-                warning_pending: warning_pending?,
-                critical_pending: critical_pending?,
-                keep_firing_for: keep_firing_for?,
-            },
-        })
+        }
     }
     fn alerts(&mut self, a: RawAlerts) -> Option<AlertsConfig> {
         let alertname = a

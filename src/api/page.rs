@@ -83,107 +83,129 @@ table{border-collapse:collapse;font-size:.85rem}td,th{padding:.15rem .6rem;text-
         );
     }
     for r in snapshot.reports.iter().take(CARDS) {
-        let key = r.key();
-        let title = format!("{}/{}/{}", r.namespace, r.pod, r.container);
-        let _ = write!(
-            html,
-            r#"<div class="card"><h2>{}{}</h2>"#,
-            badge(r),
-            escape(&title)
-        );
-        let _ = write!(
-            html,
-            r#"<div class="facts">{} of {}{} · growth {} · {} · {}{}</div>"#,
-            format_bytes(r.working_set_bytes),
-            r.limit_bytes.map_or("no limit".into(), format_bytes),
-            r.use_ratio
-                .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0)),
-            r.growth_bytes_per_second.map_or("-".into(), |g| format!(
-                "{}{}/h",
-                if g >= 0.0 { "+" } else { "" },
-                format_bytes(g * 3600.0)
-            )),
-            escape(&eta_text(r)),
-            serde_json::to_value(r.pattern)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
-            r.onset
-                .as_ref()
-                .map_or(String::new(), |o| format!(" since {}", &o[11..16])),
-        );
-        // The pod's other containers, each against its own limit.
-        let siblings: Vec<String> = snapshot
-            .reports
-            .iter()
-            .filter(|o| o.namespace == r.namespace && o.pod == r.pod && o.container != r.container)
-            .map(|o| {
-                format!(
-                    "{}{} {} of {}",
-                    escape(&o.container),
-                    if o.sidecar { " (sidecar)" } else { "" },
-                    format_bytes(o.working_set_bytes),
-                    o.limit_bytes.map_or("no limit".into(), format_bytes)
-                )
-            })
-            .collect();
-        if !siblings.is_empty() || r.sidecar || !r.changes.is_empty() {
-            let mut line = String::new();
-            if r.sidecar {
-                line.push_str("sidecar · ");
-            }
-            if !siblings.is_empty() {
-                line.push_str(&format!("same pod: {}", siblings.join(", ")));
-            }
-            if let Some(change) = r.changes.first() {
-                line.push_str(&format!(" · growth began {}", escape(&change.text)));
-            }
-            let _ = write!(
-                html,
-                r#"<div class="facts">{}</div>"#,
-                line.trim_start_matches(" · ")
-            );
-        }
-        if let Some(history) = snapshot.histories.get(&key) {
-            let bands = match (
-                r.time_to_limit_seconds,
-                r.time_to_limit_lower_seconds,
-                snapshot.evaluated_at,
-            ) {
-                (Some(eta), Some(lower), Some(at)) if eta > 0.0 => vec![Band {
-                    at,
-                    level_bytes: history
-                        .trend
-                        .map_or(r.working_set_bytes, |t| t.level_bytes + t.peak_offset_bytes),
-                    eta_seconds: eta,
-                    lower_seconds: lower,
-                    upper_seconds: r.time_to_limit_upper_seconds,
-                }],
-                _ => vec![],
-            };
-            // Split the samples into runs at segment starts (restarts).
-            let mut runs: Vec<Vec<(i64, f64)>> = vec![Vec::new()];
-            let mut starts = history.segment_starts.iter().skip(1).peekable();
-            for &(t, v) in &history.samples {
-                if starts.peek().is_some_and(|s| t >= **s) {
-                    starts.next();
-                    runs.push(Vec::new());
-                }
-                runs.last_mut().expect("one run").push((t, v));
-            }
-            let chart = Chart {
-                title: "",
-                series: runs,
-                limit_bytes: r.limit_bytes,
-                alerts: vec![],
-                bands,
-                width: 900.0,
-                height: 180.0,
-            };
-            html.push_str(&plot::render(&chart));
-        }
-        html.push_str("</div>");
+        card(&mut html, snapshot, r);
     }
+    recent_kills(&mut html, snapshot);
+    other_containers(&mut html, snapshot);
+    html.push_str("</body></html>");
+    html
+}
+
+/// One container worth a card: its facts, its pod, and its chart.
+fn card(html: &mut String, snapshot: &Snapshot, r: &ContainerReport) {
+    let title = format!("{}/{}/{}", r.namespace, r.pod, r.container);
+    let _ = write!(
+        html,
+        r#"<div class="card"><h2>{}{}</h2>"#,
+        badge(r),
+        escape(&title)
+    );
+    let _ = write!(
+        html,
+        r#"<div class="facts">{} of {}{} · growth {} · {} · {}{}</div>"#,
+        format_bytes(r.working_set_bytes),
+        r.limit_bytes.map_or("no limit".into(), format_bytes),
+        r.use_ratio
+            .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0)),
+        r.growth_bytes_per_second.map_or("-".into(), |g| format!(
+            "{}{}/h",
+            if g >= 0.0 { "+" } else { "" },
+            format_bytes(g * 3600.0)
+        )),
+        escape(&eta_text(r)),
+        serde_json::to_value(r.pattern)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        r.onset
+            .as_ref()
+            .map_or(String::new(), |o| format!(" since {}", &o[11..16])),
+    );
+    // The pod's other containers, each against its own limit.
+    let siblings: Vec<String> = snapshot
+        .reports
+        .iter()
+        .filter(|o| o.namespace == r.namespace && o.pod == r.pod && o.container != r.container)
+        .map(|o| {
+            format!(
+                "{}{} {} of {}",
+                escape(&o.container),
+                if o.sidecar { " (sidecar)" } else { "" },
+                format_bytes(o.working_set_bytes),
+                o.limit_bytes.map_or("no limit".into(), format_bytes)
+            )
+        })
+        .collect();
+    if !siblings.is_empty() || r.sidecar || !r.changes.is_empty() {
+        let mut line = String::new();
+        if r.sidecar {
+            line.push_str("sidecar · ");
+        }
+        if !siblings.is_empty() {
+            line.push_str(&format!("same pod: {}", siblings.join(", ")));
+        }
+        if let Some(change) = r.changes.first() {
+            line.push_str(&format!(" · growth began {}", escape(&change.text)));
+        }
+        let _ = write!(
+            html,
+            r#"<div class="facts">{}</div>"#,
+            line.trim_start_matches(" · ")
+        );
+    }
+    if let Some(history) = snapshot.histories.get(&r.key()) {
+        html.push_str(&chart(snapshot, r, history));
+    }
+    html.push_str("</div>");
+}
+
+/// The chart of a card: the history in runs split at restarts, the limit, and the
+/// forecast band.
+fn chart(
+    snapshot: &Snapshot,
+    r: &ContainerReport,
+    history: &crate::plot::ContainerHistory,
+) -> String {
+    let bands = match (
+        r.time_to_limit_seconds,
+        r.time_to_limit_lower_seconds,
+        snapshot.evaluated_at,
+    ) {
+        (Some(eta), Some(lower), Some(at)) if eta > 0.0 => vec![Band {
+            at,
+            level_bytes: history
+                .trend
+                .map_or(r.working_set_bytes, |t| t.level_bytes + t.peak_offset_bytes),
+            eta_seconds: eta,
+            lower_seconds: lower,
+            upper_seconds: r.time_to_limit_upper_seconds,
+        }],
+        _ => vec![],
+    };
+    // Split the samples into runs at segment starts (restarts).
+    let mut runs: Vec<Vec<(i64, f64)>> = vec![Vec::new()];
+    let mut starts = history.segment_starts.iter().skip(1).peekable();
+    for &(t, v) in &history.samples {
+        if starts.peek().is_some_and(|s| t >= **s) {
+            starts.next();
+            runs.push(Vec::new());
+        }
+        runs.last_mut().expect("one run").push((t, v));
+    }
+    let chart = Chart {
+        title: "",
+        series: runs,
+        limit_bytes: r.limit_bytes,
+        alerts: vec![],
+        bands,
+        width: 900.0,
+        height: 180.0,
+    };
+    plot::render(&chart)
+}
+
+/// The most recent OOM kills, newest first.
+fn recent_kills(html: &mut String, snapshot: &Snapshot) {
     if !snapshot.oom_kills.is_empty() {
         html.push_str("<h2>Recent OOM kills</h2><ul>");
         for k in snapshot.oom_kills.iter().rev().take(20) {
@@ -191,6 +213,10 @@ table{border-collapse:collapse;font-size:.85rem}td,th{padding:.15rem .6rem;text-
         }
         html.push_str("</ul>");
     }
+}
+
+/// Containers past the cards, as table rows.
+fn other_containers(html: &mut String, snapshot: &Snapshot) {
     if snapshot.reports.len() > CARDS {
         html.push_str("<h2>Other containers</h2><table><tr><th>container</th><th>working set</th><th>limit</th><th>growth</th><th>forecast</th></tr>");
         for r in snapshot.reports.iter().skip(CARDS).take(TABLE_ROWS) {
@@ -207,6 +233,4 @@ table{border-collapse:collapse;font-size:.85rem}td,th{padding:.15rem .6rem;text-
         }
         html.push_str("</table>");
     }
-    html.push_str("</body></html>");
-    html
 }

@@ -7,9 +7,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::dispatch::url_encode;
 use super::*;
 use crate::model::Pattern;
-use crate::vocab::rfc3339;
+use crate::vocab::{rfc3339, TimestampMs};
 
 fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> ContainerReport {
     ContainerReport {

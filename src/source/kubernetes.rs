@@ -2,12 +2,10 @@
 //! limit from kube-state-metrics (containers and native sidecars) or, without
 //! kube-state-metrics, from cAdvisor.
 
-use std::collections::HashMap;
-
 use super::config::{Queries, Shard, ShardMode};
-use super::metadata::{AnnotationChange, EnvoyMemory, PodContext};
+use super::metadata::{EnvoyMemory, PodContext};
 use super::prometheus::{InstantSample, PrometheusClient, RangeSeries};
-use super::promql::{add_matchers, label_escape, plain_selectors, regex_escape, scope};
+use super::promql::{add_matchers, plain_selectors, regex_escape};
 use super::{
     Batch, ContainerKey, LimitReading, LimitSource, PodRef, RestartSeries, Source, SourceError,
     Window, WorkingSetSeries,
@@ -269,46 +267,7 @@ impl Source for PrometheusSource {
         extra: &[(String, String)],
         at: i64,
     ) -> Result<Vec<(String, String)>, SourceError> {
-        let scope = scope(namespace, extra);
-        let (pods, replicasets) = tokio::try_join!(
-            self.instant("pod_owner", format!("kube_pod_owner{{{scope}}}"), at),
-            self.instant(
-                "replicaset_owner",
-                format!("kube_replicaset_owner{{{scope}}}"),
-                at
-            ),
-        )?;
-        let rs_owner: HashMap<&str, String> = replicasets
-            .iter()
-            .filter_map(|s| {
-                let rs = s.labels.get("replicaset")?;
-                Some((
-                    rs.as_str(),
-                    format!(
-                        "{}/{}",
-                        s.labels.get("owner_kind")?,
-                        s.labels.get("owner_name")?
-                    ),
-                ))
-            })
-            .collect();
-        Ok(pods
-            .iter()
-            .filter_map(|s| {
-                let pod = s.labels.get("pod")?.clone();
-                let kind = s.labels.get("owner_kind")?;
-                let name = s.labels.get("owner_name")?;
-                let workload = match kind.as_str() {
-                    "ReplicaSet" => rs_owner
-                        .get(name.as_str())
-                        .cloned()
-                        .unwrap_or_else(|| format!("ReplicaSet/{name}")),
-                    "<none>" => return None,
-                    _ => format!("{kind}/{name}"),
-                };
-                Some((pod, workload))
-            })
-            .collect())
+        self.read_owners(namespace, extra, at).await
     }
 
     async fn envoy(
@@ -316,309 +275,17 @@ impl Source for PrometheusSource {
         pods: &[PodRef],
         at: i64,
     ) -> Result<Vec<(PodRef, EnvoyMemory)>, SourceError> {
-        let mut out = Vec::new();
-        for ((ns, extra), names) in by_scope(pods) {
-            let pod_re = names
-                .iter()
-                .map(|p| regex_escape(p))
-                .collect::<Vec<_>>()
-                .join("|");
-            let sel = format!(r#"{},pod=~"{pod_re}""#, scope(ns, extra));
-            let (allocated, heap) = tokio::try_join!(
-                self.instant(
-                    "envoy",
-                    format!("max by (namespace, pod) (envoy_server_memory_allocated{{{sel}}})"),
-                    at
-                ),
-                self.instant(
-                    "envoy",
-                    format!("max by (namespace, pod) (envoy_server_memory_heap_size{{{sel}}})"),
-                    at
-                ),
-            )?;
-            for a in &allocated {
-                let Some(pod) = a.labels.get("pod") else {
-                    continue;
-                };
-                if let Some(h) = heap.iter().find(|h| h.labels.get("pod") == Some(pod)) {
-                    out.push((
-                        PodRef {
-                            namespace: ns.to_string(),
-                            pod: pod.clone(),
-                            extra: extra.to_vec(),
-                        },
-                        EnvoyMemory {
-                            allocated_bytes: a.value,
-                            heap_size_bytes: h.value,
-                        },
-                    ));
-                }
-            }
-        }
-        Ok(out)
+        self.read_envoy(pods, at).await
     }
 
     async fn context(&self, pods: &[PodRef], at: i64) -> Result<Vec<PodContext>, SourceError> {
-        let mut out = Vec::new();
-        for ((ns, extra), names) in by_scope(pods) {
-            out.extend(self.namespace_context(ns, extra, &names, at).await?);
-        }
-        Ok(out)
+        self.read_contexts(pods, at).await
     }
 }
 
 /// How many steps behind the last read a raw read starts, for samples that arrive
 /// late (see [`PrometheusSource::series`]).
 const LATE_STEPS: i64 = 2;
-
-/// A namespace and extra identity labels, borrowed.
-type ScopeRef<'a> = (&'a str, &'a [(String, String)]);
-
-/// Pods grouped by namespace and extra identity labels: one set of queries each.
-fn by_scope(pods: &[PodRef]) -> std::collections::BTreeMap<ScopeRef<'_>, Vec<&str>> {
-    let mut out: std::collections::BTreeMap<ScopeRef<'_>, Vec<&str>> = Default::default();
-    for p in pods {
-        out.entry((p.namespace.as_str(), p.extra.as_slice()))
-            .or_default()
-            .push(p.pod.as_str());
-    }
-    out
-}
-
-impl PrometheusSource {
-    async fn instant(
-        &self,
-        what: &'static str,
-        query: String,
-        at: i64,
-    ) -> Result<Vec<InstantSample>, SourceError> {
-        self.client
-            .query(&query, at)
-            .await
-            .map_err(|source| SourceError { what, source })
-    }
-
-    /// Pod start, owner ReplicaSet and its creation, the workload owning it, native
-    /// sidecars, and annotations that differ from the previous ReplicaSet's pods.
-    async fn namespace_context(
-        &self,
-        ns: &str,
-        extra: &[(String, String)],
-        pods: &[&str],
-        at: i64,
-    ) -> Result<Vec<PodContext>, SourceError> {
-        // Every selector is scoped to the namespace and the pods' extra identity
-        // labels: same-named pods of another cluster are not these.
-        let scope = scope(ns, extra);
-        let pod_re = pods
-            .iter()
-            .map(|p| regex_escape(p))
-            .collect::<Vec<_>>()
-            .join("|");
-        let sel = format!(r#"{scope},pod=~"{pod_re}""#);
-        let (starts, owners, init, annotations, infos) = tokio::try_join!(
-            self.instant("pod_start", format!("kube_pod_start_time{{{sel}}}"), at),
-            self.instant(
-                "pod_owner",
-                format!(r#"kube_pod_owner{{{sel},owner_kind="ReplicaSet"}}"#),
-                at
-            ),
-            self.instant(
-                "init_container_info",
-                format!(r#"kube_pod_init_container_info{{{sel},restart_policy="Always"}}"#),
-                at
-            ),
-            self.instant(
-                "pod_annotations",
-                format!("kube_pod_annotations{{{sel}}}"),
-                at
-            ),
-            self.instant(
-                "container_info",
-                format!("kube_pod_container_info{{{sel}}}"),
-                at
-            ),
-        )?;
-        let label = |s: &InstantSample, name: &str| s.labels.get(name).cloned();
-        let mut contexts: Vec<PodContext> = pods
-            .iter()
-            .map(|p| PodContext {
-                namespace: ns.to_string(),
-                pod: p.to_string(),
-                extra: extra.to_vec(),
-                ..PodContext::default()
-            })
-            .collect();
-        let find = |contexts: &mut Vec<PodContext>, s: &InstantSample| -> Option<usize> {
-            let pod = s.labels.get("pod")?;
-            contexts.iter().position(|c| &c.pod == pod)
-        };
-        for s in &starts {
-            if let Some(i) = find(&mut contexts, s) {
-                contexts[i].started_at = Some((s.value * 1000.0) as i64);
-            }
-        }
-        for s in &owners {
-            if let Some(i) = find(&mut contexts, s) {
-                contexts[i].replicaset = label(s, "owner_name");
-            }
-        }
-        for s in &init {
-            if let (Some(i), Some(c)) = (find(&mut contexts, s), label(s, "container")) {
-                contexts[i].native_sidecars.push(c);
-            }
-        }
-        let replicasets: Vec<String> = contexts
-            .iter()
-            .filter_map(|c| c.replicaset.clone())
-            .collect();
-        if replicasets.is_empty() {
-            return Ok(contexts);
-        }
-        let rs_re = replicasets
-            .iter()
-            .map(|r| regex_escape(r))
-            .collect::<Vec<_>>()
-            .join("|");
-        let rs_sel = format!(r#"{scope},replicaset=~"{rs_re}""#);
-        let (created, rs_owners) = tokio::try_join!(
-            self.instant(
-                "replicaset_created",
-                format!("kube_replicaset_created{{{rs_sel}}}"),
-                at
-            ),
-            self.instant(
-                "replicaset_owner",
-                format!("kube_replicaset_owner{{{rs_sel}}}"),
-                at
-            ),
-        )?;
-        for c in &mut contexts {
-            let Some(rs) = c.replicaset.clone() else {
-                continue;
-            };
-            c.replicaset_created_at = created
-                .iter()
-                .find(|s| s.labels.get("replicaset") == Some(&rs))
-                .map(|s| (s.value * 1000.0) as i64);
-            c.workload = rs_owners
-                .iter()
-                .find(|s| s.labels.get("replicaset") == Some(&rs))
-                .and_then(|s| Some((label(s, "owner_kind")?, label(s, "owner_name")?)));
-            // Annotations of the previous ReplicaSet's pods, just before this one.
-            let (Some(created_at), Some((_, workload))) =
-                (c.replicaset_created_at, c.workload.clone())
-            else {
-                continue;
-            };
-            let mut now_annotations = annotations
-                .iter()
-                .find(|s| s.labels.get("pod") == Some(&c.pod))
-                .map(|s| annotation_labels(&s.labels))
-                .unwrap_or_default();
-            now_annotations.extend(images(
-                infos.iter().filter(|s| s.labels.get("pod") == Some(&c.pod)),
-            ));
-            let before_at = created_at - 60_000;
-            // The workload's other ReplicaSets (exactly this workload's, not a sibling
-            // whose name shares a prefix), then their pods just before the rollout.
-            let siblings = self
-                .instant(
-                    "replicaset_owner",
-                    format!(
-                        r#"kube_replicaset_owner{{{scope},owner_name="{}"}}"#,
-                        label_escape(&workload)
-                    ),
-                    before_at,
-                )
-                .await?;
-            let previous: Vec<String> = siblings
-                .iter()
-                .filter_map(|s| label(s, "replicaset"))
-                .filter(|r| r != &rs)
-                .map(|r| regex_escape(&r))
-                .collect();
-            if previous.is_empty() {
-                continue;
-            }
-            let older = self
-                .instant(
-                    "pod_owner",
-                    format!(
-                        r#"kube_pod_owner{{{scope},owner_kind="ReplicaSet",owner_name=~"{}"}}"#,
-                        previous.join("|")
-                    ),
-                    before_at,
-                )
-                .await?;
-            let Some(old_pod) = older.iter().find_map(|s| label(s, "pod")) else {
-                continue;
-            };
-            let old = self
-                .instant(
-                    "pod_annotations",
-                    format!(
-                        r#"kube_pod_annotations{{{scope},pod="{}"}}"#,
-                        label_escape(&old_pod)
-                    ),
-                    before_at,
-                )
-                .await?;
-            let old_images = self
-                .instant(
-                    "container_info",
-                    format!(
-                        r#"kube_pod_container_info{{{scope},pod="{}"}}"#,
-                        label_escape(&old_pod)
-                    ),
-                    before_at,
-                )
-                .await?;
-            let mut before = old
-                .first()
-                .map(|s| annotation_labels(&s.labels))
-                .unwrap_or_default();
-            before.extend(images(old_images.iter()));
-            let mut keys: Vec<&String> = before.keys().chain(now_annotations.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for key in keys {
-                let (b, a) = (before.get(key), now_annotations.get(key));
-                if b != a {
-                    c.annotation_changes.push(AnnotationChange {
-                        key: key.clone(),
-                        before: b.cloned(),
-                        after: a.cloned(),
-                    });
-                }
-            }
-        }
-        Ok(contexts)
-    }
-}
-
-/// Each container's image, as a pseudo-annotation `image of <container>`, so a new
-/// image is named beside changed annotations.
-fn images<'a>(
-    infos: impl Iterator<Item = &'a InstantSample>,
-) -> std::collections::BTreeMap<String, String> {
-    infos
-        .filter_map(|s| {
-            Some((
-                format!("image of {}", s.labels.get("container")?),
-                s.labels.get("image")?.clone(),
-            ))
-        })
-        .collect()
-}
-
-/// kube-state-metrics exports annotations as `annotation_<sanitised key>` labels.
-fn annotation_labels(labels: &crate::vocab::Labels) -> std::collections::BTreeMap<String, String> {
-    labels
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("annotation_")?.to_string(), v.clone())))
-        .collect()
-}
 
 /// Turns raw series into one series per (container, incarnation). Series that differ
 /// only in labels outside the identity and `id` (two scrape jobs of one kubelet, say)
@@ -729,41 +396,6 @@ pub fn merge_limits(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn metadata_queries_are_scoped_to_the_pods_extra_labels() {
-        use super::{by_scope, scope, PodRef};
-        let extra = vec![("cluster".to_string(), r#"eu "1"\b"#.to_string())];
-        assert_eq!(
-            scope("prod", &extra),
-            r#"namespace="prod",cluster="eu \"1\"\\b""#
-        );
-        assert_eq!(scope("prod", &[]), r#"namespace="prod""#);
-        let pod = |cluster: &str, name: &str| PodRef {
-            namespace: "db".into(),
-            pod: name.into(),
-            extra: vec![("cluster".into(), cluster.into())],
-        };
-        let pods = [
-            pod("a", "redis-0"),
-            pod("b", "redis-0"),
-            pod("a", "redis-1"),
-        ];
-        let groups: Vec<(String, Vec<&str>)> = by_scope(&pods)
-            .into_iter()
-            .map(|((ns, extra), names)| (scope(ns, extra), names))
-            .collect();
-        assert_eq!(
-            groups,
-            vec![
-                (
-                    r#"namespace="db",cluster="a""#.to_string(),
-                    vec!["redis-0", "redis-1"]
-                ),
-                (r#"namespace="db",cluster="b""#.to_string(), vec!["redis-0"]),
-            ]
-        );
-    }
-
     #[test]
     fn plain_selectors_are_told_from_expressions() {
         let plain = |q| plain_selectors(q);

@@ -1,0 +1,419 @@
+//! From reports to events: the [`Dispatcher`] asks the [`Lifecycle`] what changed,
+//! builds each event's labels, annotations, sparkline and Prometheus link, and keeps
+//! the last event of every firing (and recently resolved) alert for re-sends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::lifecycle::{EventKind, Lifecycle};
+use crate::model::Severity;
+use crate::report::ContainerReport;
+use crate::source::promql::{label_escape, scope};
+use crate::vocab::TimestampMs;
+
+/// Identity of an alert: the container (plus extra identity labels).
+pub type AlertKey = crate::source::ContainerKey;
+
+/// One notification-worthy state of one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub key: AlertKey,
+    pub kind: EventKind,
+    /// `None` once resolved.
+    pub severity: Option<Severity>,
+    /// The severity before an escalation, de-escalation or resolution.
+    pub previous_severity: Option<Severity>,
+    /// When the alert began firing (ms).
+    pub starts_at: TimestampMs,
+    /// When Alertmanager should consider it over if not re-sent (ms); `now` once resolved.
+    pub ends_at: TimestampMs,
+    /// The forecast at the time of the event.
+    pub report: ContainerReport,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Unicode sparkline of recent working set against the limit.
+    pub sparkline: String,
+    pub generator_url: String,
+}
+
+impl Event {
+    pub fn firing(&self) -> bool {
+        self.severity.is_some()
+    }
+
+    /// The alert's state changed: it fired, escalated, de-escalated or resolved
+    /// (not a re-send, not an OOM kill).
+    pub fn is_transition(&self) -> bool {
+        matches!(
+            self.kind,
+            EventKind::Fired | EventKind::Escalated | EventKind::Deescalated | EventKind::Resolved
+        )
+    }
+}
+
+/// How alerts are named, labelled and re-sent.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    pub alertname: String,
+    pub resend_interval: Duration,
+    /// Resolved alerts are re-sent to Alertmanager for this long (covers outages).
+    pub resolved_retention: Duration,
+    /// `endsAt = now + 4 × max(poll interval, resend interval)`.
+    pub poll_interval: Duration,
+    pub extra_labels: BTreeMap<String, String>,
+    /// Templates with `{namespace}`, `{pod}`, `{container}`.
+    pub runbook_url: Option<String>,
+    pub dashboard_url: Option<String>,
+    /// Prometheus' base URL, for `generatorURL`.
+    pub prometheus_url: String,
+}
+
+fn fill(template: &str, r: &ContainerReport) -> String {
+    template
+        .replace("{namespace}", &r.namespace)
+        .replace("{pod}", &r.pod)
+        .replace("{container}", &r.container)
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+pub(crate) fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A sparkline of `values` scaled from zero to `ceiling`.
+pub fn sparkline(values: &[f64], ceiling: f64, width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    if values.is_empty() || ceiling <= 0.0 || width == 0 {
+        return String::new();
+    }
+    let per = values.len().div_ceil(width).max(1);
+    values
+        .chunks(per)
+        .map(|c| {
+            let v = c.iter().copied().fold(f64::MIN, f64::max) / ceiling;
+            BARS[((v.clamp(0.0, 1.0) * 7.0).round()) as usize]
+        })
+        .collect()
+}
+
+/// Turns each poll's reports into events: the [`Lifecycle`] says what changed, and
+/// the dispatcher keeps the last event of every firing (and recently resolved) alert
+/// for re-sends.
+pub struct Dispatcher {
+    settings: AlertSettings,
+    lifecycle: Lifecycle<AlertKey>,
+    /// The last event of every firing alert.
+    active: HashMap<AlertKey, Event>,
+    /// Recently resolved alerts, re-sent until their retention passes.
+    resolved: HashMap<AlertKey, Event>,
+    last_resend: Option<TimestampMs>,
+}
+
+impl Dispatcher {
+    pub fn new(settings: AlertSettings) -> Self {
+        Dispatcher {
+            settings,
+            lifecycle: Lifecycle::default(),
+            active: HashMap::new(),
+            resolved: HashMap::new(),
+            last_resend: None,
+        }
+    }
+
+    fn ends_at(&self, now: TimestampMs) -> TimestampMs {
+        let every = self
+            .settings
+            .poll_interval
+            .max(self.settings.resend_interval);
+        now + 4 * every.as_millis() as i64
+    }
+
+    fn event(
+        &self,
+        report: &ContainerReport,
+        kind: EventKind,
+        previous: Option<Severity>,
+        starts_at: TimestampMs,
+        now: TimestampMs,
+        history: Option<&[(TimestampMs, f64)]>,
+    ) -> Event {
+        let severity = report.alert;
+        let labels = self.labels(report, severity.or(previous));
+        let annotations = self.annotations(report);
+        let generator_url = self.generator_url(report);
+        let sparkline = history
+            .map(|h| {
+                let values: Vec<f64> = h.iter().map(|p| p.1).collect();
+                let ceiling = report
+                    .limit_bytes
+                    .unwrap_or_else(|| values.iter().copied().fold(0.0, f64::max));
+                self::sparkline(&values, ceiling, 24)
+            })
+            .unwrap_or_default();
+        Event {
+            key: report.key(),
+            kind,
+            severity,
+            previous_severity: previous,
+            starts_at,
+            ends_at: if severity.is_some() {
+                self.ends_at(now)
+            } else {
+                now
+            },
+            report: report.clone(),
+            labels,
+            annotations,
+            sparkline,
+            generator_url,
+        }
+    }
+
+    /// An alert's labels: its identity, sidecar and workload, the configured extra
+    /// labels (which never override those), and the severity shown (`shown`, or
+    /// warning).
+    fn labels(
+        &self,
+        report: &ContainerReport,
+        shown: Option<Severity>,
+    ) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::new();
+        labels.insert("alertname".to_string(), self.settings.alertname.clone());
+        labels.insert("namespace".to_string(), report.namespace.clone());
+        labels.insert("pod".to_string(), report.pod.clone());
+        labels.insert("container".to_string(), report.container.clone());
+        for (k, v) in &report.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+        if report.sidecar {
+            labels.insert("sidecar".to_string(), "true".to_string());
+        }
+        if let Some(workload) = &report.workload {
+            labels.insert("workload".to_string(), workload.clone());
+        }
+        for (k, v) in &self.settings.extra_labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let shown = shown.unwrap_or(Severity::Warning);
+        labels.insert("severity".to_string(), shown.as_str().to_string());
+        labels
+    }
+
+    /// An alert's annotations: summary, description, the time to limit in seconds,
+    /// and the runbook and dashboard links filled for the container.
+    fn annotations(&self, report: &ContainerReport) -> BTreeMap<String, String> {
+        let s = &self.settings;
+        let mut annotations = BTreeMap::new();
+        annotations.insert("summary".to_string(), report.summary());
+        annotations.insert("description".to_string(), describe(report));
+        if let Some(t) = report.time_to_limit_seconds {
+            annotations.insert("time_to_limit_seconds".to_string(), format!("{t:.0}"));
+        }
+        if let Some(url) = &s.runbook_url {
+            annotations.insert("runbook_url".to_string(), fill(url, report));
+        }
+        if let Some(url) = &s.dashboard_url {
+            annotations.insert("dashboard_url".to_string(), fill(url, report));
+        }
+        annotations
+    }
+
+    /// Prometheus' graph of the container's working set, scoped like the
+    /// explanations: a store of several clusters holds same-named pods in each.
+    fn generator_url(&self, report: &ContainerReport) -> String {
+        let extra: Vec<(String, String)> = report
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let expr = format!(
+            "container_memory_working_set_bytes{{{},pod=\"{}\",container=\"{}\"}}",
+            scope(&report.namespace, &extra),
+            label_escape(&report.pod),
+            label_escape(&report.container)
+        );
+        format!(
+            "{}graph?g0.expr={}&g0.tab=0&g0.range_input=6h",
+            self.settings.prometheus_url,
+            url_encode(&expr)
+        )
+    }
+
+    /// Every resend interval, the last event of each firing alert again (Alertmanager
+    /// ends it itself if the sender dies), and of each recently resolved one (covers
+    /// an Alertmanager outage), unless this poll already has an event for it.
+    fn resends(&mut self, now: TimestampMs, events: &mut Vec<Event>) {
+        let due = self
+            .last_resend
+            .is_none_or(|t| now - t >= self.settings.resend_interval.as_millis() as i64);
+        if due {
+            self.last_resend = Some(now);
+            let ends_at = self.ends_at(now);
+            for e in self.active.values() {
+                if events.iter().any(|x| x.key == e.key) {
+                    continue;
+                }
+                let mut resend = e.clone();
+                resend.kind = EventKind::Resent;
+                resend.ends_at = ends_at;
+                events.push(resend);
+            }
+            for e in self.resolved.values() {
+                if events.iter().any(|x| x.key == e.key) {
+                    continue;
+                }
+                let mut resend = e.clone();
+                resend.kind = EventKind::Resent;
+                events.push(resend);
+            }
+        }
+    }
+
+    /// An attributed OOM kill as an alert of its own
+    /// (`alertname="ContainerOOMKillAttributed"`, ending an hour later) on the
+    /// container that was at its limit; `report` is that container's latest forecast.
+    pub fn oom_event(
+        &self,
+        kill: &crate::explain::OomKill,
+        report: &ContainerReport,
+        now: TimestampMs,
+    ) -> Event {
+        let mut event = self.event(report, EventKind::OomKill, None, now, now, None);
+        event.key.container = format!("oom-kill:{}", report.container);
+        event.severity = Some(Severity::Warning);
+        event.ends_at = now + 3_600_000;
+        event
+            .labels
+            .insert("alertname".into(), "ContainerOOMKillAttributed".into());
+        event.labels.insert("severity".into(), "warning".into());
+        event
+            .labels
+            .insert("reported_container".into(), kill.reported_container.clone());
+        event.annotations.clear();
+        event
+            .annotations
+            .insert("summary".into(), kill.sentence.clone());
+        event
+            .annotations
+            .insert("description".into(), kill.sentence.clone());
+        event
+    }
+
+    /// Folds in one poll's reports (every tracked container) at `now` and returns the
+    /// events to deliver. `history` gives a container's recent samples for sparklines.
+    pub fn update<'a>(
+        &mut self,
+        reports: &[ContainerReport],
+        now: TimestampMs,
+        history: impl Fn(&AlertKey) -> Option<&'a [(TimestampMs, f64)]>,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for r in reports {
+            let key = r.key();
+            seen.insert(key.clone());
+            let Some(change) = self.lifecycle.observe(&key, r.alert, now) else {
+                if let Some(f) = self.lifecycle.firing(&key) {
+                    // Still firing at the same severity: refresh the stored state.
+                    let e = self.event(
+                        r,
+                        EventKind::Resent,
+                        Some(f.severity),
+                        f.since,
+                        now,
+                        history(&key),
+                    );
+                    self.active.insert(key, e);
+                }
+                continue;
+            };
+            let e = self.event(
+                r,
+                change.kind,
+                change.previous,
+                change.since,
+                now,
+                history(&key),
+            );
+            if change.kind == EventKind::Resolved {
+                self.active.remove(&key);
+                self.resolved.insert(key, e.clone());
+            } else {
+                self.resolved.remove(&key);
+                self.active.insert(key, e.clone());
+            }
+            events.push(e);
+        }
+        // Containers that went away resolve their alerts.
+        for (key, _) in self.lifecycle.sweep(|k| seen.contains(k)) {
+            if let Some(mut e) = self.active.remove(&key) {
+                e.kind = EventKind::Resolved;
+                e.previous_severity = e.severity;
+                e.severity = None;
+                e.ends_at = now;
+                e.annotations.insert(
+                    "summary".to_string(),
+                    format!(
+                        "{} in {}/{} went away",
+                        e.report.container, e.report.namespace, e.report.pod
+                    ),
+                );
+                self.resolved.insert(key, e.clone());
+                events.push(e);
+            }
+        }
+        let retention = self.settings.resolved_retention.as_millis() as i64;
+        self.resolved.retain(|_, e| now - e.ends_at <= retention);
+        self.resends(now, &mut events);
+        events
+    }
+}
+
+/// The description annotation: every number a responder wants.
+fn describe(r: &ContainerReport) -> String {
+    use crate::units::format_bytes;
+    let mut parts = vec![format!(
+        "working set {} of {}{}",
+        format_bytes(r.working_set_bytes),
+        r.limit_bytes.map_or("no limit".into(), format_bytes),
+        r.use_ratio
+            .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0))
+    )];
+    if let Some(g) = r.growth_bytes_per_second {
+        parts.push(format!(
+            "growth {}{}/h",
+            if g >= 0.0 { "+" } else { "" },
+            format_bytes(g * 3600.0)
+        ));
+    }
+    if let Some(onset) = &r.onset {
+        parts.push(format!("since {onset}"));
+    }
+    if let Some(t) = r.time_to_limit_seconds {
+        parts.push(format!(
+            "limit in {}",
+            crate::report::eta_text(
+                t,
+                r.time_to_limit_lower_seconds,
+                r.time_to_limit_upper_seconds
+            )
+        ));
+    }
+    parts.push(format!("pattern {}", r.pattern.as_str()));
+    if let Some(envoy) = &r.envoy {
+        parts.push(envoy.text());
+    }
+    if let Some(change) = r.changes.first() {
+        parts.push(format!("growth began {}", change.text));
+    }
+    parts.join("; ")
+}
