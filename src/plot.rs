@@ -83,30 +83,8 @@ fn escape(text: &str) -> String {
 
 /// Renders a chart as an `<svg>` element.
 pub fn render(chart: &Chart<'_>) -> String {
-    let (w, h) = (chart.width.max(200.0), chart.height.max(100.0));
-    let (left, right, top, bottom) = (70.0, 10.0, 22.0, 22.0);
-    let points = chart.series.iter().flatten();
-    let mut t_min = points.clone().map(|p| p.0).min().unwrap_or(0);
-    let mut t_max = points.clone().map(|p| p.0).max().unwrap_or(1);
-    for b in &chart.bands {
-        let far = b
-            .upper_seconds
-            .unwrap_or(b.eta_seconds * 1.5)
-            .min(b.eta_seconds * 3.0);
-        t_max = t_max.max(b.at + (far * 1000.0) as i64);
-    }
-    if t_max <= t_min {
-        t_min -= 1;
-        t_max += 1;
-    }
-    let mut y_max = points.clone().map(|p| p.1).fold(0.0f64, f64::max);
-    if let Some(limit) = chart.limit_bytes {
-        y_max = y_max.max(limit);
-    }
-    let y_max = if y_max > 0.0 { y_max * 1.08 } else { 1.0 };
-    let x = |t: i64| left + (t - t_min) as f64 / (t_max - t_min) as f64 * (w - left - right);
-    let y = |v: f64| top + (1.0 - v / y_max) * (h - top - bottom);
-
+    let f = Frame::of(chart);
+    let (w, h, left) = (f.w, f.h, f.left);
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -121,68 +99,156 @@ pub fn render(chart: &Chart<'_>) -> String {
         r#"<text x="{left}" y="14" font-weight="bold">{}</text>"#,
         escape(chart.title)
     );
-    for (start, end, severity) in &chart.alerts {
-        let color = match severity {
-            Severity::Critical => "#f8c4c4",
-            _ => "#fbe7b5",
-        };
-        let (x0, x1) = (x(*start), x(*end).max(x(*start) + 1.0));
-        let _ = write!(
-            svg,
-            r#"<rect class="alert-{}" x="{x0:.1}" y="{top}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
-            severity.as_str(),
-            x1 - x0,
-            h - top - bottom
-        );
+    f.alerts(&mut svg, &chart.alerts);
+    f.grid(&mut svg);
+    if let Some(limit) = chart.limit_bytes {
+        for band in &chart.bands {
+            f.band(&mut svg, band, limit);
+        }
     }
-    for frac in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let v = y_max / 1.08 * frac;
-        let _ = write!(
-            svg,
-            r##"<line x1="{left}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#666">{}</text>"##,
-            w - right,
-            y(v),
-            y(v),
-            left - 4.0,
-            y(v) + 4.0,
-            format_bytes(v)
-        );
+    for run in chart.series.iter().filter(|r| !r.is_empty()) {
+        f.working_set(&mut svg, run);
     }
-    for band in &chart.bands {
-        let Some(limit) = chart.limit_bytes else {
-            continue;
+    if let Some(limit) = chart.limit_bytes {
+        f.limit(&mut svg, limit);
+    }
+    f.time_axis(&mut svg);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The drawing area of a chart and how times and bytes map onto it.
+struct Frame {
+    w: f64,
+    h: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    t_min: i64,
+    t_max: i64,
+    /// The top of the byte scale: 8% above the highest sample or the limit.
+    y_max: f64,
+}
+
+impl Frame {
+    /// Spans every sample, the limit, and each band to its far end (at most three
+    /// times its time to limit).
+    fn of(chart: &Chart<'_>) -> Frame {
+        let points = chart.series.iter().flatten();
+        let mut t_min = points.clone().map(|p| p.0).min().unwrap_or(0);
+        let mut t_max = points.clone().map(|p| p.0).max().unwrap_or(1);
+        for b in &chart.bands {
+            let far = b
+                .upper_seconds
+                .unwrap_or(b.eta_seconds * 1.5)
+                .min(b.eta_seconds * 3.0);
+            t_max = t_max.max(b.at + (far * 1000.0) as i64);
+        }
+        if t_max <= t_min {
+            t_min -= 1;
+            t_max += 1;
+        }
+        let mut y_max = points.clone().map(|p| p.1).fold(0.0f64, f64::max);
+        if let Some(limit) = chart.limit_bytes {
+            y_max = y_max.max(limit);
+        }
+        Frame {
+            w: chart.width.max(200.0),
+            h: chart.height.max(100.0),
+            left: 70.0,
+            right: 10.0,
+            top: 22.0,
+            bottom: 22.0,
+            t_min,
+            t_max,
+            y_max: if y_max > 0.0 { y_max * 1.08 } else { 1.0 },
+        }
+    }
+
+    fn x(&self, t: i64) -> f64 {
+        self.left
+            + (t - self.t_min) as f64 / (self.t_max - self.t_min) as f64
+                * (self.w - self.left - self.right)
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        self.top + (1.0 - v / self.y_max) * (self.h - self.top - self.bottom)
+    }
+
+    /// Firing periods as shaded columns.
+    fn alerts(&self, svg: &mut String, alerts: &[(i64, i64, Severity)]) {
+        for (start, end, severity) in alerts {
+            let color = match severity {
+                Severity::Critical => "#f8c4c4",
+                _ => "#fbe7b5",
+            };
+            let (x0, x1) = (self.x(*start), self.x(*end).max(self.x(*start) + 1.0));
+            let _ = write!(
+                svg,
+                r#"<rect class="alert-{}" x="{x0:.1}" y="{}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
+                severity.as_str(),
+                self.top,
+                x1 - x0,
+                self.h - self.top - self.bottom
+            );
+        }
+    }
+
+    /// Horizontal lines at quarters of the scale, labelled in bytes.
+    fn grid(&self, svg: &mut String) {
+        for frac in [0.0, 0.25, 0.5, 0.75, 1.0] {
+            let v = self.y_max / 1.08 * frac;
+            let _ = write!(
+                svg,
+                r##"<line x1="{}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#666">{}</text>"##,
+                self.left,
+                self.w - self.right,
+                self.y(v),
+                self.y(v),
+                self.left - 4.0,
+                self.y(v) + 4.0,
+                format_bytes(v)
+            );
+        }
+    }
+
+    /// A forecast: the band from its level to the limit between the interval's ends,
+    /// and the line to the limit at the time to limit.
+    fn band(&self, svg: &mut String, band: &Band, limit: f64) {
+        let x0 = self.x(band.at);
+        let xs = |s: f64| {
+            self.x(band.at + (s * 1000.0) as i64)
+                .min(self.w - self.right)
         };
-        let x0 = x(band.at);
-        let xs = |s: f64| x(band.at + (s * 1000.0) as i64).min(w - right);
-        let upper = band.upper_seconds.map_or(w - right, xs);
+        let upper = band.upper_seconds.map_or(self.w - self.right, xs);
         let _ = write!(
             svg,
             r##"<polygon class="forecast-band" points="{x0:.1},{:.1} {:.1},{:.1} {upper:.1},{:.1}" fill="#9ecae1" fill-opacity="0.45"/>"##,
-            y(band.level_bytes),
+            self.y(band.level_bytes),
             xs(band.lower_seconds),
-            y(limit),
-            y(limit)
+            self.y(limit),
+            self.y(limit)
         );
         let _ = write!(
             svg,
             r##"<line x1="{x0:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#3182bd" stroke-dasharray="4 2"/>"##,
-            y(band.level_bytes),
+            self.y(band.level_bytes),
             xs(band.eta_seconds),
-            y(limit)
+            self.y(limit)
         );
     }
-    for run in &chart.series {
-        if run.is_empty() {
-            continue;
-        }
+
+    /// One run of samples (a segment) as a line.
+    fn working_set(&self, svg: &mut String, run: &[(i64, f64)]) {
         let mut path = String::new();
         for (i, (t, v)) in run.iter().enumerate() {
             let _ = write!(
                 path,
                 "{}{:.1},{:.1}",
                 if i == 0 { "M" } else { " L" },
-                x(*t),
-                y(*v)
+                self.x(*t),
+                self.y(*v)
             );
         }
         let _ = write!(
@@ -190,35 +256,40 @@ pub fn render(chart: &Chart<'_>) -> String {
             r##"<path class="working-set" d="{path}" fill="none" stroke="#08519c" stroke-width="1.3"/>"##
         );
     }
-    if let Some(limit) = chart.limit_bytes {
+
+    fn limit(&self, svg: &mut String, limit: f64) {
         let _ = write!(
             svg,
-            r##"<line class="limit" x1="{left}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#cb181d" stroke-dasharray="6 3"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#cb181d">limit {}</text>"##,
-            w - right,
-            y(limit),
-            y(limit),
-            w - right,
-            y(limit) - 3.0,
+            r##"<line class="limit" x1="{}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#cb181d" stroke-dasharray="6 3"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#cb181d">limit {}</text>"##,
+            self.left,
+            self.w - self.right,
+            self.y(limit),
+            self.y(limit),
+            self.w - self.right,
+            self.y(limit) - 3.0,
             format_bytes(limit)
         );
     }
-    let axis = |t: i64| {
-        crate::vocab::rfc3339(t)
-            .replace('T', " ")
-            .trim_end_matches('Z')
-            .to_string()
-    };
-    let _ = write!(
-        svg,
-        r##"<text x="{left}" y="{:.1}" fill="#666">{}</text><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#666">{}</text>"##,
-        h - 6.0,
-        axis(t_min),
-        w - right,
-        h - 6.0,
-        axis(t_max)
-    );
-    svg.push_str("</svg>");
-    svg
+
+    /// The first and last time, under the chart.
+    fn time_axis(&self, svg: &mut String) {
+        let axis = |t: i64| {
+            crate::vocab::rfc3339(t)
+                .replace('T', " ")
+                .trim_end_matches('Z')
+                .to_string()
+        };
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{:.1}" fill="#666">{}</text><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#666">{}</text>"##,
+            self.left,
+            self.h - 6.0,
+            axis(self.t_min),
+            self.w - self.right,
+            self.h - 6.0,
+            axis(self.t_max)
+        );
+    }
 }
 
 #[cfg(test)]

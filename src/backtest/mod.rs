@@ -252,77 +252,99 @@ pub fn run(
         )?;
     }
     for c in containers {
-        let name = c.key.to_string();
-        let mut lifecycle = Lifecycle::default();
-        let mut result: std::io::Result<()> = Ok(());
-        let mut alerts: Vec<(i64, i64, Severity)> = Vec::new();
-        let mut bands: Vec<Band> = Vec::new();
-        replay(&c.segments, c.limit_bytes, params, from, |e| {
-            if result.is_err() {
-                return;
-            }
-            let f = &e.forecast;
-            let eta = f.time_to_limit;
-            if output == Output::Jsonl {
-                let line = JsonLine {
-                    at: rfc3339(e.at),
-                    namespace: &c.key.namespace,
-                    pod: &c.key.pod,
-                    container: &c.key.container,
-                    working_set_bytes: f.working_set_bytes,
-                    limit_bytes: c.limit_bytes,
-                    time_to_limit_seconds: eta.map(|t| t.seconds),
-                    time_to_limit_lower_seconds: eta.map(|t| t.lower_seconds),
-                    time_to_limit_upper_seconds: eta.and_then(|t| t.upper_seconds),
-                    growth_bytes_per_second: f.growth_bytes_per_second,
-                    pattern: f.pattern,
-                    severity: f.severity,
-                    alert: e.alert,
-                };
-                result = serde_json::to_writer(&mut *out, &line)
-                    .map_err(std::io::Error::other)
-                    .and_then(|()| writeln!(out));
-            }
-            if let Some(change) = lifecycle.observe(&(), e.alert, e.at) {
-                if output == Output::Table {
-                    let from_text = change.previous.map_or("none", Severity::as_str);
-                    let to_text = e.alert.map_or("none", Severity::as_str);
-                    result = writeln!(
-                        out,
-                        "{:<20}  {:<60}  {:<20}  {}",
-                        rfc3339(e.at),
-                        name,
-                        format!("{from_text} -> {to_text}"),
-                        describe(f, c.limit_bytes)
-                    );
-                }
-                if let (Some(_), Some(t), Some(level)) = (e.alert, eta, f.level_bytes) {
-                    bands.push(Band {
-                        at: e.at,
-                        level_bytes: level,
-                        eta_seconds: t.seconds,
-                        lower_seconds: t.lower_seconds,
-                        upper_seconds: t.upper_seconds,
-                    });
-                }
-            }
-            if let Some(severity) = e.alert {
-                match alerts.last_mut() {
-                    Some(last) if last.2 == severity && last.1 >= e.at - 2 * params.step_ms => {
-                        last.1 = e.at
-                    }
-                    _ => alerts.push((e.at, e.at, severity)),
-                }
-            }
-        });
-        result?;
+        let (alerts, bands) = replay_one(c, params, from, output, out)?;
         if plot {
-            charts.push((name, c, alerts, bands));
+            charts.push((c.key.to_string(), c, alerts, bands));
         }
     }
-    if !plot {
-        return Ok(None);
-    }
+    Ok(plot.then(|| charts_svg(&charts)))
+}
+
+/// Firing periods: (start ms, end ms, severity).
+type Periods = Vec<(i64, i64, Severity)>;
+
+/// A chart's title, its container, its firing periods and its forecast bands.
+type Charted<'a> = (String, &'a Container, Periods, Vec<Band>);
+
+/// Replays one container, writing its lines (every evaluation in JSON lines, the
+/// transitions in a table); returns its firing periods and the forecasts at its
+/// transitions, for its chart.
+fn replay_one(
+    c: &Container,
+    params: &ReplayParams,
+    from: i64,
+    output: Output,
+    out: &mut dyn Write,
+) -> std::io::Result<(Periods, Vec<Band>)> {
+    let name = c.key.to_string();
+    let mut lifecycle = Lifecycle::default();
+    let mut result: std::io::Result<()> = Ok(());
+    let mut alerts: Vec<(i64, i64, Severity)> = Vec::new();
+    let mut bands: Vec<Band> = Vec::new();
+    replay(&c.segments, c.limit_bytes, params, from, |e| {
+        if result.is_err() {
+            return;
+        }
+        let f = &e.forecast;
+        let eta = f.time_to_limit;
+        if output == Output::Jsonl {
+            let line = JsonLine {
+                at: rfc3339(e.at),
+                namespace: &c.key.namespace,
+                pod: &c.key.pod,
+                container: &c.key.container,
+                working_set_bytes: f.working_set_bytes,
+                limit_bytes: c.limit_bytes,
+                time_to_limit_seconds: eta.map(|t| t.seconds),
+                time_to_limit_lower_seconds: eta.map(|t| t.lower_seconds),
+                time_to_limit_upper_seconds: eta.and_then(|t| t.upper_seconds),
+                growth_bytes_per_second: f.growth_bytes_per_second,
+                pattern: f.pattern,
+                severity: f.severity,
+                alert: e.alert,
+            };
+            result = serde_json::to_writer(&mut *out, &line)
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(out));
+        }
+        if let Some(change) = lifecycle.observe(&(), e.alert, e.at) {
+            if output == Output::Table {
+                let from_text = change.previous.map_or("none", Severity::as_str);
+                let to_text = e.alert.map_or("none", Severity::as_str);
+                result = writeln!(
+                    out,
+                    "{:<20}  {:<60}  {:<20}  {}",
+                    rfc3339(e.at),
+                    name,
+                    format!("{from_text} -> {to_text}"),
+                    describe(f, c.limit_bytes)
+                );
+            }
+            if let (Some(_), Some(t), Some(level)) = (e.alert, eta, f.level_bytes) {
+                bands.push(Band {
+                    at: e.at,
+                    level_bytes: level,
+                    eta_seconds: t.seconds,
+                    lower_seconds: t.lower_seconds,
+                    upper_seconds: t.upper_seconds,
+                });
+            }
+        }
+        if let Some(severity) = e.alert {
+            match alerts.last_mut() {
+                Some(last) if last.2 == severity && last.1 >= e.at - 2 * params.step_ms => {
+                    last.1 = e.at
+                }
+                _ => alerts.push((e.at, e.at, severity)),
+            }
+        }
+    });
+    result?;
+    Ok((alerts, bands))
+}
+
+/// Every chart, one under another, in one SVG.
+fn charts_svg(charts: &[Charted<'_>]) -> String {
     let height = 220.0;
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="900" height="{}">"#,
@@ -350,7 +372,7 @@ pub fn run(
         svg.push_str("</g>");
     }
     svg.push_str("</svg>");
-    Ok(Some(svg))
+    svg
 }
 
 /// "ETA ~38m (90% interval 31m–47m), 97Mi of 128Mi, +32Mi/h since 14:12 (leak)"
