@@ -1,4 +1,4 @@
-//! Configuration: a YAML file read once into [`RawConfig`] (what the user wrote) and
+//! Configuration: a YAML file read once into `RawConfig` (what the user wrote) and
 //! validated into [`Config`] (what the program uses).
 //!
 //! Nothing outside this module sees raw strings: durations, sizes, URLs and secrets are

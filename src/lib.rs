@@ -4,27 +4,35 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: source → store → model → outputs.
+//! Data flows one way: source → store → model → outputs. Each module names only
+//! modules below it (`tests/layers.rs` holds this), from the bottom up:
 //!
-//! - [`source`]: where samples come from. [`source::prometheus`] is the HTTP client for
-//!   any Prometheus-compatible API; [`source::kubernetes`] reads cAdvisor and
-//!   kube-state-metrics series through it into [`source::Batch`]es, and pod metadata
-//!   for explanations. [`sim`] holds the demo's simulated cluster (a source too) and
-//!   the labeled scenario suite.
+//! - [`units`] and [`vocab`]: the shared vocabulary — sizes and durations; the time
+//!   unit, labels, the one time format, globs, secrets and the config checker.
+//!   [`model`]: pure, clock-free math from samples to a [`model::Forecast`], and the
+//!   alert state machine; it imports nothing of the crate.
+//! - [`source`]: where samples come from. [`source::prometheus`] is the HTTP client;
+//!   [`source::kubernetes`] reads cAdvisor and kube-state-metrics series into
+//!   [`source::Batch`]es; [`source::metadata`] reads pod metadata for explanations;
+//!   [`source::promql`] is the one home of PromQL text; [`source::config`] is what the
+//!   source is configured with. [`sim`] is the demo's simulated cluster (a source
+//!   too) and the labeled scenario suite.
 //! - [`store`]: per-container history, segmented at every restart, bounded to the
 //!   lookback window.
-//! - [`model`]: pure, clock-free math from samples to a [`model::Forecast`], and the
-//!   alert state machine.
-//! - [`explain`]: pure explanations — sidecars, the change behind growth, OOM-kill
-//!   attribution, workload peers.
-//! - [`pipeline`]: the one loop body: source → store → model, per poll.
-//! - [`daemon`]: the service around it — clock, snapshots, shutdown — feeding
-//!   [`api`] (HTTP: metrics, JSON, status page), [`telemetry`] (headroom's own
-//!   metrics) and [`notify`] (Alertmanager, Slack, webhooks).
-//! - [`report`] and [`plot`]: the public JSON schema, the table, the SVG charts.
-//! - [`backtest`]: replays history through the same model and alert machine.
-//! - [`config`], [`cli`], [`units`], [`logging`]: input validation and plumbing.
-//! - [`app`]: the wiring of commands; `main.rs` only calls it.
+//! - [`report`]: the public JSON schema and the table, with the explanations a report
+//!   carries and the one way a time to limit is written.
+//! - [`explain`]: explanations added after each evaluation (workloads, sidecars,
+//!   changes, pod pressure, Envoy) and OOM-kill attribution. [`plot`]: SVG charts.
+//! - [`telemetry`]: headroom's own metrics. [`notify`]: the one alert lifecycle, the
+//!   dispatcher, delivery, and one file per receiver, each owning its configuration.
+//! - [`config`]: the file, validated into every module's own settings at once.
+//! - [`pipeline`]: the one loop — fetch → store → evaluate. [`api`]: HTTP (metrics,
+//!   JSON, status page) over the latest [`api::Snapshot`]. [`backtest`]: replays
+//!   history through the same model and lifecycle.
+//! - [`daemon`]: the service — clock, poll loop, explanations, alerts, snapshots,
+//!   one shutdown path.
+//! - [`cli`], [`logging`] and [`app`]: flags, logs, and the wiring of commands;
+//!   `main.rs` only calls [`app`].
 
 #![forbid(unsafe_code)]
 

@@ -1,7 +1,7 @@
 //! Keeping a forecast between evaluations instead of re-fitting it.
 //!
 //! A forecast is a fit over the whole lookback, but one new sample rarely changes it:
-//! the model works on time bins (see [`super::forecast`]), and a sample nudges one bin
+//! the model works on time bins (see [`mod@super::forecast`]), and a sample nudges one bin
 //! of up to 96. So a container keeps its last fit, aged (a time to limit shrinks by
 //! the time gone by, and the severity follows it), until one of these happens, and is
 //! re-fitted then:
