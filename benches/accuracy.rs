@@ -5,7 +5,7 @@
 //!     HEADROOM_SUITE_SEEDS=20 cargo bench --bench accuracy
 //!     HEADROOM_SUITE_VERBOSE=1 cargo bench --bench accuracy   # list misses
 //!
-//! Then the real series of `../shared/data/real` (tests/common/real.rs), the same four
+//! Then the real series of `tests/data/real` (tests/common/real.rs), the same four
 //! ways: how many healthy ones alert, and how far ahead the one that runs out does.
 //!
 //! Prints figures; tests/accuracy.rs and tests/real_series.rs keep regression guards
@@ -195,14 +195,6 @@ fn real_alerts(
 /// The real-series table: healthy series alerted (against their real limit, and
 /// against a tight one), and the lead on the one that runs out, per system.
 fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool) {
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real");
-    if !shared.is_dir() {
-        println!(
-            "\nreal series: {} is missing (the shared/ folder beside the repository); not replayed",
-            shared.display()
-        );
-        return;
-    }
     let cases: Vec<real::Case> = real::gc_cases()
         .into_iter()
         .chain(real::spark_cases())
@@ -225,7 +217,7 @@ fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool
     let real_limit = cases.iter().filter(|c| healthy(c) && !tight(c)).count();
     let tight_limit = cases.iter().filter(|c| healthy(c) && tight(c)).count();
     println!(
-        "\nreal series (../shared/data/real at a 30 s scrape): {} healthy against their real limit, {} against 1.3x their top, {} that runs out",
+        "\nreal series (tests/data/real at a 30 s scrape): {} healthy against their real limit, {} against 1.3x their top, {} that runs out",
         real_limit,
         tight_limit,
         cases.len() - real_limit - tight_limit

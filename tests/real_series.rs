@@ -1,5 +1,5 @@
-//! Real memory series from `../shared/data/real` (see `common/real.rs` and that
-//! folder's README), replayed as a 30-second scrape would see them: the heap that runs
+//! Real memory series from `tests/data/real` (see `common/real.rs` and that folder's
+//! README), replayed as a 30-second scrape would see them: the heap that runs
 //! out must be alerted ahead of its exhaustion, and the healthy ones (sawtooth,
 //! saturating growth, GC thrash, long steady runs, Spark executors against their real
 //! maximum and against 1.3 x their highest value) must stay quiet.

@@ -1,5 +1,5 @@
-//! Real memory series from `../shared/data/real` (see that folder's README for the
-//! sources), as a 30-second scrape would see them, with the limits they are replayed
+//! Real memory series from `tests/data/real` (see its README for the sources and
+//! licences), as a 30-second scrape would see them, with the limits they are replayed
 //! against: shared by `tests/real_series.rs` and the accuracy bench.
 //! - `gcviewer/`: JVM GC logs that users sent to the GCViewer project, on a stretched
 //!   time axis for the logs that last seconds: one heap that runs out, and sawtooth,
@@ -151,17 +151,22 @@ fn column(header: &str, wanted: &str, name: &str) -> usize {
         .unwrap_or_else(|| panic!("{name}: no column {wanted}"))
 }
 
-/// `../shared/data/real/{folder}`, which must exist.
+/// `tests/data/real/{folder}`, part of the repository.
 pub fn data_dir(folder: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/real")
-        .join(folder);
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the real series live in the shared/ folder beside the repository",
-        dir.display()
-    );
-    dir
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/real")
+        .join(folder)
+}
+
+/// The text of a gzipped file.
+fn read_gz(path: &std::path::Path) -> String {
+    use std::io::Read;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text
 }
 
 /// One GC event: time (s), heap before and after (bytes), capacity (bytes).
@@ -174,8 +179,7 @@ pub struct GcEvent {
 }
 
 pub fn read_log(name: &str) -> Vec<GcEvent> {
-    let path = data_dir("gcviewer").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = read_gz(&data_dir("gcviewer").join(format!("{name}.gz")));
     let mut lines = text.lines();
     let header = lines.next().expect("header");
     let col = |n: &str| column(header, n, name);
@@ -249,13 +253,7 @@ pub fn scrape(events: &[GcEvent], stretch: f64) -> Vec<Sample> {
 /// The columns `wanted` of one gzipped Exathlon trace, with its times (ms); cells that
 /// do not parse are NaN.
 pub fn read_trace(name: &str, wanted: &[String]) -> (Vec<i64>, Vec<Vec<f64>>) {
-    use std::io::Read;
-    let path = data_dir("exathlon").join(name);
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_string(&mut text)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = read_gz(&data_dir("exathlon").join(name));
     let mut lines = text.lines();
     let header = lines.next().expect("header");
     let col = |n: &str| column(header, n, name);
