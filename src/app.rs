@@ -1,6 +1,6 @@
 //! The wiring: turns parsed command-line arguments into a validated config, builds the
-//! pipeline, and runs the chosen command. The only module besides `pipeline` that knows
-//! every other one.
+//! pipeline, and runs the chosen command (`check`, `run`, `demo`, `backtest`,
+//! `config check`). The top of the layers: it may use every module, and none uses it.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

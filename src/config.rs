@@ -781,7 +781,6 @@ impl Validator<'_> {
     }
 }
 
-/// `Url::join` replaces the last path segment unless the base ends in `/`.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,9 +65,10 @@ fn non_test_code(text: &str) -> Vec<&str> {
             let indent = line.len() - trimmed.len();
             let Some(item) = lines.next() else { break };
             if item.trim_end().ends_with('{') {
-                let closing = format!("{}}}", " ".repeat(indent));
+                // Up to the brace that closes the item, at the attribute's indent.
                 for l in lines.by_ref() {
-                    if l == closing {
+                    let body = l.trim_start();
+                    if l.len() - body.len() == indent && body.starts_with('}') {
                         break;
                     }
                 }
@@ -130,6 +131,57 @@ fn first_word(text: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// The module path of a file (`src/notify/slack.rs` → `notify::slack`;
+/// `src/notify/mod.rs` → `notify`).
+fn module_path(src: &Path, file: &Path) -> Vec<String> {
+    let relative = file.strip_prefix(src).expect("under src");
+    let mut parts: Vec<String> = relative
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// The top-level modules a file names through `super::` chains that climb to the
+/// crate root (`use super::pipeline` in `src/daemon.rs`, `super::super::x` one
+/// level down).
+fn named_through_super(code: &str, path: &[String]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("super::") {
+        let preceded = rest[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        rest = &rest[at..];
+        if preceded {
+            rest = &rest["super::".len()..];
+            continue;
+        }
+        let mut depth = path.len();
+        while let Some(next) = rest.strip_prefix("super::") {
+            depth = depth.saturating_sub(1);
+            rest = next;
+        }
+        if depth == 0 {
+            if let Some(group) = rest.strip_prefix('{') {
+                out.extend(named_modules(&format!("crate::{{{group}")));
+            } else {
+                out.extend(first_word(rest));
+            }
+        }
+    }
+    out
+}
+
 /// module → the modules it names, from the source tree.
 fn imports() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -146,7 +198,8 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         let text = std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
         let code = non_test_code(&text).join("\n");
-        let named = named_modules(&code);
+        let mut named = named_modules(&code);
+        named.extend(named_through_super(&code, &module_path(&src, &file)));
         graph
             .entry(module.clone())
             .or_default()
@@ -201,8 +254,42 @@ fn the_model_imports_nothing_of_the_crate() {
 }
 
 #[test]
+fn files_named_tests_are_test_modules() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    for file in files
+        .iter()
+        .filter(|f| f.file_name().is_some_and(|n| n == "tests.rs"))
+    {
+        let parent = file.parent().expect("a folder").join("mod.rs");
+        let text = std::fs::read_to_string(&parent)
+            .unwrap_or_else(|e| panic!("{}: {e}", parent.display()));
+        assert!(
+            text.contains("#[cfg(test)]\nmod tests;"),
+            "{} is skipped by the layer check, so {} must declare it #[cfg(test)]",
+            file.display(),
+            parent.display()
+        );
+    }
+}
+
+#[test]
+fn super_chains_that_reach_the_root_count() {
+    let top = vec!["daemon".to_string()];
+    let nested = vec!["notify".to_string(), "slack".to_string()];
+    let names = |code: &str, path: &[String]| -> Vec<String> {
+        named_through_super(code, path).into_iter().collect()
+    };
+    assert_eq!(names("use super::pipeline::Pipeline;", &top), ["pipeline"]);
+    assert_eq!(names("use super::{api, config};", &top), ["api", "config"]);
+    assert!(names("use super::{post, Event};", &nested).is_empty());
+    assert_eq!(names("use super::super::daemon::X;", &nested), ["daemon"]);
+}
+
+#[test]
 fn the_checker_sees_imports_and_skips_tests_and_comments() {
-    let code = "use crate::{a, b::{c, d}};\n// crate::commented\nfn f() { crate::e::g(); }\n#[cfg(test)]\nmod tests {\n    use crate::t;\n}\nuse crate::h;\n";
+    let code = "use crate::{a, b::{c, d}};\n// crate::commented\nfn f() { crate::e::g(); }\n#[cfg(test)]\nmod tests {\n    use crate::t;\n} // done\nuse crate::h;\n";
     let kept = non_test_code(code).join("\n");
     let named: Vec<String> = named_modules(&kept).into_iter().collect();
     assert_eq!(named, ["a", "b", "e", "h"]);

@@ -21,7 +21,7 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn eta_text(r: &ContainerReport) -> String {
+fn limit_text(r: &ContainerReport) -> String {
     match r.time_to_limit_seconds {
         None => "not on course to its limit".into(),
         Some(s) if s <= 0.0 => "at its limit".into(),
@@ -112,7 +112,7 @@ fn card(html: &mut String, snapshot: &Snapshot, r: &ContainerReport) {
             if g >= 0.0 { "+" } else { "" },
             format_bytes(g * 3600.0)
         )),
-        escape(&eta_text(r)),
+        escape(&limit_text(r)),
         serde_json::to_value(r.pattern)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
@@ -228,7 +228,7 @@ fn other_containers(html: &mut String, snapshot: &Snapshot) {
                 r.limit_bytes.map_or("no limit".into(), format_bytes),
                 r.growth_bytes_per_second
                     .map_or("-".into(), |g| format!("{}/h", format_bytes(g * 3600.0))),
-                escape(&eta_text(r)),
+                escape(&limit_text(r)),
             );
         }
         html.push_str("</table>");

@@ -277,7 +277,7 @@ fn replay_one(
     out: &mut dyn Write,
 ) -> std::io::Result<(Periods, Vec<Band>)> {
     let name = c.key.to_string();
-    let mut lifecycle = Lifecycle::default();
+    let mut lifecycle: Lifecycle<()> = Lifecycle::default();
     let mut result: std::io::Result<()> = Ok(());
     let mut alerts: Vec<(i64, i64, Severity)> = Vec::new();
     let mut bands: Vec<Band> = Vec::new();

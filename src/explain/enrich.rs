@@ -78,7 +78,8 @@ impl Explainer {
     }
 
     /// Pod metadata read so far, by pod.
-    pub fn contexts(&self) -> impl Iterator<Item = &PodRef> {
+    #[cfg(test)]
+    pub(crate) fn contexts(&self) -> impl Iterator<Item = &PodRef> {
         self.contexts.keys()
     }
 
@@ -108,12 +109,12 @@ impl Explainer {
             .filter(|(_, w)| **w)
             .map(|(p, _)| p)
             .collect();
-        self.read_contexts(source, &worth_pods, now).await;
+        self.refresh_contexts(source, &worth_pods, now).await;
         let scopes: BTreeSet<Scope> = worth_pods
             .iter()
             .map(|p| (p.namespace.as_str(), p.extra.as_slice()))
             .collect();
-        self.read_owners(source, &scopes, now).await;
+        self.refresh_owners(source, &scopes, now).await;
         self.add_workloads(reports, &pods);
         self.owners.retain(|ns, by_extra| {
             by_extra.retain(|extra, _| scopes.contains(&(ns.as_str(), extra.as_slice())));
@@ -133,7 +134,12 @@ impl Explainer {
 
     /// Reads the metadata of pods worth explaining that is not known yet (or was
     /// missing a while ago).
-    async fn read_contexts<S: Source>(&mut self, source: &S, pods: &[&PodRef], now: TimestampMs) {
+    async fn refresh_contexts<S: Source>(
+        &mut self,
+        source: &S,
+        pods: &[&PodRef],
+        now: TimestampMs,
+    ) {
         let mut wanted: Vec<PodRef> =
             pods.iter()
                 .filter(|p| {
@@ -169,7 +175,7 @@ impl Explainer {
     /// Reads every pod's workload in the namespaces worth explaining (each within its
     /// extra identity labels), refreshed every five minutes, so replicas can be
     /// counted.
-    async fn read_owners<S: Source>(
+    async fn refresh_owners<S: Source>(
         &mut self,
         source: &S,
         scopes: &BTreeSet<Scope<'_>>,

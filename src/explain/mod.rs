@@ -2,7 +2,7 @@
 //! what changed when its growth began, its workload's replicas, its pod's total, and —
 //! after an OOM kill — which container of the pod was actually at its limit.
 //!
-//! - this file: the pure rules (sidecar names, changes near an onset);
+//! - this file: the pure rules (the default sidecar names, the changes near an onset);
 //! - [`enrich`]: [`Explainer`], which reads pod metadata through the source (with its
 //!   caches) and adds explanations to reports after each evaluation;
 //! - [`oom`]: OOM-kill attribution on the store's samples, and the record of kills.

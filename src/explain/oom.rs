@@ -163,7 +163,7 @@ impl KillRecord {
 
 /// Which container of the reported container's pod was at its limit just before
 /// `at`, from the samples the store holds.
-pub fn attribute_in(store: &Store, reported: &ContainerKey, at: TimestampMs) -> OomKill {
+fn attribute_in(store: &Store, reported: &ContainerKey, at: TimestampMs) -> OomKill {
     let containers = store
         .iter()
         .filter(|(k, _)| {

@@ -110,9 +110,8 @@ pub fn sparkline(values: &[f64], ceiling: f64, width: usize) -> String {
 /// for re-sends.
 pub struct Dispatcher {
     settings: AlertSettings,
-    lifecycle: Lifecycle<AlertKey>,
-    /// The last event of every firing alert.
-    active: HashMap<AlertKey, Event>,
+    /// Every firing alert, with its last event.
+    lifecycle: Lifecycle<AlertKey, Event>,
     /// Recently resolved alerts, re-sent until their retention passes.
     resolved: HashMap<AlertKey, Event>,
     last_resend: Option<TimestampMs>,
@@ -123,7 +122,6 @@ impl Dispatcher {
         Dispatcher {
             settings,
             lifecycle: Lifecycle::default(),
-            active: HashMap::new(),
             resolved: HashMap::new(),
             last_resend: None,
         }
@@ -258,7 +256,7 @@ impl Dispatcher {
         if due {
             self.last_resend = Some(now);
             let ends_at = self.ends_at(now);
-            for e in self.active.values() {
+            for e in self.lifecycle.all_firing().filter_map(|f| f.last.as_ref()) {
                 if events.iter().any(|x| x.key == e.key) {
                     continue;
                 }
@@ -332,7 +330,7 @@ impl Dispatcher {
                         now,
                         history(&key),
                     );
-                    self.active.insert(key, e);
+                    self.lifecycle.keep(&key, e);
                 }
                 continue;
             };
@@ -345,17 +343,16 @@ impl Dispatcher {
                 history(&key),
             );
             if change.kind == EventKind::Resolved {
-                self.active.remove(&key);
                 self.resolved.insert(key, e.clone());
             } else {
                 self.resolved.remove(&key);
-                self.active.insert(key, e.clone());
+                self.lifecycle.keep(&key, e.clone());
             }
             events.push(e);
         }
         // Containers that went away resolve their alerts.
-        for (key, _) in self.lifecycle.sweep(|k| seen.contains(k)) {
-            if let Some(mut e) = self.active.remove(&key) {
+        for (key, _, last) in self.lifecycle.sweep(|k| seen.contains(k)) {
+            if let Some(mut e) = last {
                 e.kind = EventKind::Resolved;
                 e.previous_severity = e.severity;
                 e.severity = None;

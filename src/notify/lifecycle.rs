@@ -1,5 +1,5 @@
-//! The one alert lifecycle: what each alert's state is (its severity, and since when
-//! it fires) and what changed at each evaluation. The dispatcher turns its changes
+//! The one alert lifecycle: what each alert's state is (its severity, since when it
+//! fires, and what its owner keeps with it) and what changed at each evaluation. The dispatcher turns its changes
 //! into events for receivers, logs, the API and the demo's console; `backtest` reads
 //! a replay's transitions from it too.
 
@@ -41,16 +41,19 @@ impl EventKind {
 }
 
 /// A firing alert's state.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Firing {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing<T> {
     pub severity: Severity,
     /// When it began firing (ms).
     pub since: TimestampMs,
+    /// What the owner keeps with the alert while it fires: the dispatcher keeps its
+    /// last event, for re-sends and for the resolution when its container goes away.
+    pub last: Option<T>,
 }
 
 /// One transition of one alert.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Change {
+pub struct Transition {
     pub kind: EventKind,
     /// The severity before: `None` when it just began firing.
     pub previous: Option<Severity>,
@@ -58,13 +61,13 @@ pub struct Change {
     pub since: TimestampMs,
 }
 
-/// Every alert's state, by key.
+/// Every firing alert's state, by key: the one place that decides what changed.
 #[derive(Debug, Clone)]
-pub struct Lifecycle<K> {
-    firing: HashMap<K, Firing>,
+pub struct Lifecycle<K, T = ()> {
+    firing: HashMap<K, Firing<T>>,
 }
 
-impl<K> Default for Lifecycle<K> {
+impl<K, T> Default for Lifecycle<K, T> {
     fn default() -> Self {
         Lifecycle {
             firing: HashMap::new(),
@@ -72,7 +75,7 @@ impl<K> Default for Lifecycle<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> Lifecycle<K> {
+impl<K: Hash + Eq + Clone, T> Lifecycle<K, T> {
     /// Folds in one evaluation's alert (`None`: not firing) at `now`; returns what
     /// changed, or `None` when nothing did.
     pub fn observe(
@@ -80,9 +83,9 @@ impl<K: Hash + Eq + Clone> Lifecycle<K> {
         key: &K,
         alert: Option<Severity>,
         now: TimestampMs,
-    ) -> Option<Change> {
-        let before = self.firing.get(key).copied();
-        let kind = match (before.map(|f| f.severity), alert) {
+    ) -> Option<Transition> {
+        let before = self.firing.get(key).map(|f| (f.severity, f.since));
+        let kind = match (before.map(|(s, _)| s), alert) {
             (None, None) => return None,
             (None, Some(_)) => EventKind::Fired,
             (Some(b), Some(a)) if a > b => EventKind::Escalated,
@@ -90,44 +93,59 @@ impl<K: Hash + Eq + Clone> Lifecycle<K> {
             (Some(_), Some(_)) => return None,
             (Some(_), None) => EventKind::Resolved,
         };
-        let since = before.map_or(now, |f| f.since);
+        let since = before.map_or(now, |(_, since)| since);
         match alert {
             Some(severity) => {
-                self.firing.insert(key.clone(), Firing { severity, since });
+                let f = self.firing.entry(key.clone()).or_insert(Firing {
+                    severity,
+                    since,
+                    last: None,
+                });
+                f.severity = severity;
             }
             None => {
                 self.firing.remove(key);
             }
         }
-        Some(Change {
+        Some(Transition {
             kind,
-            previous: before.map(|f| f.severity),
+            previous: before.map(|(s, _)| s),
             since,
         })
     }
 
-    /// Resolves every firing alert whose key `live` no longer holds: containers that
-    /// went away.
-    pub fn sweep(&mut self, live: impl Fn(&K) -> bool) -> Vec<(K, Change)> {
+    /// Keeps `value` with a firing alert (nothing when it does not fire).
+    pub fn keep(&mut self, key: &K, value: T) {
+        if let Some(f) = self.firing.get_mut(key) {
+            f.last = Some(value);
+        }
+    }
+
+    /// Resolves every firing alert whose key `live` no longer holds (containers that
+    /// went away), with what was kept with each.
+    pub fn sweep(&mut self, live: impl Fn(&K) -> bool) -> Vec<(K, Transition, Option<T>)> {
         let gone: Vec<K> = self.firing.keys().filter(|k| !live(k)).cloned().collect();
         gone.into_iter()
             .filter_map(|key| {
                 let f = self.firing.remove(&key)?;
-                Some((
-                    key,
-                    Change {
-                        kind: EventKind::Resolved,
-                        previous: Some(f.severity),
-                        since: f.since,
-                    },
-                ))
+                let transition = Transition {
+                    kind: EventKind::Resolved,
+                    previous: Some(f.severity),
+                    since: f.since,
+                };
+                Some((key, transition, f.last))
             })
             .collect()
     }
 
     /// The alert's state while it fires.
-    pub fn firing(&self, key: &K) -> Option<Firing> {
-        self.firing.get(key).copied()
+    pub fn firing(&self, key: &K) -> Option<&Firing<T>> {
+        self.firing.get(key)
+    }
+
+    /// Every firing alert's state.
+    pub fn all_firing(&self) -> impl Iterator<Item = &Firing<T>> {
+        self.firing.values()
     }
 }
 
@@ -137,7 +155,7 @@ mod tests {
 
     #[test]
     fn each_transition_is_named_once_with_the_start_of_firing() {
-        let mut l = Lifecycle::default();
+        let mut l: Lifecycle<&str> = Lifecycle::default();
         let w = Some(Severity::Warning);
         let c = Some(Severity::Critical);
         assert_eq!(l.observe(&"a", None, 0), None);
@@ -159,18 +177,20 @@ mod tests {
             (over.kind, over.previous, over.since),
             (EventKind::Resolved, w, 10)
         );
-        assert_eq!(l.firing(&"a"), None);
+        assert!(l.firing(&"a").is_none());
     }
 
     #[test]
     fn alerts_of_containers_gone_are_resolved_by_the_sweep() {
-        let mut l = Lifecycle::default();
+        let mut l: Lifecycle<&str, i32> = Lifecycle::default();
         l.observe(&"a", Some(Severity::Critical), 5);
         l.observe(&"b", Some(Severity::Warning), 5);
+        l.keep(&"a", 7);
         let gone = l.sweep(|k| *k == "b");
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].0, "a");
         assert_eq!(gone[0].1.previous, Some(Severity::Critical));
-        assert!(l.sweep(|_| false).iter().all(|(k, _)| *k == "b"));
+        assert_eq!(gone[0].2, Some(7), "what was kept comes with it");
+        assert!(l.sweep(|_| false).iter().all(|(k, _, _)| *k == "b"));
     }
 }

@@ -351,7 +351,8 @@ impl<S: Source> Pipeline<S> {
     }
 
     /// Forecasts every container as of `now` and folds each forecast into its alert
-    /// state: what the daemon does every poll. Most urgent first.
+    /// state: what the daemon does every poll. Most urgent first. Explanations, the
+    /// sidecar flag among them, are added after by `explain::Explainer`.
     pub fn evaluate(&mut self, now: TimestampMs) -> Vec<ContainerReport> {
         let mut reports = Vec::with_capacity(self.store.len());
         for (key, tracked) in self.store.iter() {

@@ -3,7 +3,7 @@
 //! kube-state-metrics, from cAdvisor.
 
 use super::config::{Queries, Shard, ShardMode};
-use super::metadata::{EnvoyMemory, PodContext};
+use super::metadata::{EnvoyMemory, MetadataReader, PodContext};
 use super::prometheus::{InstantSample, PrometheusClient, RangeSeries};
 use super::promql::{add_matchers, plain_selectors, regex_escape};
 use super::{
@@ -267,7 +267,9 @@ impl Source for PrometheusSource {
         extra: &[(String, String)],
         at: i64,
     ) -> Result<Vec<(String, String)>, SourceError> {
-        self.read_owners(namespace, extra, at).await
+        MetadataReader(&self.client)
+            .owners(namespace, extra, at)
+            .await
     }
 
     async fn envoy(
@@ -275,11 +277,11 @@ impl Source for PrometheusSource {
         pods: &[PodRef],
         at: i64,
     ) -> Result<Vec<(PodRef, EnvoyMemory)>, SourceError> {
-        self.read_envoy(pods, at).await
+        MetadataReader(&self.client).envoy(pods, at).await
     }
 
     async fn context(&self, pods: &[PodRef], at: i64) -> Result<Vec<PodContext>, SourceError> {
-        self.read_contexts(pods, at).await
+        MetadataReader(&self.client).contexts(pods, at).await
     }
 }
 

@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::kubernetes::PrometheusSource;
-use super::prometheus::InstantSample;
+use super::prometheus::{InstantSample, PrometheusClient};
 use super::promql::{label_escape, regex_escape, scope};
 use super::{PodRef, SourceError};
 use crate::units::format_bytes;
@@ -84,14 +83,17 @@ struct ReplicaSets {
     owners: Vec<InstantSample>,
 }
 
-impl PrometheusSource {
+/// Reads pod metadata and Envoy's stats through a Prometheus client.
+pub struct MetadataReader<'a>(pub &'a PrometheusClient);
+
+impl MetadataReader<'_> {
     async fn instant(
         &self,
         what: &'static str,
         query: String,
         at: i64,
     ) -> Result<Vec<InstantSample>, SourceError> {
-        self.client()
+        self.0
             .query(&query, at)
             .await
             .map_err(|source| SourceError { what, source })
@@ -99,7 +101,7 @@ impl PrometheusSource {
 
     /// Every pod of a namespace (within its extra identity labels) and its workload,
     /// "Kind/name", through its ReplicaSet when it has one.
-    pub(super) async fn read_owners(
+    pub async fn owners(
         &self,
         namespace: &str,
         extra: &[(String, String)],
@@ -148,7 +150,7 @@ impl PrometheusSource {
     }
 
     /// Envoy's own memory stats of the pods' Envoy sidecars, where they are scraped.
-    pub(super) async fn read_envoy(
+    pub async fn envoy(
         &self,
         pods: &[PodRef],
         at: i64,
@@ -198,11 +200,7 @@ impl PrometheusSource {
     /// Each pod's start, owner ReplicaSet and its creation, the workload owning it,
     /// native sidecars, and annotations that differ from the previous ReplicaSet's
     /// pods: one set of queries per namespace and extra identity labels.
-    pub(super) async fn read_contexts(
-        &self,
-        pods: &[PodRef],
-        at: i64,
-    ) -> Result<Vec<PodContext>, SourceError> {
+    pub async fn contexts(&self, pods: &[PodRef], at: i64) -> Result<Vec<PodContext>, SourceError> {
         let mut out = Vec::new();
         for ((ns, extra), names) in by_scope(pods) {
             out.extend(self.namespace_context(ns, extra, &names, at).await?);

@@ -1,6 +1,8 @@
 //! The shared vocabulary at the bottom of the crate: the time unit, label sets, the
-//! one time format, name globs, and secrets. Every layer may use these; they use
-//! nothing else of headroom's.
+//! one time format, name globs, base URLs, secrets and the HTTP client settings that
+//! carry them ([`secret`]), and the config checker every part validates through
+//! ([`check`]). Every layer may use these; they use nothing of headroom's but
+//! [`crate::units`].
 
 pub mod check;
 pub mod secret;
@@ -41,7 +43,8 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 }
 
 /// The URL with a trailing slash, so relative API paths join onto its path
-/// (`https://thanos.example/prometheus/` keeps its prefix).
+/// (`https://thanos.example/prometheus/` keeps its prefix): `Url::join` replaces the
+/// last path segment unless the base ends in `/`.
 pub fn with_trailing_slash(mut url: reqwest::Url) -> reqwest::Url {
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());

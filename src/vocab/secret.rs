@@ -55,7 +55,7 @@ impl fmt::Debug for RedactedValue {
     }
 }
 
-/// TLS settings for Prometheus.
+/// TLS settings of an HTTP client: Prometheus' and each Alertmanager's.
 #[derive(Debug, Clone, Default)]
 pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
