@@ -316,7 +316,7 @@ impl Config {
             pending_warning_seconds: self.forecast.warning_pending.as_secs_f64(),
             pending_critical_seconds: self.forecast.critical_pending.as_secs_f64(),
             keep_firing_for_seconds: self.forecast.keep_firing_for.as_secs_f64(),
-            hysteresis: crate::model::AlertParams::default().hysteresis,
+            ..crate::model::AlertParams::default()
         }
     }
 }

@@ -111,7 +111,7 @@ pub fn replay(
             ),
             _ => model::forecast_after(window, previous, limit_bytes, at, &params.forecast),
         };
-        let alert = state.update(&forecast, &params.forecast, &params.alert, at);
+        let alert = state.update(&forecast, limit_bytes, &params.forecast, &params.alert, at);
         each(&Evaluation {
             at,
             segment: current,

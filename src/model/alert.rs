@@ -17,6 +17,10 @@ pub struct AlertParams {
     pub keep_firing_for_seconds: f64,
     /// Horizons are stretched by this factor for a severity already firing.
     pub hysteresis: f64,
+    /// A firing severity holds while the working set is at least this share of the
+    /// limit: a container at its limit is not safe because its growth paused, and
+    /// resolves only when it backs off.
+    pub hold_at_use: f64,
 }
 
 impl Default for AlertParams {
@@ -26,6 +30,7 @@ impl Default for AlertParams {
             pending_critical_seconds: 300.0,
             keep_firing_for_seconds: 600.0,
             hysteresis: 1.25,
+            hold_at_use: 0.95,
         }
     }
 }
@@ -57,15 +62,19 @@ impl AlertState {
         }
     }
 
-    /// Folds in one evaluation at `now` (ms) and returns the alert as it would be
-    /// sent: `None`, `Some(Warning)` or `Some(Critical)`.
+    /// Folds in one evaluation at `now` (ms) of a container whose limit is
+    /// `limit_bytes` and returns the alert as it would be sent: `None`,
+    /// `Some(Warning)` or `Some(Critical)`.
     pub fn update(
         &mut self,
         forecast: &Forecast,
+        limit_bytes: Option<f64>,
         forecast_params: &ForecastParams,
         params: &AlertParams,
         now: i64,
     ) -> Option<Severity> {
+        let at_limit = limit_bytes
+            .is_some_and(|l| l > 0.0 && forecast.working_set_bytes >= params.hold_at_use * l);
         let eta = forecast.time_to_limit.map(|t| t.seconds);
         // Severity reached with plain horizons, and with stretched ones (for levels
         // already firing). A forecast severity of Critical at the limit counts too.
@@ -77,7 +86,7 @@ impl AlertState {
             .max(forecast.severity);
         let step = |level: &mut LevelState, severity: Severity, pending: f64| {
             let reached = if level.firing { stretched } else { plain };
-            if reached >= severity {
+            if reached >= severity || (level.firing && at_limit) {
                 level.holding_since.get_or_insert(now);
                 level.last_held = Some(now);
             } else {
@@ -136,7 +145,9 @@ mod tests {
         let ap = AlertParams::default();
         sequence
             .iter()
-            .map(|&(minute, eta)| state.update(&forecast_with_eta(eta), &fp, &ap, minute * 60_000))
+            .map(|&(minute, eta)| {
+                state.update(&forecast_with_eta(eta), None, &fp, &ap, minute * 60_000)
+            })
             .collect()
     }
 
@@ -196,5 +207,44 @@ mod tests {
         assert_eq!(alerts[10], Some(Severity::Warning));
         assert_eq!(alerts[15], Some(Severity::Warning));
         assert_eq!(alerts[16], Some(Severity::Critical));
+    }
+
+    /// Issue 14: at `2Gi of 2Gi` the critical alert resolved (`critical -> none …
+    /// (plateau)`) and came back minutes later. A firing alert holds while the
+    /// working set stays at 95% of the limit or more, whatever the forecast; it
+    /// resolves once the container backs off.
+    #[test]
+    fn a_container_at_its_limit_stays_alerted_until_it_backs_off() {
+        let mut state = AlertState::default();
+        let (fp, ap) = (ForecastParams::default(), AlertParams::default());
+        let limit = Some(100.0);
+        let at = |bytes: f64, eta: Option<f64>| Forecast {
+            working_set_bytes: bytes,
+            ..forecast_with_eta(eta)
+        };
+        let mut alerts = Vec::new();
+        for m in 0..=5 {
+            alerts.push(state.update(&at(90.0, Some(0.5 * H)), limit, &fp, &ap, m * 60_000));
+        }
+        assert_eq!(alerts[5], Some(Severity::Critical));
+        // Growth paused at the limit for an hour: no time to limit, a plateau.
+        for m in 6..=65 {
+            let a = state.update(&at(99.0, None), limit, &fp, &ap, m * 60_000);
+            assert_eq!(a, Some(Severity::Critical), "minute {m}");
+        }
+        // Backs off to 80%: resolves after keep_firing_for, as any alert does.
+        let after: Vec<_> = (66..=80)
+            .map(|m| state.update(&at(80.0, None), limit, &fp, &ap, m * 60_000))
+            .collect();
+        assert_eq!(after[0], Some(Severity::Critical));
+        assert_eq!(after.last().copied().flatten(), None, "{after:?}");
+        // Never alerted: sitting at 99% without growth does not fire by itself.
+        let mut quiet = AlertState::default();
+        for m in 0..=30 {
+            assert_eq!(
+                quiet.update(&at(99.0, None), limit, &fp, &ap, m * 60_000),
+                None
+            );
+        }
     }
 }

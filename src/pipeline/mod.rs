@@ -384,9 +384,10 @@ impl<S: Source> Pipeline<S> {
                 now,
                 &self.params,
             );
-            let alert = followed
-                .alert
-                .update(&forecast, &self.params, &self.alert_params, now);
+            let alert =
+                followed
+                    .alert
+                    .update(&forecast, limit, &self.params, &self.alert_params, now);
             followed.trend = forecast.trend;
             let mut report = ContainerReport::new(key, tracked, &forecast, now);
             self.drop_nonsense_limit(&mut report);
