@@ -302,7 +302,7 @@ struct DemoOutcome {
 fn demo_console(outcome: std::sync::Arc<DemoOutcome>) -> daemon::OnPoll {
     let mut polls = 0u64;
     Box::new(move |snapshot, events| {
-        let transitions = events.iter().filter(|e| e.is_transition());
+        let transitions = events.iter().filter(|e| e.is_news());
         if transitions
             .clone()
             .any(|e| e.severity.is_some() && e.report.container != "istio-proxy")
@@ -329,9 +329,14 @@ fn demo_console(outcome: std::sync::Arc<DemoOutcome>) -> daemon::OnPoll {
         }
         for e in transitions {
             let summary = e.annotations.get("summary").map_or("", String::as_str);
+            let changed = if e.kind == crate::notify::EventKind::Updated {
+                " (time to limit changed)"
+            } else {
+                ""
+            };
             match e.severity {
                 Some(severity) => println!(
-                    "[{clock}] ALERT {}: {summary}",
+                    "[{clock}] ALERT {}{changed}: {summary}",
                     severity.as_str().to_uppercase(),
                 ),
                 None => println!("[{clock}] resolved: {summary}"),

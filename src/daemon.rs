@@ -252,10 +252,10 @@ impl<S: Source> Service<S> {
         let _ = self.snapshots.send(snapshot);
     }
 
-    /// Logs and counts the lifecycle's transitions, and keeps the recent ones for
-    /// `/api/v1/events`.
+    /// Logs and counts the lifecycle's transitions and the material changes of firing
+    /// alerts' times to limit, and keeps the recent ones for `/api/v1/events`.
     fn record_transitions(&mut self, events: &[Event], now: TimestampMs) {
-        for e in events.iter().filter(|e| e.is_transition()) {
+        for e in events.iter().filter(|e| e.is_news()) {
             let summary = e.annotations.get("summary").cloned().unwrap_or_default();
             tracing::info!(
                 container = %e.key,

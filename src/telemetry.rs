@@ -115,7 +115,7 @@ impl Telemetry {
                 &["receiver", "reason"],
             )),
             alert_transitions: must(IntCounterVec::new(
-                Opts::new("headroom_alert_transitions_total", "Alert transitions, by kind: fired, escalated, deescalated, resolved."),
+                Opts::new("headroom_alert_transitions_total", "Alert transitions, by kind: fired, escalated, deescalated, resolved; and updated, a firing alert whose time to limit moved materially."),
                 &["kind"],
             )),
             oom_kills: must(IntCounterVec::new(
@@ -168,7 +168,7 @@ impl Telemetry {
         }
         // Every kind of transition exists from the start, at zero, so dashboards and
         // increase() see them before the first alert.
-        for kind in ["fired", "escalated", "deescalated", "resolved"] {
+        for kind in ["fired", "escalated", "deescalated", "resolved", "updated"] {
             t.alert_transitions.with_label_values(&[kind]).inc_by(0);
         }
         t

@@ -621,8 +621,10 @@ fn the_demo_drains_its_notifications_before_exiting() {
         vec![
             ("istio-proxy".to_string(), "fired".to_string()),
             ("istio-proxy".to_string(), "oom_kill".to_string()),
+            ("istio-proxy".to_string(), "updated".to_string()),
         ],
         "fired and the attributed kill, each once, the kill drained; the restarted sidecar \
-         leaks on the course of the run before, so its alert goes on"
+         leaks on the course of the run before, so its alert goes on, and its time to \
+         limit (0 at the kill, ~2h after the restart) is told once"
     );
 }

@@ -222,10 +222,10 @@ impl Worker {
             o.next_seq += 1;
             let key = event.key.clone();
             let mut event = event.clone();
-            if event.kind == EventKind::Resent {
-                // A re-send refreshes endsAt but must not erase what the pending event
-                // says happened (fired, escalated: Alertmanager resolves the old
-                // severity's alert from it).
+            if matches!(event.kind, EventKind::Resent | EventKind::Updated) {
+                // A re-send or an update refreshes the alert but must not erase what
+                // the pending event says happened (fired, escalated: Alertmanager
+                // resolves the old severity's alert from it; Slack says it fired).
                 if let Some((_, pending)) = o.pending.get(&key) {
                     if pending.kind != EventKind::Resent {
                         event.kind = pending.kind;

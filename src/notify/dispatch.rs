@@ -42,12 +42,18 @@ impl Event {
     }
 
     /// The alert's state changed: it fired, escalated, de-escalated or resolved
-    /// (not a re-send, not an OOM kill).
+    /// (not a re-send, not an update, not an OOM kill).
     pub fn is_transition(&self) -> bool {
         matches!(
             self.kind,
             EventKind::Fired | EventKind::Escalated | EventKind::Deescalated | EventKind::Resolved
         )
+    }
+
+    /// What people hear of: a transition, or a material change of a firing alert's
+    /// time to limit.
+    pub fn is_news(&self) -> bool {
+        self.is_transition() || self.kind == EventKind::Updated
     }
 }
 
@@ -105,13 +111,49 @@ pub fn sparkline(values: &[f64], ceiling: f64, width: usize) -> String {
         .collect()
 }
 
+/// A firing alert's time to limit must move by at least this share of what receivers
+/// last heard (aged by the time since) before they hear it again...
+const MATERIAL_CHANGE: f64 = 1.0 / 3.0;
+/// ...and by at least this much (s): a few minutes either way on a short time to
+/// limit is noise, not news.
+const MATERIAL_CHANGE_MIN_SECONDS: f64 = 300.0;
+/// Receivers hear a firing alert's updates at most this often (ms).
+const UPDATE_SPACING_MS: i64 = 10 * 60_000;
+
+/// What the dispatcher keeps with a firing alert.
+#[derive(Debug, Clone)]
+struct Kept {
+    /// Its last event, for re-sends and for the resolution if its container goes away.
+    event: Event,
+    /// When receivers last heard of it, and the time to limit (s) they heard then.
+    told: (TimestampMs, Option<f64>),
+}
+
+/// Whether a firing alert's time to limit `eta` (s) at `now` is news against what
+/// receivers were `told`: moved by a third or more (and 5 minutes or more) from what
+/// they heard, aged by the time since, and not within 10 minutes of the last word.
+fn eta_moved(told: (TimestampMs, Option<f64>), eta: Option<f64>, now: TimestampMs) -> bool {
+    let (at, Some(heard)) = told else {
+        return false;
+    };
+    let Some(eta) = eta else {
+        return false;
+    };
+    if now - at < UPDATE_SPACING_MS {
+        return false;
+    }
+    let expected = (heard - (now - at) as f64 / 1000.0).max(0.0);
+    let moved = (eta - expected).abs();
+    moved >= MATERIAL_CHANGE * expected && moved >= MATERIAL_CHANGE_MIN_SECONDS
+}
+
 /// Turns each poll's reports into events: the [`Lifecycle`] says what changed, and
 /// the dispatcher keeps the last event of every firing (and recently resolved) alert
 /// for re-sends.
 pub struct Dispatcher {
     settings: AlertSettings,
-    /// Every firing alert, with its last event.
-    lifecycle: Lifecycle<AlertKey, Event>,
+    /// Every firing alert, with its last event and what receivers last heard.
+    lifecycle: Lifecycle<AlertKey, Kept>,
     /// Recently resolved alerts, re-sent until their retention passes.
     resolved: HashMap<AlertKey, Event>,
     last_resend: Option<TimestampMs>,
@@ -256,7 +298,11 @@ impl Dispatcher {
         if due {
             self.last_resend = Some(now);
             let ends_at = self.ends_at(now);
-            for e in self.lifecycle.all_firing().filter_map(|f| f.last.as_ref()) {
+            for e in self
+                .lifecycle
+                .all_firing()
+                .filter_map(|f| f.last.as_ref().map(|k| &k.event))
+            {
                 if events.iter().any(|x| x.key == e.key) {
                     continue;
                 }
@@ -321,16 +367,20 @@ impl Dispatcher {
             seen.insert(key.clone());
             let Some(change) = self.lifecycle.observe(&key, r.alert, now) else {
                 if let Some(f) = self.lifecycle.firing(&key) {
-                    // Still firing at the same severity: refresh the stored state.
-                    let e = self.event(
-                        r,
-                        EventKind::Resent,
-                        Some(f.severity),
-                        f.since,
-                        now,
-                        history(&key),
-                    );
-                    self.lifecycle.keep(&key, e);
+                    // Still firing at the same severity: refresh the stored state, and
+                    // tell receivers when its time to limit moved materially.
+                    let told = f.last.as_ref().map_or((now, None), |k| k.told);
+                    let eta = r.time_to_limit_seconds;
+                    let (kind, told) = if eta_moved(told, eta, now) {
+                        (EventKind::Updated, (now, eta))
+                    } else {
+                        (EventKind::Resent, told)
+                    };
+                    let e = self.event(r, kind, Some(f.severity), f.since, now, history(&key));
+                    if kind == EventKind::Updated {
+                        events.push(e.clone());
+                    }
+                    self.lifecycle.keep(&key, Kept { event: e, told });
                 }
                 continue;
             };
@@ -346,13 +396,20 @@ impl Dispatcher {
                 self.resolved.insert(key, e.clone());
             } else {
                 self.resolved.remove(&key);
-                self.lifecycle.keep(&key, e.clone());
+                let told = (now, r.time_to_limit_seconds);
+                self.lifecycle.keep(
+                    &key,
+                    Kept {
+                        event: e.clone(),
+                        told,
+                    },
+                );
             }
             events.push(e);
         }
         // Containers that went away resolve their alerts.
         for (key, _, last) in self.lifecycle.sweep(|k| seen.contains(k)) {
-            if let Some(mut e) = last {
+            if let Some(Kept { event: mut e, .. }) = last {
                 e.kind = EventKind::Resolved;
                 e.previous_severity = e.severity;
                 e.severity = None;

@@ -21,6 +21,10 @@ pub enum EventKind {
     Deescalated,
     /// A periodic re-send of a firing or recently resolved alert (Alertmanager only).
     Resent,
+    /// Still firing at the same severity, but its time to limit moved by a third or
+    /// more from what receivers last heard (the dispatcher decides; Slack and
+    /// webhooks hear it, Alertmanager takes it as a refresh).
+    Updated,
     /// It stopped firing, or its container went away.
     Resolved,
     /// An OOM kill happened, attributed to the container that was at its limit.
@@ -34,6 +38,7 @@ impl EventKind {
             EventKind::Escalated => "escalated",
             EventKind::Deescalated => "deescalated",
             EventKind::Resent => "resent",
+            EventKind::Updated => "updated",
             EventKind::Resolved => "resolved",
             EventKind::OomKill => "oom_kill",
         }

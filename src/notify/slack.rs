@@ -96,6 +96,7 @@ pub fn message(e: &Event) -> serde_json::Value {
     let what = match e.kind {
         EventKind::Escalated => " (escalated)",
         EventKind::Deescalated => " (de-escalated)",
+        EventKind::Updated => " (time to limit changed)",
         _ => "",
     };
     let summary = e

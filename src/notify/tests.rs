@@ -472,3 +472,65 @@ fn generator_url_is_scoped_to_the_extra_labels() {
         )
     );
 }
+
+/// Issue 14: the seed incident fired with "~37m" that was "~113m" three minutes
+/// later, and Slack and webhooks, which hear transitions only, kept the 37 minutes.
+/// A firing alert whose time to limit moves by a third or more from what receivers
+/// heard (aged by the time since) is news, once; a drift that follows the clock is not.
+#[test]
+fn a_material_change_of_the_time_to_limit_is_told_once() {
+    let mut d = Dispatcher::new(settings());
+    let none = |_: &AlertKey| None;
+    let t0 = 1_773_930_000_000;
+    let firing = |eta: f64, at: TimestampMs| {
+        let mut r = report("istio-proxy", Some(Severity::Critical), at);
+        r.time_to_limit_seconds = Some(eta);
+        r
+    };
+    let told = |events: Vec<Event>| -> Vec<EventKind> {
+        events
+            .into_iter()
+            .map(|e| e.kind)
+            .filter(|k| *k != EventKind::Resent)
+            .collect()
+    };
+    assert_eq!(
+        told(d.update(&[firing(37.0 * 60.0, t0)], t0, none)),
+        [EventKind::Fired]
+    );
+    // On the clock: 37 minutes less the 10 that passed.
+    let t1 = t0 + 10 * MIN;
+    assert!(told(d.update(&[firing(27.0 * 60.0, t1)], t1, none)).is_empty());
+    // The truth was ~113 minutes: told once, within the spacing not before.
+    let t2 = t0 + 11 * MIN;
+    let e = d.update(&[firing(102.0 * 60.0, t2)], t2, none);
+    assert_eq!(told(e.clone()), [EventKind::Updated]);
+    let update = e.iter().find(|e| e.kind == EventKind::Updated).unwrap();
+    assert_eq!(update.report.time_to_limit_seconds, Some(102.0 * 60.0));
+    assert!(update.annotations["summary"].contains("~1h42m"));
+    for m in 12..40 {
+        let t = t0 + m * MIN;
+        let eta = (102.0 - (m - 11) as f64) * 60.0;
+        assert!(
+            told(d.update(&[firing(eta, t)], t, none)).is_empty(),
+            "minute {m}: no news"
+        );
+    }
+    // Slack hears it; Alertmanager takes it as a refresh.
+    assert!(slack::Slack {
+        name: "s".into(),
+        url: crate::vocab::SecretValue::Inline("http://127.0.0.1:9/".into()),
+        http: reqwest::Client::new(),
+        timeout: Duration::from_secs(1),
+        filter: Filter::default(),
+    }
+    .wants(update));
+    let message = slack::message(update);
+    assert!(
+        message["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("CRITICAL (time to limit changed): "),
+        "{message}"
+    );
+}

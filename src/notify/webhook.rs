@@ -1,5 +1,5 @@
 //! Generic webhooks: a documented, versioned JSON payload per event (fired,
-//! escalated, de-escalated, resolved), optionally signed with HMAC-SHA256.
+//! escalated, de-escalated, resolved, updated, OOM kill), optionally signed with HMAC-SHA256.
 
 use std::future::Future;
 use std::pin::Pin;
