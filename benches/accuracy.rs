@@ -8,9 +8,15 @@
 //! Then the real series of `tests/data/real` (tests/common/real.rs), the same four
 //! ways: how many healthy ones alert, and how far ahead the one that runs out does.
 //!
+//! Then, when `HEADROOM_BITBRAINS` names the folder, 40 real VMs over three months
+//! (benches/support/bitbrains.rs): how many 14-day windows each system alerts on, per
+//! group, for the held-out and the tuning half.
+//!
 //! Prints figures; tests/accuracy.rs and tests/real_series.rs keep regression guards
 //! on them.
 
+#[path = "support/bitbrains.rs"]
+mod bitbrains;
 #[path = "../tests/common/real.rs"]
 mod real;
 
@@ -132,6 +138,7 @@ fn main() {
         samples as f64 / fresh_took
     );
     real_series(&params, &rules, verbose);
+    bitbrains_windows(&params, &rules, verbose);
     if let Ok(name) = std::env::var("HEADROOM_SUITE_TRACE") {
         trace(&scenarios, &name, &params);
     }
@@ -274,6 +281,101 @@ fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool
                 })
                 .collect();
             println!("  {:<52} {}", case.name, cells.join("  "));
+        }
+    }
+}
+
+/// The Bitbrains table: per group and half, the 14-day VM windows each system alerted
+/// on (critical among them).
+fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool) {
+    let dir = match bitbrains::folder() {
+        Ok(dir) => dir,
+        Err(why) => {
+            println!("\nbitbrains: {why}; not replayed");
+            return;
+        }
+    };
+    let started = Instant::now();
+    let vms = bitbrains::vms(&dir);
+    let backfill_ms = params.lookback_ms;
+    // Per VM window: its VM, its start, and (alerted, critical) for headroom then
+    // each rule.
+    type Window<'a> = (&'a bitbrains::Vm, i64, Vec<(bool, bool)>);
+    let mut results: Vec<Window> = Vec::new();
+    let mut evaluations = 0usize;
+    for vm in &vms {
+        for (start, runs) in bitbrains::windows(vm) {
+            let from = start + backfill_ms;
+            let mut seen = Vec::new();
+            let (mut alerted, mut critical) = (false, false);
+            replay(&runs, Some(vm.limit), params, from, |e| {
+                evaluations += 1;
+                alerted |= e.alert.is_some();
+                critical |= e.alert == Some(Severity::Critical);
+            });
+            seen.push((alerted, critical));
+            for rule in rules {
+                let outcomes = rule_replay(&runs, vm.limit, params.step_ms, from, rule);
+                seen.push((
+                    outcomes.iter().any(|o| o.alert.is_some()),
+                    outcomes.iter().any(|o| o.alert == Some(Severity::Critical)),
+                ));
+            }
+            results.push((vm, start, seen));
+        }
+    }
+    let systems: Vec<String> = std::iter::once("headroom".to_string())
+        .chain(rules.iter().map(|r| r.label()))
+        .collect();
+    println!(
+        "\nbitbrains ({}): {} VMs, {} windows of 14 days at 5-minute samples, each after a {} h backfill, an evaluation every {} s ({evaluations} for headroom, {:.1} s in all); VM windows alerted (critical), against the provisioned memory",
+        dir.display(),
+        vms.len(),
+        results.len(),
+        backfill_ms / 3_600_000,
+        params.step_ms / 1000,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "split: within each group in index.csv order, odd positions are held out, even ones tune"
+    );
+    let groups = ["daily", "bursts", "drift", "stable", "near_capacity"];
+    print!("{:<26} {:>8}", "group", "windows");
+    for s in &systems {
+        print!(" {s:>34}");
+    }
+    println!();
+    for held_out in [true, false] {
+        for group in groups {
+            let rows: Vec<_> = results
+                .iter()
+                .filter(|(vm, _, _)| vm.group == group && vm.held_out == held_out)
+                .collect();
+            print!(
+                "{:<26} {:>8}",
+                format!("{group} ({})", if held_out { "held out" } else { "tuning" }),
+                rows.len()
+            );
+            for i in 0..systems.len() {
+                let alerted = rows.iter().filter(|r| r.2[i].0).count();
+                let critical = rows.iter().filter(|r| r.2[i].1).count();
+                print!(" {:>34}", format!("{alerted} ({critical} crit)"));
+            }
+            println!();
+        }
+    }
+    if verbose {
+        println!("\nbitbrains windows headroom alerted on:");
+        for (vm, start, seen) in &results {
+            if seen[0].0 {
+                println!(
+                    "  vm_{:0>3} {:<14} {}{}",
+                    vm.id,
+                    vm.group,
+                    headroom::vocab::rfc3339(*start),
+                    if seen[0].1 { " (critical)" } else { "" }
+                );
+            }
         }
     }
 }
