@@ -140,6 +140,7 @@ struct RawForecast {
     min_limit: Option<String>,
     warning_pending: Option<String>,
     critical_pending: Option<String>,
+    pending_samples: Option<u32>,
     keep_firing_for: Option<String>,
 }
 
@@ -230,6 +231,9 @@ pub struct ForecastConfig {
     /// How long a warning (critical) condition must hold before the alert fires.
     pub warning_pending: Duration,
     pub critical_pending: Duration,
+    /// A condition must also hold over this many sample spacings: with coarse
+    /// scrapes, a pending period is not one or two evaluations of the same samples.
+    pub pending_samples: u32,
     /// How long a firing alert outlives its condition.
     pub keep_firing_for: Duration,
 }
@@ -316,6 +320,7 @@ impl Config {
             pending_warning_seconds: self.forecast.warning_pending.as_secs_f64(),
             pending_critical_seconds: self.forecast.critical_pending.as_secs_f64(),
             keep_firing_for_seconds: self.forecast.keep_firing_for.as_secs_f64(),
+            pending_samples: f64::from(self.forecast.pending_samples),
             ..crate::model::AlertParams::default()
         }
     }
@@ -522,6 +527,13 @@ impl Validator<'_> {
         let critical_pending =
             self.duration("forecast.critical_pending", &f.critical_pending, "5m");
         let keep_firing_for = self.duration("forecast.keep_firing_for", &f.keep_firing_for, "10m");
+        let pending_samples = f.pending_samples.unwrap_or(3);
+        if pending_samples > 100 {
+            self.problem(
+                "forecast.pending_samples",
+                format!("{pending_samples} samples is more than 100: alerts would wait hours on coarse scrapes"),
+            );
+        }
         let min_limit_bytes = match parse_bytes(f.min_limit.as_deref().unwrap_or("1Mi")) {
             Ok(b) => Some(b),
             Err(message) => {
@@ -552,6 +564,7 @@ impl Validator<'_> {
             min_limit_bytes: min_limit_bytes?,
             warning_pending: warning_pending?,
             critical_pending: critical_pending?,
+            pending_samples,
             keep_firing_for: keep_firing_for?,
         })
     }

@@ -733,7 +733,7 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_headroom() {
     let prometheus = TestPrometheus::start_with_config(&cluster_history(), &prometheus_yml);
     let healthy = Headroom::start(
         &format!(
-            "prometheus:\n  url: {}\n  timeout: 5s\nstore:\n  lookback: 3h\n  resolution: 2s\npoll:\n  interval: 2s\nforecast:\n  warning_pending: 2s\n  critical_pending: 2s\nserver:\n  listen_address: 127.0.0.1:{healthy_port}\nalerts:\n  retry_initial: 200ms\n  retry_max: 1s\nreceivers:\n  webhook:\n    - name: incident-bot\n      url: {}\n",
+            "prometheus:\n  url: {}\n  timeout: 5s\nstore:\n  lookback: 3h\n  resolution: 2s\npoll:\n  interval: 2s\nforecast:\n  warning_pending: 2s\n  critical_pending: 2s\n  pending_samples: 0\nserver:\n  listen_address: 127.0.0.1:{healthy_port}\nalerts:\n  retry_initial: 200ms\n  retry_max: 1s\nreceivers:\n  webhook:\n    - name: incident-bot\n      url: {}\n",
             prometheus.url(),
             webhook.url("/hook")
         ),

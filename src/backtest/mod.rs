@@ -111,7 +111,14 @@ pub fn replay(
             ),
             _ => model::forecast_after(window, previous, limit_bytes, at, &params.forecast),
         };
-        let alert = state.update(&forecast, limit_bytes, &params.forecast, &params.alert, at);
+        let alert = state.update(
+            &forecast,
+            limit_bytes,
+            spacing_seconds(window),
+            &params.forecast,
+            &params.alert,
+            at,
+        );
         each(&Evaluation {
             at,
             segment: current,
@@ -258,6 +265,16 @@ pub fn run(
         }
     }
     Ok(plot.then(|| charts_svg(&charts)))
+}
+
+/// The mean spacing (s) of a run of samples, 0 when it has fewer than two.
+fn spacing_seconds(samples: &[Sample]) -> f64 {
+    match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) if samples.len() > 1 => {
+            (b.at - a.at) as f64 / 1000.0 / (samples.len() - 1) as f64
+        }
+        _ => 0.0,
+    }
 }
 
 /// Firing periods: (start ms, end ms, severity).

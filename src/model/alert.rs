@@ -17,6 +17,9 @@ pub struct AlertParams {
     pub keep_firing_for_seconds: f64,
     /// Horizons are stretched by this factor for a severity already firing.
     pub hysteresis: f64,
+    /// A condition must hold for at least this many sample spacings as well as its
+    /// pending period: with 5-minute samples, one evaluation (or two) must not page.
+    pub pending_samples: f64,
     /// A firing severity holds while the working set is at least this share of the
     /// limit: a container at its limit is not safe because its growth paused, and
     /// resolves only when it backs off.
@@ -30,6 +33,7 @@ impl Default for AlertParams {
             pending_critical_seconds: 300.0,
             keep_firing_for_seconds: 600.0,
             hysteresis: 1.25,
+            pending_samples: 3.0,
             hold_at_use: 0.95,
         }
     }
@@ -63,16 +67,19 @@ impl AlertState {
     }
 
     /// Folds in one evaluation at `now` (ms) of a container whose limit is
-    /// `limit_bytes` and returns the alert as it would be sent: `None`,
-    /// `Some(Warning)` or `Some(Critical)`.
+    /// `limit_bytes` and whose samples come `sample_spacing_seconds` apart, and
+    /// returns the alert as it would be sent: `None`, `Some(Warning)` or
+    /// `Some(Critical)`.
     pub fn update(
         &mut self,
         forecast: &Forecast,
         limit_bytes: Option<f64>,
+        sample_spacing_seconds: f64,
         forecast_params: &ForecastParams,
         params: &AlertParams,
         now: i64,
     ) -> Option<Severity> {
+        let evidence_seconds = params.pending_samples * sample_spacing_seconds.max(0.0);
         let at_limit = limit_bytes
             .is_some_and(|l| l > 0.0 && forecast.working_set_bytes >= params.hold_at_use * l);
         let eta = forecast.time_to_limit.map(|t| t.seconds);
@@ -92,6 +99,7 @@ impl AlertState {
             } else {
                 level.holding_since = None;
             }
+            let pending = pending.max(evidence_seconds);
             let held_long_enough = level
                 .holding_since
                 .is_some_and(|since| (now - since) as f64 >= pending * 1000.0);
@@ -146,7 +154,14 @@ mod tests {
         sequence
             .iter()
             .map(|&(minute, eta)| {
-                state.update(&forecast_with_eta(eta), None, &fp, &ap, minute * 60_000)
+                state.update(
+                    &forecast_with_eta(eta),
+                    None,
+                    30.0,
+                    &fp,
+                    &ap,
+                    minute * 60_000,
+                )
             })
             .collect()
     }
@@ -224,17 +239,17 @@ mod tests {
         };
         let mut alerts = Vec::new();
         for m in 0..=5 {
-            alerts.push(state.update(&at(90.0, Some(0.5 * H)), limit, &fp, &ap, m * 60_000));
+            alerts.push(state.update(&at(90.0, Some(0.5 * H)), limit, 30.0, &fp, &ap, m * 60_000));
         }
         assert_eq!(alerts[5], Some(Severity::Critical));
         // Growth paused at the limit for an hour: no time to limit, a plateau.
         for m in 6..=65 {
-            let a = state.update(&at(99.0, None), limit, &fp, &ap, m * 60_000);
+            let a = state.update(&at(99.0, None), limit, 30.0, &fp, &ap, m * 60_000);
             assert_eq!(a, Some(Severity::Critical), "minute {m}");
         }
         // Backs off to 80%: resolves after keep_firing_for, as any alert does.
         let after: Vec<_> = (66..=80)
-            .map(|m| state.update(&at(80.0, None), limit, &fp, &ap, m * 60_000))
+            .map(|m| state.update(&at(80.0, None), limit, 30.0, &fp, &ap, m * 60_000))
             .collect();
         assert_eq!(after[0], Some(Severity::Critical));
         assert_eq!(after.last().copied().flatten(), None, "{after:?}");
@@ -242,9 +257,35 @@ mod tests {
         let mut quiet = AlertState::default();
         for m in 0..=30 {
             assert_eq!(
-                quiet.update(&at(99.0, None), limit, &fp, &ap, m * 60_000),
+                quiet.update(&at(99.0, None), limit, 30.0, &fp, &ap, m * 60_000),
                 None
             );
         }
+    }
+
+    /// Issue 14: with 5-minute samples the pending periods were one or two
+    /// evaluations on the same sample or two, so one ramp could page. A condition
+    /// must hold over three sample spacings as well as its pending period.
+    #[test]
+    fn coarse_samples_need_three_of_them_before_an_alert() {
+        let (fp, ap) = (ForecastParams::default(), AlertParams::default());
+        let run = |spacing: f64| -> Vec<Option<Severity>> {
+            let mut state = AlertState::default();
+            (0..=16)
+                .map(|m| {
+                    let f = forecast_with_eta(Some(0.5 * H));
+                    state.update(&f, None, spacing, &fp, &ap, m * 60_000)
+                })
+                .collect()
+        };
+        let fine = run(30.0);
+        assert_eq!(fine[5], Some(Severity::Critical), "30 s samples: 5 minutes");
+        let coarse = run(300.0);
+        assert_eq!(coarse[14], None, "{coarse:?}");
+        assert_eq!(
+            coarse[15],
+            Some(Severity::Critical),
+            "5-minute samples: 15 minutes"
+        );
     }
 }

@@ -384,10 +384,14 @@ impl<S: Source> Pipeline<S> {
                 now,
                 &self.params,
             );
-            let alert =
-                followed
-                    .alert
-                    .update(&forecast, limit, &self.params, &self.alert_params, now);
+            let alert = followed.alert.update(
+                &forecast,
+                limit,
+                segment.samples.spacing_seconds(),
+                &self.params,
+                &self.alert_params,
+                now,
+            );
             followed.trend = forecast.trend;
             let mut report = ContainerReport::new(key, tracked, &forecast, now);
             self.drop_nonsense_limit(&mut report);

@@ -131,6 +131,15 @@ impl Samples {
         (self.len > 0).then_some(self.first_at)
     }
 
+    /// The mean spacing of the samples (s), 0 with fewer than two: how coarse the
+    /// scrape is, which the alert's evidence scales with.
+    pub fn spacing_seconds(&self) -> f64 {
+        if self.len < 2 {
+            return 0.0;
+        }
+        (self.last_at - self.first_at) as f64 / 1000.0 / (self.len - 1) as f64
+    }
+
     pub fn end(&self) -> Option<i64> {
         (self.len > 0).then_some(self.last_at)
     }
