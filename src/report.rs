@@ -62,6 +62,10 @@ pub struct ContainerReport {
     /// The pod's total against its containers' summed limits, for pods of several
     /// containers worth explaining.
     pub pod_pressure: Option<PodPressure>,
+    /// Hours of long history the container has (the long tier: one summary an hour,
+    /// up to 14 days, across restarts), behind its record of excursions that came
+    /// back.
+    pub long_history_hours: usize,
     /// Segments in the lookback window, oldest first; the last one is current and is
     /// the one forecast. A new segment begins at every container restart.
     pub segments: Vec<SegmentReport>,
@@ -180,6 +184,7 @@ impl ContainerReport {
             envoy: None,
             workload_peers: None,
             pod_pressure: None,
+            long_history_hours: tracked.long.hours(),
             segments: tracked
                 .segments
                 .iter()

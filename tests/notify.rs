@@ -50,6 +50,7 @@ fn report(container: &str, alert: Option<Severity>, at: i64) -> ContainerReport 
         envoy: None,
         workload_peers: None,
         pod_pressure: None,
+        long_history_hours: 0,
         segments: vec![],
     }
 }

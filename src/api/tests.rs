@@ -45,6 +45,7 @@ fn report(ns: &str, container: &str, alert: Option<Severity>, use_ratio: f64) ->
         envoy: None,
         workload_peers: None,
         pod_pressure: None,
+        long_history_hours: 0,
         segments: vec![],
     }
 }

@@ -21,7 +21,7 @@ use crate::report::eta_text;
 use crate::source::kubernetes::group_working_sets;
 use crate::source::prometheus::RangeSeries;
 use crate::source::{Batch, ContainerKey, LimitReading, RestartSeries};
-use crate::store::{Store, StoreLimits};
+use crate::store::{LongTier, Store, StoreLimits};
 use crate::units::format_bytes;
 use crate::vocab::rfc3339;
 
@@ -75,6 +75,9 @@ pub fn replay(
     // The daemon keeps fits between evaluations (see `model::reuse`); so does
     // the replay, so that it answers what the daemon would have.
     let mut memo = Memo::default();
+    // The long tier, fed with every sample up to each evaluation, as the store is.
+    let mut long = LongTier::default();
+    let mut fed = (0usize, 0usize);
     let mut current = 0usize;
     let mut at = first.at + step;
     if from > at {
@@ -85,6 +88,19 @@ pub fn replay(
             && segments[current + 1].first().is_some_and(|s| s.at <= at)
         {
             current += 1;
+            if let Some(s) = segments[current].first() {
+                long.restarted(s.at);
+            }
+        }
+        while let Some(run) = segments.get(fed.0) {
+            match run.get(fed.1) {
+                Some(s) if s.at <= at => {
+                    long.push(*s);
+                    fed.1 += 1;
+                }
+                Some(_) => break,
+                None => fed = (fed.0 + 1, 0),
+            }
         }
         let segment = &segments[current];
         let end = segment.partition_point(|s| s.at <= at);
@@ -96,7 +112,7 @@ pub fn replay(
             .checked_sub(1)
             .map(|p| segments[p].as_slice())
             .filter(|p| p.first().is_some_and(|s| s.at >= at - params.lookback_ms));
-        let forecast = match (segment.first(), window.last()) {
+        let mut forecast = match (segment.first(), window.last()) {
             (Some(first), Some(&latest)) if !params.refit_every_step => memo.forecast(
                 SegmentFacts {
                     start: first.at,
@@ -111,6 +127,7 @@ pub fn replay(
             ),
             _ => model::forecast_after(window, previous, limit_bytes, at, &params.forecast),
         };
+        long.record().apply(&mut forecast, limit_bytes);
         let alert = state.update(
             &forecast,
             limit_bytes,

@@ -83,6 +83,9 @@ pub enum Pattern {
     Stable,
     /// Too little history in the current segment to tell.
     InsufficientData,
+    /// Growth no higher and no steeper than excursions the container came back from
+    /// before (its long history: a daily peak, a batch): its known behaviour.
+    Excursion,
 }
 
 impl Pattern {
@@ -93,6 +96,7 @@ impl Pattern {
             Pattern::Plateau => "plateau",
             Pattern::Stable => "stable",
             Pattern::InsufficientData => "insufficient_data",
+            Pattern::Excursion => "excursion",
         }
     }
 }

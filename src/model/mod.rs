@@ -5,12 +5,14 @@
 //! it is the part that must be exactly right, so it is the part easiest to test.
 
 pub mod alert;
+pub mod excursions;
 pub mod forecast;
 pub mod recurrence;
 pub mod reuse;
 pub mod trend;
 
 pub use alert::{AlertParams, AlertState};
+pub use excursions::{Hour, Record};
 pub use forecast::{
     forecast, forecast_after, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, Trend,
 };

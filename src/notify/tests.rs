@@ -39,6 +39,7 @@ fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> Containe
         envoy: None,
         workload_peers: None,
         pod_pressure: None,
+        long_history_hours: 0,
         segments: vec![],
     }
 }

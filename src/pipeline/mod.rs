@@ -376,7 +376,7 @@ impl<S: Source> Pipeline<S> {
                 latest,
                 step_ms: self.evaluation_step_ms,
             };
-            let forecast = followed.memo.forecast(
+            let mut forecast = followed.memo.forecast(
                 facts,
                 || Cow::Owned(segment.samples.to_vec()),
                 || previous_run(tracked, self.step.as_millis() as i64, limit).map(Cow::Owned),
@@ -384,6 +384,9 @@ impl<S: Source> Pipeline<S> {
                 now,
                 &self.params,
             );
+            // Growth like the excursions the container came back from is its known
+            // behaviour (the long tier's record), not a leak.
+            tracked.long.record().apply(&mut forecast, limit);
             let alert = followed.alert.update(
                 &forecast,
                 limit,

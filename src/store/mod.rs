@@ -1,15 +1,20 @@
-//! Per-container history: samples in segments, one segment per incarnation, so that no
-//! fit ever spans a restart; bounded to the lookback window.
+//! Per-container history in two tiers. The fine tier: samples in segments, one
+//! segment per incarnation, so that no fit ever spans a restart; bounded to the
+//! lookback window. The long tier ([`long`]): one summary an hour for 14 days, across
+//! restarts.
 //!
 //! Memory per tracked container is the key, limit and segment bookkeeping (a few
 //! hundred bytes with typical names) plus the packed samples ([`Samples`]: one or two
 //! bytes each for real page-sized working sets on the scrape step, so about 1.4 KiB
-//! for a 6h lookback at 30s). `cargo bench --bench fleet` measures it.
+//! for a 6h lookback at 30s) plus the long tier (4 bytes an hour: up to 1.3 KiB after
+//! 14 days). `cargo bench --bench fleet` measures it.
 
+pub mod long;
 mod samples;
 
 use rustc_hash::FxHashMap;
 
+pub use long::LongTier;
 pub use samples::Samples;
 
 use crate::model::Sample;
@@ -54,6 +59,8 @@ pub struct Tracked {
     pub limit: Option<Limit>,
     /// The last restart-counter reading, to see the next increase.
     last_restart_count: Option<(TimestampMs, f64)>,
+    /// One summary an hour for 14 days, across restarts: the long tier.
+    pub long: LongTier,
 }
 
 impl Tracked {
@@ -259,6 +266,10 @@ fn append(
                 previous = Some(s.bytes);
             }
         }
+        for s in &series.samples {
+            tracked.long.push(*s);
+        }
+        let current = tracked.segments.last_mut().expect("checked above");
         summary.samples_added += current.samples.extend(series.samples);
         return;
     }
@@ -276,11 +287,15 @@ fn append(
             tracked.segments.pop();
         }
     }
+    for s in &series.samples {
+        tracked.long.push(*s);
+    }
     let samples = Samples::from_samples(step_ms, &series.samples);
     summary.samples_added += samples.len();
     summary.new_segments += 1;
     if !tracked.segments.is_empty() {
         summary.new_incarnations += 1;
+        tracked.long.restarted(first);
     }
     // Most containers keep one segment for life: no spare room for more.
     tracked.segments.reserve_exact(1);
@@ -341,6 +356,7 @@ fn split_at_restarts(
             .map(|(i, _)| i + 1);
         if let Some(split) = drop_at {
             let tail = tracked.segments[index].samples.split_off(split);
+            tracked.long.restarted(tail.start().unwrap_or(at));
             let container_id = tracked.segments[index].container_id.clone();
             tracked.segments.insert(
                 index + 1,

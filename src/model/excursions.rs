@@ -1,0 +1,234 @@
+//! A container's record of excursions that came back: from its long history (one
+//! summary an hour, over days), the highest level it reached and recovered from, and
+//! the steepest climb it made getting there. A daily peak, a nightly batch, a ramp
+//! that released: a ramp no higher and no steeper than those it recovered from before
+//! is that behaviour, not a leak. A ramp that goes past them is news.
+//!
+//! Pure and clock-free, like the rest of the model: the store keeps the hours
+//! (`store::long`), the pipeline and the replay apply [`Record::known_behaviour`] to
+//! each forecast.
+
+use super::forecast::{Forecast, Pattern, Severity};
+
+/// One hour of a container's working set: its highest and its mean sample (bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hour {
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// An excursion counts as come back once a later hour's mean lies this share of its
+/// peak below it.
+pub const CAME_BACK: f64 = 0.10;
+/// The record speaks only when it holds at least this many hours: a day, so a daily
+/// cycle has been seen whole.
+pub const MIN_HOURS: usize = 24;
+/// A climb steeper than the record's steepest by this factor is news however low it
+/// is.
+pub const STEEPER: f64 = 1.5;
+/// A peak at this share of the limit or more proves nothing safe: the kernel acts at
+/// the limit, and a fall from there is as likely a kill as a release.
+pub const NEAR_LIMIT: f64 = 0.97;
+
+/// What a container's long history says about its excursions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Record {
+    /// The highest hourly maximum that a later hour came back from (bytes); 0 when none.
+    pub recovered_peak_bytes: f64,
+    /// The steepest climb into an hour's maximum from the hour before's mean (bytes/s).
+    pub steepest_rise_bytes_per_second: f64,
+    /// Hours of history behind the record.
+    pub hours: usize,
+}
+
+impl Record {
+    /// The record of `hours`, oldest first, one an hour (`None` for an hour without
+    /// samples). `restarts` are the indices of hours in which the container
+    /// restarted: a peak counts as come back only within its own incarnation (a
+    /// restart is not a release).
+    pub fn of(hours: &[Option<Hour>], restarts: &[usize]) -> Record {
+        let mut recovered_peak = 0.0f64;
+        let mut lowest_mean_after = f64::INFINITY;
+        for (i, h) in hours.iter().enumerate().rev() {
+            if restarts.contains(&i) {
+                // What follows belongs to the next incarnation, and this hour mixes
+                // both: nothing before it came back by it.
+                lowest_mean_after = f64::INFINITY;
+                continue;
+            }
+            let Some(h) = h else {
+                continue;
+            };
+            if h.max.is_finite() && lowest_mean_after <= h.max * (1.0 - CAME_BACK) {
+                recovered_peak = recovered_peak.max(h.max);
+            }
+            if h.mean.is_finite() {
+                lowest_mean_after = lowest_mean_after.min(h.mean);
+            }
+        }
+        let steepest = hours
+            .windows(2)
+            .filter_map(|w| match (w[0], w[1]) {
+                (Some(a), Some(b)) => Some((b.max - a.mean) / 3600.0),
+                _ => None,
+            })
+            .filter(|r| r.is_finite())
+            .fold(0.0f64, f64::max);
+        Record {
+            recovered_peak_bytes: recovered_peak,
+            steepest_rise_bytes_per_second: steepest,
+            hours: hours.iter().flatten().count(),
+        }
+    }
+
+    /// Whether a growing forecast of a container whose limit is `limit_bytes` is its
+    /// known behaviour: the record is long enough, the working set and the level it
+    /// climbs from are no higher than a peak it came back from (one short of the
+    /// limit), and it climbs no steeper than it did before.
+    pub fn known_behaviour(&self, forecast: &Forecast, limit_bytes: Option<f64>) -> bool {
+        let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak);
+        let Some(growth) = forecast.growth_bytes_per_second else {
+            return false;
+        };
+        let short_of_the_limit =
+            limit_bytes.is_none_or(|l| self.recovered_peak_bytes < NEAR_LIMIT * l);
+        growing
+            && self.hours >= MIN_HOURS
+            && self.recovered_peak_bytes > 0.0
+            && short_of_the_limit
+            && forecast.working_set_bytes <= self.recovered_peak_bytes
+            && forecast.level_bytes.unwrap_or(0.0) <= self.recovered_peak_bytes
+            && growth <= STEEPER * self.steepest_rise_bytes_per_second
+    }
+
+    /// Quiets a forecast that is known behaviour (see [`Record::known_behaviour`]):
+    /// no time to limit, no severity, pattern `excursion`. Anything else is untouched.
+    pub fn apply(&self, forecast: &mut Forecast, limit_bytes: Option<f64>) {
+        if self.known_behaviour(forecast, limit_bytes) {
+            forecast.time_to_limit = None;
+            forecast.severity = Severity::None;
+            forecast.previous_run_ms = None;
+            forecast.pattern = Pattern::Excursion;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::forecast::TimeToLimit;
+
+    const GI: f64 = 1073741824.0;
+
+    /// Days of a daily batch: 1 GiB all day, an hour at `peak` GiB, back by the next.
+    fn days(n: usize, peak: f64) -> Vec<Option<Hour>> {
+        (0..n * 24)
+            .map(|h| {
+                let at_peak = h % 24 == 20;
+                Some(Hour {
+                    max: if at_peak { peak * GI } else { 1.05 * GI },
+                    mean: if at_peak { (peak + 1.0) / 2.0 * GI } else { GI },
+                })
+            })
+            .collect()
+    }
+
+    fn leak(working_set_gib: f64, growth_gib_per_hour: f64) -> Forecast {
+        Forecast {
+            working_set_bytes: working_set_gib * GI,
+            level_bytes: Some(working_set_gib * GI),
+            growth_bytes_per_second: Some(growth_gib_per_hour * GI / 3600.0),
+            time_to_limit: Some(TimeToLimit {
+                seconds: 3600.0,
+                lower_seconds: 3000.0,
+                upper_seconds: Some(4000.0),
+            }),
+            onset: None,
+            pattern: Pattern::Leak,
+            severity: Severity::Critical,
+            trend: None,
+            previous_run_ms: None,
+        }
+    }
+
+    #[test]
+    fn the_daily_batch_is_recorded_as_a_recovered_peak() {
+        let r = Record::of(&days(3, 4.0), &[]);
+        assert_eq!(r.recovered_peak_bytes, 4.0 * GI);
+        assert_eq!(r.hours, 72);
+        // From the 1 GiB mean before into the 4 GiB hour.
+        assert!((r.steepest_rise_bytes_per_second - 3.0 * GI / 3600.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn a_ramp_like_those_before_is_quiet_one_past_them_is_news() {
+        let r = Record::of(&days(3, 4.0), &[]);
+        let mut same = leak(3.0, 2.5);
+        r.apply(&mut same, Some(8.0 * GI));
+        assert_eq!(same.pattern, Pattern::Excursion);
+        assert_eq!((same.severity, same.time_to_limit), (Severity::None, None));
+        let mut higher = leak(4.2, 2.5);
+        r.apply(&mut higher, Some(8.0 * GI));
+        assert_eq!(
+            higher.severity,
+            Severity::Critical,
+            "past the recovered peak"
+        );
+        let mut steeper = leak(2.0, 6.0);
+        r.apply(&mut steeper, Some(8.0 * GI));
+        assert_eq!(steeper.severity, Severity::Critical, "steeper than ever");
+    }
+
+    #[test]
+    fn a_peak_that_never_came_back_or_a_short_record_says_nothing() {
+        // The last hours climb and stay: nothing came back from them.
+        let mut hours = days(2, 1.0);
+        hours.extend((0..6).map(|i| {
+            Some(Hour {
+                max: (2.0 + i as f64) * GI,
+                mean: (2.0 + i as f64) * GI,
+            })
+        }));
+        let r = Record::of(&hours, &[]);
+        assert!(r.recovered_peak_bytes < 1.1 * GI, "{r:?}");
+        let mut f = leak(3.0, 1.0);
+        r.apply(&mut f, None);
+        assert_eq!(f.severity, Severity::Critical);
+        let young = Record::of(&days(1, 4.0)[..20], &[]);
+        let mut f = leak(3.0, 1.0);
+        young.apply(&mut f, None);
+        assert_eq!(f.severity, Severity::Critical, "under a day of record");
+    }
+
+    /// A restart is no release: a run that climbed to the limit and was killed, then
+    /// restarted low, is not an excursion that came back, so the next run on the same
+    /// course stays news. Nor is a peak at the limit, restart seen or not.
+    #[test]
+    fn a_kill_is_not_a_recovery() {
+        // Two days flat at 1 GiB, then a climb to 7.9 GiB of 8 and a restart at 1 GiB.
+        let mut hours = days(2, 1.0);
+        hours.extend((0..8).map(|i| {
+            let level = (1.0 + 6.9 / 7.0 * i as f64) * GI;
+            Some(Hour {
+                max: level,
+                mean: level,
+            })
+        }));
+        let restart = hours.len();
+        hours.extend((0..3).map(|_| Some(Hour { max: GI, mean: GI })));
+        let with_restart = Record::of(&hours, &[restart]);
+        assert!(
+            with_restart.recovered_peak_bytes < 1.1 * GI,
+            "{with_restart:?}"
+        );
+        let mut again = leak(3.0, 0.9);
+        with_restart.apply(&mut again, Some(8.0 * GI));
+        assert_eq!(again.severity, Severity::Critical);
+        // Seen only as a drop: the peak touched the limit, so it proves nothing.
+        let as_drop = Record::of(&hours, &[]);
+        assert!(as_drop.recovered_peak_bytes > 7.0 * GI);
+        let mut again = leak(3.0, 0.9);
+        as_drop.apply(&mut again, Some(8.0 * GI));
+        assert_eq!(again.severity, Severity::Critical);
+    }
+}

@@ -1,0 +1,206 @@
+//! The long tier: beside the fine tier's samples (hours), one summary an hour per
+//! container — its highest and its mean working set — for 14 days, across restarts.
+//! Built from the samples as they arrive, so the daemon and the replay hold the same;
+//! the model reads it as a [`Record`] of excursions that came back.
+//!
+//! Why hours, and why this packing: the excursions it must remember (daily peaks,
+//! nightly batches, ramps that released) last tens of minutes to hours, so the hour's
+//! maximum keeps each one and its mean tells it came back; 14 days hold two weeks of
+//! weekdays. Each value is a bfloat16 (the top 16 bits of an `f32`, 3 significant
+//! digits, rounded down): 4 bytes an hour, 1.3 KiB for 14 days, grown a day at a time.
+
+use std::collections::VecDeque;
+
+use crate::model::{Hour, Record, Sample};
+
+/// One hour (ms).
+pub const HOUR_MS: i64 = 3_600_000;
+/// Hours kept: 14 days.
+pub const KEPT_HOURS: usize = 14 * 24;
+
+/// An hour without samples.
+const NO_HOUR: [u16; 2] = [u16::MAX, u16::MAX];
+
+/// One container's hours.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LongTier {
+    /// The first kept hour (ms since the epoch / [`HOUR_MS`]).
+    first_hour: i64,
+    /// (max, mean) of each kept hour, packed, oldest first.
+    hours: VecDeque<[u16; 2]>,
+    /// The hour being filled: its index, highest sample, sum and count.
+    open: Option<(i64, f32, f64, u32)>,
+    /// The newest sample taken, so a sample is never counted twice.
+    last_at: Option<i64>,
+    /// The hours (ms / [`HOUR_MS`]) in which the container restarted, oldest first:
+    /// a restart is no release.
+    restarts: Vec<i64>,
+    /// The record of the closed hours, kept up to date as each closes.
+    record: Record,
+}
+
+fn pack(value: f64) -> u16 {
+    ((value as f32).to_bits() >> 16) as u16
+}
+
+fn unpack(bits: u16) -> f64 {
+    f64::from(f32::from_bits(u32::from(bits) << 16))
+}
+
+impl LongTier {
+    /// Takes one sample (in time order; an older or repeated one is ignored).
+    pub fn push(&mut self, sample: Sample) {
+        if self.last_at.is_some_and(|t| sample.at <= t) || !sample.bytes.is_finite() {
+            return;
+        }
+        self.last_at = Some(sample.at);
+        let hour = sample.at.div_euclid(HOUR_MS);
+        match &mut self.open {
+            Some((h, max, sum, n)) if *h == hour => {
+                *max = max.max(sample.bytes as f32);
+                *sum += sample.bytes;
+                *n += 1;
+            }
+            _ => {
+                self.close();
+                self.open = Some((hour, sample.bytes as f32, sample.bytes, 1));
+            }
+        }
+    }
+
+    /// Closes the open hour into the kept ones and updates the record.
+    fn close(&mut self) {
+        let Some((hour, max, sum, n)) = self.open.take() else {
+            return;
+        };
+        if self.hours.is_empty() {
+            self.first_hour = hour;
+        }
+        let next = self.first_hour + self.hours.len() as i64;
+        // Hours without samples in between (a pause, a gap in the source).
+        for _ in next..hour {
+            self.append(NO_HOUR);
+        }
+        self.append([pack(f64::from(max)), pack(sum / f64::from(n))]);
+        self.update_record();
+    }
+
+    fn update_record(&mut self) {
+        let first = self.first_hour;
+        self.restarts.retain(|&h| h >= first);
+        let restarts: Vec<usize> = self
+            .restarts
+            .iter()
+            .map(|&h| (h - first) as usize)
+            .collect();
+        self.record = Record::of(&self.summaries(), &restarts);
+    }
+
+    /// Notes that the container restarted at `at` (ms): what it reached before is not
+    /// an excursion it came back from.
+    pub fn restarted(&mut self, at: i64) {
+        let hour = at.div_euclid(HOUR_MS);
+        if self.restarts.last().is_some_and(|&h| h >= hour) {
+            return;
+        }
+        self.restarts.push(hour);
+        if self.restarts.len() > KEPT_HOURS {
+            self.restarts.remove(0);
+        }
+        self.update_record();
+    }
+
+    fn append(&mut self, packed: [u16; 2]) {
+        // Room first, so the ring never grows past 14 days.
+        while self.hours.len() >= KEPT_HOURS {
+            self.hours.pop_front();
+            self.first_hour += 1;
+        }
+        if self.hours.len() == self.hours.capacity() {
+            // Grown a day at a time: most containers never keep 14 days.
+            self.hours
+                .reserve_exact(24.min(KEPT_HOURS - self.hours.len()));
+        }
+        self.hours.push_back(packed);
+    }
+
+    /// Each kept hour, oldest first: `None` for an hour without samples.
+    pub fn summaries(&self) -> Vec<Option<Hour>> {
+        self.hours
+            .iter()
+            .map(|&h| {
+                (h != NO_HOUR).then(|| Hour {
+                    max: unpack(h[0]),
+                    mean: unpack(h[1]),
+                })
+            })
+            .collect()
+    }
+
+    /// What the closed hours say about the container's excursions.
+    pub fn record(&self) -> Record {
+        self.record
+    }
+
+    /// Hours with samples kept (closed ones).
+    pub fn hours(&self) -> usize {
+        self.record.hours
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_773_878_400_000; // an hour boundary
+
+    #[test]
+    fn hours_keep_their_highest_and_mean_sample_across_gaps() {
+        let mut long = LongTier::default();
+        for (minute, bytes) in [
+            (0, 100.0),
+            (30, 300.0),
+            (59, 200.0),
+            (180, 50.0),
+            (240, 10.0),
+        ] {
+            long.push(Sample {
+                at: T0 + minute * 60_000,
+                bytes,
+            });
+        }
+        let hours = long.summaries();
+        // Hours 0, 1 (none), 2 (none), 3 closed; hour 4 is open.
+        assert_eq!(hours.len(), 4);
+        let first = hours[0].unwrap();
+        assert_eq!(first.max, 300.0);
+        assert_eq!(first.mean, 200.0);
+        assert_eq!(hours[1], None);
+        assert_eq!(hours[3].unwrap().max, 50.0);
+        assert_eq!(long.hours(), 2);
+        // Repeated and older samples are not counted twice.
+        long.push(Sample {
+            at: T0,
+            bytes: 1e12,
+        });
+        assert_eq!(long.summaries()[0].unwrap().max, 300.0);
+    }
+
+    #[test]
+    fn fourteen_days_are_kept_packed() {
+        let mut long = LongTier::default();
+        for hour in 0..(20 * 24) {
+            long.push(Sample {
+                at: T0 + hour * HOUR_MS,
+                bytes: 1e9 + hour as f64,
+            });
+        }
+        assert_eq!(long.summaries().len(), KEPT_HOURS);
+        assert!(long.hours.capacity() <= KEPT_HOURS + 24);
+        let last = long.summaries().last().copied().flatten().unwrap();
+        assert!(
+            (last.max - 1e9).abs() / 1e9 < 0.01,
+            "bfloat16 keeps 3 digits: {last:?}"
+        );
+    }
+}
