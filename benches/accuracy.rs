@@ -25,7 +25,7 @@ use std::time::Instant;
 use headroom::backtest::accuracy::{
     headroom_outcomes, rule_outcomes, rule_replay, score, PredictLinearRule, Score,
 };
-use headroom::backtest::{replay, ReplayParams};
+use headroom::backtest::{replay, replay_with_long, ReplayParams};
 use headroom::model::{AlertParams, ForecastParams, Severity};
 use headroom::sim::scenarios::{suite, Kind};
 
@@ -297,10 +297,13 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
     };
     let started = Instant::now();
     let vms = bitbrains::vms(&dir);
+    // As the daemon runs by default (store.long_backfill 14d); HEADROOM_BENCH_NO_LONG
+    // replays as if the long tier started empty.
+    let backfill_long = std::env::var_os("HEADROOM_BENCH_NO_LONG").is_none();
     let backfill_ms = params.lookback_ms;
     // Per VM window: its VM, its start, and (alerted, critical) for headroom then
     // each rule.
-    type Window<'a> = (&'a bitbrains::Vm, i64, Vec<(bool, bool)>);
+    type Window<'a> = (&'a bitbrains::Vm, i64, Vec<(bool, bool)>, Option<i64>);
     let mut results: Vec<Window> = Vec::new();
     let mut evaluations = 0usize;
     for vm in &vms {
@@ -308,10 +311,23 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
             let from = start + backfill_ms;
             let mut seen = Vec::new();
             let (mut alerted, mut critical) = (false, false);
-            replay(&runs, Some(vm.limit), params, from, |e| {
+            let mut first_alert = None;
+            // What the daemon's long backfill reads back: the 14 days before.
+            let mut long = headroom::store::LongTier::default();
+            if backfill_long {
+                for s in vm.runs.iter().flatten() {
+                    if s.at >= start - bitbrains::WINDOW_MS && s.at < start {
+                        long.push(*s);
+                    }
+                }
+            }
+            replay_with_long(&runs, Some(vm.limit), params, from, long, |e| {
                 evaluations += 1;
                 alerted |= e.alert.is_some();
                 critical |= e.alert == Some(Severity::Critical);
+                if e.alert.is_some() && first_alert.is_none() {
+                    first_alert = Some(e.at);
+                }
             });
             seen.push((alerted, critical));
             for rule in rules {
@@ -321,18 +337,23 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
                     outcomes.iter().any(|o| o.alert == Some(Severity::Critical)),
                 ));
             }
-            results.push((vm, start, seen));
+            results.push((vm, start, seen, first_alert));
         }
     }
     let systems: Vec<String> = std::iter::once("headroom".to_string())
         .chain(rules.iter().map(|r| r.label()))
         .collect();
     println!(
-        "\nbitbrains ({}): {} VMs, {} windows of 14 days at 5-minute samples, each after a {} h backfill, an evaluation every {} s ({evaluations} for headroom, {:.1} s in all); VM windows alerted (critical), against the provisioned memory",
+        "\nbitbrains ({}): {} VMs, {} windows of 14 days at 5-minute samples, each after a {} h backfill ({}), an evaluation every {} s ({evaluations} for headroom, {:.1} s in all); VM windows alerted (critical), against the provisioned memory",
         dir.display(),
         vms.len(),
         results.len(),
         backfill_ms / 3_600_000,
+        if backfill_long {
+            "the long tier read back over the 14 days before"
+        } else {
+            "the long tier empty"
+        },
         params.step_ms / 1000,
         started.elapsed().as_secs_f64()
     );
@@ -349,7 +370,7 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
         for group in groups {
             let rows: Vec<_> = results
                 .iter()
-                .filter(|(vm, _, _)| vm.group == group && vm.held_out == held_out)
+                .filter(|(vm, _, _, _)| vm.group == group && vm.held_out == held_out)
                 .collect();
             print!(
                 "{:<26} {:>8}",
@@ -366,14 +387,15 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
     }
     if verbose {
         println!("\nbitbrains windows headroom alerted on:");
-        for (vm, start, seen) in &results {
+        for (vm, start, seen, first) in &results {
             if seen[0].0 {
                 println!(
-                    "  vm_{:0>3} {:<14} {}{}",
+                    "  vm_{:0>3} {:<14} {}{}, first alert {:.0} h in",
                     vm.id,
                     vm.group,
                     headroom::vocab::rfc3339(*start),
-                    if seen[0].1 { " (critical)" } else { "" }
+                    if seen[0].1 { " (critical)" } else { "" },
+                    first.map_or(f64::NAN, |t| (t - start) as f64 / 3_600_000.0)
                 );
             }
         }

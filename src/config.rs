@@ -120,6 +120,7 @@ struct RawStore {
     lookback: Option<String>,
     resolution: Option<String>,
     forget_after: Option<String>,
+    long_backfill: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +218,9 @@ pub struct StoreConfig {
     pub resolution: Duration,
     /// A container absent from this long is forgotten.
     pub forget_after: Duration,
+    /// How far back the long tier is read from Prometheus after the first poll, a
+    /// day a poll (zero: not read; it then fills as headroom runs).
+    pub long_backfill: Duration,
 }
 
 /// When a forecast becomes a warning or critical.
@@ -415,6 +419,16 @@ impl Validator<'_> {
         let lookback = self.duration("store.lookback", &raw.store.lookback, "6h");
         let resolution = self.duration("store.resolution", &raw.store.resolution, "30s");
         let forget_after = self.duration("store.forget_after", &raw.store.forget_after, "10m");
+        let long_backfill = match raw.store.long_backfill.as_deref().map(str::trim) {
+            Some("0") | Some("0s") => Some(Duration::ZERO),
+            _ => self.duration("store.long_backfill", &raw.store.long_backfill, "14d"),
+        };
+        if long_backfill.is_some_and(|d| d > Duration::from_secs(14 * 24 * 3600)) {
+            self.problem(
+                "store.long_backfill",
+                "must be at most 14d: the long tier keeps 14 days",
+            );
+        }
         if let (Some(resolution), Some(lookback)) = (resolution, lookback) {
             if resolution >= lookback {
                 self.problem(
@@ -457,6 +471,7 @@ impl Validator<'_> {
                 lookback: lookback?,
                 resolution: resolution?,
                 forget_after: forget_after?,
+                long_backfill: long_backfill?,
             },
             poll_interval: poll_interval?,
             stale_after: stale_after?,

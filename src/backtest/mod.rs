@@ -59,6 +59,26 @@ pub fn replay(
     limit_bytes: Option<f64>,
     params: &ReplayParams,
     from: i64,
+    each: impl FnMut(&Evaluation),
+) {
+    replay_with_long(
+        segments,
+        limit_bytes,
+        params,
+        from,
+        LongTier::default(),
+        each,
+    )
+}
+
+/// [`replay`], for a daemon whose long tier already held `long` when the replay
+/// begins (what its backfill read back from before the first sample).
+pub fn replay_with_long(
+    segments: &[Vec<Sample>],
+    limit_bytes: Option<f64>,
+    params: &ReplayParams,
+    from: i64,
+    mut long: LongTier,
     mut each: impl FnMut(&Evaluation),
 ) {
     let Some(first) = segments.iter().find_map(|s| s.first()) else {
@@ -76,7 +96,6 @@ pub fn replay(
     // the replay, so that it answers what the daemon would have.
     let mut memo = Memo::default();
     // The long tier, fed with every sample up to each evaluation, as the store is.
-    let mut long = LongTier::default();
     let mut fed = (0usize, 0usize);
     let mut current = 0usize;
     let mut at = first.at + step;

@@ -43,6 +43,9 @@ pub struct PollSummary {
 pub const SAMPLES_PER_FETCH: usize = 1_000_000;
 /// The first piece of a backfill, before the number of containers is known: 10 min.
 const FIRST_BACKFILL_STEPS: i64 = 20;
+/// An hour and a day (ms): the long tier's unit, and its backfill's piece.
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
 /// An OOMKilled reason counts for a restart when seen from two steps before it to
 /// ten steps after: the reason shows up with the restart, within a few scrapes.
 const OOM_REASON_STEPS: (i64, i64) = (2, 10);
@@ -93,6 +96,11 @@ pub struct Pipeline<S> {
     /// The spacing of evaluations (ms): the poll interval, or the store's resolution
     /// when that is coarser. A kept fit is news-checked against one sample per step.
     evaluation_step_ms: i64,
+    /// The long tier's backfill: how far back to read (ms), and where it has read
+    /// back to (`None` until the first poll set where the fine tier begins).
+    long_backfill_ms: i64,
+    long_until: Option<TimestampMs>,
+    long_from: TimestampMs,
 }
 
 /// OOM-termination readings by container: (time, 1 while the last one was an OOM kill).
@@ -129,6 +137,9 @@ impl<S: Source> Pipeline<S> {
             restarts_until: None,
             restarts_interval: config.restarts_interval,
             restarts_due: false,
+            long_backfill_ms: config.store.long_backfill.as_millis() as i64,
+            long_until: None,
+            long_from: 0,
         }
     }
 
@@ -227,6 +238,16 @@ impl<S: Source> Pipeline<S> {
         let backfill = !self.caught_up;
         let (ingest, oom_flags) = self.fetch_in_pieces(window, backfill).await?;
         self.caught_up = true;
+        if backfill {
+            // The long tier is read back from where the fine tier begins, a day a
+            // poll from the next poll on, so the first poll (and readiness) waits
+            // for nothing more.
+            let begins = window.start - window.start.rem_euclid(HOUR_MS);
+            self.long_until = Some(begins);
+            self.long_from = begins - self.long_backfill_ms;
+        } else {
+            self.read_long_history().await;
+        }
         self.plan_next_reads(window, &ingest);
         let oom_restarts = self.oom_restarts(&ingest, &oom_flags);
         Ok(PollSummary {
@@ -294,6 +315,36 @@ impl<S: Source> Pipeline<S> {
             }
         }
         Ok((ingest, oom_flags))
+    }
+
+    /// Reads the next (older) day of the long tier's backfill, if any is left. Best
+    /// effort: a failure is logged and the same day asked again at the next poll.
+    async fn read_long_history(&mut self) {
+        let Some(until) = self.long_until.filter(|&u| u > self.long_from) else {
+            return;
+        };
+        let from = (until - DAY_MS).max(self.long_from);
+        match self.source.long_history(from, until).await {
+            Ok(series) => {
+                let took = self.store.backfill_long(&series);
+                self.long_until = Some(from);
+                let total = self.long_backfill_ms as f64 / DAY_MS as f64;
+                let done = (self.long_backfill_ms - (from - self.long_from)) as f64 / DAY_MS as f64;
+                tracing::info!(
+                    containers = took,
+                    "long history: {done:.0} of {total:.0} days read back"
+                );
+            }
+            Err(e) => tracing::warn!(
+                error = %format!("{:#}", anyhow::Error::from(e)),
+                "cannot read the long history back; trying again at the next poll"
+            ),
+        }
+    }
+
+    /// Whether the long tier's backfill has read all it will.
+    pub fn long_history_read(&self) -> bool {
+        self.long_until.is_some_and(|u| u <= self.long_from)
     }
 
     /// A long backfill or catch-up says how far it has come.

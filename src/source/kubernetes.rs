@@ -2,13 +2,15 @@
 //! limit from kube-state-metrics (containers and native sidecars) or, without
 //! kube-state-metrics, from cAdvisor.
 
+use std::collections::HashMap;
+
 use super::config::{Queries, Shard, ShardMode};
 use super::metadata::{EnvoyMemory, MetadataReader, PodContext};
 use super::prometheus::{InstantSample, PrometheusClient, RangeSeries};
 use super::promql::{add_matchers, plain_selectors, regex_escape};
 use super::{
-    Batch, ContainerKey, LimitReading, LimitSource, PodRef, RestartSeries, Source, SourceError,
-    Window, WorkingSetSeries,
+    Batch, ContainerKey, LimitReading, LimitSource, LongSeries, PodRef, RestartSeries, Source,
+    SourceError, Window, WorkingSetSeries,
 };
 use crate::model::Sample;
 
@@ -259,6 +261,78 @@ impl Source for PrometheusSource {
             batch.limits.retain(|l| owned(&l.key));
         }
         Ok(batch)
+    }
+
+    async fn long_history(&self, start: i64, end: i64) -> Result<Vec<LongSeries>, SourceError> {
+        let Some(queries) = self.sharded_queries(end).await? else {
+            return Ok(Vec::new());
+        };
+        // Only plain selectors can be summarised per hour with *_over_time.
+        let Some(selectors) = plain_selectors(&queries.working_set) else {
+            return Ok(Vec::new());
+        };
+        let mut by = vec!["namespace", "pod", "container"];
+        by.extend(self.extra_labels.iter().map(String::as_str));
+        let by = by.join(", ");
+        const HOUR_MS: i64 = 3_600_000;
+        let mut hours: HashMap<ContainerKey, std::collections::BTreeMap<i64, (f64, f64)>> =
+            HashMap::new();
+        for selector in selectors {
+            for (function, aggregate, slot) in
+                [("max_over_time", "max", 0), ("avg_over_time", "avg", 1)]
+            {
+                let query = format!("{aggregate} by ({by}) ({function}({selector}[1h]))");
+                // The point at T summarises (T - 1h, T]: the hour that starts at T - 1h.
+                let series = self
+                    .client
+                    .query_range(
+                        &query,
+                        start + HOUR_MS,
+                        end,
+                        std::time::Duration::from_secs(3600),
+                    )
+                    .await
+                    .map_err(|source| SourceError {
+                        what: "long history",
+                        source,
+                    })?;
+                for s in series {
+                    let Some(key) = ContainerKey::from_labels(&s.labels, &self.extra_labels) else {
+                        continue;
+                    };
+                    if self
+                        .shard
+                        .is_some_and(|sh| !sh.owns(&key.namespace, &key.pod))
+                    {
+                        continue;
+                    }
+                    let by_hour = hours.entry(key).or_default();
+                    for (at, value) in s.samples {
+                        let e = by_hour.entry(at - HOUR_MS).or_insert((f64::NAN, f64::NAN));
+                        if slot == 0 {
+                            e.0 = if e.0.is_nan() { value } else { e.0.max(value) };
+                        } else {
+                            e.1 = if e.1.is_nan() {
+                                value
+                            } else {
+                                (e.1 + value) / 2.0
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        Ok(hours
+            .into_iter()
+            .map(|(key, by_hour)| LongSeries {
+                key,
+                hours: by_hour
+                    .into_iter()
+                    .filter(|(_, (max, mean))| max.is_finite() && mean.is_finite())
+                    .map(|(at, (max, mean))| (at, max, mean))
+                    .collect(),
+            })
+            .collect())
     }
 
     async fn owners(

@@ -125,6 +125,14 @@ pub struct LimitReading {
     pub source: LimitSource,
 }
 
+/// One container's hours read back from the source's history, for the long tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LongSeries {
+    pub key: ContainerKey,
+    /// (the hour's start (ms), its highest working set, its mean), in time order.
+    pub hours: Vec<(TimestampMs, f64, f64)>,
+}
+
 /// Everything one fetch returned.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -162,6 +170,18 @@ pub struct PodRef {
 /// Anything that can produce batches: Prometheus, or the demo's simulated cluster.
 pub trait Source: Send + Sync {
     fn fetch(&self, window: Window) -> impl Future<Output = Result<Batch, SourceError>> + Send;
+
+    /// Each container's highest and mean working set in every whole hour of
+    /// `[start, end)` (hour-aligned ms), for the long tier. Sources without a history
+    /// return nothing.
+    fn long_history(
+        &self,
+        start: TimestampMs,
+        end: TimestampMs,
+    ) -> impl Future<Output = Result<Vec<LongSeries>, SourceError>> + Send {
+        let _ = (start, end);
+        async { Ok(Vec::new()) }
+    }
 
     /// What the cluster knows about these pods as of `at`: start, owners, annotation
     /// changes. Sources without such metadata return nothing.

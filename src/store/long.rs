@@ -124,6 +124,55 @@ impl LongTier {
         self.hours.push_back(packed);
     }
 
+    /// Adds hours read from the source's own history (a backfill), before those kept:
+    /// `(hour start ms, summary)` in any order; hours at or after the first kept one
+    /// (or the open one) are ignored, and at most 14 days are kept in all.
+    pub fn prepend(&mut self, hours: &[(i64, Hour)]) {
+        let before = match (self.hours.is_empty(), &self.open) {
+            (false, _) => self.first_hour,
+            (true, Some((open, ..))) => *open,
+            (true, None) => i64::MAX,
+        };
+        let mut earlier: Vec<(i64, Hour)> = hours
+            .iter()
+            .map(|&(at, h)| (at.div_euclid(HOUR_MS), h))
+            .filter(|&(hour, h)| hour < before && h.max.is_finite() && h.mean.is_finite())
+            .collect();
+        if earlier.is_empty() {
+            return;
+        }
+        earlier.sort_by_key(|&(hour, _)| hour);
+        earlier.dedup_by_key(|&mut (hour, _)| hour);
+        let newest = earlier.last().map_or(before, |&(hour, _)| hour);
+        // Hours between the backfill and what is kept are hours without samples.
+        let mut next = if self.hours.is_empty() {
+            newest + 1
+        } else {
+            before
+        };
+        let mut front = Vec::new();
+        for (hour, h) in earlier.into_iter().rev() {
+            while next > hour + 1 {
+                next -= 1;
+                front.push(NO_HOUR);
+            }
+            front.push([pack(h.max), pack(h.mean)]);
+            next = hour;
+        }
+        let room = KEPT_HOURS.saturating_sub(self.hours.len());
+        front.truncate(room);
+        self.hours.reserve_exact(front.len());
+        for packed in &front {
+            self.hours.push_front(*packed);
+        }
+        self.first_hour = if self.hours.len() == front.len() {
+            newest + 1 - front.len() as i64
+        } else {
+            before - front.len() as i64
+        };
+        self.update_record();
+    }
+
     /// Each kept hour, oldest first: `None` for an hour without samples.
     pub fn summaries(&self) -> Vec<Option<Hour>> {
         self.hours
@@ -202,5 +251,35 @@ mod tests {
             (last.max - 1e9).abs() / 1e9 < 0.01,
             "bfloat16 keeps 3 digits: {last:?}"
         );
+    }
+
+    #[test]
+    fn a_backfill_goes_before_what_is_kept() {
+        let mut long = LongTier::default();
+        for hour in 10..13 {
+            long.push(Sample {
+                at: T0 + hour * HOUR_MS,
+                bytes: 5.0,
+            });
+        }
+        let h = |v: f64| Hour { max: v, mean: v };
+        // Hours 7 and 9 read back (8 had no samples); 10 and later are the store's.
+        long.prepend(&[
+            (T0 + 9 * HOUR_MS, h(9.0)),
+            (T0 + 7 * HOUR_MS, h(7.0)),
+            (T0 + 11 * HOUR_MS, h(1e9)),
+        ]);
+        let hours = long.summaries();
+        assert_eq!(hours.len(), 5, "{hours:?}");
+        assert_eq!(hours[0].unwrap().max, 7.0);
+        assert_eq!(hours[1], None);
+        assert_eq!(hours[2].unwrap().max, 9.0);
+        assert_eq!(hours[3].unwrap().max, 5.0);
+        assert_eq!(long.first_hour, T0 / HOUR_MS + 7);
+        // Into an empty tier: the backfill alone.
+        let mut empty = LongTier::default();
+        empty.prepend(&[(T0, h(1.0)), (T0 + 2 * HOUR_MS, h(2.0))]);
+        assert_eq!(empty.summaries().len(), 3);
+        assert_eq!(empty.first_hour, T0 / HOUR_MS);
     }
 }

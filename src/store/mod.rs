@@ -18,7 +18,7 @@ pub use long::LongTier;
 pub use samples::Samples;
 
 use crate::model::Sample;
-use crate::source::{Batch, ContainerKey, LimitSource, WorkingSetSeries};
+use crate::source::{Batch, ContainerKey, LimitSource, LongSeries, WorkingSetSeries};
 use crate::vocab::TimestampMs;
 
 /// A run of samples from one incarnation of a container.
@@ -186,6 +186,27 @@ impl Store {
             })
             .sum();
         table + contents
+    }
+
+    /// Adds hours read back from the source's history to the long tier of the
+    /// containers tracked (before the hours they already keep). Returns how many
+    /// containers took some.
+    pub fn backfill_long(&mut self, series: &[LongSeries]) -> usize {
+        let mut took = 0;
+        for s in series {
+            let Some(tracked) = self.containers.get_mut(&s.key) else {
+                continue;
+            };
+            let hours: Vec<(TimestampMs, crate::model::Hour)> = s
+                .hours
+                .iter()
+                .map(|&(at, max, mean)| (at, crate::model::Hour { max, mean }))
+                .collect();
+            let before = tracked.long.summaries().len();
+            tracked.long.prepend(&hours);
+            took += usize::from(tracked.long.summaries().len() > before);
+        }
+        took
     }
 
     /// Adds a batch fetched up to `now`, splits segments at restarts, then trims to the
