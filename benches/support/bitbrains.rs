@@ -32,7 +32,8 @@ pub struct Vm {
     pub held_out: bool,
     /// Provisioned memory (bytes): the median of the capacity column.
     pub limit: f64,
-    /// Runs of samples without a long gap, in time order.
+    /// Runs of samples without a long gap or a kill (a fall from the limit), in time
+    /// order.
     pub runs: Vec<Vec<Sample>>,
 }
 
@@ -65,6 +66,23 @@ pub fn vms(dir: &Path) -> Vec<Vm> {
             let held_out = *n % 2 == 1;
             *n += 1;
             let (limit, runs) = read_vm(&dir.join(format!("vm_{:0>3}.csv.gz", id)));
+            // A fall from the limit to far below is a kill, as the store reads it.
+            let runs = runs
+                .into_iter()
+                .flat_map(|run| {
+                    let mut cuts = headroom::store::kill_points(&run, limit);
+                    cuts.push(run.len());
+                    let mut from = 0;
+                    cuts.into_iter()
+                        .map(|to| {
+                            let piece = run[from..to].to_vec();
+                            from = to;
+                            piece
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .filter(|r| !r.is_empty())
+                .collect();
             Vm {
                 id,
                 group,

@@ -235,6 +235,8 @@ pub fn containers(
         },
         end,
     );
+    // Without restart counters a kill shows only as a fall from the limit.
+    store.split_at_kills(limit_override);
     let mut out: Vec<Container> = store
         .iter()
         .map(|(key, tracked)| Container {
@@ -476,5 +478,57 @@ mod tests {
             240,
             "every 15s sample kept"
         );
+    }
+
+    /// Issue 14: a restart loop seen only as drops (no counter): every run after the
+    /// first is alerted at least 10 minutes before it runs out, from the run before.
+    #[test]
+    fn a_restart_loop_in_a_saved_series_is_alerted_on_every_run() {
+        let limit = 1e9;
+        // Runs of 3 h from 20% to the limit, then a kill back to 20%.
+        let run_ms = 3 * 3_600_000;
+        let series = RangeSeries {
+            labels: [("namespace", "n"), ("pod", "p"), ("container", "c")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            samples: (0..3 * 360)
+                .map(|i| {
+                    let t = i * 30_000;
+                    let into = (t % run_ms) as f64 / run_ms as f64;
+                    (t, limit * (0.2 + 0.8 * into))
+                })
+                .collect(),
+        };
+        let containers = containers(vec![series], vec![], vec![], Some(limit), &[], 30_000);
+        assert_eq!(containers[0].segments.len(), 3, "two kills, three runs");
+        let params = ReplayParams {
+            forecast: ForecastParams::default(),
+            alert: AlertParams::default(),
+            step_ms: 30_000,
+            lookback_ms: 6 * 3_600_000,
+            refit_every_step: false,
+        };
+        let mut firing = Vec::new();
+        replay(
+            &containers[0].segments,
+            Some(limit),
+            &params,
+            i64::MIN,
+            |e| {
+                if e.alert.is_some() {
+                    firing.push(e.at);
+                }
+            },
+        );
+        for run in 1..3 {
+            let end = (run + 1) * run_ms - 30_000;
+            assert!(
+                firing
+                    .iter()
+                    .any(|&t| t > run * run_ms && t <= end - 10 * 60_000),
+                "run {run} alerted 10 min ahead: {firing:?}"
+            );
+        }
     }
 }

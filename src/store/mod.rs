@@ -188,6 +188,19 @@ impl Store {
         table + contents
     }
 
+    /// Splits every container's segments where it fell from `limit_bytes` (or its own
+    /// limit, without one) to far below: a kill seen only as the drop. For replays of
+    /// saved series, whose limit is given on the command line.
+    pub fn split_at_kills(&mut self, limit_bytes: Option<f64>) -> usize {
+        let mut added = 0;
+        for tracked in self.containers.values_mut() {
+            if let Some(limit) = limit_bytes.or(tracked.limit.and_then(|l| l.bytes)) {
+                added += split_at_kills(tracked, limit);
+            }
+        }
+        added
+    }
+
     /// Adds hours read back from the source's history to the long tier of the
     /// containers tracked (before the hours they already keep). Returns how many
     /// containers took some.
@@ -235,10 +248,16 @@ impl Store {
         }
         for reading in batch.limits {
             if let Some(tracked) = self.containers.get_mut(&reading.key) {
+                let known = tracked.limit.and_then(|l| l.bytes);
                 tracked.limit = Some(Limit {
                     bytes: reading.bytes,
                     source: reading.source,
                 });
+                // A limit first known (the last piece of a backfill reads them) or
+                // changed: look for kills seen only as drops in what is held.
+                if let Some(limit) = reading.bytes.filter(|&l| Some(l) != known) {
+                    summary.new_segments += split_at_kills(tracked, limit);
+                }
             }
         }
         let oldest = now - self.limits.lookback_ms;
@@ -256,6 +275,54 @@ impl Store {
         summary.forgotten_containers = before - self.containers.len();
         summary
     }
+}
+
+/// A fall from at least this share of the limit...
+pub const KILLED_FROM: f64 = 0.97;
+/// ...to below this share, from one sample to the next, is a kill: without a restart
+/// signal (a saved series, a source without container ids or restart counters) the
+/// OOM killer shows only as that drop, and the run after it is a new incarnation.
+pub const KILLED_TO: f64 = 0.6;
+
+/// Where `samples` fall from the limit to far below it (see [`KILLED_FROM`]): the
+/// index of each first sample after such a fall.
+pub fn kill_points(samples: &[Sample], limit_bytes: f64) -> Vec<usize> {
+    samples
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| {
+            w[0].bytes >= KILLED_FROM * limit_bytes && w[1].bytes < KILLED_TO * limit_bytes
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// Splits segments where the working set fell from the limit to far below it, as a
+/// restart would; returns the segments added. Segments already split there (by a new
+/// container id or a restart counter) are not split again.
+fn split_at_kills(tracked: &mut Tracked, limit_bytes: f64) -> usize {
+    let mut added = 0;
+    let mut i = 0;
+    while i < tracked.segments.len() {
+        let samples = tracked.segments[i].samples.to_vec();
+        if let Some(&cut) = kill_points(&samples, limit_bytes).first() {
+            let tail = tracked.segments[i].samples.split_off(cut);
+            let began = tail.start().unwrap_or(samples[cut].at);
+            let container_id = tracked.segments[i].container_id.clone();
+            tracked.long.restarted(began);
+            tracked.segments.insert(
+                i + 1,
+                Segment {
+                    container_id,
+                    began,
+                    samples: tail,
+                },
+            );
+            added += 1;
+        }
+        i += 1;
+    }
+    added
 }
 
 /// Appends one incarnation's samples. A new container id starts a new segment and cuts
@@ -291,7 +358,20 @@ fn append(
             tracked.long.push(*s);
         }
         let current = tracked.segments.last_mut().expect("checked above");
+        let before = current.samples.last();
+        let limit = tracked.limit.and_then(|l| l.bytes);
+        let killed = limit.is_some_and(|l| {
+            before
+                .iter()
+                .chain(series.samples.iter())
+                .collect::<Vec<_>>()
+                .windows(2)
+                .any(|w| w[0].bytes >= KILLED_FROM * l && w[1].bytes < KILLED_TO * l)
+        });
         summary.samples_added += current.samples.extend(series.samples);
+        if let (true, Some(limit)) = (killed, limit) {
+            summary.new_segments += split_at_kills(tracked, limit);
+        }
         return;
     }
     let is_older_incarnation = series.container_id.is_some()
@@ -522,6 +602,61 @@ mod tests {
         hold(0, 600, 100.0);
         assert_eq!(hold(630, 660, 90.0).sudden_drops, 0);
         assert_eq!(hold(690, 720, 10.0).sudden_drops, 1);
+    }
+
+    /// Issue 14: a restart loop in a saved series (no restart counter) drops from the
+    /// limit to its start; read as a release, the runs after the first were never
+    /// alerted. A fall from 97% of the limit to under 60% is a kill: a new segment,
+    /// and the long tier knows it restarted.
+    #[test]
+    fn a_fall_from_the_limit_is_a_kill_without_a_restart_signal() {
+        let mut st = store();
+        // 100 -> 990 of 1000 over 50 minutes, then 100 again, twice.
+        let run = |t: i64| 100.0 + (t % 3000) as f64 * 890.0 / 2970.0;
+        let limit = |bytes| LimitReading {
+            key: key("c"),
+            bytes: Some(bytes),
+            source: LimitSource::KubeStateMetrics,
+        };
+        st.ingest(
+            Batch {
+                working_sets: vec![ws("c", None, samples(0, 5970, run))],
+                limits: vec![limit(1000.0)],
+                ..Batch::default()
+            },
+            5_970_000,
+        );
+        let tracked = st.get(&key("c")).unwrap();
+        assert_eq!(
+            tracked.segments.len(),
+            2,
+            "split where the limit is first known"
+        );
+        assert_eq!(tracked.segments[1].began, 3_000_000);
+        // Steady polls: the next fall splits as it arrives.
+        st.ingest(
+            Batch {
+                working_sets: vec![ws("c", None, samples(6000, 6300, run))],
+                ..Batch::default()
+            },
+            6_300_000,
+        );
+        assert_eq!(st.get(&key("c")).unwrap().segments.len(), 3);
+        // A fall from 90% is not one; nor is a fall to 70%.
+        let mut st = store();
+        st.ingest(
+            Batch {
+                working_sets: vec![ws(
+                    "c",
+                    None,
+                    samples(0, 5970, |t| if t % 3000 < 2970 { 900.0 } else { 100.0 }),
+                )],
+                limits: vec![limit(1000.0)],
+                ..Batch::default()
+            },
+            5_970_000,
+        );
+        assert_eq!(st.get(&key("c")).unwrap().segments.len(), 1);
     }
 
     #[test]
