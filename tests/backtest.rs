@@ -156,3 +156,69 @@ fn bad_inputs_say_what_is_wrong() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--limit: \"lots\" is not a size"));
 }
+
+/// Issue 14: the seed incident's shape run live (Prometheus scraping an exporter; 40
+/// flat minutes, then 64Mi -> 128Mi at 32Mi/h, an OOM kill at 1796580745 and a
+/// restart on the same course), `tests/data/seed-live`. Its first page read "~37m"
+/// for a truth of ~113 minutes, and the alert resolved through the restart and came
+/// back 28 minutes later. The first alert's time to limit must be within 25% of the
+/// truth with the truth inside its interval, and the alert must hold from then on.
+#[test]
+fn the_first_page_of_the_live_seed_incident_is_right_and_holds_through_the_restart() {
+    use headroom::backtest::{containers, replay, ReplayParams};
+    use headroom::model::{AlertParams, ForecastParams};
+    let body = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/seed-live/istio-proxy-realpace.json"),
+    )
+    .unwrap();
+    let (series, _) = headroom::source::prometheus::parse_range_response(&body).unwrap();
+    let limit = 128.0 * 1048576.0;
+    let found = containers(series, vec![], vec![], Some(limit), &[], 30_000);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].segments.len(), 2, "the kill and the restart");
+    let oom_ms = 1_796_580_745_000_i64;
+    let params = ReplayParams {
+        forecast: ForecastParams::default(),
+        alert: AlertParams::default(),
+        step_ms: 30_000,
+        lookback_ms: 6 * 3_600_000,
+        refit_every_step: false,
+    };
+    let mut first: Option<(i64, f64, f64, Option<f64>)> = None;
+    let mut gaps = Vec::new();
+    replay(
+        &found[0].segments,
+        Some(limit),
+        &params,
+        i64::MIN,
+        |e| match (e.alert, first) {
+            (Some(_), None) => {
+                let eta = e.forecast.time_to_limit.expect("a page says when");
+                first = Some((e.at, eta.seconds, eta.lower_seconds, eta.upper_seconds));
+            }
+            (None, Some(_)) => gaps.push(e.at),
+            _ => {}
+        },
+    );
+    let (at, eta, lower, upper) = first.expect("the leak is paged");
+    let truth = (oom_ms - at) as f64 / 1000.0;
+    assert!(
+        (eta - truth).abs() <= 0.25 * truth,
+        "first page at {at}: ~{:.0} min for a truth of {:.0} min",
+        eta / 60.0,
+        truth / 60.0
+    );
+    assert!(
+        lower <= truth && upper.is_none_or(|u| truth <= u),
+        "the truth ({truth:.0} s) inside the interval {lower:.0}-{upper:?}"
+    );
+    assert!(
+        truth >= 60.0 * 60.0,
+        "paged an hour or more ahead: {truth:.0} s"
+    );
+    assert!(
+        gaps.is_empty(),
+        "the alert holds through the restart: {gaps:?}"
+    );
+}

@@ -35,7 +35,6 @@ const STILL_ALERTING: &[&str] = &[
     "1_0_100000_16 executor 1 heap, tight",
     "1_0_100000_16 executor 2 heap, tight",
     "1_0_100000_16 executor 2 old gen, tight",
-    "1_0_10000_17 executor 2 old gen, tight",
     "5_0_100000_37 executor 1 heap, tight",
     "5_0_100000_37 executor 1 old gen, tight",
     "5_0_50000_39 executor 2 old gen, tight",

@@ -147,14 +147,19 @@ pub fn replay_with_long(
             _ => model::forecast_after(window, previous, limit_bytes, at, &params.forecast),
         };
         long.record().apply(&mut forecast, limit_bytes);
-        let alert = state.update(
-            &forecast,
+        let after_running_out =
+            current
+                .checked_sub(1)
+                .is_some_and(|p| match (segments[p].last(), limit_bytes) {
+                    (Some(last), Some(limit)) => last.bytes >= model::recurrence::RAN_OUT * limit,
+                    _ => false,
+                });
+        let context = model::Context {
             limit_bytes,
-            spacing_seconds(window),
-            &params.forecast,
-            &params.alert,
-            at,
-        );
+            sample_spacing_seconds: spacing_seconds(window),
+            after_running_out,
+        };
+        let alert = state.update(&forecast, context, &params.forecast, &params.alert, at);
         each(&Evaluation {
             at,
             segment: current,

@@ -39,6 +39,18 @@ impl Default for AlertParams {
     }
 }
 
+/// What the alert state machine knows of a container beside its forecast.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Context {
+    pub limit_bytes: Option<f64>,
+    /// How far apart its samples come (s): the evidence a condition needs scales
+    /// with it.
+    pub sample_spacing_seconds: f64,
+    /// Its previous incarnation ran out at the limit: while the new one is too young
+    /// to forecast, a firing alert holds (a kill is not a recovery).
+    pub after_running_out: bool,
+}
+
 /// Per severity level: since when its condition holds, and when it last held.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct LevelState {
@@ -66,22 +78,23 @@ impl AlertState {
         }
     }
 
-    /// Folds in one evaluation at `now` (ms) of a container whose limit is
-    /// `limit_bytes` and whose samples come `sample_spacing_seconds` apart, and
-    /// returns the alert as it would be sent: `None`, `Some(Warning)` or
-    /// `Some(Critical)`.
+    /// Folds in one evaluation at `now` (ms) of a container in `context` and returns
+    /// the alert as it would be sent: `None`, `Some(Warning)` or `Some(Critical)`.
     pub fn update(
         &mut self,
         forecast: &Forecast,
-        limit_bytes: Option<f64>,
-        sample_spacing_seconds: f64,
+        context: Context,
         forecast_params: &ForecastParams,
         params: &AlertParams,
         now: i64,
     ) -> Option<Severity> {
-        let evidence_seconds = params.pending_samples * sample_spacing_seconds.max(0.0);
-        let at_limit = limit_bytes
+        let evidence_seconds = params.pending_samples * context.sample_spacing_seconds.max(0.0);
+        let at_limit = context
+            .limit_bytes
             .is_some_and(|l| l > 0.0 && forecast.working_set_bytes >= params.hold_at_use * l);
+        let restarted_young =
+            context.after_running_out && forecast.pattern == super::Pattern::InsufficientData;
+        let at_limit = at_limit || restarted_young;
         let eta = forecast.time_to_limit.map(|t| t.seconds);
         // Severity reached with plain horizons, and with stretched ones (for levels
         // already firing). A forecast severity of Critical at the limit counts too.
@@ -146,6 +159,14 @@ mod tests {
         }
     }
 
+    fn ctx(limit_bytes: Option<f64>, sample_spacing_seconds: f64) -> Context {
+        Context {
+            limit_bytes,
+            sample_spacing_seconds,
+            after_running_out: false,
+        }
+    }
+
     /// Runs a sequence of (minute, eta-seconds) evaluations; returns the alert at each.
     fn run(sequence: &[(i64, Option<f64>)]) -> Vec<Option<Severity>> {
         let mut state = AlertState::default();
@@ -156,8 +177,7 @@ mod tests {
             .map(|&(minute, eta)| {
                 state.update(
                     &forecast_with_eta(eta),
-                    None,
-                    30.0,
+                    ctx(None, 30.0),
                     &fp,
                     &ap,
                     minute * 60_000,
@@ -239,17 +259,23 @@ mod tests {
         };
         let mut alerts = Vec::new();
         for m in 0..=5 {
-            alerts.push(state.update(&at(90.0, Some(0.5 * H)), limit, 30.0, &fp, &ap, m * 60_000));
+            alerts.push(state.update(
+                &at(90.0, Some(0.5 * H)),
+                ctx(limit, 30.0),
+                &fp,
+                &ap,
+                m * 60_000,
+            ));
         }
         assert_eq!(alerts[5], Some(Severity::Critical));
         // Growth paused at the limit for an hour: no time to limit, a plateau.
         for m in 6..=65 {
-            let a = state.update(&at(99.0, None), limit, 30.0, &fp, &ap, m * 60_000);
+            let a = state.update(&at(99.0, None), ctx(limit, 30.0), &fp, &ap, m * 60_000);
             assert_eq!(a, Some(Severity::Critical), "minute {m}");
         }
         // Backs off to 80%: resolves after keep_firing_for, as any alert does.
         let after: Vec<_> = (66..=80)
-            .map(|m| state.update(&at(80.0, None), limit, 30.0, &fp, &ap, m * 60_000))
+            .map(|m| state.update(&at(80.0, None), ctx(limit, 30.0), &fp, &ap, m * 60_000))
             .collect();
         assert_eq!(after[0], Some(Severity::Critical));
         assert_eq!(after.last().copied().flatten(), None, "{after:?}");
@@ -257,7 +283,7 @@ mod tests {
         let mut quiet = AlertState::default();
         for m in 0..=30 {
             assert_eq!(
-                quiet.update(&at(99.0, None), limit, 30.0, &fp, &ap, m * 60_000),
+                quiet.update(&at(99.0, None), ctx(limit, 30.0), &fp, &ap, m * 60_000),
                 None
             );
         }
@@ -274,7 +300,7 @@ mod tests {
             (0..=16)
                 .map(|m| {
                     let f = forecast_with_eta(Some(0.5 * H));
-                    state.update(&f, None, spacing, &fp, &ap, m * 60_000)
+                    state.update(&f, ctx(None, spacing), &fp, &ap, m * 60_000)
                 })
                 .collect()
         };

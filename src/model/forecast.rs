@@ -936,14 +936,21 @@ fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Opt
     let line_rho = residual_autocorrelation(regime, &line);
 
     // A bend counts when its z-score, corrected for the autocorrelation of the
-    // parabola's own residuals, passes the growth threshold.
+    // parabola's own residuals, passes the growth threshold; and acceleration only
+    // on a regime at least `min_history` long: minutes of growth carry no curvature
+    // worth extrapolating (the seed incident's first page read ~37m for ~113m).
+    let regime_seconds = regime
+        .first()
+        .zip(regime.last())
+        .map_or(0.0, |(a, b)| b.t - a.t);
     let curved = if regime.len() >= 8 {
         parabola_from(start).and_then(|p| {
             let rho = parabola_autocorrelation(regime, &p);
             let inflation = autocorrelation_inflation(rho);
             let n_eff = (regime.len() as f64 / inflation.powi(2)).max(3.0);
             let threshold = t_quantile(n_eff - 3.0, params.growth_confidence);
-            (p.curvature_z().abs() / inflation >= threshold).then_some((p, rho))
+            let long_enough = p.curvature() <= 0.0 || regime_seconds >= params.min_history_seconds;
+            (long_enough && p.curvature_z().abs() / inflation >= threshold).then_some((p, rho))
         })
     } else {
         None

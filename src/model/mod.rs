@@ -11,7 +11,7 @@ pub mod recurrence;
 pub mod reuse;
 pub mod trend;
 
-pub use alert::{AlertParams, AlertState};
+pub use alert::{AlertParams, AlertState, Context};
 pub use excursions::{Hour, Record};
 pub use forecast::{
     forecast, forecast_after, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, Trend,

@@ -438,14 +438,15 @@ impl<S: Source> Pipeline<S> {
             // Growth like the excursions the container came back from is its known
             // behaviour (the long tier's record), not a leak.
             tracked.long.record().apply(&mut forecast, limit);
-            let alert = followed.alert.update(
-                &forecast,
-                limit,
-                segment.samples.spacing_seconds(),
-                &self.params,
-                &self.alert_params,
-                now,
-            );
+            let context = model::Context {
+                limit_bytes: limit,
+                sample_spacing_seconds: segment.samples.spacing_seconds(),
+                after_running_out: ran_out_before(tracked, limit),
+            };
+            let alert =
+                followed
+                    .alert
+                    .update(&forecast, context, &self.params, &self.alert_params, now);
             followed.trend = forecast.trend;
             let mut report = ContainerReport::new(key, tracked, &forecast, now);
             self.drop_nonsense_limit(&mut report);
@@ -512,6 +513,17 @@ fn previous_run(tracked: &Tracked, step_ms: i64, limit: Option<f64>) -> Option<V
     let whole = previous.start()? <= previous.began + step_ms;
     let longer = previous.end()? - previous.began > current.end()? - current.began;
     (whole && longer).then(|| previous.samples.to_vec())
+}
+
+/// Whether the incarnation before the current one ended at the `limit` (ran out).
+fn ran_out_before(tracked: &Tracked, limit: Option<f64>) -> bool {
+    let [.., previous, _] = tracked.segments.as_slice() else {
+        return false;
+    };
+    match (previous.samples.last(), limit) {
+        (Some(last), Some(limit)) => last.bytes >= model::recurrence::RAN_OUT * limit,
+        _ => false,
+    }
 }
 
 /// The OOM-termination flags of a batch by container.
