@@ -137,6 +137,15 @@ fn main() {
         fresh_took,
         samples as f64 / fresh_took
     );
+    println!();
+    first_page_row("headroom", &headroom_score);
+    first_page_row(
+        "headroom, fitting afresh every step",
+        &score(&scenarios, &fresh),
+    );
+    for (label, outcomes) in &rule_runs {
+        first_page_row(label, &score(&scenarios, outcomes));
+    }
     real_series(&params, &rules, verbose);
     bitbrains_windows(&params, &rules, verbose);
     if let Ok(name) = std::env::var("HEADROOM_SUITE_TRACE") {
@@ -161,6 +170,27 @@ fn main() {
             "\nmissed: {:#?}\nfalse alarms: {:#?}",
             headroom_score.missed, headroom_score.false_alarms
         );
+        let mut worst = headroom_score.first_page_errors.clone();
+        worst.sort_by(|a, b| b.1.total_cmp(&a.1));
+        println!("\nfirst pages furthest from the truth (headroom):");
+        for (what, error) in worst.iter().take(10) {
+            println!("  {:>6.1}%  {what}", 100.0 * error);
+        }
+    }
+}
+
+/// What the first page said: the time to limit at the first evaluation of each alert
+/// episode that lasts to an OOM, against the truth.
+fn first_page_row(label: &str, s: &Score) {
+    match (s.first_page_error_quantiles(), s.first_pages_within_a_quarter()) {
+        (Some((median, p90)), Some(share)) => println!(
+            "first page {label:<44} error median {:>5.1}%  p90 {:>5.1}%  within 25% of the truth: {:>5.1}% of {}",
+            100.0 * median,
+            100.0 * p90,
+            100.0 * share,
+            s.first_page_errors.len()
+        ),
+        _ => println!("first page {label:<44} no time to limit at a first page"),
     }
 }
 

@@ -61,6 +61,14 @@ fn suite_accuracy_stays_above_the_measured_bar() {
         "90% interval coverage {coverage}: {summary}"
     );
 
+    // What the first page said: 83.6% within 25% of the truth when measured (issue
+    // 14 asks for 90%; sawtooth leaks' first pages are pessimistic by about half).
+    let first_pages = s.first_pages_within_a_quarter().expect("first pages");
+    assert!(
+        first_pages >= 0.80,
+        "first pages within 25% of the truth: {first_pages}: {summary}"
+    );
+
     // The bar: the predict_linear rules users write today, scored the same way.
     for (range_hours, horizon_hours, pending_seconds) in [(1.0, 1.0, 300.0), (6.0, 4.0, 600.0)] {
         let rule = PredictLinearRule {
@@ -78,6 +86,10 @@ fn suite_accuracy_stays_above_the_measured_bar() {
         assert!(s.median_lead_fraction > bar.median_lead_fraction, "{both}");
         assert!(s.healthy_alerted < bar.healthy_alerted, "{both}");
         assert!(error < bar.median_eta_error.unwrap(), "{both}");
+        assert!(
+            first_pages > bar.first_pages_within_a_quarter().unwrap_or(0.0),
+            "{both}"
+        );
     }
 
     // Keeping fits between evaluations (as the daemon does) must not be what makes

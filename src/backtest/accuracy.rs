@@ -190,6 +190,10 @@ pub struct Score {
     /// Share of those evaluations whose interval held the truth (None: no interval).
     pub interval_coverage: Option<f64>,
     pub eta_evaluations: usize,
+    /// |ETA − truth| / truth at the first evaluation of each alert episode that lasts
+    /// to an OOM, with a time to limit ahead: what the page a person reads first said,
+    /// with the scenario's name and the OOM's minute, in order of the events.
+    pub first_page_errors: Vec<(String, f64)>,
     /// Names of OOM scenarios missed and healthy scenarios that alerted, for reading.
     pub missed: Vec<String>,
     pub false_alarms: Vec<String>,
@@ -207,6 +211,27 @@ impl Score {
     }
     pub fn healthy_critical_share(&self) -> f64 {
         ratio(self.healthy_critical, self.healthy_series)
+    }
+    /// The median and the 90th percentile of [`Score::first_page_errors`].
+    pub fn first_page_error_quantiles(&self) -> Option<(f64, f64)> {
+        let mut e: Vec<f64> = self.first_page_errors.iter().map(|x| x.1).collect();
+        if e.is_empty() {
+            return None;
+        }
+        e.sort_by(f64::total_cmp);
+        let at = |q: f64| e[((e.len() - 1) as f64 * q).round() as usize];
+        Some((at(0.5), at(0.9)))
+    }
+    /// The share of first pages within 25% of the truth.
+    pub fn first_pages_within_a_quarter(&self) -> Option<f64> {
+        let n = self.first_page_errors.len();
+        (n > 0).then(|| {
+            self.first_page_errors
+                .iter()
+                .filter(|e| e.1 <= 0.25)
+                .count() as f64
+                / n as f64
+        })
     }
 }
 
@@ -287,6 +312,29 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
             }
             if critical.is_some() {
                 s.critical_10m_ahead += 1;
+            }
+            // The first page of this run: the episode's first evaluation with a time to
+            // limit ahead (an episode held through a restart begins at the kill before,
+            // at the limit; its run's own first word is the update that follows).
+            let first = any.and_then(|start| {
+                window
+                    .iter()
+                    .find(|o| o.at >= start && o.eta.is_some_and(|e| e > 0.0))
+            });
+            if let Some(first) = first {
+                let truth = (oom.at - first.at) as f64 / 1000.0;
+                if let (Some(eta), true) = (first.eta, truth > 0.0) {
+                    s.first_page_errors.push((
+                        format!(
+                            "{} (OOM at +{}m, paged {:.0}m ahead with ~{:.0}m)",
+                            scenario.name,
+                            (oom.at - scenario.segments[0][0].at) / 60_000,
+                            truth / 60.0,
+                            eta / 60.0
+                        ),
+                        (eta - truth).abs() / truth,
+                    ));
+                }
             }
             let lead = any.map_or(0.0, |start| (oom.at - start) as f64 / 1000.0);
             leads.push(lead);
