@@ -27,7 +27,7 @@ use headroom::backtest::accuracy::{
 };
 use headroom::backtest::{replay, replay_with_long, ReplayParams};
 use headroom::model::{AlertParams, ForecastParams, Severity};
-use headroom::sim::scenarios::{suite, Kind};
+use headroom::sim::scenarios::{random_family, suite, Kind};
 
 fn row(name: &str, s: &Score) {
     println!(
@@ -146,6 +146,7 @@ fn main() {
     for (label, outcomes) in &rule_runs {
         first_page_row(label, &score(&scenarios, outcomes));
     }
+    random_scenarios(&params, &rules);
     real_series(&params, &rules, verbose);
     bitbrains_windows(&params, &rules, verbose);
     if let Ok(name) = std::env::var("HEADROOM_SUITE_TRACE") {
@@ -176,6 +177,56 @@ fn main() {
         for (what, error) in worst.iter().take(10) {
             println!("  {:>6.1}%  {what}", 100.0 * error);
         }
+    }
+}
+
+/// Scenarios drawn at random from wide ranges (sim::scenarios::random_family), a new
+/// seed each run unless HEADROOM_RANDOM_SEED fixes it: the same scores, and the worst
+/// cases by name (each name says what was drawn).
+fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
+    let seed: u64 = std::env::var("HEADROOM_RANDOM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs())
+        });
+    let count: usize = std::env::var("HEADROOM_RANDOM_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let scenarios = random_family(seed, count);
+    let ooms: usize = scenarios.iter().map(|s| s.ooms.len()).sum();
+    let healthy = scenarios.iter().filter(|s| s.healthy()).count();
+    println!(
+        "\nrandom family: HEADROOM_RANDOM_SEED={seed}, {count} scenarios, {ooms} OOM events, {healthy} healthy"
+    );
+    let headroom: Vec<_> = scenarios
+        .iter()
+        .map(|s| headroom_outcomes(s, params))
+        .collect();
+    let s = score(&scenarios, &headroom);
+    row("headroom", &s);
+    for rule in rules {
+        let outcomes: Vec<_> = scenarios
+            .iter()
+            .map(|sc| rule_outcomes(sc, rule, 30_000))
+            .collect();
+        row(&rule.label(), &score(&scenarios, &outcomes));
+    }
+    first_page_row("headroom", &s);
+    println!("worst cases (headroom):");
+    for missed in s.missed.iter().take(8) {
+        println!("  missed       {missed}");
+    }
+    for alarm in s.false_alarms.iter().take(8) {
+        println!("  false alarm  {alarm}");
+    }
+    let mut pages = s.first_page_errors.clone();
+    pages.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (what, error) in pages.iter().take(5) {
+        println!("  first page {:>6.1}% off  {what}", 100.0 * error);
     }
 }
 

@@ -41,6 +41,8 @@ pub enum Kind {
     Accelerating,
     /// 10. A slow leak over days at coarse resolution.
     SlowLeakDays,
+    /// Drawn at random from wide ranges ([`random_family`]); not in the fixed suite.
+    Random,
 }
 
 impl Kind {
@@ -59,6 +61,7 @@ impl Kind {
             Kind::BatchRamps => "batch_ramps",
             Kind::Accelerating => "accelerating",
             Kind::SlowLeakDays => "slow_leak_days",
+            Kind::Random => "random",
         }
     }
 
@@ -194,6 +197,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
     let r = &mut rng;
     let six_hours = 6 * HOUR;
     match kind {
+        Kind::Random => random_scenario(seed, 0),
         Kind::LeakAfterChange => {
             let base = limit * r.range(0.35, 0.6);
             let flat = r.range(1.0, 3.0) * HOUR as f64;
@@ -529,6 +533,101 @@ pub fn suite(per_kind: u64) -> Vec<Scenario> {
     out
 }
 
+/// `n` scenarios whose parameters are drawn at random from wide ranges (from `seed`):
+/// limits from 64Mi to 16Gi, scrapes from 15 s to 5 min, a base of 10-70% of the
+/// limit with noise, a daily cycle, a GC sawtooth, and in about 60% of them a leak
+/// from an onset within the first day to the limit in half an hour to three days,
+/// straight, accelerating or decelerating, restarted up to twice. Each scenario's
+/// name says what was drawn, so the worst cases read as their parameters. Healthy
+/// ones stay under 95% of the limit.
+pub fn random_family(seed: u64, n: usize) -> Vec<Scenario> {
+    (0..n)
+        .map(|i| random_scenario(seed.wrapping_mul(7919).wrapping_add(i as u64), i))
+        .collect()
+}
+
+fn random_scenario(seed: u64, index: usize) -> Scenario {
+    let mut rng = Rng::new(seed);
+    let r = &mut rng;
+    let limit = (64.0 * MI) * 2f64.powf(r.range(0.0, 8.0));
+    let step = pick(r, &[15, 30, 60, 300]);
+    let base = limit * r.range(0.1, 0.7);
+    let noise = limit * r.range(0.0, 0.02);
+    let daily = if r.uniform() < 0.5 {
+        limit * r.range(0.02, 0.2)
+    } else {
+        0.0
+    };
+    let phase = r.range(0.0, DAY as f64);
+    let (saw, saw_period) = if r.uniform() < 0.4 {
+        (limit * r.range(0.03, 0.2), r.range(60.0, 1200.0))
+    } else {
+        (0.0, 1.0)
+    };
+    let headroom = limit - base - daily - saw - 3.0 * noise;
+    let leaking = r.uniform() < 0.6 && headroom > 0.05 * limit;
+    let onset = r.range(0.5, 24.0) * HOUR as f64;
+    let to_oom = r.range(0.5, 72.0) * HOUR as f64;
+    let bend = pick(r, &[0.7, 1.0, 1.0, 1.4]);
+    let restarts = if leaking { pick(r, &[0, 0, 1, 2]) } else { 0 };
+    let duration = if leaking {
+        // Room for every run to reach the limit, whatever the daily phase then.
+        (onset + 1.1 * to_oom) as i64 * (1 + restarts as i64) + DAY
+    } else {
+        r.range(1.0, 4.0) as i64 * DAY
+    };
+    let name = format!(
+        "random/{index}: limit {:.0}Mi, {step}s scrape, base {:.0}%, noise {:.1}%, daily {:.0}%, sawtooth {:.0}%/{:.0}m, {}",
+        limit / MI,
+        100.0 * base / limit,
+        100.0 * noise / limit,
+        100.0 * daily / limit,
+        100.0 * saw / limit,
+        saw_period / 60.0,
+        if leaking {
+            format!(
+                "leak from +{:.1}h to the limit in {:.1}h ({}), {restarts} restarts",
+                onset / HOUR as f64,
+                to_oom / HOUR as f64,
+                match bend {
+                    b if b < 1.0 => "decelerating",
+                    b if b > 1.0 => "accelerating",
+                    _ => "straight",
+                }
+            )
+        } else {
+            "healthy".to_string()
+        }
+    );
+    let room = (limit - base - daily - saw).max(0.0);
+    let spec = Spec {
+        limit,
+        step,
+        duration,
+        // A healthy draw's noise is added by its shape, kept under 95% of the limit.
+        noise: if leaking { noise } else { 0.0 },
+        onset: leaking.then_some(onset),
+        restarts,
+        lookback: 6 * HOUR,
+        history: 6 * HOUR,
+    };
+    let shape: Shape<'_> = Box::new(move |t, rng| {
+        let cycle = daily * (0.5 + 0.5 * (std::f64::consts::TAU * (t + phase) / DAY as f64).sin());
+        let tooth = saw * ((t / saw_period).fract());
+        if !leaking {
+            return (base + cycle + tooth + noise * rng.normal()).min(0.95 * limit);
+        }
+        let leak = if t > onset {
+            // Reaches the room left at the peaks' top at `to_oom` after the onset.
+            room * ((t - onset) / to_oom).powf(bend) * 1.05
+        } else {
+            0.0
+        };
+        base + cycle + tooth + leak
+    });
+    generate(name, Kind::Random, spec, shape, &mut rng)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,6 +652,29 @@ mod tests {
             );
             assert_eq!(!s.healthy(), leaking, "{} ooms {:?}", s.name, s.ooms);
         }
+    }
+
+    #[test]
+    fn the_random_family_is_reproducible_and_labeled() {
+        let a = random_family(7, 60);
+        let b = random_family(7, 60);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((&x.name, &x.segments), (&y.name, &y.segments));
+        }
+        for s in &a {
+            let top = s
+                .segments
+                .iter()
+                .flatten()
+                .map(|x| x.bytes)
+                .fold(0.0, f64::max);
+            if s.name.ends_with("healthy") {
+                assert!(s.healthy() && top < s.limit_bytes, "{}", s.name);
+            } else {
+                assert!(!s.healthy(), "every leak reaches its limit: {}", s.name);
+            }
+        }
+        assert!(a.iter().any(|s| s.healthy()) && a.iter().any(|s| !s.healthy()));
     }
 
     #[test]
