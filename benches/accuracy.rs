@@ -26,7 +26,7 @@ use headroom::backtest::accuracy::{
     headroom_outcomes, rule_outcomes, rule_replay, score, PredictLinearRule, Score,
 };
 use headroom::backtest::{replay, replay_with_long, ReplayParams};
-use headroom::model::{AlertParams, ForecastParams, Severity};
+use headroom::model::Severity;
 use headroom::sim::scenarios::{random_family, suite, Kind};
 
 fn row(name: &str, s: &Score) {
@@ -61,13 +61,7 @@ fn main() {
         Kind::ALL.len()
     );
 
-    let params = ReplayParams {
-        forecast: ForecastParams::default(),
-        alert: AlertParams::default(),
-        step_ms: 30_000,
-        lookback_ms: 6 * 3_600_000,
-        refit_every_step: false,
-    };
+    let params = ReplayParams::default();
     // The replay is timed five times and the median kept: one run of the suite takes
     // a tenth of a second, short enough for a busy machine to skew.
     let replay_all = |params: &ReplayParams| -> Vec<_> {

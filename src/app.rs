@@ -14,7 +14,6 @@ use crate::cli::{
 };
 use crate::config::{Config, ConfigError, Overrides};
 use crate::daemon::{self, LoopOptions, WallClock};
-use crate::explain::Explainer;
 use crate::pipeline::Pipeline;
 use crate::report::render_table;
 use crate::source::kubernetes::PrometheusSource;
@@ -111,11 +110,7 @@ async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
         .warning_pending
         .max(config.forecast.critical_pending);
     let mut reports = pipeline.evaluate_with_warmup(at, warmup);
-    let mut explainer = Explainer::new(
-        config.sidecar_names.clone(),
-        config.forecast_params(),
-        config.store.resolution,
-    );
+    let mut explainer = config.explainer();
     explainer
         .explain(pipeline.source(), pipeline.store(), &mut reports, at)
         .await;

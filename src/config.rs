@@ -285,6 +285,16 @@ impl fmt::Display for ConfigError {
 }
 
 impl Config {
+    /// The explainer this config describes (its sidecar names, forecast parameters
+    /// and store step).
+    pub fn explainer(&self) -> crate::explain::Explainer {
+        crate::explain::Explainer::new(
+            self.sidecar_names.clone(),
+            self.forecast_params(),
+            self.store.resolution,
+        )
+    }
+
     /// The model's forecast parameters this config describes.
     pub fn forecast_params(&self) -> crate::model::ForecastParams {
         crate::model::ForecastParams {

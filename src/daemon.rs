@@ -383,11 +383,7 @@ pub async fn serve<S: Source + 'static>(
             .await
     });
     let mut service = Service {
-        explainer: Explainer::new(
-            config.sidecar_names.clone(),
-            config.forecast_params(),
-            config.store.resolution,
-        ),
+        explainer: config.explainer(),
         pipeline,
         notifier,
         telemetry,

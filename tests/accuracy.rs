@@ -5,19 +5,12 @@
 
 use headroom::backtest::accuracy::{headroom_outcomes, rule_outcomes, score, PredictLinearRule};
 use headroom::backtest::ReplayParams;
-use headroom::model::{AlertParams, ForecastParams};
 use headroom::sim::scenarios::suite;
 
 #[test]
 fn suite_accuracy_stays_above_the_measured_bar() {
     let scenarios = suite(8);
-    let params = ReplayParams {
-        forecast: ForecastParams::default(),
-        alert: AlertParams::default(),
-        step_ms: 30_000,
-        lookback_ms: 6 * 3_600_000,
-        refit_every_step: false,
-    };
+    let params = ReplayParams::default();
     let outcomes: Vec<_> = scenarios
         .iter()
         .map(|s| headroom_outcomes(s, &params))

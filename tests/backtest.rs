@@ -166,7 +166,6 @@ fn bad_inputs_say_what_is_wrong() {
 #[test]
 fn the_first_page_of_the_live_seed_incident_is_right_and_holds_through_the_restart() {
     use headroom::backtest::{containers, replay, ReplayParams};
-    use headroom::model::{AlertParams, ForecastParams};
     let body = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/seed-live/istio-proxy-realpace.json"),
@@ -178,13 +177,7 @@ fn the_first_page_of_the_live_seed_incident_is_right_and_holds_through_the_resta
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].segments.len(), 2, "the kill and the restart");
     let oom_ms = 1_796_580_745_000_i64;
-    let params = ReplayParams {
-        forecast: ForecastParams::default(),
-        alert: AlertParams::default(),
-        step_ms: 30_000,
-        lookback_ms: 6 * 3_600_000,
-        refit_every_step: false,
-    };
+    let params = ReplayParams::default();
     let mut first: Option<(i64, f64, f64, Option<f64>)> = None;
     let mut gaps = Vec::new();
     replay(

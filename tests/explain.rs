@@ -8,7 +8,6 @@ use std::sync::OnceLock;
 
 use common::{openmetrics, recent_minute, SeriesSpec, TestPrometheus, MI};
 use headroom::config::{Config, Overrides};
-use headroom::explain::Explainer;
 use headroom::pipeline::Pipeline;
 use headroom::source::kubernetes::PrometheusSource;
 use headroom::source::prometheus::PrometheusClient;
@@ -560,13 +559,7 @@ async fn the_oom_kill_is_attributed_to_the_container_at_its_limit() {
         config.queries.clone(),
         vec![],
     );
-    let explainer = || {
-        Explainer::new(
-            config.sidecar_names.clone(),
-            config.forecast_params(),
-            config.store.resolution,
-        )
-    };
+    let explainer = || config.explainer();
     let mut pipeline = Pipeline::new(source.clone(), &config);
     let mut kill_record = explainer();
     // Started before the kill: the poll after it reports it as new.

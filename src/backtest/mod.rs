@@ -40,6 +40,20 @@ pub struct ReplayParams {
     pub refit_every_step: bool,
 }
 
+impl Default for ReplayParams {
+    /// As the daemon runs by default: the model's defaults, an evaluation every 30 s,
+    /// a 6 h lookback, fits kept between evaluations.
+    fn default() -> Self {
+        ReplayParams {
+            forecast: ForecastParams::default(),
+            alert: AlertParams::default(),
+            step_ms: 30_000,
+            lookback_ms: 6 * 3_600_000,
+            refit_every_step: false,
+        }
+    }
+}
+
 /// One evaluation of a replay.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
@@ -507,13 +521,7 @@ mod tests {
         };
         let containers = containers(vec![series], vec![], vec![], Some(limit), &[], 30_000);
         assert_eq!(containers[0].segments.len(), 3, "two kills, three runs");
-        let params = ReplayParams {
-            forecast: ForecastParams::default(),
-            alert: AlertParams::default(),
-            step_ms: 30_000,
-            lookback_ms: 6 * 3_600_000,
-            refit_every_step: false,
-        };
+        let params = ReplayParams::default();
         let mut firing = Vec::new();
         replay(
             &containers[0].segments,

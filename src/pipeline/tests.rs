@@ -1,7 +1,6 @@
 use std::sync::Mutex;
 
 use super::*;
-use crate::explain::Explainer;
 use crate::model::Sample;
 use crate::source::metadata::PodContext;
 use crate::source::{PodRef, WorkingSetSeries};
@@ -401,11 +400,7 @@ async fn pod_pressure_keeps_same_named_pods_of_two_clusters_apart() {
     let now = 100_000 * 30_000;
     p.poll(now).await.unwrap();
     let mut reports = p.evaluate(now);
-    let mut explainer = Explainer::new(
-        config.sidecar_names.clone(),
-        config.forecast_params(),
-        config.store.resolution,
-    );
+    let mut explainer = config.explainer();
     explainer
         .explain(p.source(), p.store(), &mut reports, now)
         .await;
