@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::model::{self, AlertParams, AlertState, ForecastParams, Memo, SegmentFacts, Trend};
 use crate::report::{sort_by_urgency, ContainerReport};
 use crate::source::{Batch, ContainerKey, Source, SourceError, Window};
-use crate::store::{IngestSummary, Store, StoreLimits, Tracked};
+use crate::store::{IngestSummary, Store, StoreLimits};
 use crate::vocab::TimestampMs;
 
 /// What one poll did.
@@ -46,9 +46,6 @@ const FIRST_BACKFILL_STEPS: i64 = 20;
 /// An hour and a day (ms): the long tier's unit, and its backfill's piece.
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
-/// An OOMKilled reason counts for a restart when seen from two steps before it to
-/// ten steps after: the reason shows up with the restart, within a few scrapes.
-const OOM_REASON_STEPS: (i64, i64) = (2, 10);
 
 /// One container's state across evaluations: its alert, its kept fit, and the trend
 /// last fitted (for charts).
@@ -249,7 +246,7 @@ impl<S: Source> Pipeline<S> {
             self.read_long_history().await;
         }
         self.plan_next_reads(window, &ingest);
-        let oom_restarts = self.oom_restarts(&ingest, &oom_flags);
+        let oom_restarts = ingest.oom_restarts(&oom_flags, self.step_ms());
         Ok(PollSummary {
             window: Some(window),
             ingest,
@@ -379,28 +376,6 @@ impl<S: Source> Pipeline<S> {
         }
     }
 
-    /// The restarts of a poll that came with an OOMKilled reason.
-    fn oom_restarts(
-        &self,
-        ingest: &IngestSummary,
-        oom_flags: &OomFlags,
-    ) -> Vec<(ContainerKey, TimestampMs)> {
-        let step_ms = self.step_ms();
-        let (before, after) = OOM_REASON_STEPS;
-        ingest
-            .restarts
-            .iter()
-            .filter(|(key, at)| {
-                oom_flags.get(key).is_some_and(|flags| {
-                    flags.iter().any(|&(t, v)| {
-                        t >= at - before * step_ms && t <= at + after * step_ms && v >= 1.0
-                    })
-                })
-            })
-            .cloned()
-            .collect()
-    }
-
     /// Forecasts every container as of `now` and folds each forecast into its alert
     /// state: what the daemon does every poll. Most urgent first. Explanations, the
     /// sidecar flag among them, are added after by `explain::Explainer`.
@@ -430,7 +405,11 @@ impl<S: Source> Pipeline<S> {
             let mut forecast = followed.memo.forecast(
                 facts,
                 || Cow::Owned(segment.samples.to_vec()),
-                || previous_run(tracked, self.step.as_millis() as i64, limit).map(Cow::Owned),
+                || {
+                    tracked
+                        .previous_run(self.step.as_millis() as i64, limit)
+                        .map(Cow::Owned)
+                },
                 limit,
                 now,
                 &self.params,
@@ -441,7 +420,7 @@ impl<S: Source> Pipeline<S> {
             let context = model::Context {
                 limit_bytes: limit,
                 sample_spacing_seconds: segment.samples.spacing_seconds(),
-                after_running_out: ran_out_before(tracked, limit),
+                after_running_out: tracked.ran_out_before(limit),
             };
             let alert =
                 followed
@@ -496,33 +475,6 @@ impl<S: Source> Pipeline<S> {
             report.limit_bytes = None;
             report.use_ratio = None;
         }
-    }
-}
-
-/// The samples of the incarnation before the current one, for a forecast from the run
-/// before (`model::recurrence`): only while it is whole (the lookback has not trimmed
-/// its start, so ages line up), lasted longer than the current one so far, and ended
-/// at the `limit` (checked from its last sample before unpacking it all).
-fn previous_run(tracked: &Tracked, step_ms: i64, limit: Option<f64>) -> Option<Vec<model::Sample>> {
-    let [.., previous, current] = tracked.segments.as_slice() else {
-        return None;
-    };
-    if previous.samples.last()?.bytes < model::recurrence::RAN_OUT * limit? {
-        return None;
-    }
-    let whole = previous.start()? <= previous.began + step_ms;
-    let longer = previous.end()? - previous.began > current.end()? - current.began;
-    (whole && longer).then(|| previous.samples.to_vec())
-}
-
-/// Whether the incarnation before the current one ended at the `limit` (ran out).
-fn ran_out_before(tracked: &Tracked, limit: Option<f64>) -> bool {
-    let [.., previous, _] = tracked.segments.as_slice() else {
-        return false;
-    };
-    match (previous.samples.last(), limit) {
-        (Some(last), Some(limit)) => last.bytes >= model::recurrence::RAN_OUT * limit,
-        _ => false,
     }
 }
 

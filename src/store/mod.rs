@@ -83,6 +83,33 @@ impl Tracked {
     pub fn sample_count(&self) -> usize {
         self.segments.iter().map(|s| s.samples.len()).sum()
     }
+
+    /// The samples of the incarnation before the current one, for a forecast from the
+    /// run before (`model::recurrence`): only while it is whole (the lookback has not
+    /// trimmed its start, so ages line up), lasted longer than the current one so far,
+    /// and ended at the `limit` (checked from its last sample before unpacking it all).
+    pub fn previous_run(&self, step_ms: i64, limit: Option<f64>) -> Option<Vec<Sample>> {
+        let [.., previous, current] = self.segments.as_slice() else {
+            return None;
+        };
+        if previous.samples.last()?.bytes < crate::model::recurrence::RAN_OUT * limit? {
+            return None;
+        }
+        let whole = previous.start()? <= previous.began + step_ms;
+        let longer = previous.end()? - previous.began > current.end()? - current.began;
+        (whole && longer).then(|| previous.samples.to_vec())
+    }
+
+    /// Whether the incarnation before the current one ended at the `limit` (ran out).
+    pub fn ran_out_before(&self, limit: Option<f64>) -> bool {
+        let [.., previous, _] = self.segments.as_slice() else {
+            return false;
+        };
+        match (previous.samples.last(), limit) {
+            (Some(last), Some(limit)) => last.bytes >= crate::model::recurrence::RAN_OUT * limit,
+            _ => false,
+        }
+    }
 }
 
 /// Bounds of the store.
@@ -117,7 +144,33 @@ pub struct IngestSummary {
     pub restarts: Vec<(ContainerKey, TimestampMs)>,
 }
 
+/// An OOMKilled reason counts for a restart when seen from two steps before it to
+/// ten steps after: the reason shows up with the restart, within a few scrapes.
+const OOM_REASON_STEPS: (i64, i64) = (2, 10);
+
 impl IngestSummary {
+    /// The restarts that came with an OOMKilled reason: `flags` holds each
+    /// container's termination-reason readings (time, 1 while the last one was an
+    /// OOM kill), `step_ms` the scrape step.
+    pub fn oom_restarts(
+        &self,
+        flags: &FxHashMap<ContainerKey, Vec<(TimestampMs, f64)>>,
+        step_ms: i64,
+    ) -> Vec<(ContainerKey, TimestampMs)> {
+        let (before, after) = OOM_REASON_STEPS;
+        self.restarts
+            .iter()
+            .filter(|(key, at)| {
+                flags.get(key).is_some_and(|readings| {
+                    readings.iter().any(|&(t, v)| {
+                        t >= at - before * step_ms && t <= at + after * step_ms && v >= 1.0
+                    })
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Adds another ingest's figures to these (a fetch stored piece by piece).
     pub fn absorb(&mut self, other: IngestSummary) {
         self.samples_added += other.samples_added;
