@@ -21,7 +21,7 @@ use crate::source::config::{
     DEFAULT_WORKING_SET_QUERY,
 };
 use crate::source::promql::{is_label_name, is_selector_union};
-use crate::units::parse_bytes;
+use crate::units::{parse_bytes, parse_duration};
 pub use crate::vocab::check::Problem;
 use crate::vocab::check::{RawBasicAuth, RawTls, Validator};
 
@@ -429,8 +429,9 @@ impl Validator<'_> {
         let lookback = self.duration("store.lookback", &raw.store.lookback, "6h");
         let resolution = self.duration("store.resolution", &raw.store.resolution, "30s");
         let forget_after = self.duration("store.forget_after", &raw.store.forget_after, "10m");
-        let long_backfill = match raw.store.long_backfill.as_deref().map(str::trim) {
-            Some("0") | Some("0s") => Some(Duration::ZERO),
+        // Zero is allowed here (in any unit): it turns the read-back off.
+        let long_backfill = match raw.store.long_backfill.as_deref().map(parse_duration) {
+            Some(Ok(d)) if d.is_zero() => Some(Duration::ZERO),
             _ => self.duration("store.long_backfill", &raw.store.long_backfill, "14d"),
         };
         if long_backfill.is_some_and(|d| d > Duration::from_secs(14 * 24 * 3600)) {

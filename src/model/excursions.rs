@@ -27,8 +27,9 @@ pub const MIN_HOURS: usize = 24;
 /// is.
 pub const STEEPER: f64 = 1.5;
 /// A peak at this share of the limit or more proves nothing safe: the kernel acts at
-/// the limit, and a fall from there is as likely a kill as a release.
-pub const NEAR_LIMIT: f64 = 0.97;
+/// the limit, and a fall from there is as likely a kill as a release (history read
+/// back from Prometheus knows no restarts, and hours are kept to within 0.8%).
+pub const NEAR_LIMIT: f64 = 0.95;
 
 /// What a container's long history says about its excursions.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -84,7 +85,8 @@ impl Record {
     /// Whether a growing forecast of a container whose limit is `limit_bytes` is its
     /// known behaviour: the record is long enough, the working set and the level it
     /// climbs from are no higher than a peak it came back from (one short of the
-    /// limit), and it climbs no steeper than it did before.
+    /// limit), it climbs no steeper than it did before, and the forecast does not come
+    /// from a run before that ran out.
     pub fn known_behaviour(&self, forecast: &Forecast, limit_bytes: Option<f64>) -> bool {
         let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak);
         let Some(growth) = forecast.growth_bytes_per_second else {
@@ -92,7 +94,9 @@ impl Record {
         };
         let short_of_the_limit =
             limit_bytes.is_none_or(|l| self.recovered_peak_bytes < NEAR_LIMIT * l);
+        // A forecast from the run before stands on a run that did reach the limit.
         growing
+            && forecast.previous_run_ms.is_none()
             && self.hours >= MIN_HOURS
             && self.recovered_peak_bytes > 0.0
             && short_of_the_limit
@@ -230,5 +234,17 @@ mod tests {
         let mut again = leak(3.0, 0.9);
         as_drop.apply(&mut again, Some(8.0 * GI));
         assert_eq!(again.severity, Severity::Critical);
+    }
+
+    /// A forecast from the run before stands on a run that reached the limit: the
+    /// record does not quiet it, however low it starts.
+    #[test]
+    fn a_forecast_from_the_run_before_is_never_an_excursion() {
+        let r = Record::of(&days(3, 4.0), &[]);
+        let mut f = leak(3.0, 2.5);
+        f.previous_run_ms = Some(7_200_000);
+        r.apply(&mut f, Some(8.0 * GI));
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.previous_run_ms, Some(7_200_000));
     }
 }

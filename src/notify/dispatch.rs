@@ -130,21 +130,29 @@ struct Kept {
 }
 
 /// Whether a firing alert's time to limit `eta` (s) at `now` is news against what
-/// receivers were `told`: moved by a third or more (and 5 minutes or more) from what
-/// they heard, aged by the time since, and not within 10 minutes of the last word.
+/// receivers were `told`: moved by a third or more (and 5 minutes or more) both from
+/// what they heard aged by the time since and from what they heard, or the first one
+/// after none; and not within 10 minutes of the last word.
 fn eta_moved(told: (TimestampMs, Option<f64>), eta: Option<f64>, now: TimestampMs) -> bool {
-    let (at, Some(heard)) = told else {
-        return false;
-    };
-    let Some(eta) = eta else {
+    let (at, heard) = told;
+    let Some(eta) = eta.filter(|e| *e > 0.0) else {
         return false;
     };
     if now - at < UPDATE_SPACING_MS {
         return false;
     }
+    // Receivers heard no time to limit (it fired at the limit, or held through a
+    // restart): the first one is news.
+    let Some(heard) = heard.filter(|h| *h > 0.0) else {
+        return true;
+    };
     let expected = (heard - (now - at) as f64 / 1000.0).max(0.0);
-    let moved = (eta - expected).abs();
-    moved >= MATERIAL_CHANGE * expected && moved >= MATERIAL_CHANGE_MIN_SECONDS
+    let material = |moved: f64, from: f64| {
+        moved >= MATERIAL_CHANGE * from && moved >= MATERIAL_CHANGE_MIN_SECONDS
+    };
+    // Moved against the clock, and against what was said: a time to limit that
+    // stays where it was (a paused climb) is not news every ten minutes.
+    material((eta - expected).abs(), expected) && material((eta - heard).abs(), heard)
 }
 
 /// Turns each poll's reports into events: the [`Lifecycle`] says what changed, and

@@ -535,3 +535,32 @@ fn a_material_change_of_the_time_to_limit_is_told_once() {
         "{message}"
     );
 }
+
+/// A time to limit that stays where it was (a paused climb) is not news every ten
+/// minutes; the first time to limit after none is, once.
+#[test]
+fn a_paused_time_to_limit_is_not_repeated_and_a_first_one_is_told() {
+    let mut d = Dispatcher::new(settings());
+    let none = |_: &AlertKey| None;
+    let t0 = 1_773_930_000_000;
+    let firing = |eta: Option<f64>, at: TimestampMs| {
+        let mut r = report("istio-proxy", Some(Severity::Critical), at);
+        r.time_to_limit_seconds = eta;
+        r
+    };
+    let updates = |d: &mut Dispatcher, eta: Option<f64>, t: TimestampMs| {
+        d.update(&[firing(eta, t)], t, none)
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Updated)
+            .count()
+    };
+    // Fired at the limit, without a time to limit.
+    assert_eq!(updates(&mut d, None, t0), 0);
+    // Restarted on the course of the run before: its first time to limit is news.
+    assert_eq!(updates(&mut d, Some(6000.0), t0 + 11 * MIN), 1);
+    // Then it stays at 100 minutes for an hour: nothing more.
+    let told: usize = (12..72)
+        .map(|m| updates(&mut d, Some(6000.0), t0 + m * MIN))
+        .sum();
+    assert_eq!(told, 0);
+}

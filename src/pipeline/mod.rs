@@ -46,6 +46,10 @@ const FIRST_BACKFILL_STEPS: i64 = 20;
 /// An hour and a day (ms): the long tier's unit, and its backfill's piece.
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
+/// The raw samples one read of the long tier's backfill may touch in Prometheus, well
+/// under its default `--query.max-samples` (50M): a day a read up to ~3,000
+/// containers, an hour a read at 100,000.
+const LONG_SAMPLES_PER_READ: i64 = 10_000_000;
 
 /// One container's state across evaluations: its alert, its kept fit, and the trend
 /// last fitted (for charts).
@@ -314,13 +318,18 @@ impl<S: Source> Pipeline<S> {
         Ok((ingest, oom_flags))
     }
 
-    /// Reads the next (older) day of the long tier's backfill, if any is left. Best
-    /// effort: a failure is logged and the same day asked again at the next poll.
+    /// Reads the next (older) piece of the long tier's backfill — a day, or fewer
+    /// hours for a large fleet — if any is left. Best effort: a failure is logged and
+    /// the same piece asked again at the next poll.
     async fn read_long_history(&mut self) {
         let Some(until) = self.long_until.filter(|&u| u > self.long_from) else {
             return;
         };
-        let from = (until - DAY_MS).max(self.long_from);
+        // A piece of hours sized by the fleet, as the fine backfill's are: an hour of
+        // 30 s samples of every container touches 120 a container in Prometheus.
+        let containers = self.store.len().max(1) as i64;
+        let piece_hours = (LONG_SAMPLES_PER_READ / (containers * 120)).clamp(1, 24);
+        let from = (until - piece_hours * HOUR_MS).max(self.long_from);
         match self.source.long_history(from, until).await {
             Ok(series) => {
                 let took = self.store.backfill_long(&series);

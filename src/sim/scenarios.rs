@@ -574,7 +574,7 @@ fn random_scenario(seed: u64, index: usize) -> Scenario {
         // Room for every run to reach the limit, whatever the daily phase then.
         (onset + 1.1 * to_oom) as i64 * (1 + restarts as i64) + DAY
     } else {
-        r.range(1.0, 4.0) as i64 * DAY
+        (r.range(1.0, 4.0) * DAY as f64) as i64
     };
     let name = format!(
         "random/{index}: limit {:.0}Mi, {step}s scrape, base {:.0}%, noise {:.1}%, daily {:.0}%, sawtooth {:.0}%/{:.0}m, {}",

@@ -275,8 +275,10 @@ impl Source for PrometheusSource {
         by.extend(self.extra_labels.iter().map(String::as_str));
         let by = by.join(", ");
         const HOUR_MS: i64 = 3_600_000;
-        let mut hours: HashMap<ContainerKey, std::collections::BTreeMap<i64, (f64, f64)>> =
-            HashMap::new();
+        // Per container and hour: the highest, and the sum and count of the means (one
+        // per selector that has the container).
+        type ByHour = std::collections::BTreeMap<i64, (f64, f64, u32)>;
+        let mut hours: HashMap<ContainerKey, ByHour> = HashMap::new();
         for selector in selectors {
             for (function, aggregate, slot) in
                 [("max_over_time", "max", 0), ("avg_over_time", "avg", 1)]
@@ -308,15 +310,12 @@ impl Source for PrometheusSource {
                     }
                     let by_hour = hours.entry(key).or_default();
                     for (at, value) in s.samples {
-                        let e = by_hour.entry(at - HOUR_MS).or_insert((f64::NAN, f64::NAN));
+                        let e = by_hour.entry(at - HOUR_MS).or_insert((f64::NAN, 0.0, 0));
                         if slot == 0 {
                             e.0 = if e.0.is_nan() { value } else { e.0.max(value) };
                         } else {
-                            e.1 = if e.1.is_nan() {
-                                value
-                            } else {
-                                (e.1 + value) / 2.0
-                            };
+                            e.1 += value;
+                            e.2 += 1;
                         }
                     }
                 }
@@ -328,8 +327,8 @@ impl Source for PrometheusSource {
                 key,
                 hours: by_hour
                     .into_iter()
-                    .filter(|(_, (max, mean))| max.is_finite() && mean.is_finite())
-                    .map(|(at, (max, mean))| (at, max, mean))
+                    .filter(|(_, (max, _, n))| max.is_finite() && *n > 0)
+                    .map(|(at, (max, sum, n))| (at, max, sum / f64::from(n)))
                     .collect(),
             })
             .collect())

@@ -6,8 +6,9 @@
 //! Why hours, and why this packing: the excursions it must remember (daily peaks,
 //! nightly batches, ramps that released) last tens of minutes to hours, so the hour's
 //! maximum keeps each one and its mean tells it came back; 14 days hold two weeks of
-//! weekdays. Each value is a bfloat16 (the top 16 bits of an `f32`, 3 significant
-//! digits, rounded down): 4 bytes an hour, 1.3 KiB for 14 days, grown a day at a time.
+//! weekdays. Each value is a bfloat16 (the top 16 bits of an `f32`: within 0.8%,
+//! rounded down): 4 bytes an hour, 1.3 KiB for 14 days, grown a day at a time, beside
+//! about 140 bytes of bookkeeping.
 
 use std::collections::VecDeque;
 
@@ -100,10 +101,12 @@ impl LongTier {
     /// an excursion it came back from.
     pub fn restarted(&mut self, at: i64) {
         let hour = at.div_euclid(HOUR_MS);
-        if self.restarts.last().is_some_and(|&h| h >= hour) {
+        // Restarts may be learned out of order (a kill found when the limit is first
+        // read, after later ones): kept sorted, once each.
+        let Err(index) = self.restarts.binary_search(&hour) else {
             return;
-        }
-        self.restarts.push(hour);
+        };
+        self.restarts.insert(index, hour);
         if self.restarts.len() > KEPT_HOURS {
             self.restarts.remove(0);
         }
@@ -189,6 +192,11 @@ impl LongTier {
     /// What the closed hours say about the container's excursions.
     pub fn record(&self) -> Record {
         self.record
+    }
+
+    /// Hours kept, with samples or without.
+    pub fn kept_hours(&self) -> usize {
+        self.hours.len()
     }
 
     /// Hours with samples kept (closed ones).
@@ -281,5 +289,16 @@ mod tests {
         empty.prepend(&[(T0, h(1.0)), (T0 + 2 * HOUR_MS, h(2.0))]);
         assert_eq!(empty.summaries().len(), 3);
         assert_eq!(empty.first_hour, T0 / HOUR_MS);
+    }
+
+    /// Restarts learned out of order (a kill found when the limit is first read,
+    /// after later restarts) still bar what came before them.
+    #[test]
+    fn restarts_are_kept_in_order() {
+        let mut long = LongTier::default();
+        long.restarted(T0 + 5 * HOUR_MS);
+        long.restarted(T0 + 2 * HOUR_MS);
+        long.restarted(T0 + 5 * HOUR_MS);
+        assert_eq!(long.restarts, vec![T0 / HOUR_MS + 2, T0 / HOUR_MS + 5]);
     }
 }

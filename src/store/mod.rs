@@ -268,9 +268,9 @@ impl Store {
                 .iter()
                 .map(|&(at, max, mean)| (at, crate::model::Hour { max, mean }))
                 .collect();
-            let before = tracked.long.summaries().len();
+            let before = tracked.long.kept_hours();
             tracked.long.prepend(&hours);
-            took += usize::from(tracked.long.summaries().len() > before);
+            took += usize::from(tracked.long.kept_hours() > before);
         }
         took
     }
@@ -357,6 +357,11 @@ fn split_at_kills(tracked: &mut Tracked, limit_bytes: f64) -> usize {
     let mut added = 0;
     let mut i = 0;
     while i < tracked.segments.len() {
+        // With container ids a kill is a new id; a drop without one is not a kill.
+        if tracked.segments[i].container_id.is_some() {
+            i += 1;
+            continue;
+        }
         let samples = tracked.segments[i].samples.to_vec();
         if let Some(&cut) = kill_points(&samples, limit_bytes).first() {
             let tail = tracked.segments[i].samples.split_off(cut);
@@ -411,15 +416,18 @@ fn append(
             tracked.long.push(*s);
         }
         let current = tracked.segments.last_mut().expect("checked above");
-        let before = current.samples.last();
-        let limit = tracked.limit.and_then(|l| l.bytes);
+        let limit = tracked
+            .limit
+            .and_then(|l| l.bytes)
+            .filter(|_| series.container_id.is_none());
         let killed = limit.is_some_and(|l| {
-            before
-                .iter()
-                .chain(series.samples.iter())
-                .collect::<Vec<_>>()
-                .windows(2)
-                .any(|w| w[0].bytes >= KILLED_FROM * l && w[1].bytes < KILLED_TO * l)
+            let mut previous = current.samples.last().map(|s| s.bytes);
+            series.samples.iter().any(|s| {
+                let fell =
+                    previous.is_some_and(|p| p >= KILLED_FROM * l && s.bytes < KILLED_TO * l);
+                previous = Some(s.bytes);
+                fell
+            })
         });
         summary.samples_added += current.samples.extend(series.samples);
         if let (true, Some(limit)) = (killed, limit) {
@@ -482,6 +490,8 @@ fn split_at_restarts(
             continue;
         }
         restarts.push(at);
+        // The counter is certain: what came before was no excursion that came back.
+        tracked.long.restarted(at);
         // The restart happened in (prev_at, at]; the drop may show a scrape or two
         // either side of the counter's increase.
         let from = prev_at - 2 * step_ms;
@@ -704,6 +714,17 @@ mod tests {
                     None,
                     samples(0, 5970, |t| if t % 3000 < 2970 { 900.0 } else { 100.0 }),
                 )],
+                limits: vec![limit(1000.0)],
+                ..Batch::default()
+            },
+            5_970_000,
+        );
+        assert_eq!(st.get(&key("c")).unwrap().segments.len(), 1);
+        // With container ids a kill is a new id: the same fall under one id is not.
+        let mut st = store();
+        st.ingest(
+            Batch {
+                working_sets: vec![ws("c", Some("a"), samples(0, 5970, run))],
                 limits: vec![limit(1000.0)],
                 ..Batch::default()
             },
