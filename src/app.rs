@@ -104,11 +104,23 @@ async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
             config.prometheus.url
         )
     })?;
-    // Replay the pending period's evaluations so `alert` is what a daemon would send.
+    // The long tier as a daemon holds it once read back.
+    if let Err(e) = pipeline.read_all_long_history().await {
+        tracing::warn!(
+            error = %format!("{:#}", anyhow::Error::from(e)),
+            "cannot read the long history back; forecasting without it"
+        );
+    }
+    // Replay the pending period's evaluations (over enough samples, on coarse
+    // scrapes) so `alert` is what a daemon would send.
+    let evidence = std::time::Duration::from_secs_f64(
+        f64::from(config.forecast.pending_samples) * pipeline.widest_spacing_seconds(),
+    );
     let warmup = config
         .forecast
         .warning_pending
-        .max(config.forecast.critical_pending);
+        .max(config.forecast.critical_pending)
+        .max(evidence);
     let mut reports = pipeline.evaluate_with_warmup(at, warmup);
     let mut explainer = config.explainer();
     explainer

@@ -139,4 +139,20 @@ async fn the_long_tier_is_read_back_a_day_a_poll() {
     let reports = pipeline.evaluate(now + 4 * 30_000);
     let w = reports.iter().find(|r| r.container == "worker").unwrap();
     assert!(w.long_history_hours >= 70, "{}", w.long_history_hours);
+
+    // `check` reads it all at once after its one poll, and holds the same.
+    let source = PrometheusSource::new(
+        PrometheusClient::new(&config.prometheus).unwrap(),
+        config.queries.clone(),
+        vec![],
+    );
+    let mut once = Pipeline::new(source, &config);
+    once.poll(now).await.unwrap();
+    once.read_all_long_history().await.unwrap();
+    assert!(once.long_history_read());
+    assert_eq!(
+        once.store().get(&key("worker")).unwrap().long.record(),
+        record,
+        "the same record as the daemon's, read a day a poll"
+    );
 }

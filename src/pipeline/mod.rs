@@ -322,30 +322,52 @@ impl<S: Source> Pipeline<S> {
     /// hours for a large fleet — if any is left. Best effort: a failure is logged and
     /// the same piece asked again at the next poll.
     async fn read_long_history(&mut self) {
+        if let Err(e) = self.read_long_piece().await {
+            tracing::warn!(
+                error = %format!("{:#}", anyhow::Error::from(e)),
+                "cannot read the long history back; trying again at the next poll"
+            );
+        }
+    }
+
+    /// Reads the whole long tier's backfill at once, piece after piece: what
+    /// `check` holds, as a daemon would once it has read it.
+    pub async fn read_all_long_history(&mut self) -> Result<(), SourceError> {
+        while !self.long_history_read() && self.long_until.is_some() {
+            self.read_long_piece().await?;
+        }
+        Ok(())
+    }
+
+    async fn read_long_piece(&mut self) -> Result<(), SourceError> {
         let Some(until) = self.long_until.filter(|&u| u > self.long_from) else {
-            return;
+            return Ok(());
         };
         // A piece of hours sized by the fleet, as the fine backfill's are: an hour of
         // 30 s samples of every container touches 120 a container in Prometheus.
         let containers = self.store.len().max(1) as i64;
         let piece_hours = (LONG_SAMPLES_PER_READ / (containers * 120)).clamp(1, 24);
         let from = (until - piece_hours * HOUR_MS).max(self.long_from);
-        match self.source.long_history(from, until).await {
-            Ok(series) => {
-                let took = self.store.backfill_long(&series);
-                self.long_until = Some(from);
-                let total = self.long_backfill_ms as f64 / DAY_MS as f64;
-                let done = (self.long_backfill_ms - (from - self.long_from)) as f64 / DAY_MS as f64;
-                tracing::info!(
-                    containers = took,
-                    "long history: {done:.0} of {total:.0} days read back"
-                );
-            }
-            Err(e) => tracing::warn!(
-                error = %format!("{:#}", anyhow::Error::from(e)),
-                "cannot read the long history back; trying again at the next poll"
-            ),
-        }
+        let series = self.source.long_history(from, until).await?;
+        let took = self.store.backfill_long(&series);
+        self.long_until = Some(from);
+        let total = self.long_backfill_ms as f64 / DAY_MS as f64;
+        let done = (self.long_backfill_ms - (from - self.long_from)) as f64 / DAY_MS as f64;
+        tracing::info!(
+            containers = took,
+            "long history: {done:.0} of {total:.0} days read back"
+        );
+        Ok(())
+    }
+
+    /// The widest sample spacing (s) among the containers' current segments, at most
+    /// 15 minutes: how long a condition needs to show over `pending_samples`.
+    pub fn widest_spacing_seconds(&self) -> f64 {
+        self.store
+            .iter()
+            .filter_map(|(_, t)| t.current().map(|s| s.samples.spacing_seconds()))
+            .fold(0.0, f64::max)
+            .min(900.0)
     }
 
     /// Whether the long tier's backfill has read all it will.
