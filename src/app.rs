@@ -53,14 +53,13 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<
     match cli.command {
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(Some(&file), &overrides)?;
-            println!(
-                "{}: ok (Prometheus {}, lookback {}, poll every {})",
+            emit(&format!(
+                "{}: ok (Prometheus {}, lookback {}, poll every {})\n",
                 file.display(),
                 config.prometheus.url,
                 humantime::format_duration(config.store.lookback),
                 humantime::format_duration(config.poll_interval),
-            );
-            Ok(())
+            ))
         }
         Command::Check(args) => {
             let config = Config::load(cli.global.config.as_deref(), &overrides)?;
@@ -129,20 +128,27 @@ async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
     match args.format {
         OutputFormat::Json => {
             let json = serde_json::to_string_pretty(&reports).context("cannot encode JSON")?;
-            println!("{json}");
+            emit(&format!("{json}\n"))
         }
-        OutputFormat::Table => {
-            if reports.is_empty() {
-                println!(
-                    "no containers found (query: {})",
-                    config.queries.working_set
-                );
-            } else {
-                print!("{}", render_table(&reports));
-            }
-        }
+        OutputFormat::Table if reports.is_empty() => emit(&format!(
+            "no containers found (query: {})\n",
+            config.queries.working_set
+        )),
+        OutputFormat::Table => emit(&render_table(&reports)),
     }
-    Ok(())
+}
+
+/// Writes a command's output to stdout. A reader that went away (`| head -1`) ends
+/// it quietly, as Unix tools do, instead of a panic.
+fn emit(text: &str) -> Result<(), AppError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(AppError::Runtime(
+            anyhow::Error::from(e).context("cannot write the output"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 async fn daemon(
@@ -421,7 +427,7 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let svg = backtest::run(
+    let written = backtest::run(
         &containers,
         &params,
         from,
@@ -429,8 +435,12 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
         args.plot.is_some(),
         &mut out,
     )
-    .context("cannot write the replay")?;
-    std::io::Write::flush(&mut out).context("cannot write the replay")?;
+    .and_then(|svg| std::io::Write::flush(&mut out).map(|()| svg));
+    let svg = match written {
+        // A reader that went away (`| head`) ends the replay quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        other => other.context("cannot write the replay")?,
+    };
     if let (Some(path), Some(svg)) = (&args.plot, svg) {
         std::fs::write(path, svg)
             .with_context(|| format!("cannot write --plot {}", path.display()))?;

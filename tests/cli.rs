@@ -291,3 +291,32 @@ fn receiver_problems_name_their_keys_without_quoting_secrets() {
     );
     assert!(!err.contains("SECRET"), "a receiver URL is a secret: {err}");
 }
+
+/// Issue 18: `check --format json | head -1` and `config check F | true` panicked on
+/// the broken pipe (exit 101). A reader that goes away ends the output quietly: exit
+/// 0, no panic. The replay writes hundreds of kilobytes, so it is still writing
+/// when the reader is gone.
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    let series = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/seed-live/istio-proxy-realpace.json"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args([
+            "backtest", "--series", series, "--limit", "128Mi", "--format", "jsonl",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run headroom");
+    // Read one line, then hang up, as `| head -1` does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    let _ = stdout.read(&mut first);
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+}

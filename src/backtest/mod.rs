@@ -378,7 +378,7 @@ fn replay_one(
                 alert: e.alert,
             };
             result = serde_json::to_writer(&mut *out, &line)
-                .map_err(std::io::Error::other)
+                .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(out));
         }
         if let Some(change) = lifecycle.observe(&(), e.alert, e.at) {
