@@ -98,13 +98,27 @@ pub(crate) async fn post(
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, chrono::Utc::now()));
         let text = response.text().await.unwrap_or_default();
         Ok((status, retry_after, text))
     }
     .await;
     verdict(result)
+}
+
+/// A `Retry-After` header's wait: delay-seconds, or an HTTP date (RFC 9110's
+/// IMF-fixdate, which RFC 2822 parsing takes) less `now`; `None` when it is neither.
+pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn transport_reason(e: reqwest::Error) -> String {
@@ -348,7 +362,11 @@ impl Worker {
                 }
                 Verdict::Retry { after, reason } => {
                     self.count("retried", batch.len() as u64);
-                    let wait = after.unwrap_or_else(|| jitter(backoff));
+                    // A receiver's Retry-After is honoured up to retry_max: an hour's
+                    // wait must not hold every later alert back.
+                    let wait = after
+                        .map(|a| a.min(self.policy.max))
+                        .unwrap_or_else(|| jitter(backoff));
                     tracing::warn!(receiver = self.name(), error = %reason, retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry");
                     backoff = (backoff * 2).min(self.policy.max);
                     let sleep = tokio::time::sleep(wait);

@@ -564,3 +564,60 @@ fn a_paused_time_to_limit_is_not_repeated_and_a_first_one_is_told() {
         .sum();
     assert_eq!(told, 0);
 }
+
+/// Issue 16 and 18: Retry-After was read only as seconds, and obeyed past
+/// retry_max (an hour's wait held every later alert back). It is read as seconds or
+/// an HTTP date, and capped by retry_max.
+#[test]
+fn retry_after_is_seconds_or_a_date() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T18:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert_eq!(
+        delivery::retry_after(" 120 ", now),
+        Some(Duration::from_secs(120))
+    );
+    assert_eq!(
+        delivery::retry_after("Sun, 06 Dec 2026 18:01:30 GMT", now),
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(
+        delivery::retry_after("Sun, 06 Dec 2026 17:00:00 GMT", now),
+        Some(Duration::ZERO),
+        "a date past is now"
+    );
+    assert_eq!(delivery::retry_after("soon", now), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_retry_after_is_capped_by_retry_max() {
+    let recorder = Recorder::new(
+        vec![Verdict::Retry {
+            after: Some(Duration::from_secs(3600)),
+            reason: "HTTP 429".into(),
+        }],
+        Duration::ZERO,
+    );
+    let policy = RetryPolicy {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        capacity: 10,
+    };
+    let worker = Worker::new(recorder.clone(), policy, None);
+    let task = tokio::spawn(worker.clone().run(Duration::from_secs(5)));
+    let mut d = Dispatcher::new(settings());
+    let start = tokio::time::Instant::now();
+    for e in event(&mut d, "istio-proxy", Some(Severity::Critical), 0) {
+        worker.enqueue(&e);
+    }
+    while recorder.delivered().is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(60) && took <= Duration::from_secs(61),
+        "{took:?}"
+    );
+    worker.close();
+    task.await.unwrap();
+}
