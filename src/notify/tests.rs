@@ -294,20 +294,11 @@ fn event(
     d.update(&[report(container, alert, t)], t, |_: &AlertKey| None)
 }
 
-#[tokio::test(start_paused = true)]
-async fn retries_back_off_and_honour_retry_after() {
-    let retry = |after| Verdict::Retry {
-        after,
-        reason: "HTTP 503".into(),
-    };
-    let recorder = Recorder::new(
-        vec![
-            retry(None),
-            retry(None),
-            retry(Some(Duration::from_secs(30))),
-        ],
-        Duration::ZERO,
-    );
+/// Runs a worker (retries from 1 s up to 60 s) on `recorder`, hands it one firing
+/// alert, and waits for its delivery: how long that took, and the worker to close.
+async fn time_to_delivery(
+    recorder: &Arc<Recorder>,
+) -> (Duration, Arc<Worker>, tokio::task::JoinHandle<()>) {
     let policy = RetryPolicy {
         initial: Duration::from_secs(1),
         max: Duration::from_secs(60),
@@ -323,7 +314,24 @@ async fn retries_back_off_and_honour_retry_after() {
     while recorder.delivered().is_empty() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let took = start.elapsed();
+    (start.elapsed(), worker, task)
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_and_honour_retry_after() {
+    let retry = |after| Verdict::Retry {
+        after,
+        reason: "HTTP 503".into(),
+    };
+    let recorder = Recorder::new(
+        vec![
+            retry(None),
+            retry(None),
+            retry(Some(Duration::from_secs(30))),
+        ],
+        Duration::ZERO,
+    );
+    let (took, worker, task) = time_to_delivery(&recorder).await;
     // Backoff 1s then 2s (±20% jitter), then the 30s Retry-After.
     assert!(
         took >= Duration::from_secs(32) && took <= Duration::from_secs(34),
@@ -598,22 +606,7 @@ async fn a_long_retry_after_is_capped_by_retry_max() {
         }],
         Duration::ZERO,
     );
-    let policy = RetryPolicy {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(60),
-        capacity: 10,
-    };
-    let worker = Worker::new(recorder.clone(), policy, None);
-    let task = tokio::spawn(worker.clone().run(Duration::from_secs(5)));
-    let mut d = Dispatcher::new(settings());
-    let start = tokio::time::Instant::now();
-    for e in event(&mut d, "istio-proxy", Some(Severity::Critical), 0) {
-        worker.enqueue(&e);
-    }
-    while recorder.delivered().is_empty() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let took = start.elapsed();
+    let (took, worker, task) = time_to_delivery(&recorder).await;
     assert!(
         took >= Duration::from_secs(60) && took <= Duration::from_secs(61),
         "{took:?}"
