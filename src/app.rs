@@ -80,7 +80,9 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<
     }
 }
 
-fn prometheus_source(config: &Config) -> Result<PrometheusSource, AppError> {
+/// The Prometheus source a config describes: its client, queries, extra identity
+/// labels and shard, as `run`, `check` and `backtest` read.
+pub fn prometheus_source(config: &Config) -> Result<PrometheusSource, AppError> {
     let client =
         PrometheusClient::new(&config.prometheus).context("cannot set up the Prometheus client")?;
     Ok(PrometheusSource::new(

@@ -256,19 +256,19 @@ impl<S: Source> Service<S> {
     /// alerts' times to limit, and keeps the recent ones for `/api/v1/events`.
     fn record_transitions(&mut self, events: &[Event], now: TimestampMs) {
         for e in events.iter().filter(|e| e.is_news()) {
-            let summary = e.annotations.get("summary").cloned().unwrap_or_default();
+            let transition = AlertTransition::of(e, crate::vocab::rfc3339(now));
             tracing::info!(
                 container = %e.key,
                 from = e.previous_severity.map_or("none", |s| s.as_str()),
                 to = e.severity.map_or("none", |s| s.as_str()),
-                "{summary}"
+                "{}",
+                transition.summary
             );
             self.telemetry
                 .alert_transitions
                 .with_label_values(&[e.kind.as_str()])
                 .inc();
-            self.transitions
-                .push_back(AlertTransition::of(e, crate::vocab::rfc3339(now), summary));
+            self.transitions.push_back(transition);
             if self.transitions.len() > KEPT_TRANSITIONS {
                 self.transitions.pop_front();
             }

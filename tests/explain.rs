@@ -9,8 +9,6 @@ use std::sync::OnceLock;
 use common::{openmetrics, recent_minute, SeriesSpec, TestPrometheus, MI};
 use headroom::config::{Config, Overrides};
 use headroom::pipeline::Pipeline;
-use headroom::source::kubernetes::PrometheusSource;
-use headroom::source::prometheus::PrometheusClient;
 
 const POD: &str = "payment-service-7f8b9c6d4-xk2nm";
 const OLD_POD: &str = "payment-service-5d9c8b7a6-q7r2p";
@@ -554,11 +552,7 @@ async fn the_oom_kill_is_attributed_to_the_container_at_its_limit() {
         &Overrides::default(),
     )
     .unwrap();
-    let source = PrometheusSource::new(
-        PrometheusClient::new(&config.prometheus).unwrap(),
-        config.queries.clone(),
-        vec![],
-    );
+    let source = headroom::app::prometheus_source(&config).unwrap();
     let explainer = || config.explainer();
     let mut pipeline = Pipeline::new(source.clone(), &config);
     let mut kill_record = explainer();

@@ -10,7 +10,6 @@ use common::{openmetrics, recent_minute, SeriesSpec, TestPrometheus, MI};
 use headroom::config::{Config, Overrides};
 use headroom::pipeline::Pipeline;
 use headroom::source::kubernetes::PrometheusSource;
-use headroom::source::prometheus::PrometheusClient;
 use headroom::source::ContainerKey;
 
 const STEP_S: i64 = 300;
@@ -95,11 +94,7 @@ async fn the_long_tier_is_read_back_a_day_a_poll() {
         &Overrides::default(),
     )
     .unwrap();
-    let source = PrometheusSource::new(
-        PrometheusClient::new(&config.prometheus).unwrap(),
-        config.queries.clone(),
-        vec![],
-    );
+    let source = headroom::app::prometheus_source(&config).unwrap();
     let mut pipeline = Pipeline::new(source, &config);
     let now = end * 1000;
     pipeline.poll(now).await.unwrap();
@@ -141,11 +136,7 @@ async fn the_long_tier_is_read_back_a_day_a_poll() {
     assert!(w.long_history_hours >= 70, "{}", w.long_history_hours);
 
     // `check` reads it all at once after its one poll, and holds the same.
-    let source = PrometheusSource::new(
-        PrometheusClient::new(&config.prometheus).unwrap(),
-        config.queries.clone(),
-        vec![],
-    );
+    let source = headroom::app::prometheus_source(&config).unwrap();
     let mut once = Pipeline::new(source, &config);
     once.poll(now).await.unwrap();
     once.read_all_long_history().await.unwrap();

@@ -283,11 +283,7 @@ fn test_config(url: &str, extra_yaml: &str) -> Config {
 }
 
 fn source(config: &Config) -> PrometheusSource {
-    PrometheusSource::new(
-        PrometheusClient::new(&config.prometheus).unwrap(),
-        config.queries.clone(),
-        config.extra_identity_labels.clone(),
-    )
+    headroom::app::prometheus_source(config).unwrap()
 }
 
 fn name(key: &headroom::source::ContainerKey) -> String {

@@ -71,7 +71,7 @@ pub struct AlertTransition {
 }
 
 impl AlertTransition {
-    pub fn of(e: &Event, at: String, summary: String) -> Self {
+    pub fn of(e: &Event, at: String) -> Self {
         AlertTransition {
             at,
             kind: e.kind,
@@ -81,7 +81,7 @@ impl AlertTransition {
             labels: e.report.labels.clone(),
             from: e.previous_severity,
             to: e.severity,
-            summary,
+            summary: e.annotations.get("summary").cloned().unwrap_or_default(),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::plot::{self, Band, Chart};
 use crate::report::eta_text;
 use crate::source::kubernetes::group_working_sets;
 use crate::source::prometheus::RangeSeries;
-use crate::source::{Batch, ContainerKey, LimitReading, RestartSeries};
+use crate::source::{Batch, ContainerKey, LimitReading, LimitSource, RestartSeries};
 use crate::store::{LongTier, Store, StoreLimits};
 use crate::units::format_bytes;
 use crate::vocab::rfc3339;
@@ -161,13 +161,9 @@ pub fn replay_with_long(
             _ => model::forecast_after(window, previous, limit_bytes, at, &params.forecast),
         };
         long.record().apply(&mut forecast, limit_bytes);
-        let after_running_out =
-            current
-                .checked_sub(1)
-                .is_some_and(|p| match (segments[p].last(), limit_bytes) {
-                    (Some(last), Some(limit)) => last.bytes >= model::recurrence::RAN_OUT * limit,
-                    _ => false,
-                });
+        let after_running_out = current
+            .checked_sub(1)
+            .is_some_and(|p| model::recurrence::ran_out(segments[p].last().copied(), limit_bytes));
         let context = model::Context {
             limit_bytes,
             sample_spacing_seconds: spacing_seconds(window),
@@ -217,6 +213,23 @@ pub fn containers(
         }
     }
     let working_sets = group_working_sets(extra_labels, series, &mut 0);
+    // A limit given on the command line is the limit the store holds: what it does
+    // when it learns a limit (a kill seen only as a fall from it splits the segment)
+    // then happens for it too.
+    let limits = match limit_override {
+        Some(bytes) => working_sets
+            .iter()
+            .map(|w| LimitReading {
+                key: w.key.clone(),
+                bytes: Some(bytes),
+                source: limits
+                    .iter()
+                    .find(|l| l.key == w.key)
+                    .map_or(LimitSource::Cadvisor, |l| l.source),
+            })
+            .collect(),
+        None => limits,
+    };
     // The store keeps one sample per step: replay at the series' own resolution when
     // it is finer than the evaluation step (a query_range saved at 15s).
     // Each series' median spacing, so one odd pair of samples does not decide it;
@@ -254,8 +267,6 @@ pub fn containers(
         },
         end,
     );
-    // Without restart counters a kill shows only as a fall from the limit.
-    store.split_at_kills(limit_override);
     let mut out: Vec<Container> = store
         .iter()
         .map(|(key, tracked)| Container {
@@ -265,7 +276,7 @@ pub fn containers(
                 .iter()
                 .map(|s| s.samples.to_vec())
                 .collect(),
-            limit_bytes: limit_override.or(tracked.limit.and_then(|l| l.bytes)),
+            limit_bytes: tracked.limit.and_then(|l| l.bytes),
         })
         .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -327,9 +338,7 @@ pub fn run(
 /// The mean spacing (s) of a run of samples, 0 when it has fewer than two.
 fn spacing_seconds(samples: &[Sample]) -> f64 {
     match (samples.first(), samples.last()) {
-        (Some(a), Some(b)) if samples.len() > 1 => {
-            (b.at - a.at) as f64 / 1000.0 / (samples.len() - 1) as f64
-        }
+        (Some(a), Some(b)) => model::spacing_seconds(a.at, b.at, samples.len()),
         _ => 0.0,
     }
 }

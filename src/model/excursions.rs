@@ -48,10 +48,20 @@ impl Record {
     /// restarted: a peak counts as come back only within its own incarnation (a
     /// restart is not a release).
     pub fn of(hours: &[Option<Hour>], restarts: &[usize]) -> Record {
+        Record::of_hours(hours.iter().copied(), |i| restarts.contains(&i))
+    }
+
+    /// [`Record::of`] over any run of hours, with `restarted(i)` saying whether the
+    /// container restarted in hour `i`: the long tier reads its packed hours through
+    /// it without unpacking them into a vector.
+    pub fn of_hours<I>(hours: I, restarted: impl Fn(usize) -> bool) -> Record
+    where
+        I: DoubleEndedIterator<Item = Option<Hour>> + ExactSizeIterator + Clone,
+    {
         let mut recovered_peak = 0.0f64;
         let mut lowest_mean_after = f64::INFINITY;
-        for (i, h) in hours.iter().enumerate().rev() {
-            if restarts.contains(&i) {
+        for (i, h) in hours.clone().enumerate().rev() {
+            if restarted(i) {
                 // What follows belongs to the next incarnation, and this hour mixes
                 // both: nothing before it came back by it.
                 lowest_mean_after = f64::INFINITY;
@@ -68,8 +78,9 @@ impl Record {
             }
         }
         let steepest = hours
-            .windows(2)
-            .filter_map(|w| match (w[0], w[1]) {
+            .clone()
+            .zip(hours.clone().skip(1))
+            .filter_map(|pair| match pair {
                 (Some(a), Some(b)) => Some((b.max - a.mean) / 3600.0),
                 _ => None,
             })
@@ -78,7 +89,7 @@ impl Record {
         Record {
             recovered_peak_bytes: recovered_peak,
             steepest_rise_bytes_per_second: steepest,
-            hours: hours.iter().flatten().count(),
+            hours: hours.flatten().count(),
         }
     }
 

@@ -18,6 +18,15 @@ pub use forecast::{
 };
 pub use reuse::{Memo, SegmentFacts};
 
+/// The mean spacing (s) of `count` samples from `first_at` to `last_at` (ms); 0 with
+/// fewer than two. How coarse a scrape is: the alert's evidence scales with it.
+pub fn spacing_seconds(first_at: i64, last_at: i64, count: usize) -> f64 {
+    if count < 2 {
+        return 0.0;
+    }
+    (last_at - first_at) as f64 / 1000.0 / (count - 1) as f64
+}
+
 /// One working-set observation.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Sample {

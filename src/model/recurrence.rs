@@ -15,6 +15,17 @@ use super::Sample;
 
 /// A previous run ended at the limit when its last sample was this close to it.
 pub const RAN_OUT: f64 = 0.95;
+
+/// Whether an incarnation whose last sample was `last` ran out at `limit` (bytes):
+/// ended at [`RAN_OUT`] of it or more. No limit, no running out.
+pub fn ran_out(last: Option<Sample>, limit: Option<f64>) -> bool {
+    match (last, limit) {
+        (Some(last), Some(limit)) => {
+            limit.is_finite() && limit > 0.0 && last.bytes >= RAN_OUT * limit
+        }
+        _ => false,
+    }
+}
 /// The youngest incarnation compared with the previous run (ms), and the fewest
 /// samples.
 const MIN_AGE_MS: i64 = 5 * 60_000;
@@ -48,7 +59,7 @@ pub fn follows_previous(
 ) -> Option<Recurrence> {
     let (prev_first, prev_last) = (previous.first()?, previous.last()?);
     let (first, last) = (current.first()?, current.last()?);
-    if !(limit.is_finite() && limit > 0.0) || prev_last.bytes < RAN_OUT * limit {
+    if !ran_out(Some(*prev_last), Some(limit)) {
         return None;
     }
     let age = now - first.at;

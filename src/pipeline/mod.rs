@@ -18,7 +18,7 @@ use crate::model::{self, AlertParams, AlertState, ForecastParams, Memo, SegmentF
 use crate::report::{sort_by_urgency, ContainerReport};
 use crate::source::{Batch, ContainerKey, Source, SourceError, Window};
 use crate::store::{IngestSummary, Store, StoreLimits};
-use crate::vocab::TimestampMs;
+use crate::vocab::{TimestampMs, HOUR_MS};
 
 /// What one poll did.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +43,7 @@ pub struct PollSummary {
 pub const SAMPLES_PER_FETCH: usize = 1_000_000;
 /// The first piece of a backfill, before the number of containers is known: 10 min.
 const FIRST_BACKFILL_STEPS: i64 = 20;
-/// An hour and a day (ms): the long tier's unit, and its backfill's piece.
-const HOUR_MS: i64 = 3_600_000;
+/// A day (ms): the most the long tier's backfill reads at once.
 const DAY_MS: i64 = 24 * HOUR_MS;
 /// The raw samples one read of the long tier's backfill may touch in Prometheus, well
 /// under its default `--query.max-samples` (50M): a day a read up to ~3,000

@@ -13,6 +13,7 @@ use super::{
     SourceError, Window, WorkingSetSeries,
 };
 use crate::model::Sample;
+use crate::vocab::HOUR_MS;
 
 /// cAdvisor reports "no limit" as 0 or as the largest page-aligned i64.
 const UNLIMITED_ABOVE_BYTES: f64 = (1u64 << 62) as f64;
@@ -274,7 +275,6 @@ impl Source for PrometheusSource {
         let mut by = vec!["namespace", "pod", "container"];
         by.extend(self.extra_labels.iter().map(String::as_str));
         let by = by.join(", ");
-        const HOUR_MS: i64 = 3_600_000;
         // Per container and hour: the highest, and the sum and count of the means (one
         // per selector that has the container).
         type ByHour = std::collections::BTreeMap<i64, (f64, f64, u32)>;

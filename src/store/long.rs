@@ -14,8 +14,7 @@ use std::collections::VecDeque;
 
 use crate::model::{Hour, Record, Sample};
 
-/// One hour (ms).
-pub const HOUR_MS: i64 = 3_600_000;
+use crate::vocab::HOUR_MS;
 /// Hours kept: 14 days.
 pub const KEPT_HOURS: usize = 14 * 24;
 
@@ -46,6 +45,13 @@ fn pack(value: f64) -> u16 {
 
 fn unpack(bits: u16) -> f64 {
     f64::from(f32::from_bits(u32::from(bits) << 16))
+}
+
+fn unpack_hour(packed: [u16; 2]) -> Option<Hour> {
+    (packed != NO_HOUR).then(|| Hour {
+        max: unpack(packed[0]),
+        mean: unpack(packed[1]),
+    })
 }
 
 impl LongTier {
@@ -89,12 +95,10 @@ impl LongTier {
     fn update_record(&mut self) {
         let first = self.first_hour;
         self.restarts.retain(|&h| h >= first);
-        let restarts: Vec<usize> = self
-            .restarts
-            .iter()
-            .map(|&h| (h - first) as usize)
-            .collect();
-        self.record = Record::of(&self.summaries(), &restarts);
+        let restarts = &self.restarts;
+        self.record = Record::of_hours(self.hours.iter().map(|&h| unpack_hour(h)), |i| {
+            restarts.binary_search(&(first + i as i64)).is_ok()
+        });
     }
 
     /// Notes that the container restarted at `at` (ms): what it reached before is not
@@ -177,16 +181,9 @@ impl LongTier {
     }
 
     /// Each kept hour, oldest first: `None` for an hour without samples.
+    #[cfg(test)]
     pub fn summaries(&self) -> Vec<Option<Hour>> {
-        self.hours
-            .iter()
-            .map(|&h| {
-                (h != NO_HOUR).then(|| Hour {
-                    max: unpack(h[0]),
-                    mean: unpack(h[1]),
-                })
-            })
-            .collect()
+        self.hours.iter().map(|&h| unpack_hour(h)).collect()
     }
 
     /// What the closed hours say about the container's excursions.

@@ -92,7 +92,7 @@ impl Tracked {
         let [.., previous, current] = self.segments.as_slice() else {
             return None;
         };
-        if previous.samples.last()?.bytes < crate::model::recurrence::RAN_OUT * limit? {
+        if !crate::model::recurrence::ran_out(previous.samples.last(), limit) {
             return None;
         }
         let whole = previous.start()? <= previous.began + step_ms;
@@ -105,10 +105,7 @@ impl Tracked {
         let [.., previous, _] = self.segments.as_slice() else {
             return false;
         };
-        match (previous.samples.last(), limit) {
-            (Some(last), Some(limit)) => last.bytes >= crate::model::recurrence::RAN_OUT * limit,
-            _ => false,
-        }
+        crate::model::recurrence::ran_out(previous.samples.last(), limit)
     }
 }
 
@@ -241,19 +238,6 @@ impl Store {
         table + contents
     }
 
-    /// Splits every container's segments where it fell from `limit_bytes` (or its own
-    /// limit, without one) to far below: a kill seen only as the drop. For replays of
-    /// saved series, whose limit is given on the command line.
-    pub fn split_at_kills(&mut self, limit_bytes: Option<f64>) -> usize {
-        let mut added = 0;
-        for tracked in self.containers.values_mut() {
-            if let Some(limit) = limit_bytes.or(tracked.limit.and_then(|l| l.bytes)) {
-                added += split_at_kills(tracked, limit);
-            }
-        }
-        added
-    }
-
     /// Adds hours read back from the source's history to the long tier of the
     /// containers tracked (before the hours they already keep). Returns how many
     /// containers took some.
@@ -337,15 +321,19 @@ pub const KILLED_FROM: f64 = 0.97;
 /// OOM killer shows only as that drop, and the run after it is a new incarnation.
 pub const KILLED_TO: f64 = 0.6;
 
+/// Whether a working set going from `before` to `after` (bytes) fell from the limit
+/// to far below it: a kill (see [`KILLED_FROM`]).
+fn fell_from_the_limit(before: f64, after: f64, limit_bytes: f64) -> bool {
+    before >= KILLED_FROM * limit_bytes && after < KILLED_TO * limit_bytes
+}
+
 /// Where `samples` fall from the limit to far below it (see [`KILLED_FROM`]): the
 /// index of each first sample after such a fall.
 pub fn kill_points(samples: &[Sample], limit_bytes: f64) -> Vec<usize> {
     samples
         .windows(2)
         .enumerate()
-        .filter(|(_, w)| {
-            w[0].bytes >= KILLED_FROM * limit_bytes && w[1].bytes < KILLED_TO * limit_bytes
-        })
+        .filter(|(_, w)| fell_from_the_limit(w[0].bytes, w[1].bytes, limit_bytes))
         .map(|(i, _)| i + 1)
         .collect()
 }
@@ -423,8 +411,7 @@ fn append(
         let killed = limit.is_some_and(|l| {
             let mut previous = current.samples.last().map(|s| s.bytes);
             series.samples.iter().any(|s| {
-                let fell =
-                    previous.is_some_and(|p| p >= KILLED_FROM * l && s.bytes < KILLED_TO * l);
+                let fell = previous.is_some_and(|p| fell_from_the_limit(p, s.bytes, l));
                 previous = Some(s.bytes);
                 fell
             })

@@ -134,10 +134,7 @@ impl Samples {
     /// The mean spacing of the samples (s), 0 with fewer than two: how coarse the
     /// scrape is, which the alert's evidence scales with.
     pub fn spacing_seconds(&self) -> f64 {
-        if self.len < 2 {
-            return 0.0;
-        }
-        (self.last_at - self.first_at) as f64 / 1000.0 / (self.len - 1) as f64
+        crate::model::spacing_seconds(self.first_at, self.last_at, self.len as usize)
     }
 
     pub fn end(&self) -> Option<i64> {

@@ -16,6 +16,10 @@ pub use secret::{Auth, RedactedValue, SecretValue, TlsConfig};
 /// Milliseconds since the Unix epoch: the one time unit inside headroom.
 pub type TimestampMs = i64;
 
+/// An hour in that unit: the long tier's summaries, and the step its history is read
+/// back at.
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// A series' labels, sorted by name.
 pub type Labels = BTreeMap<String, String>;
 
