@@ -421,6 +421,7 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
         alert: config.alert_params(),
         step_ms: step.as_millis() as i64,
         lookback_ms: config.store.lookback.as_millis() as i64,
+        forget_after_ms: config.store.forget_after.as_millis() as i64,
         refit_every_step: false,
     };
     let output = match args.format {

@@ -26,7 +26,7 @@ mod real;
 
 use headroom::backtest::{replay, ReplayParams};
 use headroom::model::trend::{fit_line, Point};
-use headroom::model::{AlertParams, ForecastParams, Sample};
+use headroom::model::{ForecastParams, Sample};
 use real::Case;
 
 /// Healthy real series headroom still alerts on, by case name.
@@ -58,11 +58,8 @@ const UNEXCUSED: &[&str] = &["SampleJRockit1_4_2priopausetime x8"];
 
 fn params(refit_every_step: bool) -> ReplayParams {
     ReplayParams {
-        forecast: ForecastParams::default(),
-        alert: AlertParams::default(),
-        step_ms: 30_000,
-        lookback_ms: 6 * 3_600_000,
         refit_every_step,
+        ..ReplayParams::default()
     }
 }
 

@@ -34,6 +34,10 @@ pub struct ReplayParams {
     pub step_ms: i64,
     /// History a daemon keeps (ms).
     pub lookback_ms: i64,
+    /// A container whose newest sample is older than this (ms) is forgotten, as the
+    /// daemon's store forgets it (`store.forget_after`): no forecast, no alert, its
+    /// alert state gone, until samples come again.
+    pub forget_after_ms: i64,
     /// Fit afresh at every evaluation instead of keeping fits between evaluations as
     /// the daemon does (see `model::reuse`): for checking that keeping them changes
     /// no verdict.
@@ -42,13 +46,15 @@ pub struct ReplayParams {
 
 impl Default for ReplayParams {
     /// As the daemon runs by default: the model's defaults, an evaluation every 30 s,
-    /// a 6 h lookback, fits kept between evaluations.
+    /// a 6 h lookback, containers forgotten 10 min after their last sample, fits kept
+    /// between evaluations.
     fn default() -> Self {
         ReplayParams {
             forecast: ForecastParams::default(),
             alert: AlertParams::default(),
             step_ms: 30_000,
             lookback_ms: 6 * 3_600_000,
+            forget_after_ms: 600_000,
             refit_every_step: false,
         }
     }
@@ -139,6 +145,17 @@ pub fn replay_with_long(
         let end = segment.partition_point(|s| s.at <= at);
         let begin = segment[..end].partition_point(|s| s.at < at - params.lookback_ms);
         let window = &segment[begin..end];
+        if window
+            .last()
+            .is_none_or(|s| at - s.at > params.forget_after_ms)
+        {
+            // The daemon has forgotten it (or never saw it): nothing to evaluate, and
+            // its alert state starts afresh when samples come again.
+            state = AlertState::default();
+            memo = Memo::default();
+            at += step;
+            continue;
+        }
         // The incarnation before, as the daemon passes it: only while the lookback
         // holds it whole.
         let previous = current
@@ -552,5 +569,51 @@ mod tests {
                 "run {run} alerted 10 min ahead: {firing:?}"
             );
         }
+    }
+
+    /// A series that stops is forgotten after `forget_after_ms`, as the daemon's store
+    /// forgets it: a climb is not extrapolated through hours without samples, and the
+    /// alert it raised does not outlive the container.
+    #[test]
+    fn a_series_that_stops_is_forgotten_as_the_daemon_forgets_it() {
+        let limit = 1e9;
+        // Two hours climbing from 20% to 60%, then nothing for five hours, then
+        // flat at 20%.
+        let climb: Vec<Sample> = (0..240)
+            .map(|i| Sample {
+                at: i * 30_000,
+                bytes: limit * (0.2 + 0.4 * i as f64 / 240.0),
+            })
+            .collect();
+        let resumed: Vec<Sample> = (0..240)
+            .map(|i| Sample {
+                at: 7 * 3_600_000 + i * 30_000,
+                bytes: limit * 0.2,
+            })
+            .collect();
+        let params = ReplayParams::default();
+        let mut evaluated = Vec::new();
+        replay(&[climb, resumed], Some(limit), &params, i64::MIN, |e| {
+            evaluated.push((e.at, e.alert));
+        });
+        let stopped = 240 * 30_000 - 30_000;
+        let in_the_gap: Vec<_> = evaluated
+            .iter()
+            .filter(|(at, _)| *at > stopped + params.forget_after_ms && *at < 7 * 3_600_000)
+            .collect();
+        assert!(
+            in_the_gap.is_empty(),
+            "evaluated while forgotten: {in_the_gap:?}"
+        );
+        assert!(
+            evaluated
+                .iter()
+                .any(|(at, _)| *at > stopped && *at <= stopped + params.forget_after_ms),
+            "evaluated until forgotten"
+        );
+        assert!(
+            evaluated.iter().any(|(at, _)| *at >= 7 * 3_600_000),
+            "evaluated again once samples come"
+        );
     }
 }
