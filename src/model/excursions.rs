@@ -8,7 +8,7 @@
 //! (`store::long`), the pipeline and the replay apply [`Record::known_behaviour`] to
 //! each forecast.
 
-use super::forecast::{Forecast, Pattern, Severity};
+use super::forecast::{t_quantile, Forecast, Pattern, Severity};
 
 /// One hour of a container's working set: its highest and its mean sample (bytes).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,6 +34,15 @@ pub const STEEPER: f64 = 3.0;
 /// back from Prometheus knows no restarts, and hours are kept to within 0.8%).
 pub const NEAR_LIMIT: f64 = 0.95;
 
+/// Daily peaks give the record a margin only over at least this many days.
+pub const MARGIN_DAYS: usize = 4;
+/// A day (24 hours counted back from the newest) counts toward the daily peaks only
+/// with at least this many hours of samples.
+const MIN_HOURS_A_DAY: usize = 12;
+/// How many standard deviations of its daily peaks a peak may pass the record by and
+/// still be the same behaviour.
+const MARGIN_SIGMAS: f64 = 2.0;
+
 /// What a container's long history says about its excursions.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Record {
@@ -43,6 +52,12 @@ pub struct Record {
     pub steepest_rise_bytes_per_second: f64,
     /// Hours of history behind the record.
     pub hours: usize,
+    /// How far past the recovered peak a peak is still the same behaviour (bytes):
+    /// [`MARGIN_SIGMAS`] standard deviations of the daily peaks of the current
+    /// incarnation, when it holds [`MARGIN_DAYS`] days or more and they do not rise;
+    /// 0 otherwise. Of days whose peaks vary, one in a while sets a new high; that is
+    /// not news.
+    pub margin_bytes: f64,
 }
 
 impl Record {
@@ -89,17 +104,25 @@ impl Record {
             })
             .filter(|r| r.is_finite())
             .fold(0.0f64, f64::max);
+        // The current incarnation's hours, newest first.
+        let incarnation = hours
+            .clone()
+            .enumerate()
+            .rev()
+            .take_while(|(i, _)| !restarted(*i))
+            .map(|(_, h)| h);
         Record {
             recovered_peak_bytes: recovered_peak,
             steepest_rise_bytes_per_second: steepest,
             hours: hours.flatten().count(),
+            margin_bytes: peak_margin(daily_peaks(incarnation)),
         }
     }
 
     /// Whether a growing forecast of a container whose limit is `limit_bytes` is its
     /// known behaviour: the record is long enough, the working set and the level it
     /// climbs from are no higher than a peak it came back from (one short of the
-    /// limit), it climbs no steeper than it did before, and the forecast does not come
+    /// limit; give or take the record's margin, up to [`NEAR_LIMIT`]), it climbs no steeper than it did before, and the forecast does not come
     /// from a run before that ran out.
     pub fn known_behaviour(&self, forecast: &Forecast, limit_bytes: Option<f64>) -> bool {
         let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak);
@@ -108,14 +131,17 @@ impl Record {
         };
         let short_of_the_limit =
             limit_bytes.is_none_or(|l| self.recovered_peak_bytes < NEAR_LIMIT * l);
+        let proven = limit_bytes.map_or(self.recovered_peak_bytes + self.margin_bytes, |l| {
+            (self.recovered_peak_bytes + self.margin_bytes).min(NEAR_LIMIT * l)
+        });
         // A forecast from the run before stands on a run that did reach the limit.
         growing
             && forecast.previous_run_ms.is_none()
             && self.hours >= MIN_HOURS
             && self.recovered_peak_bytes > 0.0
             && short_of_the_limit
-            && forecast.working_set_bytes <= self.recovered_peak_bytes
-            && forecast.level_bytes.unwrap_or(0.0) <= self.recovered_peak_bytes
+            && forecast.working_set_bytes <= proven
+            && forecast.level_bytes.unwrap_or(0.0) <= proven
             && growth <= STEEPER * self.steepest_rise_bytes_per_second
     }
 
@@ -129,6 +155,52 @@ impl Record {
             forecast.pattern = Pattern::Excursion;
         }
     }
+}
+
+/// The highest hour of each 24 hours of `newest_first` (counted back from its first
+/// hour), for days with enough hours of samples, newest first.
+fn daily_peaks(newest_first: impl Iterator<Item = Option<Hour>>) -> Vec<f64> {
+    let mut days: Vec<(f64, usize)> = Vec::new();
+    for (ago, h) in newest_first.enumerate() {
+        if days.len() <= ago / 24 {
+            days.push((f64::NEG_INFINITY, 0));
+        }
+        if let Some(h) = h.filter(|h| h.max.is_finite()) {
+            let day = &mut days[ago / 24];
+            *day = (day.0.max(h.max), day.1 + 1);
+        }
+    }
+    days.into_iter()
+        .filter(|d| d.1 >= MIN_HOURS_A_DAY)
+        .map(|d| d.0)
+        .collect()
+}
+
+/// [`MARGIN_SIGMAS`] standard deviations of `peaks` (newest first), or 0 when there
+/// are fewer than [`MARGIN_DAYS`] or they rise (a slope over the days significant
+/// at 95%): rising peaks are a trend, not a spread.
+fn peak_margin(peaks: Vec<f64>) -> f64 {
+    let n = peaks.len();
+    if n < MARGIN_DAYS {
+        return 0.0;
+    }
+    // Day d ago at x = -d.
+    let mean_x = -((n - 1) as f64) / 2.0;
+    let mean_y = peaks.iter().sum::<f64>() / n as f64;
+    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
+    for (d, &y) in peaks.iter().enumerate() {
+        let (dx, dy) = (-(d as f64) - mean_x, y - mean_y);
+        sxx += dx * dx;
+        sxy += dx * dy;
+        syy += dy * dy;
+    }
+    let slope = sxy / sxx;
+    let residual = (syy - slope * sxy).max(0.0);
+    let stderr = (residual / (n as f64 - 2.0) / sxx).sqrt();
+    if slope > t_quantile(n as f64 - 2.0, 0.95) * stderr {
+        return 0.0;
+    }
+    MARGIN_SIGMAS * (syy / (n as f64 - 1.0)).sqrt()
 }
 
 #[cfg(test)]
@@ -250,6 +322,52 @@ mod tests {
         let mut again = leak(3.0, 0.9);
         as_drop.apply(&mut again, Some(8.0 * GI));
         assert_eq!(again.severity, Severity::Critical);
+    }
+
+    /// Days of a daily batch whose peaks (GiB, oldest first) vary from day to day.
+    fn days_peaking(peaks: &[f64]) -> Vec<Option<Hour>> {
+        peaks
+            .iter()
+            .flat_map(|&peak| {
+                (0..24).map(move |h| {
+                    let at_peak = h == 20;
+                    Some(Hour {
+                        max: if at_peak { peak * GI } else { 1.05 * GI },
+                        mean: if at_peak { (peak + 1.0) / 2.0 * GI } else { GI },
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Of days whose peaks vary, one in a while sets a new high: within two standard
+    /// deviations of the daily peaks it is the same behaviour. Peaks that rise day
+    /// after day are a trend, and a short record has no spread to speak of.
+    #[test]
+    fn a_new_high_within_the_spread_of_daily_peaks_is_not_news() {
+        let varying = [3.6, 4.0, 3.4, 3.8, 3.5, 3.9, 3.7];
+        let r = Record::of(&days_peaking(&varying), &[]);
+        assert_eq!(r.recovered_peak_bytes, 4.0 * GI);
+        assert!(
+            r.margin_bytes > 0.3 * GI && r.margin_bytes < 0.8 * GI,
+            "{r:?}"
+        );
+        let mut a_bit_higher = leak(4.2, 2.5);
+        r.apply(&mut a_bit_higher, Some(8.0 * GI));
+        assert_eq!(a_bit_higher.pattern, Pattern::Excursion);
+        let mut far_higher = leak(5.5, 2.5);
+        r.apply(&mut far_higher, Some(8.0 * GI));
+        assert_eq!(far_higher.severity, Severity::Critical, "past the spread");
+
+        let rising = [3.0, 3.2, 3.4, 3.6, 3.8, 4.0, 4.2];
+        let r = Record::of(&days_peaking(&rising), &[]);
+        assert_eq!(r.margin_bytes, 0.0, "{r:?}");
+        let mut higher = leak(4.3, 2.5);
+        r.apply(&mut higher, Some(8.0 * GI));
+        assert_eq!(higher.severity, Severity::Critical, "rising peaks");
+
+        let short = Record::of(&days_peaking(&varying[..3]), &[]);
+        assert_eq!(short.margin_bytes, 0.0, "three days: {short:?}");
     }
 
     /// A forecast from the run before stands on a run that reached the limit: the
