@@ -177,7 +177,8 @@ pub fn replay_with_long(
             ),
             _ => model::forecast_after(window, previous, limit_bytes, at, &params.forecast),
         };
-        long.record().apply(&mut forecast, limit_bytes);
+        long.record()
+            .apply(&mut forecast, limit_bytes, &params.forecast);
         let after_running_out = current
             .checked_sub(1)
             .is_some_and(|p| model::recurrence::ran_out(segments[p].last().copied(), limit_bytes));
@@ -615,5 +616,55 @@ mod tests {
             evaluated.iter().any(|(at, _)| *at >= 7 * 3_600_000),
             "evaluated again once samples come"
         );
+    }
+
+    /// Issue 14: a leak of 10% of the limit a day, replayed as the daemon runs by
+    /// default (6 h of fine history, the long tier built as samples come), is warned
+    /// about a day before it reaches the limit, and stays alerted until then. The
+    /// warning comes when the time to limit falls under the 24 h warning horizon,
+    /// after its pending period: 22 h ahead at the least, with the long tier's hours.
+    /// (6 h of history alone reach 18 h ahead at most.)
+    #[test]
+    fn a_slow_leak_over_days_is_warned_a_day_ahead_without_a_gap() {
+        let limit = 1e9;
+        let day_ms = 86_400_000;
+        let step = 300_000;
+        // 30% of the limit, +10% a day, a small daily wobble: the limit at day 7.
+        let samples: Vec<Sample> = (0..7 * day_ms / step)
+            .map(|i| {
+                let t = i * step;
+                let days = t as f64 / day_ms as f64;
+                let wobble = 0.01 * (std::f64::consts::TAU * days).sin();
+                Sample {
+                    at: t,
+                    bytes: limit * (0.3 + 0.1 * days + wobble),
+                }
+            })
+            .collect();
+        let reached = samples
+            .iter()
+            .find(|s| s.bytes >= limit)
+            .map_or(7 * day_ms, |s| s.at);
+        let params = ReplayParams {
+            step_ms: step,
+            ..ReplayParams::default()
+        };
+        let mut alerts = Vec::new();
+        replay(&[samples], Some(limit), &params, i64::MIN, |e| {
+            alerts.push((e.at, e.alert));
+        });
+        let first = alerts
+            .iter()
+            .find(|(_, a)| a.is_some())
+            .map(|(at, _)| *at)
+            .expect("alerted");
+        let hours_ahead = (reached - first) as f64 / 3_600_000.0;
+        assert!(hours_ahead >= 22.0, "first alert {hours_ahead:.1} h ahead");
+        let gaps: Vec<i64> = alerts
+            .iter()
+            .filter(|(at, a)| *at > first && *at < reached && a.is_none())
+            .map(|(at, _)| (reached - at) / 60_000)
+            .collect();
+        assert!(gaps.is_empty(), "quiet at these minutes before: {gaps:?}");
     }
 }

@@ -8,7 +8,10 @@
 //! (`store::long`), the pipeline and the replay apply [`Record::known_behaviour`] to
 //! each forecast.
 
-use super::forecast::{t_quantile, Forecast, Pattern, Severity};
+use super::forecast::{
+    t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, MAX_EXTRAPOLATION,
+    MODEL_ERROR,
+};
 
 /// One hour of a container's working set: its highest and its mean sample (bytes).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,6 +61,71 @@ pub struct Record {
     /// 0 otherwise. Of days whose peaks vary, one in a while sets a new high; that is
     /// not news.
     pub margin_bytes: f64,
+    /// A line through those daily peaks, when there are [`PEAK_TREND_DAYS`] days or
+    /// more: slow growth over days, which hours of fine history cannot show.
+    pub peaks: Option<PeakTrend>,
+}
+
+/// Daily peaks are fitted a line only over at least this many days.
+pub const PEAK_TREND_DAYS: usize = 3;
+
+/// A line through a container's daily peaks at the hours they came.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PeakTrend {
+    /// The line at the end of the newest hour kept (bytes).
+    pub level_bytes: f64,
+    /// Its slope (bytes/s) and the slope's standard error.
+    pub growth_bytes_per_second: f64,
+    pub growth_stderr: f64,
+    /// Days fitted.
+    pub days: usize,
+    /// When the newest hour kept ended (ms since the epoch; 0 when the hours were
+    /// given without their times): where `level_bytes` stands.
+    pub at_ms: i64,
+}
+
+impl PeakTrend {
+    /// Whether the peaks rise, at `confidence` (one-sided).
+    fn rises(&self, confidence: f64) -> bool {
+        self.growth_bytes_per_second
+            > t_quantile(self.days as f64 - 2.0, confidence) * self.growth_stderr
+    }
+
+    /// When the daily peaks reach `limit_bytes`, as of `now` (ms), with an interval at `params.confidence`: only for peaks that rise at
+    /// `params.growth_confidence`, and no further ahead than [`MAX_EXTRAPOLATION`]
+    /// times the days they were watched.
+    pub fn time_to_limit(
+        &self,
+        limit_bytes: f64,
+        now: i64,
+        params: &ForecastParams,
+    ) -> Option<TimeToLimit> {
+        if !self.rises(params.growth_confidence) {
+            return None;
+        }
+        let slope = self.growth_bytes_per_second;
+        let margin =
+            t_quantile(self.days as f64 - 2.0, 0.5 + params.confidence / 2.0) * self.growth_stderr;
+        // The line as of now: the newest hour kept may have ended a while ago.
+        let since = if self.at_ms > 0 {
+            ((now - self.at_ms) as f64 / 1000.0).clamp(0.0, 86_400.0)
+        } else {
+            0.0
+        };
+        let room = limit_bytes - self.level_bytes - slope * since;
+        let seconds = (room / slope).max(0.0);
+        if seconds > MAX_EXTRAPOLATION * self.days as f64 * 86_400.0 {
+            return None;
+        }
+        let upper = (slope > margin).then(|| (room / (slope - margin)).max(0.0));
+        Some(TimeToLimit {
+            seconds,
+            lower_seconds: (room / (slope + margin))
+                .max(0.0)
+                .min(seconds * (1.0 - MODEL_ERROR)),
+            upper_seconds: upper.map(|u| u.max(seconds * (1.0 + MODEL_ERROR))),
+        })
+    }
 }
 
 impl Record {
@@ -111,11 +179,13 @@ impl Record {
             .rev()
             .take_while(|(i, _)| !restarted(*i))
             .map(|(_, h)| h);
+        let peaks = daily_peaks(incarnation);
         Record {
             recovered_peak_bytes: recovered_peak,
             steepest_rise_bytes_per_second: steepest,
             hours: hours.flatten().count(),
-            margin_bytes: peak_margin(daily_peaks(incarnation)),
+            margin_bytes: peak_margin(&peaks),
+            peaks: peak_trend(&peaks),
         }
     }
 
@@ -147,60 +217,121 @@ impl Record {
 
     /// Quiets a forecast that is known behaviour (see [`Record::known_behaviour`]):
     /// no time to limit, no severity, pattern `excursion`. Anything else is untouched.
-    pub fn apply(&self, forecast: &mut Forecast, limit_bytes: Option<f64>) {
+    ///
+    /// Then, a forecast left without a time to limit, or with one further ahead than
+    /// its growth has lasted, takes the daily peaks' when they give one (see
+    /// [`PeakTrend::time_to_limit`]): slow growth over days, further ahead than the
+    /// fine history can reach.
+    pub fn apply(
+        &self,
+        forecast: &mut Forecast,
+        limit_bytes: Option<f64>,
+        params: &ForecastParams,
+    ) {
         if self.known_behaviour(forecast, limit_bytes) {
             forecast.time_to_limit = None;
             forecast.severity = Severity::None;
             forecast.previous_run_ms = None;
             forecast.pattern = Pattern::Excursion;
         }
+        // The fine history's own time to limit stands when it reaches no further
+        // than the growth it stands on has lasted; further, days of peaks say more.
+        let regime_seconds = match (forecast.trend, forecast.onset) {
+            (Some(trend), Some(onset)) => (trend.at - onset) as f64 / 1000.0,
+            _ => f64::INFINITY,
+        };
+        if forecast.previous_run_ms.is_some()
+            || forecast
+                .time_to_limit
+                .is_some_and(|own| own.seconds <= regime_seconds)
+        {
+            return;
+        }
+        let limit = limit_bytes.filter(|l| *l > 0.0);
+        let (Some(limit), Some(peaks)) = (limit, self.peaks) else {
+            return;
+        };
+        let now = forecast.trend.map_or(peaks.at_ms, |t| t.at);
+        if let Some(eta) = peaks.time_to_limit(limit, now, params) {
+            forecast.pattern = Pattern::Leak;
+            forecast.growth_bytes_per_second = Some(peaks.growth_bytes_per_second);
+            forecast.severity = params.severity_for(Some(eta.seconds), 1.0);
+            forecast.time_to_limit = Some(eta);
+        }
     }
 }
 
 /// The highest hour of each 24 hours of `newest_first` (counted back from its first
-/// hour), for days with enough hours of samples, newest first.
-fn daily_peaks(newest_first: impl Iterator<Item = Option<Hour>>) -> Vec<f64> {
-    let mut days: Vec<(f64, usize)> = Vec::new();
+/// hour), for days with enough hours of samples, newest first: (seconds before the
+/// end of the newest hour at which that hour ended, its maximum).
+fn daily_peaks(newest_first: impl Iterator<Item = Option<Hour>>) -> Vec<(f64, f64)> {
+    // (hours ago, maximum, hours with samples)
+    let mut days: Vec<(usize, f64, usize)> = Vec::new();
     for (ago, h) in newest_first.enumerate() {
         if days.len() <= ago / 24 {
-            days.push((f64::NEG_INFINITY, 0));
+            days.push((ago, f64::NEG_INFINITY, 0));
         }
         if let Some(h) = h.filter(|h| h.max.is_finite()) {
             let day = &mut days[ago / 24];
-            *day = (day.0.max(h.max), day.1 + 1);
+            day.2 += 1;
+            if h.max > day.1 {
+                (day.0, day.1) = (ago, h.max);
+            }
         }
     }
     days.into_iter()
-        .filter(|d| d.1 >= MIN_HOURS_A_DAY)
-        .map(|d| d.0)
+        .filter(|d| d.2 >= MIN_HOURS_A_DAY)
+        .map(|d| (d.0 as f64 * 3600.0, d.1))
         .collect()
 }
 
-/// [`MARGIN_SIGMAS`] standard deviations of `peaks` (newest first), or 0 when there
-/// are fewer than [`MARGIN_DAYS`] or they rise (a slope over the days significant
-/// at 95%): rising peaks are a trend, not a spread.
-fn peak_margin(peaks: Vec<f64>) -> f64 {
+/// A least-squares line through daily `peaks` (see [`daily_peaks`]), with `x` the
+/// time before the end of the newest hour: its level there, slope and the slope's
+/// standard error, and the peaks' plain standard deviation.
+fn fit_peaks(peaks: &[(f64, f64)]) -> Option<(PeakTrend, f64)> {
     let n = peaks.len();
-    if n < MARGIN_DAYS {
-        return 0.0;
+    if n < PEAK_TREND_DAYS.min(MARGIN_DAYS) {
+        return None;
     }
-    // Day d ago at x = -d.
-    let mean_x = -((n - 1) as f64) / 2.0;
-    let mean_y = peaks.iter().sum::<f64>() / n as f64;
+    let mean_x = peaks.iter().map(|p| -p.0).sum::<f64>() / n as f64;
+    let mean_y = peaks.iter().map(|p| p.1).sum::<f64>() / n as f64;
     let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
-    for (d, &y) in peaks.iter().enumerate() {
-        let (dx, dy) = (-(d as f64) - mean_x, y - mean_y);
+    for &(ago, y) in peaks {
+        let (dx, dy) = (-ago - mean_x, y - mean_y);
         sxx += dx * dx;
         sxy += dx * dy;
         syy += dy * dy;
     }
+    if sxx <= 0.0 {
+        return None;
+    }
     let slope = sxy / sxx;
     let residual = (syy - slope * sxy).max(0.0);
-    let stderr = (residual / (n as f64 - 2.0) / sxx).sqrt();
-    if slope > t_quantile(n as f64 - 2.0, 0.95) * stderr {
-        return 0.0;
+    let trend = PeakTrend {
+        level_bytes: mean_y - slope * mean_x,
+        growth_bytes_per_second: slope,
+        growth_stderr: (residual / (n as f64 - 2.0).max(1.0) / sxx).sqrt(),
+        days: n,
+        at_ms: 0,
+    };
+    Some((trend, (syy / (n as f64 - 1.0)).sqrt()))
+}
+
+/// [`MARGIN_SIGMAS`] standard deviations of the daily `peaks`, or 0 when there are
+/// fewer than [`MARGIN_DAYS`] or they rise (a slope significant at 95%): rising
+/// peaks are a trend, not a spread.
+fn peak_margin(peaks: &[(f64, f64)]) -> f64 {
+    match fit_peaks(peaks) {
+        Some((trend, sd)) if peaks.len() >= MARGIN_DAYS && !trend.rises(0.95) => MARGIN_SIGMAS * sd,
+        _ => 0.0,
     }
-    MARGIN_SIGMAS * (syy / (n as f64 - 1.0)).sqrt()
+}
+
+/// The line through the daily `peaks`, over [`PEAK_TREND_DAYS`] days or more.
+fn peak_trend(peaks: &[(f64, f64)]) -> Option<PeakTrend> {
+    fit_peaks(peaks)
+        .map(|(trend, _)| trend)
+        .filter(|t| t.days >= PEAK_TREND_DAYS)
 }
 
 #[cfg(test)]
@@ -254,11 +385,11 @@ mod tests {
     fn a_ramp_like_those_before_is_quiet_one_past_them_is_news() {
         let r = Record::of(&days(3, 4.0), &[]);
         let mut same = leak(3.0, 2.5);
-        r.apply(&mut same, Some(8.0 * GI));
+        r.apply(&mut same, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(same.pattern, Pattern::Excursion);
         assert_eq!((same.severity, same.time_to_limit), (Severity::None, None));
         let mut higher = leak(4.2, 2.5);
-        r.apply(&mut higher, Some(8.0 * GI));
+        r.apply(&mut higher, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(
             higher.severity,
             Severity::Critical,
@@ -267,7 +398,7 @@ mod tests {
         // The batch climbed 3 GiB within an hour: 10 GiB/h is more than a
         // 20-minute ramp of it.
         let mut steeper = leak(2.0, 10.0);
-        r.apply(&mut steeper, Some(8.0 * GI));
+        r.apply(&mut steeper, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(steeper.severity, Severity::Critical, "steeper than ever");
     }
 
@@ -284,11 +415,11 @@ mod tests {
         let r = Record::of(&hours, &[]);
         assert!(r.recovered_peak_bytes < 1.1 * GI, "{r:?}");
         let mut f = leak(3.0, 1.0);
-        r.apply(&mut f, None);
+        r.apply(&mut f, None, &ForecastParams::default());
         assert_eq!(f.severity, Severity::Critical);
         let young = Record::of(&days(1, 4.0)[..20], &[]);
         let mut f = leak(3.0, 1.0);
-        young.apply(&mut f, None);
+        young.apply(&mut f, None, &ForecastParams::default());
         assert_eq!(f.severity, Severity::Critical, "under a day of record");
     }
 
@@ -314,13 +445,13 @@ mod tests {
             "{with_restart:?}"
         );
         let mut again = leak(3.0, 0.9);
-        with_restart.apply(&mut again, Some(8.0 * GI));
+        with_restart.apply(&mut again, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(again.severity, Severity::Critical);
         // Seen only as a drop: the peak touched the limit, so it proves nothing.
         let as_drop = Record::of(&hours, &[]);
         assert!(as_drop.recovered_peak_bytes > 7.0 * GI);
         let mut again = leak(3.0, 0.9);
-        as_drop.apply(&mut again, Some(8.0 * GI));
+        as_drop.apply(&mut again, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(again.severity, Severity::Critical);
     }
 
@@ -353,21 +484,52 @@ mod tests {
             "{r:?}"
         );
         let mut a_bit_higher = leak(4.2, 2.5);
-        r.apply(&mut a_bit_higher, Some(8.0 * GI));
+        r.apply(
+            &mut a_bit_higher,
+            Some(8.0 * GI),
+            &ForecastParams::default(),
+        );
         assert_eq!(a_bit_higher.pattern, Pattern::Excursion);
         let mut far_higher = leak(5.5, 2.5);
-        r.apply(&mut far_higher, Some(8.0 * GI));
+        r.apply(&mut far_higher, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(far_higher.severity, Severity::Critical, "past the spread");
 
         let rising = [3.0, 3.2, 3.4, 3.6, 3.8, 4.0, 4.2];
         let r = Record::of(&days_peaking(&rising), &[]);
         assert_eq!(r.margin_bytes, 0.0, "{r:?}");
         let mut higher = leak(4.3, 2.5);
-        r.apply(&mut higher, Some(8.0 * GI));
+        r.apply(&mut higher, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(higher.severity, Severity::Critical, "rising peaks");
 
         let short = Record::of(&days_peaking(&varying[..3]), &[]);
         assert_eq!(short.margin_bytes, 0.0, "three days: {short:?}");
+    }
+
+    /// Daily peaks that rise give a time to limit of their own, further ahead than
+    /// hours of fine history reach; peaks that only vary give none.
+    #[test]
+    fn rising_daily_peaks_give_a_time_to_limit() {
+        let rising = [3.0, 3.2, 3.4, 3.6, 3.8, 4.0, 4.2];
+        let r = Record::of(&days_peaking(&rising), &[]);
+        let p = ForecastParams::default();
+        let eta = r.peaks.unwrap().time_to_limit(8.0 * GI, 0, &p).unwrap();
+        // 3.8 GiB of room at 0.2 GiB a day; the newest peak came 3 hours before the
+        // end of the newest day.
+        let days = eta.seconds / 86_400.0;
+        assert!((days - (3.8 / 0.2 - 3.0 / 24.0)).abs() < 0.3, "{days}");
+        assert!(eta.lower_seconds < eta.seconds && eta.upper_seconds.unwrap() > eta.seconds);
+        let mut f = leak(2.0, 0.0);
+        (f.time_to_limit, f.pattern, f.severity) = (None, Pattern::Stable, Severity::None);
+        r.apply(&mut f, Some(6.0 * GI), &p);
+        assert_eq!(f.pattern, Pattern::Leak);
+        let days = f.time_to_limit.unwrap().seconds / 86_400.0;
+        assert!((8.5..9.5).contains(&days), "{days}");
+        let varying = Record::of(&days_peaking(&[3.6, 4.0, 3.4, 3.8, 3.5, 3.9, 3.7]), &[]);
+        assert!(varying
+            .peaks
+            .unwrap()
+            .time_to_limit(8.0 * GI, 0, &p)
+            .is_none());
     }
 
     /// A forecast from the run before stands on a run that reached the limit: the
@@ -377,7 +539,7 @@ mod tests {
         let r = Record::of(&days(3, 4.0), &[]);
         let mut f = leak(3.0, 2.5);
         f.previous_run_ms = Some(7_200_000);
-        r.apply(&mut f, Some(8.0 * GI));
+        r.apply(&mut f, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.previous_run_ms, Some(7_200_000));
     }

@@ -99,6 +99,11 @@ impl LongTier {
         self.record = Record::of_hours(self.hours.iter().map(|&h| unpack_hour(h)), |i| {
             restarts.binary_search(&(first + i as i64)).is_ok()
         });
+        // The line through the daily peaks stands at the end of the newest hour.
+        let end = (first + self.hours.len() as i64) * HOUR_MS;
+        if let Some(peaks) = &mut self.record.peaks {
+            peaks.at_ms = end;
+        }
     }
 
     /// Notes that the container restarted at `at` (ms): what it reached before is not
