@@ -255,6 +255,10 @@ impl Record {
         if let Some(eta) = peaks.time_to_limit(limit, now, params) {
             forecast.pattern = Pattern::Leak;
             forecast.growth_bytes_per_second = Some(peaks.growth_bytes_per_second);
+            if peaks.at_ms > 0 {
+                // The growth it reports is the days of peaks it stands on.
+                forecast.onset = Some(peaks.at_ms - peaks.days as i64 * 86_400_000);
+            }
             forecast.severity = params.severity_for(Some(eta.seconds), 1.0);
             forecast.time_to_limit = Some(eta);
         }
