@@ -210,6 +210,35 @@ fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
         row(&rule.label(), &score(&scenarios, &outcomes));
     }
     first_page_row("headroom", &s);
+    // Daily cycles can be told from growth only once days of them are held: the
+    // healthy draws that run past two days, and those alerted after that.
+    let two_days = 2 * 86_400_000;
+    let (mut held, mut alerted, mut critical) = (0, 0, 0);
+    for (scenario, outcomes) in scenarios.iter().zip(&headroom) {
+        let Some(start) = scenario.segments.iter().flatten().next().map(|x| x.at) else {
+            continue;
+        };
+        let end = scenario
+            .segments
+            .iter()
+            .flatten()
+            .map(|x| x.at)
+            .max()
+            .unwrap_or(start);
+        if !scenario.healthy() || end - start <= two_days {
+            continue;
+        }
+        held += 1;
+        let later: Vec<_> = outcomes
+            .iter()
+            .filter(|o| o.at >= start + two_days)
+            .collect();
+        alerted += usize::from(later.iter().any(|o| o.alert.is_some()));
+        critical += usize::from(later.iter().any(|o| o.alert == Some(Severity::Critical)));
+    }
+    println!(
+        "healthy draws alerted once two days are held: {alerted} of {held} ({critical} critical)"
+    );
     println!("worst cases (headroom):");
     for missed in s.missed.iter().take(8) {
         println!("  missed       {missed}");
