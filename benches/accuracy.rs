@@ -408,6 +408,9 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
     // Per VM window: its VM, its start, and (alerted, critical) for headroom then
     // each rule.
     type Window<'a> = (&'a bitbrains::Vm, i64, Vec<(bool, bool)>, Option<i64>);
+    // Near capacity, alert episodes (headroom's) and those the working set did not
+    // follow to 95% of the limit within 6 hours: alerts ahead of no approach.
+    let (mut episodes, mut unfollowed) = (0usize, 0usize);
     let mut results: Vec<Window> = Vec::new();
     let mut evaluations = 0usize;
     for vm in &vms {
@@ -425,6 +428,8 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
                     }
                 }
             }
+            let mut starts = Vec::new();
+            let mut firing = false;
             replay_with_long(&runs, Some(vm.limit), params, from, long, |e| {
                 evaluations += 1;
                 alerted |= e.alert.is_some();
@@ -432,7 +437,20 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
                 if e.alert.is_some() && first_alert.is_none() {
                     first_alert = Some(e.at);
                 }
+                if e.alert.is_some() && !firing {
+                    starts.push(e.at);
+                }
+                firing = e.alert.is_some();
             });
+            if vm.group == "near_capacity" {
+                let approached = |at: i64| {
+                    runs.iter().flatten().any(|s| {
+                        s.at >= at && s.at <= at + 6 * 3_600_000 && s.bytes >= 0.95 * vm.limit
+                    })
+                };
+                episodes += starts.len();
+                unfollowed += starts.iter().filter(|&&at| !approached(at)).count();
+            }
             seen.push((alerted, critical));
             for rule in rules {
                 let outcomes = rule_replay(&runs, vm.limit, params.step_ms, from, rule);
@@ -489,6 +507,9 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
             println!();
         }
     }
+    println!(
+        "near_capacity (both halves): {episodes} alert episodes, {unfollowed} of them not followed by the working set at 95% of the limit within 6 h"
+    );
     if verbose {
         println!("\nbitbrains windows headroom alerted on:");
         for (vm, start, seen, first) in &results {
