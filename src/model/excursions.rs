@@ -32,10 +32,18 @@ pub const MIN_HOURS: usize = 24;
 /// slope the forecast fits to it: a 20-minute ramp (twice the shortest regime the
 /// forecast fits) reads a third as steep. The factor allows for that, and no more.
 pub const STEEPER: f64 = 3.0;
-/// A peak at this share of the limit or more proves nothing safe: the kernel acts at
-/// the limit, and a fall from there is as likely a kill as a release (history read
-/// back from Prometheus knows no restarts, and hours are kept to within 0.8%).
+/// A peak at this share of the limit or more, come back from once, proves nothing
+/// safe: the kernel acts at the limit, and a fall from there is as likely a kill as
+/// a release (history read back from Prometheus knows no restarts, and hours are
+/// kept to within 0.8%). Come back from on [`REPEATED_DAYS`] days, it is what the
+/// container does (a cache filled to the limit and reclaimed, a heap collected):
+/// ramps like it are its known behaviour up to this share, where the alert holds at
+/// the limit anyway. (A container killed at the same hour every day, read back
+/// without its restarts, is quiet until this share on the daemon's first day; the
+/// restarts it then sees bring the run before into its forecasts.)
 pub const NEAR_LIMIT: f64 = 0.95;
+/// Days on which a peak near the limit came back before it is the container's own.
+pub const REPEATED_DAYS: usize = 3;
 
 /// Daily peaks give the record a margin only over at least this many days.
 pub const MARGIN_DAYS: usize = 4;
@@ -51,6 +59,10 @@ const MARGIN_SIGMAS: f64 = 2.0;
 pub struct Record {
     /// The highest hourly maximum that a later hour came back from (bytes); 0 when none.
     pub recovered_peak_bytes: f64,
+    /// The peak come back from on [`REPEATED_DAYS`] different days (24 hours each,
+    /// counted from the newest): the lowest of those days' highest (bytes; 0 when
+    /// fewer days came back from anything).
+    pub repeated_peak_bytes: f64,
     /// The steepest climb into an hour's maximum from the hour before's mean (bytes/s).
     pub steepest_rise_bytes_per_second: f64,
     /// Hours of history behind the record.
@@ -112,7 +124,15 @@ impl PeakTrend {
         } else {
             0.0
         };
+        // Peaks already at the limit are capped by it, not on course for it: the
+        // line through them says nothing of when.
+        if self.level_bytes >= NEAR_LIMIT * limit_bytes {
+            return None;
+        }
         let room = limit_bytes - self.level_bytes - slope * since;
+        if room <= 0.0 {
+            return None;
+        }
         let seconds = (room / slope).max(0.0);
         if seconds > MAX_EXTRAPOLATION * self.days as f64 * 86_400.0 {
             return None;
@@ -145,6 +165,9 @@ impl Record {
         I: DoubleEndedIterator<Item = Option<Hour>> + ExactSizeIterator + Clone,
     {
         let mut recovered_peak = 0.0f64;
+        // The highest peak come back from in each 24 hours, counted from the newest.
+        let count = hours.len();
+        let mut by_day = vec![0.0f64; count.div_ceil(24)];
         let mut lowest_mean_after = f64::INFINITY;
         for (i, h) in hours.clone().enumerate().rev() {
             if restarted(i) {
@@ -158,6 +181,8 @@ impl Record {
             };
             if h.max.is_finite() && lowest_mean_after <= h.max * (1.0 - CAME_BACK) {
                 recovered_peak = recovered_peak.max(h.max);
+                let day = &mut by_day[(count - 1 - i) / 24];
+                *day = day.max(h.max);
             }
             if h.mean.is_finite() {
                 lowest_mean_after = lowest_mean_after.min(h.mean);
@@ -180,8 +205,10 @@ impl Record {
             .take_while(|(i, _)| !restarted(*i))
             .map(|(_, h)| h);
         let peaks = daily_peaks(incarnation);
+        by_day.sort_by(|a, b| b.total_cmp(a));
         Record {
             recovered_peak_bytes: recovered_peak,
+            repeated_peak_bytes: by_day.get(REPEATED_DAYS - 1).copied().unwrap_or(0.0),
             steepest_rise_bytes_per_second: steepest,
             hours: hours.flatten().count(),
             margin_bytes: peak_margin(&peaks),
@@ -191,16 +218,19 @@ impl Record {
 
     /// Whether a growing forecast of a container whose limit is `limit_bytes` is its
     /// known behaviour: the record is long enough, the working set and the level it
-    /// climbs from are no higher than a peak it came back from (one short of the
-    /// limit; give or take the record's margin, up to [`NEAR_LIMIT`]), it climbs no steeper than it did before, and the forecast does not come
-    /// from a run before that ran out.
+    /// climbs from are no higher than a peak it came back from (give or take the
+    /// record's margin, and never past [`NEAR_LIMIT`] of the limit; a peak past that
+    /// counts only when it came back on [`REPEATED_DAYS`] days), it climbs no steeper
+    /// than it did before, and the forecast does not come from a run before that ran
+    /// out.
     pub fn known_behaviour(&self, forecast: &Forecast, limit_bytes: Option<f64>) -> bool {
         let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak);
         let Some(growth) = forecast.growth_bytes_per_second else {
             return false;
         };
-        let short_of_the_limit =
-            limit_bytes.is_none_or(|l| self.recovered_peak_bytes < NEAR_LIMIT * l);
+        let short_of_the_limit = limit_bytes.is_none_or(|l| {
+            self.recovered_peak_bytes < NEAR_LIMIT * l || self.repeated_peak_bytes >= NEAR_LIMIT * l
+        });
         let proven = limit_bytes.map_or(self.recovered_peak_bytes + self.margin_bytes, |l| {
             (self.recovered_peak_bytes + self.margin_bytes).min(NEAR_LIMIT * l)
         });
@@ -509,6 +539,26 @@ mod tests {
         assert_eq!(short.margin_bytes, 0.0, "three days: {short:?}");
     }
 
+    /// A peak near the limit come back from once proves nothing (it may have been a
+    /// kill); come back from on three days, it is what the container does, and ramps
+    /// below [`NEAR_LIMIT`] of the limit are quiet.
+    #[test]
+    fn a_peak_near_the_limit_counts_once_it_came_back_on_three_days() {
+        let limit = 8.0 * GI;
+        let once = Record::of(&days_peaking(&[4.0, 4.0, 7.8, 4.0, 4.0]), &[]);
+        assert!(once.recovered_peak_bytes >= 7.7 * GI);
+        let mut f = leak(5.0, 2.5);
+        once.apply(&mut f, Some(limit), &ForecastParams::default());
+        assert_eq!(f.severity, Severity::Critical, "{once:?}");
+        let thrice = Record::of(&days_peaking(&[7.8, 4.0, 7.8, 4.0, 7.8]), &[]);
+        let mut f = leak(5.0, 2.5);
+        thrice.apply(&mut f, Some(limit), &ForecastParams::default());
+        assert_eq!(f.pattern, Pattern::Excursion, "{thrice:?}");
+        let mut past = leak(7.7, 2.5);
+        thrice.apply(&mut past, Some(limit), &ForecastParams::default());
+        assert_eq!(past.severity, Severity::Critical, "past 95% of the limit");
+    }
+
     /// Daily peaks that rise give a time to limit of their own, further ahead than
     /// hours of fine history reach; peaks that only vary give none.
     #[test]
@@ -534,6 +584,9 @@ mod tests {
             .unwrap()
             .time_to_limit(8.0 * GI, 0, &p)
             .is_none());
+        // Peaks that already touch the limit every day are capped by it: no time.
+        let capped = r.peaks.unwrap().time_to_limit(4.3 * GI, 0, &p);
+        assert_eq!(capped, None, "peaks at 98% of the limit");
     }
 
     /// A forecast from the run before stands on a run that reached the limit: the
