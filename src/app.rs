@@ -74,8 +74,17 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<
             demo(&config, &args, shutdown).await
         }
         Command::Run => {
-            let config = Config::load(cli.global.config.as_deref(), &overrides)?;
-            daemon(&config, shutdown).await
+            let path = cli.global.config.clone();
+            let config = Config::load(path.as_deref(), &overrides)?;
+            // What SIGHUP and POST /-/reload run: the file read again, the same
+            // command-line overrides on top.
+            let reload: daemon::Reload<PrometheusSource> = Box::new(move || {
+                let config =
+                    Config::load(path.as_deref(), &overrides).map_err(|e| e.to_string())?;
+                let source = prometheus_source(&config).map_err(|e| format!("{e:#}"))?;
+                Ok((config, source))
+            });
+            daemon(&config, reload, shutdown).await
         }
     }
 }
@@ -155,6 +164,7 @@ fn emit(text: &str) -> Result<(), AppError> {
 
 async fn daemon(
     config: &Config,
+    reload: daemon::Reload<PrometheusSource>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
     let source = prometheus_source(config)?;
@@ -186,6 +196,7 @@ async fn daemon(
         listener,
         Box::new(|_, _| {}),
         |s: &PrometheusSource| s.client().stats().snapshot(),
+        Some(reload),
         shutdown,
     )
     .await?;
@@ -241,6 +252,7 @@ async fn demo(
         listener,
         demo_console(outcome.clone()),
         |_| Default::default(),
+        None,
         shutdown,
     )
     .await?;

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::api::{AlertTransition, Snapshot};
 use crate::config::Config;
@@ -99,6 +99,13 @@ pub type OnPoll = Box<dyn FnMut(&Snapshot, &[Event]) + Send>;
 /// Reads a source's fetch counters (Prometheus' bytes and requests; zero for others).
 pub type FetchCounter<S> = fn(&S) -> crate::source::prometheus::FetchTotals;
 
+/// Reads the configuration again and builds the source it describes: what a
+/// reload (SIGHUP, `POST /-/reload`) runs. An error says what is wrong, by key.
+pub type Reload<S> = Box<dyn FnMut() -> Result<(Config, S), String> + Send>;
+
+/// A request to reload, with where to answer: `Ok` or the reason it was refused.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
 /// Everything the poll loop drives, from one poll to the next.
 struct Service<S> {
     pipeline: Pipeline<S>,
@@ -112,25 +119,40 @@ struct Service<S> {
     /// The most recent alert transitions, newest last.
     transitions: VecDeque<AlertTransition>,
     last_success: Option<TimestampMs>,
+    /// How to reload, and the requests to (none for the demo).
+    reload: Option<Reload<S>>,
+    reload_requests: mpsc::Receiver<ReloadRequest>,
+    /// The configuration in force: what a reload compares against.
+    config: Config,
 }
 
 impl<S: Source> Service<S> {
     /// Runs the poll loop until `shutdown` resolves (or `stop_at` passes), publishing
     /// a snapshot after every poll.
     async fn run(&mut self, clock: Arc<dyn Clock>, shutdown: impl Future<Output = ()> + Send) {
-        let wall_interval = self.options.interval.div_f64(self.options.speed.max(1e-6));
         let mut failures = 0u32;
         let mut last_totals = (self.fetch_totals)(self.pipeline.source());
         let mut delay = Duration::ZERO;
         tokio::pin!(shutdown);
         loop {
-            tokio::select! {
-                _ = &mut shutdown => {
-                    tracing::info!("stopping the poll loop");
-                    return;
+            // Wait for the next poll; reloads asked for meanwhile are served at once.
+            let wake = tokio::time::Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => {
+                        tracing::info!("stopping the poll loop");
+                        return;
+                    }
+                    _ = tokio::time::sleep_until(wake) => break,
+                    Some(reply) = self.reload_requests.recv() => {
+                        let outcome = self.reload();
+                        // A new source counts its fetches from zero.
+                        last_totals = (self.fetch_totals)(self.pipeline.source());
+                        let _ = reply.send(outcome);
+                    }
                 }
-                _ = tokio::time::sleep(delay) => {}
             }
+            let wall_interval = self.options.interval.div_f64(self.options.speed.max(1e-6));
             let started = Instant::now();
             let now = clock.now();
             if self.options.stop_at.is_some_and(|end| now > end) {
@@ -169,6 +191,70 @@ impl<S: Source> Service<S> {
                 .poll_duration
                 .observe(started.elapsed().as_secs_f64());
         }
+    }
+
+    /// Reads the configuration again and takes it, keeping every container's history
+    /// and alert state: the source, forecast and alert settings, receivers, sidecar
+    /// names and poll timing change; what the store and the HTTP server were built
+    /// with stays until a restart (logged). A configuration that does not load, or
+    /// that changes what names a container, is refused and the one in force kept.
+    fn reload(&mut self) -> Result<(), String> {
+        let outcome = self.try_reload();
+        match &outcome {
+            Ok(()) => {
+                self.telemetry.config_reload_successful.set(1);
+                self.telemetry
+                    .config_reload_success_time
+                    .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+                tracing::info!("configuration reloaded");
+            }
+            Err(e) => {
+                self.telemetry.config_reload_successful.set(0);
+                tracing::error!(error = %e, "configuration reload failed; keeping the one in force");
+            }
+        }
+        outcome
+    }
+
+    fn try_reload(&mut self) -> Result<(), String> {
+        let Some(load) = self.reload.as_mut() else {
+            return Err("this run cannot reload its configuration".into());
+        };
+        let (config, source) = load()?;
+        if config.extra_identity_labels != self.config.extra_identity_labels {
+            return Err(format!(
+                "identity.extra_labels changed ({:?} -> {:?}): they name every container, so they change only with a restart",
+                self.config.extra_identity_labels, config.extra_identity_labels
+            ));
+        }
+        let receivers =
+            crate::notify::receivers(&config.receivers).map_err(|e| format!("{e:#}"))?;
+        let mut kept = self.pipeline.reconfigure(source, &config);
+        if config.server.listen_address != self.config.server.listen_address {
+            kept.push("server.listen_address");
+        }
+        if config.store.forget_after != self.config.store.forget_after {
+            kept.push("store.forget_after");
+        }
+        if !kept.is_empty() {
+            tracing::warn!(
+                settings = %kept.join(", "),
+                "these settings take effect at the next restart"
+            );
+        }
+        self.notifier.reconfigure(
+            config.alert_settings(),
+            receivers,
+            config.retry_policy(),
+            config.alerts.drain_timeout,
+            Some(self.telemetry.clone()),
+        );
+        self.explainer
+            .reconfigure(config.sidecar_names.clone(), config.forecast_params());
+        self.options.interval = config.poll_interval;
+        self.options.stale_after = config.stale_after;
+        self.config = config;
+        Ok(())
     }
 
     /// After a successful poll: attribute OOM kills, evaluate, explain, hand the
@@ -324,6 +410,28 @@ impl<S: Source> Service<S> {
     }
 }
 
+/// Turns every SIGHUP into a reload request, as Prometheus and Alertmanager do (and
+/// the config-reloader sidecars that serve them rely on). Without it, SIGHUP would
+/// end the process.
+fn hangups(reloads: mpsc::Sender<ReloadRequest>) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            let (reply, _) = oneshot::channel();
+            if reloads.send(reply).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
 /// The forecast of the container an OOM kill is attributed to (the reported one when
 /// none was at its limit).
 fn report_of<'a>(kill: &OomKill, reports: &'a [ContainerReport]) -> Option<&'a ContainerReport> {
@@ -338,6 +446,8 @@ fn report_of<'a>(kill: &OomKill, reports: &'a [ContainerReport]) -> Option<&'a C
 
 /// Serves the API on `listener` while the poll loop runs; both stop on `shutdown`
 /// (the server after a bounded drain, the receivers within `alerts.drain_timeout`).
+/// With `reload`, SIGHUP and `POST /-/reload` reload the configuration (see
+/// [`Service::reload`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve<S: Source + 'static>(
     pipeline: Pipeline<S>,
@@ -347,6 +457,7 @@ pub async fn serve<S: Source + 'static>(
     listener: tokio::net::TcpListener,
     on_poll: OnPoll,
     fetch_totals: FetchCounter<S>,
+    reload: Option<Reload<S>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let telemetry = Arc::new(Telemetry::new(
@@ -369,10 +480,20 @@ pub async fn serve<S: Source + 'static>(
         Some(telemetry.clone()),
     );
     let (snapshots, receiver) = watch::channel(Arc::new(Snapshot::default()));
+    let (reloads, reload_requests) = mpsc::channel::<ReloadRequest>(4);
+    let reloads = reload.is_some().then_some(reloads);
+    if let Some(reloads) = &reloads {
+        telemetry.config_reload_successful.set(1);
+        telemetry
+            .config_reload_success_time
+            .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+        hangups(reloads.clone());
+    }
     let app = crate::api::router(crate::api::AppState {
         snapshots: receiver,
         telemetry: telemetry.clone(),
         request_timeout: config.server.request_timeout,
+        reloads,
     });
     let (stop, mut stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
@@ -393,6 +514,9 @@ pub async fn serve<S: Source + 'static>(
         options,
         transitions: VecDeque::new(),
         last_success: None,
+        reload,
+        reload_requests,
+        config: config.clone(),
     };
     service.run(clock, shutdown).await;
     let _ = stop.send(true);

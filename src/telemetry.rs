@@ -46,6 +46,8 @@ pub struct Telemetry {
     pub containers_tracked: IntGauge,
     pub containers_exported: IntGauge,
     pub last_success: Gauge,
+    pub config_reload_successful: IntGauge,
+    pub config_reload_success_time: Gauge,
     pub forecast_duration: Histogram,
     pub notifications: IntCounterVec,
     pub notification_failures: IntCounterVec,
@@ -102,6 +104,8 @@ impl Telemetry {
             containers_tracked: must(IntGauge::new("headroom_containers_tracked", "Containers in the store.")),
             containers_exported: must(IntGauge::new("headroom_containers_exported", "Containers with per-container series on this endpoint.")),
             last_success: must(Gauge::new("headroom_last_successful_poll_timestamp_seconds", "Unix time of the last successful poll.")),
+            config_reload_successful: must(IntGauge::new("headroom_config_last_reload_successful", "Whether the last configuration reload attempt was successful.")),
+            config_reload_success_time: must(Gauge::new("headroom_config_last_reload_success_timestamp_seconds", "Timestamp of the last successful configuration reload.")),
             forecast_duration: must(Histogram::with_opts(
                 HistogramOpts::new("headroom_forecast_duration_seconds", "Time to forecast every container once.")
                     .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
@@ -155,6 +159,8 @@ impl Telemetry {
             Box::new(t.containers_tracked.clone()),
             Box::new(t.containers_exported.clone()),
             Box::new(t.last_success.clone()),
+            Box::new(t.config_reload_successful.clone()),
+            Box::new(t.config_reload_success_time.clone()),
             Box::new(t.forecast_duration.clone()),
             Box::new(t.notifications.clone()),
             Box::new(t.notification_failures.clone()),

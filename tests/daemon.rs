@@ -6,7 +6,9 @@ mod common;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use common::{free_port, http_get, openmetrics, wait_for, SeriesSpec, TestPrometheus, MI};
+use common::{
+    free_port, http_get, http_post, openmetrics, wait_for, SeriesSpec, TestPrometheus, MI,
+};
 
 /// `headroom demo --speed 900` serving on `port`, with `extra` arguments; its stdout
 /// and stderr go to `output()`.
@@ -226,6 +228,126 @@ fn run_is_scraped_survives_an_outage_and_stops_on_sigterm() {
         "{logs}"
     );
     assert!(logs.contains(r#""message":"headroom stopped""#), "{logs}");
+}
+
+/// Issue 16: SIGHUP and `POST /-/reload` reload the configuration as Prometheus
+/// does. The new settings take effect (a shorter critical horizon turns the
+/// sidecar's critical alert into a warning) while history and alert state carry on
+/// (the alert is not fired again, the segment is the same); a broken file is
+/// refused with its problem, the one in force kept and the process alive.
+#[test]
+fn reload_takes_a_new_config_keeps_history_and_refuses_a_broken_one() {
+    let port = free_port();
+    let prometheus = TestPrometheus::start(&live_history());
+    let config = |critical: &str| {
+        format!(
+            "prometheus:\n  url: {}\n  timeout: 2s\nstore:\n  lookback: 3h\n  resolution: 2s\npoll:\n  interval: 2s\nforecast:\n  critical_horizon: {critical}\n  warning_pending: 1s\n  critical_pending: 1s\n  pending_samples: 1\n  keep_firing_for: 1s\nserver:\n  listen_address: 127.0.0.1:{port}\n",
+            prometheus.url()
+        )
+    };
+    let (mut child, file) =
+        common::headroom_run(&config("2h"), &["--log-format", "json"], Stdio::piped());
+    let sidecar = || -> Option<serde_json::Value> {
+        let (_, body) = http_get(port, "/api/v1/forecasts").ok()?;
+        let reports: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        reports
+            .into_iter()
+            .find(|r| r["container"] == "istio-proxy")
+    };
+    let before = wait_for("the sidecar's critical alert", 120, || {
+        sidecar().filter(|r| r["alert"] == "critical")
+    });
+    let metric = |name: &str| -> Option<f64> {
+        let (_, body) = http_get(port, "/metrics").ok()?;
+        body.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    assert_eq!(metric("headroom_config_last_reload_successful"), Some(1.0));
+
+    // SIGHUP with an unchanged file: reloaded, the process alive.
+    let hup = |child: &std::process::Child| {
+        let sent = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    let first_success = metric("headroom_config_last_reload_success_timestamp_seconds").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    hup(&child);
+    wait_for("the SIGHUP reload", 20, || {
+        metric("headroom_config_last_reload_success_timestamp_seconds")
+            .filter(|t| *t > first_success)
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not end headroom"
+    );
+
+    // POST /-/reload with a critical horizon of 10 minutes: the alert is a warning now.
+    std::fs::write(file.path(), config("10m")).unwrap();
+    let (status, body) = http_post(port, "/-/reload").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let after = wait_for("the alert to follow the new horizon", 30, || {
+        sidecar().filter(|r| r["alert"] == "warning")
+    });
+    assert_eq!(
+        after["segments"][0]["start"], before["segments"][0]["start"],
+        "the same history: {after}"
+    );
+    let (_, events) = http_get(port, "/api/v1/events").unwrap();
+    let events: serde_json::Value = serde_json::from_str(&events).unwrap();
+    let kinds: Vec<&str> = events["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["container"] == "istio-proxy")
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["fired", "deescalated"], "{events:?}");
+
+    // A broken file: refused with its problem, by key and line; nothing changes.
+    std::fs::write(
+        file.path(),
+        config("10m").replace("interval: 2s", "interval: soon"),
+    )
+    .unwrap();
+    let (status, body) = http_post(port, "/-/reload").unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("poll.interval"), "{body}");
+    assert_eq!(metric("headroom_config_last_reload_successful"), Some(0.0));
+    hup(&child);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a bad reload must not end headroom"
+    );
+    assert_eq!(sidecar().unwrap()["alert"], "warning");
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = wait_for("headroom to exit", 20, || child.try_wait().ok().flatten());
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(status.success(), "{logs}");
+    assert!(
+        logs.contains(r#""message":"configuration reloaded""#),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(r#""message":"configuration reload failed; keeping the one in force""#),
+        "{logs}"
+    );
 }
 
 /// The status page as a browser paints it, while the sidecar alert fires. The demo

@@ -92,6 +92,10 @@ pub struct AppState {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub telemetry: Arc<Telemetry>,
     pub request_timeout: Duration,
+    /// Where `POST /-/reload` asks the service to reload its configuration, with
+    /// where to answer; `None` when this run cannot (the demo).
+    pub reloads:
+        Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>>,
 }
 
 /// One error shape for the whole API: `{"error": "..."}` with a fitting status.
@@ -128,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/-/reload", axum::routing::post(reload).put(reload))
         .route("/api/v1/forecasts", get(forecasts))
         .route("/api/v1/events", get(events))
         .route("/api/v1/pods/{namespace}/{pod}", get(pod_detail))
@@ -146,6 +151,28 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// `POST /-/reload` (or `PUT`), as Prometheus has it: reloads the configuration
+/// file and answers once it is in force (200), or why it was refused (500, the one
+/// in force kept).
+async fn reload(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    let Some(reloads) = &state.reloads else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this run cannot reload its configuration",
+        ));
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "headroom is stopping");
+    reloads.send(reply).await.map_err(|_| stopped())?;
+    match answer.await.map_err(|_| stopped())? {
+        Ok(()) => Ok("configuration reloaded\n"),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}"),
+        )),
+    }
 }
 
 fn latest(state: &AppState) -> Arc<Snapshot> {

@@ -64,6 +64,7 @@ fn state(snapshot: Snapshot) -> (AppState, watch::Sender<Arc<Snapshot>>) {
             snapshots: rx,
             telemetry,
             request_timeout: Duration::from_secs(5),
+            reloads: None,
         },
         tx,
     )

@@ -61,6 +61,13 @@ impl Explainer {
         }
     }
 
+    /// Takes a reloaded configuration's sidecar names and forecast parameters; the
+    /// pod metadata read and the OOM kills recorded carry on.
+    pub fn reconfigure(&mut self, sidecar_names: Vec<String>, params: ForecastParams) {
+        self.sidecar_names = sidecar_names;
+        self.params = params;
+    }
+
     /// Attributes the OOM kills a poll found and remembers them; returns the news
     /// (see [`KillRecord::record`]).
     pub fn record_kills(

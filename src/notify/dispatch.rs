@@ -177,6 +177,11 @@ impl Dispatcher {
         }
     }
 
+    /// New settings (a reloaded configuration); what fires carries on.
+    pub fn reconfigure(&mut self, settings: AlertSettings) {
+        self.settings = settings;
+    }
+
     fn ends_at(&self, now: TimestampMs) -> TimestampMs {
         let every = self
             .settings

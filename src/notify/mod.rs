@@ -184,15 +184,45 @@ impl Notifier {
         }
     }
 
+    /// Takes a reloaded configuration: new receivers (their outboxes start empty) and
+    /// settings, while the alert lifecycle — what fires, and what each receiver was
+    /// last told — carries on. The old receivers drain what they hold in the
+    /// background, within the drain period.
+    pub fn reconfigure(
+        &mut self,
+        settings: AlertSettings,
+        receivers: Vec<Arc<dyn Receiver>>,
+        policy: RetryPolicy,
+        drain: Duration,
+        telemetry: Option<Arc<Telemetry>>,
+    ) {
+        let fresh = Notifier::start(settings.clone(), receivers, policy, drain, telemetry);
+        self.dispatcher.reconfigure(settings);
+        let workers = std::mem::replace(&mut self.workers, fresh.workers);
+        let tasks = std::mem::replace(&mut self.tasks, fresh.tasks);
+        let old_drain = std::mem::replace(&mut self.drain, drain);
+        tokio::spawn(drain_workers(workers, tasks, old_drain));
+    }
+
     /// Drains every outbox within the grace period, then stops the workers.
     pub async fn shutdown(self) {
-        for w in &self.workers {
-            w.close();
-        }
-        let deadline = self.drain + Duration::from_secs(1);
-        for task in self.tasks {
-            let _ = tokio::time::timeout(deadline, task).await;
-        }
+        drain_workers(self.workers, self.tasks, self.drain).await;
+    }
+}
+
+/// Closes `workers`' outboxes and waits for their `tasks` to deliver what they hold,
+/// each for `drain` (and a second) at most.
+async fn drain_workers(
+    workers: Vec<Arc<Worker>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    drain: Duration,
+) {
+    for w in &workers {
+        w.close();
+    }
+    let deadline = drain + Duration::from_secs(1);
+    for task in tasks {
+        let _ = tokio::time::timeout(deadline, task).await;
     }
 }
 

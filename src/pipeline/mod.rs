@@ -143,6 +143,32 @@ impl<S: Source> Pipeline<S> {
         }
     }
 
+    /// Takes a reloaded configuration: a new `source` (its URL, credentials,
+    /// queries), the forecast and alert settings, and how often limits and restarts
+    /// are read, while the store (every container's history, both tiers) and each
+    /// container's alert state carry on. What the store was built with — its
+    /// resolution, lookback and forgetting — stays as it was until a restart; the
+    /// settings that differ are returned, by key, for the caller to say so.
+    pub fn reconfigure(&mut self, source: S, config: &Config) -> Vec<&'static str> {
+        let mut kept = Vec::new();
+        if config.store.resolution != self.step {
+            kept.push("store.resolution");
+        }
+        if config.store.lookback != self.lookback {
+            kept.push("store.lookback");
+        }
+        self.source = source;
+        self.min_limit_bytes = config.forecast.min_limit_bytes as f64;
+        self.params = config.forecast_params();
+        self.alert_params = config.alert_params();
+        self.evaluation_step_ms = config.poll_interval.max(self.step).as_millis() as i64;
+        self.limits_interval = config.limits_interval;
+        self.restarts_interval = config.restarts_interval;
+        // A new source may see other limits: read them at the next poll.
+        self.limits_read_at = None;
+        kept
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

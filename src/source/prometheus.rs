@@ -126,16 +126,20 @@ pub struct FetchTotals {
     pub request_micros: u64,
 }
 
+/// What was fetched since `earlier` (zero for a counter that started again, as a
+/// reloaded source's does).
 impl std::ops::Sub for FetchTotals {
     type Output = FetchTotals;
     fn sub(self, earlier: FetchTotals) -> FetchTotals {
         FetchTotals {
-            requests: self.requests - earlier.requests,
-            failed_requests: self.failed_requests - earlier.failed_requests,
-            response_bytes: self.response_bytes - earlier.response_bytes,
-            samples: self.samples - earlier.samples,
-            non_finite_samples: self.non_finite_samples - earlier.non_finite_samples,
-            request_micros: self.request_micros - earlier.request_micros,
+            requests: self.requests.saturating_sub(earlier.requests),
+            failed_requests: self.failed_requests.saturating_sub(earlier.failed_requests),
+            response_bytes: self.response_bytes.saturating_sub(earlier.response_bytes),
+            samples: self.samples.saturating_sub(earlier.samples),
+            non_finite_samples: self
+                .non_finite_samples
+                .saturating_sub(earlier.non_finite_samples),
+            request_micros: self.request_micros.saturating_sub(earlier.request_micros),
         }
     }
 }
