@@ -57,10 +57,68 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
-/// Parses a duration such as `30s`, `5m`, `1h30m` or `7d`.
+/// Parses a duration as Prometheus writes them: whole numbers of `y` (365 days),
+/// `w`, `d`, `h`, `m`, `s` and `ms`, each unit at most once and largest first:
+/// `30s`, `5m`, `1h30m`, `7d`, `200ms`; `0` alone is zero. There are no months
+/// (`5M` is an error, not five months) and no fractions.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{text:?} is not a duration ({e}); expected e.g. 30s, 5m, 2h, 7d"))
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let bad = |why: String| {
+        format!("{text:?} is not a duration: {why}; write e.g. 30s, 5m, 1h30m, 7d (units y, w, d, h, m, s, ms)")
+    };
+    let trimmed = text.trim();
+    if trimmed == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if trimmed.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    let mut rest = trimmed;
+    let mut total: u64 = 0;
+    let mut last_rank = None;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad(format!("{rest:?} does not start with a whole number")));
+        }
+        let (number, after) = rest.split_at(digits);
+        let letters = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(letters);
+        let Some(rank) = UNITS.iter().position(|(u, _)| *u == unit) else {
+            return Err(bad(if unit.is_empty() {
+                format!("{number} has no unit")
+            } else if unit == "M" {
+                "\"M\" is no unit (there are no months; 30d is a month's worth)".into()
+            } else {
+                format!("{unit:?} is no unit")
+            }));
+        };
+        if last_rank.is_some_and(|r| rank <= r) {
+            return Err(bad(format!(
+                "{unit:?} comes after a unit as small or smaller (largest first, each once)"
+            )));
+        }
+        last_rank = Some(rank);
+        let value: u64 = number
+            .parse()
+            .map_err(|_| bad(format!("{number} is too large")))?;
+        total = value
+            .checked_mul(UNITS[rank].1)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(|| bad("it is too long".into()))?;
+        rest = after;
+    }
+    Ok(Duration::from_millis(total))
 }
 
 /// Formats bytes with the binary suffix a Kubernetes user reads limits in: `127.3Mi`.
@@ -166,6 +224,29 @@ mod tests {
         assert!(parse_duration("2 hours please")
             .unwrap_err()
             .contains("not a duration"));
+        // Prometheus' units, largest first, each once.
+        let ms = |text: &str| parse_duration(text).map(|d| d.as_millis());
+        assert_eq!(ms("200ms"), Ok(200));
+        assert_eq!(ms("1m30s"), Ok(90_000));
+        assert_eq!(ms("2w1d"), Ok(15 * 86_400_000));
+        assert_eq!(ms("1y"), Ok(365 * 86_400_000));
+        assert_eq!(ms("1h0m5s10ms"), Ok(3_605_010));
+        assert_eq!(ms(" 0 "), Ok(0));
+        // No months, fractions, repeats, wrong order, bare numbers or overflow.
+        for (text, says) in [
+            ("5M", "no months"),
+            ("1.5h", "no unit"),
+            ("30m1h", "largest first"),
+            ("5m5m", "largest first"),
+            ("30", "30 has no unit"),
+            ("", "empty"),
+            ("h", "whole number"),
+            ("99999999999999999999s", "too large"),
+            ("600000000y", "too long"),
+        ] {
+            let error = parse_duration(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
     }
 
     #[test]
