@@ -340,6 +340,17 @@ impl Config {
     }
 }
 
+/// The labels headroom sets on every alert, which `alerts.labels` cannot override.
+const RESERVED_ALERT_LABELS: [&str; 7] = [
+    "alertname",
+    "namespace",
+    "pod",
+    "container",
+    "severity",
+    "sidecar",
+    "workload",
+];
+
 impl Config {
     /// Reads and validates a config file; `None` means built-in defaults plus overrides.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
@@ -366,11 +377,13 @@ impl Config {
         origin: &str,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let raw = parse_raw(text).map_err(|problem| ConfigError {
+        let (raw, parse_problems) = parse_raw(text);
+        let raw = raw.ok_or_else(|| ConfigError {
             origin: origin.to_string(),
-            problems: vec![problem],
+            problems: parse_problems.clone(),
         })?;
         let mut v = Validator::new(text);
+        v.problems.extend(parse_problems);
         let config = v.validate(raw, overrides);
         // Read top to bottom, like the file; problems about defaults come last.
         v.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
@@ -385,18 +398,76 @@ impl Config {
     }
 }
 
-fn parse_raw(text: &str) -> Result<RawConfig, Problem> {
+/// The file as written, and every problem reading it: an unknown key or a value of
+/// the wrong type is noted and left out, and the rest read on, so that one mistake
+/// hides no other. `None` when the text is no YAML mapping at all.
+fn parse_raw(text: &str) -> (Option<RawConfig>, Vec<Problem>) {
     // An empty file, or one of comments only, means "all defaults".
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_problem(&e, ""))?;
+    let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return (None, vec![yaml_problem(&e, "")]),
+    };
     if value.is_null() {
-        return Ok(RawConfig::default());
+        return (Some(RawConfig::default()), Vec::new());
     }
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let key = if path == "." { String::new() } else { path };
-        yaml_problem(e.inner(), &key)
-    })
+    let mut problems = Vec::new();
+    // Each round leaves one bad key out; a file has only so many.
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, RawConfig>(value.clone()) {
+            Ok(raw) => return (Some(raw), problems),
+            Err(e) => {
+                let path = e.path().to_string();
+                let key = if path == "." { String::new() } else { path };
+                let mut problem = yaml_problem(e.inner(), &key);
+                problem.line = problem.line.or_else(|| crate::vocab::check::locate_key(text, &key));
+                problems.push(problem);
+                if key.is_empty() || !remove_key(&mut value, &key) {
+                    return (None, problems);
+                }
+            }
+        }
+    }
+    (None, problems)
+}
+
+/// Removes the dotted `key` (`a.b[2].c`) from `value`; false when it is not there.
+fn remove_key(value: &mut serde_yaml::Value, key: &str) -> bool {
+    let segments: Vec<&str> = key.split('.').collect();
+    remove_path(value, &segments)
+}
+
+fn remove_path(value: &mut serde_yaml::Value, segments: &[&str]) -> bool {
+    let split = |segment: &str| -> (String, Option<usize>) {
+        match segment.split_once('[') {
+            Some((n, i)) => (n.to_string(), i.trim_end_matches(']').parse().ok()),
+            None => (segment.to_string(), None),
+        }
+    };
+    match segments {
+        [] => false,
+        [last] => match split(last) {
+            (name, Some(i)) => match value.get_mut(name.as_str()).and_then(|v| v.as_sequence_mut()) {
+                Some(seq) if i < seq.len() => {
+                    seq.remove(i);
+                    true
+                }
+                _ => false,
+            },
+            (name, None) => value
+                .as_mapping_mut()
+                .and_then(|m| m.remove(name.as_str()))
+                .is_some(),
+        },
+        [first, rest @ ..] => {
+            let (name, index) = split(first);
+            let child = value.get_mut(name.as_str());
+            let child = match index {
+                Some(i) => child.and_then(|c| c.get_mut(i)),
+                None => child,
+            };
+            child.is_some_and(|c| remove_path(c, rest))
+        }
+    }
 }
 
 fn yaml_problem(e: &serde_yaml::Error, key: &str) -> Problem {
@@ -678,6 +749,14 @@ impl Validator<'_> {
                     &format!("alerts.labels.{name}"),
                     "is not a Prometheus label name",
                 );
+            } else if RESERVED_ALERT_LABELS.contains(&name.as_str()) {
+                self.problem(
+                    &format!("alerts.labels.{name}"),
+                    format!(
+                        "is set by headroom on every alert ({}), so this would be ignored; choose another name",
+                        RESERVED_ALERT_LABELS.join(", ")
+                    ),
+                );
             }
         }
         let resend_interval = self.duration("alerts.resend_interval", &a.resend_interval, "1m");
@@ -826,6 +905,37 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse_str(text, "test.yaml", &Overrides::default())
+    }
+
+    /// Issue 16: every mistake gets its own problem, at its own line, in one
+    /// reading: unknown keys and wrong types hide nothing else; list items are
+    /// located by their own lines; months, empty secrets and headroom's own alert
+    /// labels are refused.
+    #[test]
+    fn every_problem_is_reported_at_once_at_its_own_line() {
+        let text = "prometheus:\n  url: http://127.0.0.1:9\n  bogus: 1\nforecast:\n  pending_samples: many\npoll:\n  interval: 5M\nalerts:\n  labels:\n    severity: page\n    team: sre\nreceivers:\n  webhook:\n    - url: http://127.0.0.1:1/a\n    - url: http://127.0.0.1:1/b\n      hmac_secret: \"\"\n      extra: 1\n";
+        let err = parse(text).unwrap_err();
+        let found: Vec<(&str, Option<usize>)> = err
+            .problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.line))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("prometheus.bogus", Some(3)),
+                ("forecast.pending_samples", Some(5)),
+                ("poll.interval", Some(7)),
+                ("alerts.labels.severity", Some(10)),
+                ("receivers.webhook[1].hmac_secret", Some(16)),
+                ("receivers.webhook[1].extra", Some(17)),
+            ],
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("no months"), "{text}");
+        assert!(text.contains("is set by headroom on every alert"), "{text}");
+        assert!(text.contains("is empty"), "{text}");
     }
 
     #[test]

@@ -102,6 +102,10 @@ impl<'a> Validator<'a> {
                 self.problem(key, format!("set either {key} or {key}_file, not both"));
                 None
             }
+            (Some(value), None) if value.trim().is_empty() => {
+                self.problem(key, format!("is empty (remove {key} or give it a value)"));
+                None
+            }
             (Some(value), None) => Some(SecretValue::Inline(value.clone())),
             (None, Some(_)) => self
                 .existing_file(&format!("{key}_file"), file)
@@ -200,43 +204,92 @@ impl<'a> Validator<'a> {
     }
 }
 
-/// Finds the 1-based line of a dotted key (`prometheus.tls.ca_file`) in block-style YAML,
-/// so a problem found after parsing can still point at its line. Returns `None` for keys
-/// the file does not spell out (defaults) or flow-style YAML.
+/// Finds the 1-based line of a dotted key (`prometheus.tls.ca_file`, or with list
+/// items `receivers.webhook[1].url`) in block-style YAML, so a problem found after
+/// parsing can still point at its line. A key the file does not spell out (a
+/// default) gets the line of its nearest parent that it does; flow-style YAML none.
 pub fn locate_key(text: &str, dotted: &str) -> Option<usize> {
-    let mut parts = dotted.split('.').peekable();
-    let mut want = parts.next()?;
-    let mut min_indent = 0usize;
-    let mut found = None;
+    // Each line's entries: a list item's dash, and the text after it (or the line's
+    // text), with their indents.
+    enum Entry<'t> {
+        Item,
+        Text(&'t str),
+    }
+    let mut entries: Vec<(usize, usize, Entry)> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let indent = line.len() - trimmed.len();
-        if found.is_some() && indent < min_indent {
-            // Left the parent's block without finding the child.
-            return found;
+        let mut indent = line.len() - trimmed.len();
+        let mut rest = trimmed;
+        while rest == "-" || rest.starts_with("- ") {
+            entries.push((index + 1, indent, Entry::Item));
+            let after = rest[1..].trim_start();
+            indent += rest.len() - after.len();
+            rest = after;
         }
-        if indent < min_indent {
-            continue;
+        if !rest.is_empty() {
+            entries.push((index + 1, indent, Entry::Text(rest)));
         }
-        let key = trimmed
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches(['"', '\'']);
-        if key == want && trimmed.contains(':') {
-            found = Some(index + 1);
-            match parts.next() {
-                Some(next) => {
-                    want = next;
-                    min_indent = indent + 1;
+    }
+    let key_of = |t: &str| -> Option<String> {
+        let (key, _) = t.split_once(':')?;
+        Some(key.trim().trim_matches(['"', '\'']).to_string())
+    };
+    let mut found = None;
+    let mut start = 0usize;
+    let mut min_indent = 0usize;
+    for segment in dotted.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        // The key, within the block being searched.
+        let mut at = None;
+        for (i, (line, indent, entry)) in entries.iter().enumerate().skip(start) {
+            if *indent < min_indent {
+                break;
+            }
+            if let Entry::Text(t) = entry {
+                if key_of(t).as_deref() == Some(name) {
+                    at = Some((i, *line, *indent));
+                    break;
                 }
-                None => return found,
             }
         }
+        let Some((i, line, indent)) = at else {
+            return found;
+        };
+        found = Some(line);
+        start = i + 1;
+        min_indent = indent + 1;
+        let Some(wanted) = index else {
+            continue;
+        };
+        // The wanted item of the list under it: dashes at the first dash's indent
+        // (which may be the key's own: `key:` then `- item` below it).
+        let mut dashes = entries
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take_while(|(_, (_, at, e))| {
+                *at > indent || (*at == indent && matches!(e, Entry::Item))
+            })
+            .filter(|(_, (_, _, e))| matches!(e, Entry::Item));
+        let Some((first, (_, dash_indent, _))) = dashes.next() else {
+            return found;
+        };
+        let item = std::iter::once((first, &entries[first]))
+            .chain(dashes)
+            .filter(|(_, (_, indent, _))| indent == dash_indent)
+            .nth(wanted);
+        let Some((i, (line, indent, _))) = item else {
+            return found;
+        };
+        found = Some(*line);
+        start = i + 1;
+        min_indent = indent + 1;
     }
     found
 }
@@ -252,5 +305,18 @@ mod tests {
         assert_eq!(locate_key(text, "b.c.x"), Some(6));
         assert_eq!(locate_key(text, "a.x"), Some(2));
         assert_eq!(locate_key(text, "a.nope"), Some(1));
+    }
+
+    #[test]
+    fn locate_key_finds_list_items_by_their_own_line() {
+        let text = "receivers:\n  webhook:\n    - url: a\n      hmac_secret: x\n    # two\n    - name: b\n      url: c\n  slack:\n  - url: d\n";
+        assert_eq!(locate_key(text, "receivers.webhook[0].url"), Some(3));
+        assert_eq!(locate_key(text, "receivers.webhook[0].hmac_secret"), Some(4));
+        assert_eq!(locate_key(text, "receivers.webhook[1]"), Some(6));
+        assert_eq!(locate_key(text, "receivers.webhook[1].url"), Some(7));
+        // A key the item does not spell out: the item's line.
+        assert_eq!(locate_key(text, "receivers.webhook[1].timeout"), Some(6));
+        assert_eq!(locate_key(text, "receivers.slack[0].url"), Some(9));
+        assert_eq!(locate_key(text, "receivers.webhook[5].url"), Some(2));
     }
 }
