@@ -419,7 +419,9 @@ fn parse_raw(text: &str) -> (Option<RawConfig>, Vec<Problem>) {
                 let path = e.path().to_string();
                 let key = if path == "." { String::new() } else { path };
                 let mut problem = yaml_problem(e.inner(), &key);
-                problem.line = problem.line.or_else(|| crate::vocab::check::locate_key(text, &key));
+                problem.line = problem
+                    .line
+                    .or_else(|| crate::vocab::check::locate_key(text, &key));
                 problems.push(problem);
                 if key.is_empty() || !remove_key(&mut value, &key) {
                     return (None, problems);
@@ -446,7 +448,10 @@ fn remove_path(value: &mut serde_yaml::Value, segments: &[&str]) -> bool {
     match segments {
         [] => false,
         [last] => match split(last) {
-            (name, Some(i)) => match value.get_mut(name.as_str()).and_then(|v| v.as_sequence_mut()) {
+            (name, Some(i)) => match value
+                .get_mut(name.as_str())
+                .and_then(|v| v.as_sequence_mut())
+            {
                 Some(seq) if i < seq.len() => {
                     seq.remove(i);
                     true

@@ -250,23 +250,20 @@ async fn slack_gets_exact_block_kit_and_survives_every_failure() {
         .all(|r| r.path == "/services/T000/B000/XXXX"));
     let expected = serde_json::json!({
         "text": "CRITICAL: istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~38m (90% interval 31m–47m); growth +31Mi/h began 14:12",
-        "attachments": [{
-            "color": "#cb181d",
-            "fallback": "CRITICAL: istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~38m (90% interval 31m–47m); growth +31Mi/h began 14:12",
-            "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": ":red_circle: *CRITICAL* istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~38m (90% interval 31m–47m); growth +31Mi/h began 14:12"}},
-                {"type": "section", "fields": [
-                    {"type": "mrkdwn", "text": "*Working set*\n109Mi of 128Mi (85%)"},
-                    {"type": "mrkdwn", "text": "*Time to limit*\n~38m (90% interval 31m–47m)"},
-                    {"type": "mrkdwn", "text": "*Growth*\n+31Mi/h"},
-                    {"type": "mrkdwn", "text": "*Pattern*\nleak since 2026-03-19T14:12:00Z"}
-                ]},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": "last hours vs limit `▅▅▅▅▅▅▅▅▅▅▆▆▆▆▆▆▆▆▆▇▇▇▇▇`"}]},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": "<https://runbooks.example/memory#istio-proxy|Runbook> · <http://prometheus:9090/graph?g0.expr=container_memory_working_set_bytes%7Bnamespace%3D%22prod%22%2Cpod%3D%22payment-service-7f8b9c6d4-xk2nm%22%2Ccontainer%3D%22istio-proxy%22%7D&g0.tab=0&g0.range_input=6h|Prometheus>"}]}
-            ]
-        }]
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": ":red_circle: *CRITICAL* istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~38m (90% interval 31m–47m); growth +31Mi/h began 14:12"}},
+            {"type": "section", "fields": [
+                {"type": "mrkdwn", "text": "*Working set*\n109Mi of 128Mi (85%)"},
+                {"type": "mrkdwn", "text": "*Time to limit*\n~38m (90% interval 31m–47m)"},
+                {"type": "mrkdwn", "text": "*Growth*\n+31Mi/h"},
+                {"type": "mrkdwn", "text": "*Pattern*\nleak since 2026-03-19T14:12:00Z"}
+            ]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "last hours vs limit `▅▅▅▅▅▅▅▅▅▅▆▆▆▆▆▆▆▆▆▇▇▇▇▇`"}]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "<https://runbooks.example/memory#istio-proxy|Runbook> · <http://prometheus:9090/graph?g0.expr=container_memory_working_set_bytes%7Bnamespace%3D%22prod%22%2Cpod%3D%22payment-service-7f8b9c6d4-xk2nm%22%2Ccontainer%3D%22istio-proxy%22%7D&g0.tab=0&g0.range_input=6h|Prometheus>"}]}
+        ]
     });
     assert_eq!(requests[4].json(), expected);
+    assert_block_kit(&requests[4].json());
 
     // A resend is not a Slack message; the resolution is.
     notifier.publish(
@@ -294,9 +291,117 @@ async fn slack_gets_exact_block_kit_and_survives_every_failure() {
             .starts_with("RESOLVED: istio-proxy in prod/"),
         "{resolved}"
     );
-    assert_eq!(resolved["attachments"][0]["color"], "#2eb886");
+    assert_eq!(
+        resolved["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .next(),
+        Some(":white_check_mark:")
+    );
+    assert_block_kit(&resolved);
     notifier.shutdown().await;
     assert_eq!(hook.requests().len(), 6, "nothing sent twice");
+}
+
+/// What Slack's Block Kit accepts of an incoming-webhook message (what the test
+/// receiver checks, as Slack would, before calling a payload delivered): at most 50
+/// blocks; a section's text at most 3000 characters and at most 10 fields of 2000;
+/// a context at most 10 elements; the top-level `text` present; no legacy
+/// attachments beside the blocks (the message would show twice); and every `<`
+/// in mrkdwn text opening a link (`<http…|…>`), every `&` an escape.
+fn assert_block_kit(payload: &serde_json::Value) {
+    let chars = |v: &serde_json::Value| v.as_str().map_or(0, |t| t.chars().count());
+    let text = payload["text"].as_str().expect("a top-level text fallback");
+    assert!(!text.is_empty() && text.chars().count() <= 40_000);
+    assert!(
+        payload.get("attachments").is_none(),
+        "blocks and attachments both: {payload}"
+    );
+    let blocks = payload["blocks"].as_array().expect("top-level blocks");
+    assert!(!blocks.is_empty() && blocks.len() <= 50);
+    let mut texts = Vec::new();
+    for b in blocks {
+        match b["type"].as_str() {
+            Some("section") => {
+                if let Some(t) = b.get("text") {
+                    assert!(
+                        chars(&t["text"]) <= 3000,
+                        "section text {}",
+                        chars(&t["text"])
+                    );
+                    texts.push(t["text"].clone());
+                }
+                if let Some(fields) = b.get("fields").and_then(|f| f.as_array()) {
+                    assert!(fields.len() <= 10);
+                    for f in fields {
+                        assert!(chars(&f["text"]) <= 2000, "field {}", chars(&f["text"]));
+                        texts.push(f["text"].clone());
+                    }
+                }
+            }
+            Some("context") => {
+                let elements = b["elements"].as_array().unwrap();
+                assert!(elements.len() <= 10);
+                for e in elements {
+                    assert!(chars(&e["text"]) <= 3000);
+                    texts.push(e["text"].clone());
+                }
+            }
+            other => panic!("unexpected block {other:?}"),
+        }
+    }
+    for t in texts {
+        let t = t.as_str().unwrap();
+        for (i, _) in t.match_indices('<') {
+            assert!(t[i..].starts_with("<http"), "an unescaped < in {t:?}");
+        }
+        for (i, _) in t.match_indices('&') {
+            let rest = &t[i..];
+            let escape = ["&amp;", "&lt;", "&gt;"]
+                .iter()
+                .any(|e| rest.starts_with(e));
+            // Inside a link's URL a query's & is the URL's own.
+            let in_link = t[..i].rfind('<') > t[..i].rfind('>');
+            assert!(escape || in_link, "an unescaped & in {t:?}");
+        }
+    }
+}
+
+/// Issue 16: a summary of 10,000 characters, with `<`, `>` and `&` in it, reaches
+/// Slack as a message Block Kit accepts: escaped, and cut with an ellipsis where a
+/// block would overflow; the fallback text says it whole enough to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_gets_a_message_within_block_kit_limits_whatever_the_text() {
+    let hook = TestReceiver::start(vec![]);
+    let mut notifier = Notifier::start(
+        settings(),
+        vec![slack(hook.url("/services/T/B/X"), Duration::from_secs(1))],
+        fast(),
+        Duration::from_secs(5),
+        None,
+    );
+    let long = format!("<side&car>{}", "x".repeat(10_000));
+    let mut r = report(&long, Some(Severity::Critical), T0);
+    r.pod = "p<&>".into();
+    let h = history();
+    notifier.publish(&[r], T0, |_| Some(&h));
+    let payload = wait_for("the Slack message", 10, || {
+        hook.requests().first().map(|r| r.json())
+    });
+    notifier.shutdown().await;
+    assert_block_kit(&payload);
+    let head = payload["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(
+        head.starts_with(":red_circle: *CRITICAL* &lt;side&amp;car&gt;xxx"),
+        "{head}"
+    );
+    assert!(
+        head.ends_with('…') && head.chars().count() == 3000,
+        "{}",
+        head.chars().count()
+    );
+    assert!(payload["text"].as_str().unwrap().ends_with('…'));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Slack incoming webhooks: one message when an alert fires, escalates, de-escalates
 //! or resolves (never on re-sends), Block Kit with a plain-text fallback, at most one
-//! message per second per webhook.
+//! message per second per webhook. Text is escaped for mrkdwn and kept within Block
+//! Kit's limits (see [`message`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -84,14 +85,25 @@ impl ReceiverConfig for SlackConfig {
     }
 }
 
-/// The message for one event.
+/// Slack's Block Kit limits (characters): a section's text, a section field, a
+/// context element, and the top-level `text` shown in notifications.
+pub const SECTION_TEXT_MAX: usize = 3000;
+pub const FIELD_TEXT_MAX: usize = 2000;
+pub const CONTEXT_TEXT_MAX: usize = 2000;
+pub const FALLBACK_TEXT_MAX: usize = 3000;
+
+/// The message for one event: top-level Block Kit blocks, with `text` as the
+/// notification fallback (shown in notifications, not in the channel, so the
+/// message reads once). Every text from a report or an annotation is escaped for
+/// mrkdwn (`&`, `<`, `>`), and every block kept within Slack's limits, cut with an
+/// ellipsis: Slack rejects a message over them, and a rejected message is lost.
 pub fn message(e: &Event) -> serde_json::Value {
     let r = &e.report;
-    let (word, color, emoji) = match (e.kind, e.severity) {
-        (EventKind::OomKill, _) => ("OOM KILL", "#6a3d9a", ":boom:"),
-        (EventKind::Resolved, _) | (_, None) => ("RESOLVED", "#2eb886", ":white_check_mark:"),
-        (_, Some(Severity::Critical)) => ("CRITICAL", "#cb181d", ":red_circle:"),
-        (_, Some(_)) => ("WARNING", "#d98c00", ":large_orange_circle:"),
+    let (word, emoji) = match (e.kind, e.severity) {
+        (EventKind::OomKill, _) => ("OOM KILL", ":boom:"),
+        (EventKind::Resolved, _) | (_, None) => ("RESOLVED", ":white_check_mark:"),
+        (_, Some(Severity::Critical)) => ("CRITICAL", ":red_circle:"),
+        (_, Some(_)) => ("WARNING", ":large_orange_circle:"),
     };
     let what = match e.kind {
         EventKind::Escalated => " (escalated)",
@@ -104,7 +116,7 @@ pub fn message(e: &Event) -> serde_json::Value {
         .get("summary")
         .cloned()
         .unwrap_or_else(|| r.summary());
-    let fallback = format!("{word}{what}: {summary}");
+    let fallback = cut_escaped(&format!("{word}{what}: {summary}"), FALLBACK_TEXT_MAX);
     let eta = match (r.time_to_limit_seconds, e.kind) {
         (_, EventKind::Resolved) => "–".to_string(),
         (Some(s), _) => crate::report::eta_text(
@@ -114,32 +126,123 @@ pub fn message(e: &Event) -> serde_json::Value {
         ),
         (None, _) => "not on course".into(),
     };
-    let mut fields = vec![
-        json!({"type": "mrkdwn", "text": format!("*Working set*\n{} of {}{}", format_bytes(r.working_set_bytes), r.limit_bytes.map_or("no limit".into(), format_bytes), r.use_ratio.map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0)))}),
-        json!({"type": "mrkdwn", "text": format!("*Time to limit*\n{eta}")}),
-        json!({"type": "mrkdwn", "text": format!("*Growth*\n{}", r.growth_bytes_per_second.map_or("-".into(), |g| format!("{}{}/h", if g >= 0.0 { "+" } else { "" }, format_bytes(g * 3600.0))))}),
-        json!({"type": "mrkdwn", "text": format!("*Pattern*\n{}{}", r.pattern.as_str(), r.onset.as_ref().map_or(String::new(), |o| format!(" since {o}")))}),
+    let field = |title: &str, body: String| {
+        let title = format!("*{title}*\n");
+        let body = cut_escaped(&body, FIELD_TEXT_MAX - title.chars().count());
+        json!({"type": "mrkdwn", "text": format!("{title}{body}")})
+    };
+    let fields = vec![
+        field(
+            "Working set",
+            format!(
+                "{} of {}{}",
+                format_bytes(r.working_set_bytes),
+                r.limit_bytes.map_or("no limit".into(), format_bytes),
+                r.use_ratio
+                    .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0))
+            ),
+        ),
+        field("Time to limit", eta),
+        field(
+            "Growth",
+            r.growth_bytes_per_second.map_or("-".into(), |g| {
+                format!(
+                    "{}{}/h",
+                    if g >= 0.0 { "+" } else { "" },
+                    format_bytes(g * 3600.0)
+                )
+            }),
+        ),
+        field(
+            "Pattern",
+            format!(
+                "{}{}",
+                r.pattern.as_str(),
+                r.onset
+                    .as_ref()
+                    .map_or(String::new(), |o| format!(" since {o}"))
+            ),
+        ),
     ];
-    fields.truncate(10);
+    let head = format!("{emoji} *{word}{what}* ");
+    let text = format!(
+        "{head}{}",
+        cut_escaped(&summary, SECTION_TEXT_MAX - head.chars().count())
+    );
     let mut blocks = vec![
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{emoji} *{word}{what}* {summary}")}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}),
         json!({"type": "section", "fields": fields}),
     ];
     if !e.sparkline.is_empty() {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("last hours vs limit `{}`", e.sparkline)}]}));
+        let spark = cut_escaped(&e.sparkline, CONTEXT_TEXT_MAX - 30);
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("last hours vs limit `{spark}`")}]}));
     }
-    let links: Vec<String> = [("Runbook", "runbook_url"), ("Dashboard", "dashboard_url")]
+    // Links, each whole or left out: a cut link is a broken one.
+    let mut links = String::new();
+    for (label, url) in [("Runbook", "runbook_url"), ("Dashboard", "dashboard_url")]
         .iter()
-        .filter_map(|(label, key)| e.annotations.get(*key).map(|u| format!("<{u}|{label}>")))
-        .chain(std::iter::once(format!("<{}|Prometheus>", e.generator_url)))
-        .collect();
-    blocks.push(
-        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": links.join(" · ")}]}),
-    );
+        .filter_map(|(label, key)| e.annotations.get(*key).map(|u| (*label, u.as_str())))
+        .chain(std::iter::once(("Prometheus", e.generator_url.as_str())))
+    {
+        let link = format!("<{}|{label}>", link_target(url));
+        let joined = if links.is_empty() { 0 } else { 3 };
+        if links.chars().count() + joined + link.chars().count() <= CONTEXT_TEXT_MAX {
+            if !links.is_empty() {
+                links.push_str(" · ");
+            }
+            links.push_str(&link);
+        }
+    }
+    if !links.is_empty() {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": links}]}));
+    }
     json!({
         "text": fallback,
-        "attachments": [{"color": color, "fallback": fallback, "blocks": blocks}],
+        "blocks": blocks,
     })
+}
+
+/// `text` escaped for Slack's mrkdwn (`&`, `<`, `>`) and at most `max` characters
+/// once escaped, cut with an ellipsis (never inside an escape).
+pub fn cut_escaped(text: &str, max: usize) -> String {
+    let escape = |c: char| -> Option<&'static str> {
+        match c {
+            '&' => Some("&amp;"),
+            '<' => Some("&lt;"),
+            '>' => Some("&gt;"),
+            _ => None,
+        }
+    };
+    let width = |c: char| escape(c).map_or(1, str::len);
+    let total: usize = text.chars().map(width).sum();
+    let budget = if total <= max {
+        max
+    } else {
+        max.saturating_sub(1)
+    };
+    let mut out = String::with_capacity(text.len().min(budget * 4));
+    let mut used = 0;
+    for c in text.chars() {
+        let w = width(c);
+        if used + w > budget {
+            out.push('…');
+            return out;
+        }
+        used += w;
+        match escape(c) {
+            Some(e) => out.push_str(e),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// A URL as the target of a mrkdwn link: `|` and `>` would end it early, so they
+/// are percent-encoded; the rest is left as written.
+fn link_target(url: &str) -> String {
+    url.replace('|', "%7C")
+        .replace('>', "%3E")
+        .replace('<', "%3C")
 }
 
 impl Receiver for Slack {

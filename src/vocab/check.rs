@@ -311,7 +311,10 @@ mod tests {
     fn locate_key_finds_list_items_by_their_own_line() {
         let text = "receivers:\n  webhook:\n    - url: a\n      hmac_secret: x\n    # two\n    - name: b\n      url: c\n  slack:\n  - url: d\n";
         assert_eq!(locate_key(text, "receivers.webhook[0].url"), Some(3));
-        assert_eq!(locate_key(text, "receivers.webhook[0].hmac_secret"), Some(4));
+        assert_eq!(
+            locate_key(text, "receivers.webhook[0].hmac_secret"),
+            Some(4)
+        );
         assert_eq!(locate_key(text, "receivers.webhook[1]"), Some(6));
         assert_eq!(locate_key(text, "receivers.webhook[1].url"), Some(7));
         // A key the item does not spell out: the item's line.
