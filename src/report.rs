@@ -363,23 +363,29 @@ impl ContainerReport {
                     format_bytes(g * 3600.0),
                     onset.get(11..16).unwrap_or(onset)
                 ));
-                if let Some(change) = self.changes.first() {
-                    text.push_str(", ");
-                    text.push_str(&change.text);
-                }
-                if let Some(took) = self.previous_run_seconds {
-                    text.push_str(&format!(
-                        "; on the course of the run before, which reached the limit {} after its start",
-                        format_duration_short(took)
-                    ));
-                }
-                if let Some(peers) = self.workload_peers.as_ref().filter(|p| p.replicas > 1) {
-                    text.push_str("; ");
-                    text.push_str(&peers.text(&self.container));
-                }
             }
         }
         text
+    }
+
+    /// What explains the forecast beyond its summary, each a clause: the change the
+    /// growth began with, the run before it follows, and the workload's replicas on
+    /// the same course. The alert's description carries them; the summary stays short.
+    pub fn story(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        if let Some(change) = self.changes.first() {
+            parts.push(format!("growth began {}", change.text));
+        }
+        if let Some(took) = self.previous_run_seconds {
+            parts.push(format!(
+                "on the course of the run before, which reached the limit {} after its start",
+                format_duration_short(took)
+            ));
+        }
+        if let Some(peers) = self.workload_peers.as_ref().filter(|p| p.replicas > 1) {
+            parts.push(peers.text(&self.container));
+        }
+        parts
     }
 }
 

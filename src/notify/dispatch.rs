@@ -446,15 +446,16 @@ impl Dispatcher {
 }
 
 /// The description annotation: every number a responder wants.
-fn describe(r: &ContainerReport) -> String {
+pub(super) fn describe(r: &ContainerReport) -> String {
     use crate::units::format_bytes;
-    let mut parts = vec![format!(
+    let mut parts = r.story();
+    parts.push(format!(
         "working set {} of {}{}",
         format_bytes(r.working_set_bytes),
         r.limit_bytes.map_or("no limit".into(), format_bytes),
         r.use_ratio
             .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0))
-    )];
+    ));
     if let Some(g) = r.growth_bytes_per_second {
         parts.push(format!(
             "growth {}{}/h",
@@ -478,9 +479,6 @@ fn describe(r: &ContainerReport) -> String {
     parts.push(format!("pattern {}", r.pattern.as_str()));
     if let Some(envoy) = &r.envoy {
         parts.push(envoy.text());
-    }
-    if let Some(change) = r.changes.first() {
-        parts.push(format!("growth began {}", change.text));
     }
     parts.join("; ")
 }

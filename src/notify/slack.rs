@@ -173,6 +173,13 @@ pub fn message(e: &Event) -> serde_json::Value {
         json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}),
         json!({"type": "section", "fields": fields}),
     ];
+    // The story beyond the summary (the change the growth began with, the run
+    // before, the replicas), when there is one.
+    let story = r.story();
+    if !story.is_empty() {
+        let story = cut_escaped(&story.join("; "), CONTEXT_TEXT_MAX);
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": story}]}));
+    }
     if !e.sparkline.is_empty() {
         let spark = cut_escaped(&e.sparkline, CONTEXT_TEXT_MAX - 30);
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("last hours vs limit `{spark}`")}]}));

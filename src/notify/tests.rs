@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::dispatch::url_encode;
+use super::dispatch::{describe, url_encode};
 use super::*;
 use crate::model::Pattern;
 use crate::vocab::{rfc3339, TimestampMs};
@@ -449,17 +449,21 @@ async fn permanent_refusals_are_dropped_not_retried() {
     task.await.unwrap();
 }
 
+/// The summary keeps its fixed form (who, limit, time to limit, growth); the story
+/// (the run before, the change, the replicas) goes into the description, first.
 #[test]
-fn a_forecast_from_the_run_before_says_so() {
+fn a_forecast_from_the_run_before_says_so_in_its_description() {
     let mut r = report("app", Some(Severity::Warning), 0);
-    assert!(!r.summary().contains("run before"), "{}", r.summary());
-    r.previous_run_seconds = Some(9900.0);
+    assert!(!describe(&r).contains("run before"), "{}", describe(&r));
     let summary = r.summary();
+    r.previous_run_seconds = Some(9900.0);
+    assert_eq!(r.summary(), summary, "the summary keeps its form");
+    let description = describe(&r);
     assert!(
-        summary.ends_with(
-            "; on the course of the run before, which reached the limit 2h45m after its start"
+        description.starts_with(
+            "on the course of the run before, which reached the limit 2h45m after its start; working set"
         ),
-        "{summary}"
+        "{description}"
     );
 }
 
