@@ -771,8 +771,11 @@ impl Validator<'_> {
         let retry_initial = self.duration("alerts.retry_initial", &a.retry_initial, "1s");
         let retry_max = self.duration("alerts.retry_max", &a.retry_max, "1m");
         let queue_capacity = a.queue_capacity.unwrap_or(1000);
-        if queue_capacity == 0 {
-            self.problem("alerts.queue_capacity", "must be at least 1");
+        if queue_capacity == 0 || queue_capacity > 1_000_000 {
+            self.problem(
+                "alerts.queue_capacity",
+                "must be between 1 and 1000000 (notifications a receiver may hold)",
+            );
         }
         let template = |v: Option<String>| v.filter(|t| !t.trim().is_empty());
         Some(AlertsConfig {
@@ -941,6 +944,30 @@ mod tests {
         assert!(text.contains("no months"), "{text}");
         assert!(text.contains("is set by headroom on every alert"), "{text}");
         assert!(text.contains("is empty"), "{text}");
+    }
+
+    /// Issue 18: what `config check` accepts, `run` can live with: durations that
+    /// would overflow a timer, never poll, or time out before an answer are refused.
+    #[test]
+    fn durations_and_counts_are_bounded_per_key() {
+        for (yaml, key) in [
+            ("alerts:\n  retry_initial: 300000000000y\n", "alerts.retry_initial"),
+            ("alerts:\n  drain_timeout: 500w\n", "alerts.drain_timeout"),
+            ("poll:\n  interval: 18446744073709551615s\n", "poll.interval"),
+            ("poll:\n  interval: 2h\n", "poll.interval"),
+            ("store:\n  lookback: 1000000000y\n", "store.lookback"),
+            ("server:\n  request_timeout: 1ms\n", "server.request_timeout"),
+            ("forecast:\n  min_history: 1ms\n", "forecast.min_history"),
+            ("alerts:\n  queue_capacity: 18446744073709551615\n", "alerts.queue_capacity"),
+            (
+                "receivers:\n  webhook:\n    - url: http://127.0.0.1:1/\n      timeout: 1ms\n",
+                "receivers.webhook[0].timeout",
+            ),
+        ] {
+            let err = parse(yaml).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{yaml}: {err}");
+            assert_eq!(err.problems[0].key, key, "{err}");
+        }
     }
 
     #[test]

@@ -74,7 +74,21 @@ impl<'a> Validator<'a> {
                 self.problem(key, "must be longer than zero");
                 None
             }
-            Ok(d) => Some(d),
+            Ok(d) => {
+                let (min, max) = duration_bounds(key);
+                if d < min || d > max {
+                    self.problem(
+                        key,
+                        format!(
+                            "{text} is out of bounds: between {} and {}",
+                            humantime::format_duration(min),
+                            humantime::format_duration(max)
+                        ),
+                    );
+                    return None;
+                }
+                Some(d)
+            }
             Err(message) => {
                 self.problem(key, message);
                 None
@@ -202,6 +216,39 @@ impl<'a> Validator<'a> {
         }
         tls
     }
+}
+
+/// What a duration may be, by key: a daemon must live with every value a config
+/// check accepts (no timer that overflows, no poll that never comes, no timeout too
+/// short to answer), so each has sane bounds. Unlisted keys may be up to a year.
+fn duration_bounds(key: &str) -> (Duration, Duration) {
+    const MS: u64 = 1;
+    const S: u64 = 1000 * MS;
+    const M: u64 = 60 * S;
+    const H: u64 = 60 * M;
+    const D: u64 = 24 * H;
+    let (min, max) = match key {
+        "store.lookback" => (10 * M, 30 * D),
+        "store.resolution" => (S, H),
+        "store.forget_after" => (M, 7 * D),
+        "poll.interval" => (S, H),
+        "poll.stale_after" | "poll.limits_interval" | "poll.restarts_interval" => (S, D),
+        "server.request_timeout" | "prometheus.timeout" => (100 * MS, 10 * M),
+        "forecast.warning_horizon" => (M, 90 * D),
+        "forecast.critical_horizon" => (M, 30 * D),
+        "forecast.min_history" => (M, 7 * D),
+        "forecast.warning_pending" | "forecast.critical_pending" | "forecast.keep_firing_for" => {
+            (S, D)
+        }
+        "alerts.resend_interval" => (S, D),
+        "alerts.resolved_retention" => (M, 7 * D),
+        "alerts.drain_timeout" => (S, 10 * M),
+        "alerts.retry_initial" => (10 * MS, H),
+        "alerts.retry_max" => (100 * MS, D),
+        k if k.starts_with("receivers.") && k.ends_with(".timeout") => (100 * MS, 10 * M),
+        _ => (MS, 365 * D),
+    };
+    (Duration::from_millis(min), Duration::from_millis(max))
 }
 
 /// Finds the 1-based line of a dotted key (`prometheus.tls.ca_file`, or with list
