@@ -951,14 +951,26 @@ mod tests {
     #[test]
     fn durations_and_counts_are_bounded_per_key() {
         for (yaml, key) in [
-            ("alerts:\n  retry_initial: 300000000000y\n", "alerts.retry_initial"),
+            (
+                "alerts:\n  retry_initial: 300000000000y\n",
+                "alerts.retry_initial",
+            ),
             ("alerts:\n  drain_timeout: 500w\n", "alerts.drain_timeout"),
-            ("poll:\n  interval: 18446744073709551615s\n", "poll.interval"),
+            (
+                "poll:\n  interval: 18446744073709551615s\n",
+                "poll.interval",
+            ),
             ("poll:\n  interval: 2h\n", "poll.interval"),
             ("store:\n  lookback: 1000000000y\n", "store.lookback"),
-            ("server:\n  request_timeout: 1ms\n", "server.request_timeout"),
+            (
+                "server:\n  request_timeout: 1ms\n",
+                "server.request_timeout",
+            ),
             ("forecast:\n  min_history: 1ms\n", "forecast.min_history"),
-            ("alerts:\n  queue_capacity: 18446744073709551615\n", "alerts.queue_capacity"),
+            (
+                "alerts:\n  queue_capacity: 18446744073709551615\n",
+                "alerts.queue_capacity",
+            ),
             (
                 "receivers:\n  webhook:\n    - url: http://127.0.0.1:1/\n      timeout: 1ms\n",
                 "receivers.webhook[0].timeout",

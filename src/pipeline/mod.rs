@@ -319,7 +319,14 @@ impl<S: Source> Pipeline<S> {
             for (key, flags) in batch_oom(&batch) {
                 oom_flags.entry(key).or_insert_with(Vec::new).extend(flags);
             }
-            ingest.absorb(self.store.ingest(batch, piece.end));
+            let piece_ingest = self.store.ingest(batch, piece.end);
+            if piece_ingest.future_samples > 0 {
+                tracing::warn!(
+                    samples = piece_ingest.future_samples,
+                    "dropped samples timestamped more than 5 minutes ahead of the window fetched (a clock gone wrong, or a broken source)"
+                );
+            }
+            ingest.absorb(piece_ingest);
             if piece.end < window.end && progress_at.elapsed() >= self.progress_every {
                 progress_at = std::time::Instant::now();
                 self.log_progress(window, piece, &ingest, backfill);

@@ -137,9 +137,17 @@ pub struct IngestSummary {
     /// sample to the next: maybe a restart the counter will confirm.
     pub sudden_drops: usize,
     pub forgotten_containers: usize,
+    /// Samples timestamped further ahead of the batch's `now` than [`FUTURE_SKEW_MS`]
+    /// (a clock gone wrong, a broken source): dropped, never allowed to move a
+    /// segment's end past the present.
+    pub future_samples: usize,
     /// Restart-counter increases seen: (container, first sample at the new count).
     pub restarts: Vec<(ContainerKey, TimestampMs)>,
 }
+
+/// How far ahead of `now` a sample may be and still be taken: clocks differ by
+/// seconds, not minutes.
+pub const FUTURE_SKEW_MS: i64 = 5 * 60_000;
 
 /// An OOMKilled reason counts for a restart when seen from two steps before it to
 /// ten steps after: the reason shows up with the restart, within a few scrapes.
@@ -176,6 +184,7 @@ impl IngestSummary {
         self.new_incarnations += other.new_incarnations;
         self.sudden_drops += other.sudden_drops;
         self.forgotten_containers += other.forgotten_containers;
+        self.future_samples += other.future_samples;
         self.restarts.extend(other.restarts);
     }
 }
@@ -263,7 +272,13 @@ impl Store {
     /// lookback and forgets containers unseen for longer than the grace period.
     pub fn ingest(&mut self, batch: Batch, now: TimestampMs) -> IngestSummary {
         let mut summary = IngestSummary::default();
-        for series in batch.working_sets {
+        for mut series in batch.working_sets {
+            let before = series.samples.len();
+            series.samples.retain(|s| s.at <= now + FUTURE_SKEW_MS);
+            summary.future_samples += before - series.samples.len();
+            if before > 0 && series.samples.is_empty() {
+                continue;
+            }
             let tracked = match self.containers.get_mut(&series.key) {
                 Some(t) => t,
                 None => {
@@ -658,6 +673,47 @@ mod tests {
     /// limit to its start; read as a release, the runs after the first were never
     /// alerted. A fall from 97% of the limit to under 60% is a kill: a new segment,
     /// and the long tier knows it restarted.
+    #[test]
+    fn samples_from_the_future_are_dropped_and_counted() {
+        let mut store = Store::new(StoreLimits {
+            lookback_ms: 6 * 3_600_000,
+            forget_after_ms: 600_000,
+            step_ms: 30_000,
+        });
+        let key = ContainerKey {
+            namespace: "n".into(),
+            pod: "p".into(),
+            container: "c".into(),
+            extra: Vec::new(),
+        };
+        let now = 10_000_000;
+        let series = |samples: Vec<Sample>| Batch {
+            working_sets: vec![WorkingSetSeries {
+                key: key.clone(),
+                container_id: None,
+                samples,
+            }],
+            ..Batch::default()
+        };
+        let at = |t: i64| Sample { at: t, bytes: 1e6 };
+        // One sample three hours ahead among present ones.
+        let summary = store.ingest(
+            series(vec![at(now - 60_000), at(now + 3 * 3_600_000), at(now)]),
+            now,
+        );
+        assert_eq!(summary.future_samples, 1);
+        let held = store.get(&key).unwrap().current().unwrap().samples.to_vec();
+        assert_eq!(
+            held.last().unwrap().at,
+            now,
+            "the segment's end stays at the present"
+        );
+        // The next poll's samples are taken, not ignored behind the future one.
+        let summary = store.ingest(series(vec![at(now + 30_000)]), now + 30_000);
+        assert_eq!(summary.future_samples, 0);
+        assert_eq!(summary.samples_added, 1);
+    }
+
     #[test]
     fn a_fall_from_the_limit_is_a_kill_without_a_restart_signal() {
         let mut st = store();
