@@ -497,11 +497,10 @@ pub async fn serve<S: Source + 'static>(
     });
     let (stop, mut stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
+        crate::api::server::serve(listener, app, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
     });
     let mut service = Service {
         explainer: config.explainer(),
@@ -525,7 +524,15 @@ pub async fn serve<S: Source + 'static>(
     service.notifier.shutdown().await;
     tracing::info!("notifications drained");
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Ok(refused))) => {
+            if refused > 0 {
+                tracing::info!(
+                    refused,
+                    "connections closed on arrival over the cap while running"
+                );
+            }
+            Ok(())
+        }
         Ok(Ok(Err(e))) => Err(anyhow::Error::from(e).context("the HTTP server failed")),
         Ok(Err(e)) => Err(anyhow::Error::from(e).context("the HTTP server task failed")),
         Err(_) => {

@@ -350,6 +350,56 @@ fn reload_takes_a_new_config_keeps_history_and_refuses_a_broken_one() {
     );
 }
 
+/// Issue 18: a flood of connections that never send a request cannot take the
+/// probes down. Past the cap new connections are closed on arrival, so the file
+/// descriptors last; the flood's own connections are closed once they have not sent
+/// their headers in 10 s, and `/healthz` answers again.
+#[test]
+fn a_connection_flood_cannot_silence_the_probes() {
+    let port = free_port();
+    let mut child = demo(port, &["--forever"], Stdio::null);
+    wait_for("the demo to be ready", 30, || {
+        matches!(http_get(port, "/readyz"), Ok((200, _))).then_some(())
+    });
+    // More idle connections than the cap (512), each sending nothing.
+    let flood: Vec<std::net::TcpStream> = (0..600)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(flood.len() >= 512, "{} connections opened", flood.len());
+    let started = std::time::Instant::now();
+    wait_for("/healthz to answer during the flood", 30, || {
+        matches!(http_get(port, "/healthz"), Ok((200, _))).then_some(())
+    });
+    let waited = started.elapsed();
+    // The flood's connections were closed by headroom, not left open.
+    let mut closed = 0;
+    for mut c in flood {
+        c.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        let gone = match c.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        closed += usize::from(gone);
+    }
+    assert!(
+        closed >= 512,
+        "{closed} idle connections closed by headroom"
+    );
+    assert!(waited < std::time::Duration::from_secs(25), "{waited:?}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "headroom survived the flood"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// The status page as a browser paints it, while the sidecar alert fires. The demo
 /// runs with --forever here, so the sidecar leaks, is killed and leaks again: at
 /// --speed 900 an alert lasts a few seconds, and on a busy machine Chromium may paint

@@ -3,6 +3,7 @@
 //! handler reads the latest immutable [`Snapshot`] and nothing else.
 
 mod page;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
