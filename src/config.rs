@@ -95,6 +95,7 @@ struct RawPrometheus {
     tls: RawTls,
     max_points_per_request: Option<u64>,
     max_concurrent_requests: Option<u64>,
+    max_response_bytes: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -866,6 +867,21 @@ impl Validator<'_> {
             }
         };
 
+        let max_response_bytes = match parse_bytes(p.max_response_bytes.as_deref().unwrap_or("256Mi")) {
+            Ok(n) if (1 << 20..=1 << 34).contains(&n) => n,
+            Ok(_) => {
+                self.problem(
+                    "prometheus.max_response_bytes",
+                    "must be between 1Mi and 16Gi",
+                );
+                1 << 28
+            }
+            Err(e) => {
+                self.problem("prometheus.max_response_bytes", e);
+                1 << 28
+            }
+        };
+
         Some(PrometheusConfig {
             url: url?,
             timeout: timeout?,
@@ -874,6 +890,7 @@ impl Validator<'_> {
             tls,
             max_points_per_request,
             max_concurrent_requests,
+            max_response_bytes,
         })
     }
 

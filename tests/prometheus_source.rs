@@ -868,3 +868,41 @@ fn two_shards_cover_every_container_exactly_once() {
         assert!(in_a == 0 || in_b == 0, "{mode}: {pod} split across shards");
     }
 }
+
+/// Issue 18: an answer past `prometheus.max_response_bytes` is refused before it is
+/// held, with an error that names the setting and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_past_the_byte_cap_is_refused_naming_the_setting() {
+    use common::{Reply, TestReceiver};
+    let body = format!(
+        r#"{{"status":"success","data":{{"resultType":"matrix","result":[]}},"padding":"{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    let fake = TestReceiver::start(vec![Reply::Status(
+        200,
+        vec![("Content-Type".into(), "application/json".into())],
+        body,
+    )]);
+    let config = Config::parse_str(
+        &format!(
+            "prometheus:\n  url: {}\n  max_response_bytes: 1Mi\n",
+            fake.url("/")
+        ),
+        "test.yaml",
+        &Overrides::default(),
+    )
+    .unwrap();
+    let client = PrometheusClient::new(&config.prometheus).unwrap();
+    let err = client
+        .query_range("up", 0, 60_000, Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("prometheus.max_response_bytes"),
+        "{err}"
+    );
+    assert_eq!(err.reason(), "too_large");
+    // The default holds a large fleet's answers.
+    let config = Config::parse_str("", "test.yaml", &Overrides::default()).unwrap();
+    assert_eq!(config.prometheus.max_response_bytes, 256 << 20);
+}

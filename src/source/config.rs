@@ -35,6 +35,9 @@ pub struct PrometheusConfig {
     pub max_points_per_request: u32,
     /// Requests in flight at once, so a backfill never floods Prometheus.
     pub max_concurrent_requests: usize,
+    /// The largest answer read (bytes): a bigger one is refused with an error that
+    /// names this setting, before it can take the process' memory.
+    pub max_response_bytes: u64,
 }
 
 /// The PromQL that headroom runs. Each must keep the `namespace`, `pod` and `container`

@@ -56,6 +56,8 @@ pub enum QueryError {
         reason: String,
         body_excerpt: String,
     },
+    #[error("Prometheus at {url} answered more than {limit} bytes (prometheus.max_response_bytes): raise it, narrow queries.working_set, or split the fleet with --shard-count")]
+    TooLarge { url: String, limit: u64 },
     #[error("query {query:?} returned a {got} result; headroom needs a {expected}")]
     WrongResultType {
         query: String,
@@ -83,6 +85,7 @@ impl QueryError {
             QueryError::Status { .. } => "http_4xx",
             QueryError::InvalidJson { .. } | QueryError::SavedResponse { .. } => "invalid_response",
             QueryError::WrongResultType { .. } => "wrong_result_type",
+            QueryError::TooLarge { .. } => "too_large",
             QueryError::Secret(_) => "secret",
             QueryError::Client(_) => "client",
         }
@@ -154,6 +157,7 @@ pub struct PrometheusClient {
     timeout: Duration,
     max_points_per_request: u32,
     max_concurrent_requests: usize,
+    max_response_bytes: u64,
     permits: Arc<Semaphore>,
     stats: Arc<FetchStats>,
 }
@@ -186,6 +190,7 @@ impl PrometheusClient {
             timeout: config.timeout,
             max_points_per_request: config.max_points_per_request,
             max_concurrent_requests: config.max_concurrent_requests,
+            max_response_bytes: config.max_response_bytes,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             stats: Arc::new(FetchStats::default()),
         })
@@ -368,9 +373,26 @@ impl PrometheusClient {
                 }
             }
         };
-        let response = request.send().await.map_err(transport)?;
+        let mut response = request.send().await.map_err(transport)?;
         let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
+        let too_large = || QueryError::TooLarge {
+            url: shown_url.to_string(),
+            limit: self.max_response_bytes,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_response_bytes)
+        {
+            return Err(too_large());
+        }
+        // Read in chunks, so an answer past the cap is refused before it is held.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if (body.len() + chunk.len()) as u64 > self.max_response_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         self.stats
             .response_bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
