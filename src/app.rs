@@ -108,7 +108,7 @@ async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
         None => Utc::now().timestamp_millis(),
     };
     let mut pipeline = Pipeline::new(prometheus_source(config)?, config);
-    pipeline.poll(at).await.with_context(|| {
+    let polled = pipeline.poll(at).await.with_context(|| {
         format!(
             "cannot read container memory from {}",
             config.prometheus.url
@@ -141,10 +141,21 @@ async fn check(config: &Config, args: &CheckArgs) -> Result<(), AppError> {
             let json = serde_json::to_string_pretty(&reports).context("cannot encode JSON")?;
             emit(&format!("{json}\n"))
         }
-        OutputFormat::Table if reports.is_empty() => emit(&format!(
-            "no containers found (query: {})\n",
-            config.queries.working_set
-        )),
+        OutputFormat::Table if reports.is_empty() => {
+            let ingest = &polled.ingest;
+            let unnamed = ingest.series_without_identity;
+            let why = match (ingest.series_fetched + unnamed, unnamed) {
+                (0, _) => "the working-set query returned no series".to_string(),
+                (n, unnamed) if unnamed > 0 => format!(
+                    "the working-set query returned {n} series, {unnamed} of them without a namespace, pod or container label (queries.working_set must keep them, and identity.extra_labels)"
+                ),
+                (n, _) => format!("the working-set query returned {n} series, none of them with samples in the lookback"),
+            };
+            emit(&format!(
+                "no containers found: {why} (query: {})\n",
+                config.queries.working_set
+            ))
+        }
         OutputFormat::Table => emit(&render_table(&reports)),
     }
 }

@@ -867,20 +867,21 @@ impl Validator<'_> {
             }
         };
 
-        let max_response_bytes = match parse_bytes(p.max_response_bytes.as_deref().unwrap_or("256Mi")) {
-            Ok(n) if (1 << 20..=1 << 34).contains(&n) => n,
-            Ok(_) => {
-                self.problem(
-                    "prometheus.max_response_bytes",
-                    "must be between 1Mi and 16Gi",
-                );
-                1 << 28
-            }
-            Err(e) => {
-                self.problem("prometheus.max_response_bytes", e);
-                1 << 28
-            }
-        };
+        let max_response_bytes =
+            match parse_bytes(p.max_response_bytes.as_deref().unwrap_or("256Mi")) {
+                Ok(n) if (1 << 20..=1 << 34).contains(&n) => n,
+                Ok(_) => {
+                    self.problem(
+                        "prometheus.max_response_bytes",
+                        "must be between 1Mi and 16Gi",
+                    );
+                    1 << 28
+                }
+                Err(e) => {
+                    self.problem("prometheus.max_response_bytes", e);
+                    1 << 28
+                }
+            };
 
         Some(PrometheusConfig {
             url: url?,

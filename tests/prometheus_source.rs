@@ -906,3 +906,36 @@ async fn an_answer_past_the_byte_cap_is_refused_naming_the_setting() {
     let config = Config::parse_str("", "test.yaml", &Overrides::default()).unwrap();
     assert_eq!(config.prometheus.max_response_bytes, 256 << 20);
 }
+
+/// Issue 18: a working-set query that loses the pod label finds no container, and
+/// `check` says why, with the count, instead of a bare "no containers found".
+#[test]
+fn check_says_why_it_found_no_containers() {
+    let f = fixture();
+    let at = chrono::DateTime::from_timestamp(f.end, 0)
+        .unwrap()
+        .to_rfc3339();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "queries:\n  working_set: sum by (namespace, container) (container_memory_working_set_bytes{container!=\"\"})\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args(["check", "--at", &at, "--config"])
+        .arg(config.path())
+        .args(["--prometheus-url", &f.prometheus.url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("no containers found: the working-set query returned ")
+            && stdout.contains(" of them without a namespace, pod or container label"),
+        "{stdout}"
+    );
+}

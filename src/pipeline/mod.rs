@@ -319,7 +319,10 @@ impl<S: Source> Pipeline<S> {
             for (key, flags) in batch_oom(&batch) {
                 oom_flags.entry(key).or_insert_with(Vec::new).extend(flags);
             }
-            let piece_ingest = self.store.ingest(batch, piece.end);
+            let (fetched, unnamed) = (batch.series_fetched, batch.series_without_identity);
+            let mut piece_ingest = self.store.ingest(batch, piece.end);
+            piece_ingest.series_fetched = fetched;
+            piece_ingest.series_without_identity = unnamed;
             if piece_ingest.future_samples > 0 {
                 tracing::warn!(
                     samples = piece_ingest.future_samples,

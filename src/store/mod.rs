@@ -141,6 +141,11 @@ pub struct IngestSummary {
     /// (a clock gone wrong, a broken source): dropped, never allowed to move a
     /// segment's end past the present.
     pub future_samples: usize,
+    /// Working-set series the source returned, and those of them it could not name a
+    /// container for (no namespace, pod or container label): filled by the caller,
+    /// which saw the answers.
+    pub series_fetched: usize,
+    pub series_without_identity: usize,
     /// Restart-counter increases seen: (container, first sample at the new count).
     pub restarts: Vec<(ContainerKey, TimestampMs)>,
 }
@@ -185,6 +190,8 @@ impl IngestSummary {
         self.sudden_drops += other.sudden_drops;
         self.forgotten_containers += other.forgotten_containers;
         self.future_samples += other.future_samples;
+        self.series_fetched += other.series_fetched;
+        self.series_without_identity += other.series_without_identity;
         self.restarts.extend(other.restarts);
     }
 }
