@@ -100,10 +100,48 @@ pub(crate) async fn post(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after(v, chrono::Utc::now()));
         let text = response.text().await.unwrap_or_default();
-        Ok((status, retry_after, text))
+        Ok((status, retry_after, redact(&text, url, headers)))
     }
     .await;
     verdict(result)
+}
+
+/// `body` with every part of `url` and every header value that could be a secret
+/// replaced: an answer that echoes the request ("404 Cannot POST /services/T000/…")
+/// must not put a Slack URL or a token into the logs.
+pub(super) fn redact(body: &str, url: &str, headers: &[(String, String)]) -> String {
+    let mut secrets: Vec<String> = vec![url.to_string()];
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        if parsed.path().len() > 1 {
+            secrets.push(parsed.path().to_string());
+        }
+        if let Some(query) = parsed.query() {
+            secrets.push(query.to_string());
+        }
+        secrets.extend(
+            parsed
+                .path_segments()
+                .into_iter()
+                .flatten()
+                .filter(|s| s.len() >= 6)
+                .map(str::to_string),
+        );
+    }
+    secrets.extend(
+        headers
+            .iter()
+            .map(|(_, v)| v.clone())
+            .filter(|v| v.len() >= 6),
+    );
+    // Longest first, so a whole URL goes before its parts.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = body.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "<redacted>");
+        }
+    }
+    out
 }
 
 /// A `Retry-After` header's wait: delay-seconds, or an HTTP date (RFC 9110's

@@ -618,3 +618,27 @@ async fn a_long_retry_after_is_capped_by_retry_max() {
     worker.close();
     task.await.unwrap();
 }
+
+/// Issue 18: an error answer that echoes the request is logged without the secret
+/// URL or token in it.
+#[test]
+fn receiver_error_bodies_are_redacted_like_their_urls() {
+    let url = "https://hooks.slack.example/services/T0001/B0002/XXXXsecretXXXX";
+    let headers = [("Authorization".to_string(), "Bearer tok-123456".to_string())];
+    let body = "404 Cannot POST /services/T0001/B0002/XXXXsecretXXXX (auth Bearer tok-123456); see https://hooks.slack.example/services/T0001/B0002/XXXXsecretXXXX";
+    let redacted = super::delivery::redact(body, url, &headers);
+    assert!(!redacted.contains("XXXXsecretXXXX"), "{redacted}");
+    assert!(!redacted.contains("tok-123456"), "{redacted}");
+    assert!(
+        redacted.starts_with("404 Cannot POST <redacted>"),
+        "{redacted}"
+    );
+    // Only the tail alone, echoed: still gone.
+    let tail = super::delivery::redact("bad token XXXXsecretXXXX", url, &[]);
+    assert_eq!(tail, "bad token <redacted>");
+    // Nothing secret, nothing changed.
+    assert_eq!(
+        super::delivery::redact("invalid_payload", url, &headers),
+        "invalid_payload"
+    );
+}
