@@ -263,10 +263,12 @@ impl Worker {
     }
 
     /// Queues `event` if the receiver wants it; a newer event for the same alert
-    /// replaces a pending one. Never blocks on the receiver.
-    pub fn enqueue(&self, event: &Event) {
+    /// replaces a pending one. Never blocks on the receiver. Past the capacity the
+    /// oldest pending alerts are dropped (counted): their keys are returned, for the
+    /// caller to send them again once there is room.
+    pub fn enqueue(&self, event: &Event) -> Vec<AlertKey> {
         if !self.receiver.wants(event) {
-            return;
+            return Vec::new();
         }
         let dropped = {
             let mut o = self.lock();
@@ -293,25 +295,31 @@ impl Worker {
             } else {
                 o.order.push_back((key, seq));
             }
-            let mut dropped = 0;
+            let mut dropped = Vec::new();
             while o.order.len() > self.policy.capacity {
                 if let Some((k, _)) = o.order.pop_front() {
                     o.pending.remove(&k);
-                    dropped += 1;
+                    dropped.push(k);
                 }
             }
             self.set_queue_gauge(o.order.len());
             dropped
         };
-        if dropped > 0 {
-            self.count("dropped", dropped);
-            tracing::warn!(
-                receiver = self.name(),
-                dropped,
-                "notification queue full; dropped the oldest"
-            );
+        if !dropped.is_empty() {
+            self.count("dropped", dropped.len() as u64);
         }
         self.wake.notify_one();
+        dropped
+    }
+
+    /// Room left in the outbox.
+    pub fn room(&self) -> usize {
+        self.policy.capacity.saturating_sub(self.queued())
+    }
+
+    /// The outbox's capacity.
+    pub fn capacity(&self) -> usize {
+        self.policy.capacity
     }
 
     fn set_queue_gauge(&self, len: usize) {

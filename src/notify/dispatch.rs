@@ -177,6 +177,21 @@ impl Dispatcher {
         }
     }
 
+    /// What a receiver that lost `key`'s events (dropped from a full outbox) should
+    /// hear now: a firing alert's last event, as having fired; or its resolution
+    /// while that is kept; `None` once it is long gone.
+    pub fn owed(&self, key: &AlertKey) -> Option<Event> {
+        if let Some(firing) = self.lifecycle.firing(key) {
+            let mut e = firing.last.as_ref()?.event.clone();
+            if matches!(e.kind, EventKind::Resent | EventKind::Updated) {
+                e.kind = EventKind::Fired;
+                e.previous_severity = None;
+            }
+            return Some(e);
+        }
+        self.resolved.get(key).cloned()
+    }
+
     /// New settings (a reloaded configuration); what fires carries on.
     pub fn reconfigure(&mut self, settings: AlertSettings) {
         self.settings = settings;

@@ -113,6 +113,9 @@ pub struct Notifier {
     workers: Vec<Arc<Worker>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     drain: Duration,
+    /// Per worker, the alerts whose events its full outbox dropped: sent again, as
+    /// they stand then, once there is room.
+    owed: Vec<std::collections::HashSet<AlertKey>>,
 }
 
 impl Notifier {
@@ -144,11 +147,13 @@ impl Notifier {
             .iter()
             .map(|w| tokio::spawn(w.clone().run(drain)))
             .collect();
+        let owed = vec![Default::default(); workers.len()];
         Notifier {
             dispatcher: Dispatcher::new(settings),
             workers,
             tasks,
             drain,
+            owed,
         }
     }
 
@@ -161,12 +166,47 @@ impl Notifier {
         history: impl Fn(&AlertKey) -> Option<&'a [(TimestampMs, f64)]>,
     ) -> Vec<Event> {
         let events = self.dispatcher.update(reports, now, history);
-        for e in &events {
-            for w in &self.workers {
-                w.enqueue(e);
+        for (w, owed) in self.workers.iter().zip(&mut self.owed) {
+            let mut dropped = 0usize;
+            for e in &events {
+                for key in w.enqueue(e) {
+                    dropped += 1;
+                    owed.insert(key);
+                }
+            }
+            if dropped > 0 {
+                // One line a poll, however large the burst.
+                tracing::warn!(
+                    receiver = w.name(),
+                    dropped,
+                    owed = owed.len(),
+                    "notification queue full; the oldest alerts are sent again once there is room"
+                );
             }
         }
+        self.repay();
         events
+    }
+
+    /// Sends again what full outboxes dropped, as each alert stands now, while an
+    /// outbox has a quarter of its room free (at most half its room at once, so
+    /// what is new keeps a place).
+    fn repay(&mut self) {
+        for (w, owed) in self.workers.iter().zip(&mut self.owed) {
+            let room = w.room();
+            if owed.is_empty() || room < w.capacity() / 4 {
+                continue;
+            }
+            let keys: Vec<AlertKey> = owed.iter().take(room / 2).cloned().collect();
+            for key in keys {
+                owed.remove(&key);
+                if let Some(event) = self.dispatcher.owed(&key) {
+                    for again in w.enqueue(&event) {
+                        owed.insert(again);
+                    }
+                }
+            }
+        }
     }
 
     /// Sends an attributed OOM kill to every receiver: an alert of its own
@@ -180,7 +220,12 @@ impl Notifier {
     ) {
         let event = self.dispatcher.oom_event(kill, report, now);
         for w in &self.workers {
-            w.enqueue(&event);
+            if !w.enqueue(&event).is_empty() {
+                tracing::warn!(
+                    receiver = w.name(),
+                    "notification queue full; dropped the oldest for an OOM kill"
+                );
+            }
         }
     }
 
@@ -200,6 +245,7 @@ impl Notifier {
         self.dispatcher.reconfigure(settings);
         let workers = std::mem::replace(&mut self.workers, fresh.workers);
         let tasks = std::mem::replace(&mut self.tasks, fresh.tasks);
+        self.owed = fresh.owed;
         let old_drain = std::mem::replace(&mut self.drain, drain);
         tokio::spawn(drain_workers(workers, tasks, old_drain));
     }

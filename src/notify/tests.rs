@@ -428,6 +428,53 @@ async fn a_full_queue_drops_the_oldest_and_rate_limits_hold() {
     task.await.unwrap();
 }
 
+/// Issue 18: a burst larger than a receiver's outbox loses nothing the receiver
+/// can still take: what was dropped is sent again, as it stands, once there is
+/// room, and every alert arrives once, as fired.
+#[tokio::test(start_paused = true)]
+async fn a_burst_past_the_queue_is_delivered_once_there_is_room() {
+    let recorder = Recorder::new(vec![], Duration::ZERO);
+    let policy = RetryPolicy {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        capacity: 10,
+    };
+    let mut notifier = Notifier::start(
+        settings(),
+        vec![recorder.clone()],
+        policy,
+        Duration::from_secs(5),
+        None,
+    );
+    let names: Vec<String> = (0..30).map(|i| format!("c{i:02}")).collect();
+    let reports = |t: TimestampMs| -> Vec<ContainerReport> {
+        names
+            .iter()
+            .map(|n| report(n, Some(Severity::Warning), t))
+            .collect()
+    };
+    let none = |_: &AlertKey| None;
+    let fired = notifier.publish(&reports(0), 0, none);
+    assert_eq!(fired.len(), 30, "thirty alerts fire in one poll");
+    // Polls go on, the alerts still firing: the dropped are sent again meanwhile.
+    for poll in 1..20 {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let t = poll * 30_000;
+        notifier.publish(&reports(t), t, none);
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut delivered = recorder.delivered();
+    delivered.sort_by(|a, b| a.0.cmp(&b.0));
+    let got: Vec<&str> = delivered.iter().map(|d| d.0.as_str()).collect();
+    assert_eq!(
+        got,
+        names.iter().map(String::as_str).collect::<Vec<_>>(),
+        "each once"
+    );
+    assert!(delivered.iter().all(|d| d.1 == EventKind::Fired && d.2));
+    notifier.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn permanent_refusals_are_dropped_not_retried() {
     let recorder = Recorder::new(
