@@ -373,10 +373,18 @@ fn demo_console(outcome: std::sync::Arc<DemoOutcome>) -> daemon::OnPoll {
                 ""
             };
             match e.severity {
-                Some(severity) => println!(
-                    "[{clock}] ALERT {}{changed}: {summary}",
-                    severity.as_str().to_uppercase(),
-                ),
+                Some(severity) => {
+                    println!(
+                        "[{clock}] ALERT {}{changed}: {summary}",
+                        severity.as_str().to_uppercase(),
+                    );
+                    // The story the description leads with: the change the growth
+                    // began with, the run before it follows.
+                    let story = e.report.story();
+                    if !story.is_empty() {
+                        println!("        {}", story.join("; "));
+                    }
+                }
                 None => println!("[{clock}] resolved: {summary}"),
             }
         }

@@ -68,6 +68,11 @@ fn demo_alerts_on_the_sidecar_and_serves_the_api() {
         stdout.contains("ALERT CRITICAL: istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~"),
         "{stdout}"
     );
+    // The story under the summary: the rollout and the values change it carried.
+    assert!(
+        stdout.contains("        growth began 1 min after ReplicaSet payment-service-7f8b9c6d4 was created (changed: proxy_istio_io_config"),
+        "{stdout}"
+    );
     // Restarted, the sidecar leaks again as before: its alert goes on, forecast from
     // the run that ran out.
     assert!(!stdout.contains("resolved: istio-proxy"), "{stdout}");
