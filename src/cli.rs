@@ -181,7 +181,7 @@ pub struct CheckArgs {
     pub at: Option<String>,
 
     /// Output format: an aligned table for people, or a JSON array for programs
-    /// (schema in the README).
+    /// (schema in docs/json.md).
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }

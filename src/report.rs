@@ -1,6 +1,6 @@
 //! The public shape of a forecast: the JSON objects `check --format json` prints (and
 //! the API serves), and the table a person reads. The JSON schema is a public interface
-//! documented in the README; fields are added, never renamed or removed.
+//! documented in docs/json.md; fields are added, never renamed or removed.
 
 use std::collections::BTreeMap;
 
