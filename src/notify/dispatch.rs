@@ -164,6 +164,8 @@ pub struct Dispatcher {
     lifecycle: Lifecycle<AlertKey, Kept>,
     /// Recently resolved alerts, re-sent until their retention passes.
     resolved: HashMap<AlertKey, Event>,
+    /// Attributed OOM kills, re-sent until their hour ends.
+    oom_active: HashMap<AlertKey, Event>,
     last_resend: Option<TimestampMs>,
 }
 
@@ -173,6 +175,7 @@ impl Dispatcher {
             settings,
             lifecycle: Lifecycle::default(),
             resolved: HashMap::new(),
+            oom_active: HashMap::new(),
             last_resend: None,
         }
     }
@@ -339,6 +342,15 @@ impl Dispatcher {
                 resend.ends_at = ends_at;
                 events.push(resend);
             }
+            self.oom_active.retain(|_, e| e.ends_at > now);
+            for e in self.oom_active.values() {
+                if events.iter().any(|x| x.key == e.key) {
+                    continue;
+                }
+                let mut resend = e.clone();
+                resend.kind = EventKind::Resent;
+                events.push(resend);
+            }
             for e in self.resolved.values() {
                 if events.iter().any(|x| x.key == e.key) {
                     continue;
@@ -354,11 +366,32 @@ impl Dispatcher {
     /// (`alertname="ContainerOOMKillAttributed"`, ending an hour later) on the
     /// container that was at its limit; `report` is that container's latest forecast.
     pub fn oom_event(
-        &self,
+        &mut self,
         kill: &crate::explain::OomKill,
         report: &ContainerReport,
         now: TimestampMs,
     ) -> Event {
+        // The killed incarnation's figures, not the restarted one's: it was at its
+        // limit, with no time left.
+        let mut at_kill = report.clone();
+        if let Some(c) = kill
+            .containers
+            .iter()
+            .find(|c| c.container == report.container)
+        {
+            at_kill.working_set_bytes = c.working_set_bytes;
+            at_kill.limit_bytes = c.limit_bytes.or(report.limit_bytes);
+            at_kill.use_ratio = at_kill
+                .limit_bytes
+                .filter(|l| *l > 0.0)
+                .map(|l| c.working_set_bytes / l);
+            at_kill.time_to_limit_seconds = Some(0.0);
+            at_kill.time_to_limit_lower_seconds = Some(0.0);
+            at_kill.time_to_limit_upper_seconds = Some(0.0);
+            at_kill.previous_run_seconds = None;
+            at_kill.evaluated_at = kill.at.clone();
+        }
+        let report = &at_kill;
         let mut event = self.event(report, EventKind::OomKill, None, now, now, None);
         event.key.container = format!("oom-kill:{}", report.container);
         event.severity = Some(Severity::Warning);
@@ -377,6 +410,9 @@ impl Dispatcher {
         event
             .annotations
             .insert("description".into(), kill.sentence.clone());
+        // Re-sent to Alertmanager while it lasts (an Alertmanager that restarted
+        // would have lost it), ending by itself an hour after the kill.
+        self.oom_active.insert(event.key.clone(), event.clone());
         event
     }
 

@@ -689,3 +689,59 @@ fn receiver_error_bodies_are_redacted_like_their_urls() {
         "invalid_payload"
     );
 }
+
+/// Issue 18: an attributed OOM kill is an alert of its own that Alertmanager would
+/// lose on a restart: it is re-sent while its hour lasts, ending with it, and it
+/// carries the killed incarnation's figures, not the restarted one's.
+#[test]
+fn an_oom_kill_alert_is_resent_while_it_lasts_with_the_killed_figures() {
+    use crate::explain::oom::{attribute, ContainerAtKill};
+    let mut d = Dispatcher::new(settings());
+    let none = |_: &AlertKey| None;
+    let t0 = 1_773_930_000_000;
+    let kill = attribute(
+        t0,
+        "prod",
+        "payment-service-7f8b9c6d4-xk2nm",
+        "payment-service",
+        vec![
+            ContainerAtKill {
+                container: "istio-proxy".into(),
+                working_set_bytes: 128.0 * 1048576.0,
+                limit_bytes: Some(128.0 * 1048576.0),
+            },
+            ContainerAtKill {
+                container: "payment-service".into(),
+                working_set_bytes: 118.0 * 1048576.0,
+                limit_bytes: Some(256.0 * 1048576.0),
+            },
+        ],
+    );
+    // The restarted sidecar's own forecast: young, small.
+    let mut restarted = report("istio-proxy", None, t0);
+    restarted.working_set_bytes = 60.0 * 1048576.0;
+    restarted.pattern = Pattern::InsufficientData;
+    let event = d.oom_event(&kill, &restarted, t0);
+    assert_eq!(event.report.working_set_bytes, 128.0 * 1048576.0);
+    assert_eq!(event.report.time_to_limit_seconds, Some(0.0));
+    assert_eq!(event.ends_at, t0 + 3_600_000);
+    let resent = |events: &[Event]| {
+        events
+            .iter()
+            .filter(|e| e.key.container == "oom-kill:istio-proxy" && e.kind == EventKind::Resent)
+            .count()
+    };
+    // Every resend interval while it lasts, ending when the hour does.
+    let mut count = 0;
+    for minute in 1..=70 {
+        let t = t0 + minute * 60_000;
+        let events = d.update(&[report("app", None, t)], t, none);
+        let n = resent(&events);
+        if minute < 60 {
+            count += n;
+        } else {
+            assert_eq!(n, 0, "minute {minute}: over");
+        }
+    }
+    assert!(count >= 55, "re-sent {count} times in its hour");
+}
