@@ -26,6 +26,9 @@ pub struct PrometheusSource {
     extra_labels: Vec<String>,
     /// This replica's share of the containers, if sharded.
     shard: Option<Shard>,
+    /// Containers whose limit series disagree (two kube-state-metrics replicas, a
+    /// stale one), already logged: once per container.
+    disagreeing: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<ContainerKey>>>,
 }
 
 impl PrometheusSource {
@@ -35,6 +38,7 @@ impl PrometheusSource {
             queries,
             extra_labels,
             shard: None,
+            disagreeing: Default::default(),
         }
     }
 
@@ -235,15 +239,35 @@ impl PrometheusSource {
                 }
             }
         };
-        let (ksm, init, cadvisor) = tokio::try_join!(
+        // The lowest reading beside the highest: series that disagree (two
+        // kube-state-metrics replicas, one stale) are told apart below.
+        let lowest = queries
+            .limits
+            .strip_prefix("max by (")
+            .map(|rest| format!("min by ({rest}"));
+        let (ksm, ksm_low, init, cadvisor) = tokio::try_join!(
             instant("limits", Some(queries.limits.clone())),
+            instant("limits", lowest),
             instant(
                 "init_container_limits",
                 queries.init_container_limits.clone()
             ),
             instant("cadvisor_limits", queries.cadvisor_limits.clone()),
         )?;
-        Ok(merge_limits(&self.extra_labels, &ksm, &init, &cadvisor))
+        let mut limits = merge_limits(&self.extra_labels, &ksm, &init, &cadvisor);
+        let disagreements = take_the_lower(&self.extra_labels, &mut limits, &ksm_low);
+        let mut warned = self.disagreeing.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, low, high) in disagreements {
+            if warned.insert(key.clone()) {
+                tracing::warn!(
+                    container = %key,
+                    lower = %crate::units::format_bytes(low),
+                    higher = %crate::units::format_bytes(high),
+                    "the limit series of a container disagree (two kube-state-metrics replicas, or a stale one?); forecasting against the lower"
+                );
+            }
+        }
+        Ok(limits)
     }
 }
 
@@ -439,6 +463,36 @@ fn group_restarts(
         .collect()
 }
 
+/// Where kube-state-metrics' lowest reading of a container's limit (`lows`, `min by`
+/// the identity labels) is below the one kept (its highest), takes the lower: an
+/// alert early is better than one against a limit the kernel does not enforce.
+/// Returns each such container with its lower and higher limit.
+pub fn take_the_lower(
+    extra_labels: &[String],
+    limits: &mut [LimitReading],
+    lows: &[InstantSample],
+) -> Vec<(ContainerKey, f64, f64)> {
+    let lows: rustc_hash::FxHashMap<ContainerKey, f64> = lows
+        .iter()
+        .filter(|s| s.value > 0.0 && s.value < UNLIMITED_ABOVE_BYTES)
+        .filter_map(|s| Some((ContainerKey::from_labels(&s.labels, extra_labels)?, s.value)))
+        .collect();
+    let mut disagreements = Vec::new();
+    for reading in limits.iter_mut() {
+        if reading.source != LimitSource::KubeStateMetrics {
+            continue;
+        }
+        let (Some(high), Some(&low)) = (reading.bytes, lows.get(&reading.key)) else {
+            continue;
+        };
+        if low < high {
+            disagreements.push((reading.key.clone(), low, high));
+            reading.bytes = Some(low);
+        }
+    }
+    disagreements
+}
+
 /// One limit per container: kube-state-metrics first, then its init-container (native
 /// sidecar) series, then cAdvisor.
 pub fn merge_limits(
@@ -553,6 +607,41 @@ mod tests {
             at: 0,
             value,
         }
+    }
+
+    /// Issue 18: two kube-state-metrics replicas disagreeing on a limit (128Mi and
+    /// 512Mi): the lower is used, and the disagreement named, not silently the higher.
+    #[test]
+    fn disagreeing_limit_series_give_the_lower_limit() {
+        let app = [("namespace", "prod"), ("pod", "p"), ("container", "app")];
+        let other = [("namespace", "prod"), ("pod", "p"), ("container", "other")];
+        let mut limits = merge_limits(
+            &[],
+            &[
+                instant(&app, 512.0 * 1048576.0),
+                instant(&other, 64.0 * 1048576.0),
+            ],
+            &[],
+            &[],
+        );
+        let found = take_the_lower(
+            &[],
+            &mut limits,
+            &[
+                instant(&app, 128.0 * 1048576.0),
+                instant(&other, 64.0 * 1048576.0),
+            ],
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.container, "app");
+        assert_eq!(
+            (found[0].1, found[0].2),
+            (128.0 * 1048576.0, 512.0 * 1048576.0)
+        );
+        let app_limit = limits.iter().find(|l| l.key.container == "app").unwrap();
+        assert_eq!(app_limit.bytes, Some(128.0 * 1048576.0));
+        let other_limit = limits.iter().find(|l| l.key.container == "other").unwrap();
+        assert_eq!(other_limit.bytes, Some(64.0 * 1048576.0));
     }
 
     #[test]
