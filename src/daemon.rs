@@ -174,6 +174,14 @@ impl<S: Source> Service<S> {
             last_totals = totals;
             match result {
                 Ok(summary) => {
+                    if failures > 0 {
+                        tracing::info!(
+                            failed_polls = failures,
+                            outage_seconds =
+                                self.last_success.map_or(0, |t| (now - t).max(0) / 1000),
+                            "polling Prometheus again"
+                        );
+                    }
                     failures = 0;
                     self.polled(now, summary, started).await;
                     delay = wall_interval;

@@ -233,6 +233,11 @@ fn run_is_scraped_survives_an_outage_and_stops_on_sigterm() {
         "{logs}"
     );
     assert!(logs.contains(r#""message":"headroom stopped""#), "{logs}");
+    // Recovery is said, with how long the outage lasted.
+    assert!(
+        logs.contains(r#""message":"polling Prometheus again""#) && logs.contains("outage_seconds"),
+        "{logs}"
+    );
 }
 
 /// Issue 16: SIGHUP and `POST /-/reload` reload the configuration as Prometheus

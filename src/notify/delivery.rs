@@ -346,6 +346,9 @@ impl Worker {
         let mut last_send: Option<tokio::time::Instant> = None;
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut logged_permanent = false;
+        // Since when deliveries have been failing, and how many tries: said once
+        // the receiver answers again.
+        let mut failing: Option<(tokio::time::Instant, u64)> = None;
         loop {
             let batch: Vec<(AlertKey, u64, Event)> = {
                 let o = self.lock();
@@ -397,6 +400,14 @@ impl Worker {
                     backoff = self.policy.initial;
                     self.remove(&batch);
                     self.count("sent", batch.len() as u64);
+                    if let Some((since, tries)) = failing.take() {
+                        tracing::info!(
+                            receiver = self.name(),
+                            failed_tries = tries,
+                            outage_seconds = since.elapsed().as_secs(),
+                            "receiver answers again; delivering what it missed"
+                        );
+                    }
                 }
                 Verdict::Permanent { reason } => {
                     self.remove(&batch);
@@ -408,6 +419,8 @@ impl Worker {
                 }
                 Verdict::Retry { after, reason } => {
                     self.count("retried", batch.len() as u64);
+                    let (since, tries) = failing.unwrap_or((tokio::time::Instant::now(), 0));
+                    failing = Some((since, tries + 1));
                     // A receiver's Retry-After is honoured up to retry_max: an hour's
                     // wait must not hold every later alert back.
                     let wait = after
