@@ -530,7 +530,7 @@ pub async fn serve<S: Source + 'static>(
     // Queued notifications (the last resolutions among them) are delivered within
     // alerts.drain_timeout while the HTTP server drains.
     service.notifier.shutdown().await;
-    tracing::info!("notifications drained");
+    tracing::info!("notification delivery stopped");
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(Ok(Ok(refused))) => {
             if refused > 0 {

@@ -266,9 +266,21 @@ async fn drain_workers(
     for w in &workers {
         w.close();
     }
-    let deadline = drain + Duration::from_secs(1);
+    // One deadline for all: receivers drain at once, so three stuck ones take the
+    // drain period once, not three times (Kubernetes' grace is 30 s).
+    let deadline = tokio::time::Instant::now() + drain + Duration::from_secs(1);
     for task in tasks {
-        let _ = tokio::time::timeout(deadline, task).await;
+        let _ = tokio::time::timeout_at(deadline, task).await;
+    }
+    for w in &workers {
+        let left = w.queued();
+        if left > 0 {
+            tracing::warn!(
+                receiver = w.name(),
+                left,
+                "notifications left undelivered at shutdown"
+            );
+        }
     }
 }
 

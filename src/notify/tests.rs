@@ -745,3 +745,31 @@ fn an_oom_kill_alert_is_resent_while_it_lasts_with_the_killed_figures() {
     }
     assert!(count >= 55, "re-sent {count} times in its hour");
 }
+
+/// Issue 18: shutdown drains every receiver within one drain period: three stuck
+/// receivers take it once, not three times (Kubernetes' grace is 30 s).
+#[tokio::test(start_paused = true)]
+async fn the_whole_drain_fits_in_one_drain_period() {
+    let stuck: Vec<Arc<Recorder>> = (0..3)
+        .map(|_| {
+            let r = Recorder::new(vec![], Duration::ZERO);
+            *r.down_until.lock().unwrap() =
+                Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+            r
+        })
+        .collect();
+    let receivers: Vec<Arc<dyn Receiver>> = stuck
+        .iter()
+        .map(|r| r.clone() as Arc<dyn Receiver>)
+        .collect();
+    let drain = Duration::from_secs(10);
+    let mut notifier = Notifier::start(settings(), receivers, RetryPolicy::default(), drain, None);
+    let none = |_: &AlertKey| None;
+    notifier.publish(&[report("a", Some(Severity::Warning), 0)], 0, none);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = tokio::time::Instant::now();
+    notifier.shutdown().await;
+    let took = started.elapsed();
+    assert!(took <= drain + Duration::from_secs(2), "{took:?}");
+    assert!(stuck.iter().all(|r| r.delivered().is_empty()));
+}
