@@ -10,6 +10,34 @@ use common::{
     free_port, http_get, http_post, openmetrics, wait_for, SeriesSpec, TestPrometheus, MI,
 };
 
+/// Waits up to `seconds` for `child` to exit: its status and what it wrote to
+/// stdout (`stderr: false`) or stderr.
+fn exit_and_output(
+    child: &mut std::process::Child,
+    what: &str,
+    seconds: u64,
+    stderr: bool,
+) -> (std::process::ExitStatus, String) {
+    let status = wait_for(what, seconds, || child.try_wait().ok().flatten());
+    let mut text = String::new();
+    if stderr {
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+    } else {
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+    }
+    (status, text)
+}
+
 /// `headroom demo --speed 900` serving on `port`, with `extra` arguments; its stdout
 /// and stderr go to `output()`.
 fn demo(port: u16, extra: &[&str], output: fn() -> Stdio) -> std::process::Child {
@@ -55,14 +83,7 @@ fn demo_alerts_on_the_sidecar_and_serves_the_api() {
         page.contains("<svg") && page.contains("forecast-band") && page.contains("badge critical")
     );
 
-    let status = wait_for("the demo to finish", 60, || child.try_wait().ok().flatten());
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
+    let (status, stdout) = exit_and_output(&mut child, "the demo to finish", 60, false);
     assert!(status.success(), "{stdout}");
     assert!(
         stdout.contains("ALERT CRITICAL: istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~"),
@@ -216,16 +237,7 @@ fn run_is_scraped_survives_an_outage_and_stops_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = wait_for("headroom to exit after SIGTERM", 20, || {
-        child.try_wait().ok().flatten()
-    });
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let (status, logs) = exit_and_output(&mut child, "headroom to exit after SIGTERM", 20, true);
     assert!(status.success(), "exit {status}: {logs}");
     assert!(logs.contains(r#""message":"headroom starting""#), "{logs}");
     assert!(
@@ -341,14 +353,7 @@ fn reload_takes_a_new_config_keeps_history_and_refuses_a_broken_one() {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let status = wait_for("headroom to exit", 20, || child.try_wait().ok().flatten());
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let (status, logs) = exit_and_output(&mut child, "headroom to exit", 20, true);
     assert!(status.success(), "{logs}");
     assert!(
         logs.contains(r#""message":"configuration reloaded""#),

@@ -342,16 +342,10 @@ impl Dispatcher {
                 resend.ends_at = ends_at;
                 events.push(resend);
             }
+            // Attributed OOM kills until their hour ends, recently resolved alerts
+            // until their retention passes: as they were, endsAt and all.
             self.oom_active.retain(|_, e| e.ends_at > now);
-            for e in self.oom_active.values() {
-                if events.iter().any(|x| x.key == e.key) {
-                    continue;
-                }
-                let mut resend = e.clone();
-                resend.kind = EventKind::Resent;
-                events.push(resend);
-            }
-            for e in self.resolved.values() {
+            for e in self.oom_active.values().chain(self.resolved.values()) {
                 if events.iter().any(|x| x.key == e.key) {
                     continue;
                 }
