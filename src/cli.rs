@@ -19,7 +19,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// YAML config file (see config/headroom.example.yaml); built-in defaults without it.
-    #[arg(long, global = true, value_name = "FILE", env = "HEADROOM_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE",
+        env = "HEADROOM_CONFIG"
+    )]
     pub config: Option<PathBuf>,
 
     /// Prometheus-compatible API base URL (Prometheus, Thanos, Mimir, VictoriaMetrics).
@@ -27,19 +33,21 @@ pub struct GlobalArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         value_name = "URL",
         env = "HEADROOM_PROMETHEUS_URL"
     )]
     pub prometheus_url: Option<String>,
 
     /// Log line format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Log level or tracing filter, e.g. `info` or `headroom=debug,info`.
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         value_name = "LEVEL",
         default_value = "info",
         env = "HEADROOM_LOG"
@@ -53,6 +61,7 @@ pub struct GlobalArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         value_name = "I",
         env = "HEADROOM_SHARD_INDEX",
         requires = "shard_count",
@@ -64,6 +73,7 @@ pub struct GlobalArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         value_name = "N",
         env = "HEADROOM_SHARD_COUNT",
         requires = "shard_index"

@@ -144,6 +144,8 @@ impl WorkloadPeers {
 pub struct Change {
     /// `replicaset_created` or `pod_started`.
     pub kind: &'static str,
+    /// When it happened (RFC 3339 in JSON).
+    #[serde(serialize_with = "crate::vocab::as_rfc3339")]
     pub at: TimestampMs,
     /// "2 min after ReplicaSet payment-service-7f8b9c6d4 was created".
     pub text: String,
@@ -392,6 +394,18 @@ impl ContainerReport {
 #[cfg(test)]
 mod explanation_tests {
     use super::WorkloadPeers;
+
+    /// Every time in headroom's JSON is RFC 3339, a change's too.
+    #[test]
+    fn a_change_serializes_its_time_as_rfc3339() {
+        let change = super::Change {
+            kind: "replicaset_created",
+            at: 1_773_929_520_000,
+            text: "1 min after ReplicaSet x was created".into(),
+        };
+        let json = serde_json::to_value(&change).unwrap();
+        assert_eq!(json["at"], "2026-03-19T14:12:00Z");
+    }
 
     #[test]
     fn shared_growth_is_called_workload_wide() {
