@@ -52,6 +52,9 @@ use super::trend::{
 };
 use super::Sample;
 
+/// Growth that would add less than this share of the level within the warning
+/// horizon is immaterial: `stable`, not `leak`.
+pub const IMMATERIAL: f64 = 0.01;
 /// The most bins a segment is reduced to.
 pub const MAX_BINS: usize = 96;
 /// A time to limit is given only up to this many times the history the segment has
@@ -291,6 +294,12 @@ pub fn forecast_after(
         peak_offset_bytes: analysis.peak_offset,
     });
     out.pattern = analysis.pattern;
+    // Growth too slow to move the working set by 1% of its level within the warning
+    // horizon is no leak, however significant: a flat series that crept up by a page.
+    let immaterial = analysis.slope * params.warning_horizon_seconds < IMMATERIAL * level.abs();
+    if matches!(out.pattern, Pattern::Leak | Pattern::SawtoothLeak) && immaterial {
+        out.pattern = Pattern::Stable;
+    }
     if at_limit {
         return out;
     }
@@ -1582,6 +1591,33 @@ mod tests {
         assert_eq!(f.pattern, Pattern::Stable);
         assert_eq!(f.severity, Severity::None);
         assert!(f.time_to_limit.is_none());
+    }
+
+    /// Issue 18: a flat series that creeps up by a page now and then grows
+    /// significantly, but too slowly to matter: `stable`, not a leak at +0B/h.
+    #[test]
+    fn an_immaterial_creep_is_stable_not_a_leak() {
+        // 100 MiB, one page more every 10 minutes for 6 hours: +24 KiB/h, 0.6 MiB a day.
+        let samples: Vec<Sample> = (0..720)
+            .map(|i| Sample {
+                at: i * 30_000,
+                bytes: 100.0 * MI + 4096.0 * (i / 20) as f64,
+            })
+            .collect();
+        let now = 719 * 30_000;
+        let f = forecast(&samples, Some(128.0 * MI), now, &ForecastParams::default());
+        assert_eq!(f.pattern, Pattern::Stable, "{f:?}");
+        assert!(f.time_to_limit.is_none());
+        // Ten times the creep's pace over a day is still short of 1%; a hundred times
+        // is a leak.
+        let leak: Vec<Sample> = (0..720)
+            .map(|i| Sample {
+                at: i * 30_000,
+                bytes: 100.0 * MI + 409_600.0 * (i / 20) as f64,
+            })
+            .collect();
+        let f = forecast(&leak, Some(128.0 * MI), now, &ForecastParams::default());
+        assert_eq!(f.pattern, Pattern::Leak, "{f:?}");
     }
 
     #[test]
