@@ -488,7 +488,7 @@ fn dashboards_parse_and_every_panel_uses_the_datasource_variable() {
         .iter()
         .filter_map(|v| v["name"].as_str())
         .collect();
-    assert_eq!(names, ["datasource", "namespace", "pod", "container"]);
+    assert_eq!(names, ["datasource", "cluster", "namespace", "pod", "container"]);
 }
 
 #[test]
@@ -783,6 +783,13 @@ fn every_dashboard_query_returns_data_from_prometheus_scraping_headroom() {
                 "datasource" => {}
                 "textbox" | "constant" | "custom" => {
                     variables.insert(var, v["query"].as_str().unwrap().to_string());
+                }
+                "query" if v["includeAll"] == true && v.get("allValue").is_some() => {
+                    // As Grafana's default All: the identity label may be unused
+                    // (no cluster label here), and All must then match every series.
+                    let definition = v["definition"].as_str().unwrap();
+                    assert_eq!(v["query"]["query"], definition, "{name}: variable {var}");
+                    variables.insert(var, v["allValue"].as_str().unwrap().to_string());
                 }
                 "query" => {
                     let definition = v["definition"].as_str().unwrap();
