@@ -914,14 +914,38 @@ impl Validator<'_> {
         if limits.trim().is_empty() {
             self.problem("queries.limits", "must not be empty");
         }
-        Queries {
+        let queries = Queries {
             working_set,
             limits,
             init_container_limits: optional(q.init_container_limits, DEFAULT_INIT_LIMITS_QUERY),
             cadvisor_limits: optional(q.cadvisor_limits, DEFAULT_CADVISOR_LIMITS_QUERY),
             restarts: optional(q.restarts, DEFAULT_RESTARTS_QUERY),
             oom_kills: optional(q.oom_kills, DEFAULT_OOM_QUERY),
+        };
+        // Every query headroom will send, checked for what Prometheus would refuse
+        // before it is sent: an unbalanced brace, an unterminated string.
+        for (key, query) in [
+            ("queries.working_set", Some(&queries.working_set)),
+            ("queries.limits", Some(&queries.limits)),
+            (
+                "queries.init_container_limits",
+                queries.init_container_limits.as_ref(),
+            ),
+            ("queries.cadvisor_limits", queries.cadvisor_limits.as_ref()),
+            ("queries.restarts", queries.restarts.as_ref()),
+            ("queries.oom_kills", queries.oom_kills.as_ref()),
+        ] {
+            if let Some(Err(why)) = query
+                .filter(|q| !q.trim().is_empty())
+                .map(|q| crate::source::promql::check_query(q))
+            {
+                self.problem(
+                    key,
+                    format!("is not a PromQL expression headroom can send: {why}"),
+                );
+            }
         }
+        queries
     }
 }
 
@@ -998,6 +1022,15 @@ mod tests {
             assert_eq!(err.problems.len(), 1, "{yaml}: {err}");
             assert_eq!(err.problems[0].key, key, "{err}");
         }
+    }
+
+    #[test]
+    fn an_unbalanced_query_is_refused_by_key() {
+        let err = parse("queries:\n  working_set: 'max by (pod) (m{a=\"b\"'\n").unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].key, "queries.working_set");
+        assert_eq!(err.problems[0].line, Some(2));
+        assert!(err.problems[0].message.contains("unbalanced"), "{err}");
     }
 
     #[test]

@@ -488,7 +488,10 @@ fn dashboards_parse_and_every_panel_uses_the_datasource_variable() {
         .iter()
         .filter_map(|v| v["name"].as_str())
         .collect();
-    assert_eq!(names, ["datasource", "cluster", "namespace", "pod", "container"]);
+    assert_eq!(
+        names,
+        ["datasource", "cluster", "namespace", "pod", "container"]
+    );
 }
 
 #[test]

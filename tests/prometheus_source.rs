@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -680,10 +680,11 @@ fn check_prints_json_forecasts_as_of_a_past_instant() {
 #[tokio::test]
 async fn prometheus_errors_name_status_type_and_body() {
     let f = fixture();
-    // A query Prometheus cannot parse: a real 400 bad_data.
+    // A query Prometheus cannot parse (config check refuses only what is lexically
+    // broken; this is well-formed but of the wrong type): a real 400 bad_data.
     let config = test_config(
         &f.prometheus.url(),
-        "queries:\n  working_set: 'container_memory_working_set_bytes{'\n",
+        "queries:\n  working_set: 'rate(container_memory_working_set_bytes)'\n",
     );
     let err = source(&config)
         .fetch(Window {
@@ -938,4 +939,64 @@ fn check_says_why_it_found_no_containers() {
             && stdout.contains(" of them without a namespace, pod or container label"),
         "{stdout}"
     );
+}
+
+/// Issue 16: `backtest --selector` joins custom working-set queries where they take
+/// matchers (into selectors, not into `by (…)` lists or ranges), on a real
+/// Prometheus: an aggregation, and a function over a range.
+#[test]
+fn backtest_selector_joins_custom_queries_in_their_selectors() {
+    let f = fixture();
+    let from = chrono::DateTime::from_timestamp(f.end - 3600, 0)
+        .unwrap()
+        .to_rfc3339();
+    let to = chrono::DateTime::from_timestamp(f.end, 0)
+        .unwrap()
+        .to_rfc3339();
+    for query in [
+        r#"max by (namespace, pod, container, id) (container_memory_working_set_bytes{container!="",container!="POD"})"#,
+        r#"max by (namespace, pod, container) (max_over_time(container_memory_working_set_bytes{container!="",container!="POD"}[1m]))"#,
+    ] {
+        let config = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            config.path(),
+            format!("queries:\n  working_set: '{query}'\n"),
+        )
+        .unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+            .args([
+                "backtest", "--from", &from, "--to", &to, "--format", "jsonl",
+            ])
+            .args(["--selector", r#"namespace="prod""#, "--config"])
+            .arg(config.path())
+            .args(["--prometheus-url", &f.prometheus.url()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{query}: {stderr}");
+        let lines = String::from_utf8_lossy(&output.stdout);
+        let namespaces: BTreeSet<String> = lines
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["namespace"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(
+            namespaces.into_iter().collect::<Vec<_>>(),
+            ["prod"],
+            "{query}: only the selected namespace"
+        );
+        // The selector really selects: another namespace has nothing to replay.
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+            .args(["backtest", "--from", &from, "--to", &to])
+            .args(["--selector", r#"namespace="elsewhere""#, "--config"])
+            .arg(config.path())
+            .args(["--prometheus-url", &f.prometheus.url()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains("no series to replay"),
+            "{query}: {stderr}"
+        );
+    }
 }

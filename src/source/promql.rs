@@ -120,59 +120,259 @@ fn one_brace_group(text: &str) -> bool {
     false
 }
 
-/// Adds label matchers to every selector of a query (`a{x="1"} or b` →
-/// `a{x="1",m} or b{m}`), for namespace sharding of queries like the default
-/// restarts query. Metric names are words before `{` or at word boundaries; this is
-/// enough for the selector-only queries headroom runs.
-pub fn add_matchers(query: &str, matchers: &str) -> String {
-    let mut out = String::with_capacity(query.len() + matchers.len() * 2);
-    let chars: Vec<char> = query.chars().collect();
+/// One lexical piece of PromQL, as far as matcher injection needs it.
+#[derive(Debug, Clone, PartialEq)]
+enum Token<'q> {
+    /// A name: a metric, a function, a keyword, a label.
+    Ident(&'q str),
+    /// A `{...}` group, braces included (quotes respected).
+    Braces(&'q str),
+    /// A `[...]` group (a range or subquery), brackets included.
+    Brackets(&'q str),
+    /// A quoted string, quotes included.
+    Str(&'q str),
+    /// Anything else, one character or a run of whitespace or number.
+    Other(&'q str),
+}
+
+/// Splits `query` into tokens; `Err` names what is unbalanced or unterminated.
+fn tokens(query: &str) -> Result<Vec<Token<'_>>, String> {
+    let bytes = query.as_bytes();
+    let mut out = Vec::new();
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_ascii_alphabetic() || c == '_' || c == ':' {
-            let start = i;
-            while i < chars.len()
-                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
-            {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            out.push_str(&word);
-            let keyword = matches!(
-                word.as_str(),
-                "or" | "and"
-                    | "unless"
-                    | "by"
-                    | "without"
-                    | "on"
-                    | "ignoring"
-                    | "count"
-                    | "sum"
-                    | "max"
-                    | "min"
-                    | "avg"
-            );
-            if keyword {
+    // The end of a quoted string starting at `from`, its closing quote included.
+    let string_end = |from: usize| -> Result<usize, String> {
+        let q = bytes[from];
+        let mut j = from + 1;
+        while j < bytes.len() {
+            if bytes[j] == b'\\' && q != b'`' {
+                j += 2;
                 continue;
             }
-            if chars.get(i) == Some(&'{') {
-                let close = chars[i..].iter().position(|&c| c == '}').map(|p| p + i);
-                if let Some(close) = close {
-                    let inner: String = chars[i + 1..close].iter().collect();
-                    let sep = if inner.trim().is_empty() { "" } else { "," };
-                    out.push_str(&format!("{{{inner}{sep}{matchers}}}"));
-                    i = close + 1;
+            if bytes[j] == q {
+                return Ok(j + 1);
+            }
+            j += 1;
+        }
+        Err(format!("unterminated string at character {}", from + 1))
+    };
+    // The end of a group opened at `from` by `open`, closed by `close`.
+    let group_end = |from: usize, open: u8, close: u8| -> Result<usize, String> {
+        let mut depth = 0usize;
+        let mut j = from;
+        while j < bytes.len() {
+            match bytes[j] {
+                b'"' | b'\'' | b'`' => {
+                    j = string_end(j)?;
                     continue;
                 }
+                c if c == open => depth += 1,
+                c if c == close => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(j + 1);
+                    }
+                }
+                _ => {}
             }
-            out.push_str(&format!("{{{matchers}}}"));
-            continue;
+            j += 1;
         }
-        out.push(c);
+        Err(format!(
+            "unbalanced {:?} at character {}",
+            open as char,
+            from + 1
+        ))
+    };
+    let mut parens = 0i64;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let end = match c {
+            b'{' => {
+                let e = group_end(i, b'{', b'}')?;
+                out.push(Token::Braces(&query[i..e]));
+                e
+            }
+            b'[' => {
+                let e = group_end(i, b'[', b']')?;
+                out.push(Token::Brackets(&query[i..e]));
+                e
+            }
+            b'}' | b']' => {
+                return Err(format!("unbalanced {:?} at character {}", c as char, i + 1))
+            }
+            b'"' | b'\'' | b'`' => {
+                let e = string_end(i)?;
+                out.push(Token::Str(&query[i..e]));
+                e
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
+                let mut e = i;
+                while e < bytes.len()
+                    && (bytes[e].is_ascii_alphanumeric() || bytes[e] == b'_' || bytes[e] == b':')
+                {
+                    e += 1;
+                }
+                out.push(Token::Ident(&query[i..e]));
+                e
+            }
+            c if c.is_ascii_digit() || c == b'.' => {
+                // Numbers and durations (5m, 1h30m, 1e3) are one token.
+                let mut e = i;
+                while e < bytes.len() && (bytes[e].is_ascii_alphanumeric() || bytes[e] == b'.') {
+                    e += 1;
+                }
+                out.push(Token::Other(&query[i..e]));
+                e
+            }
+            _ => {
+                if c == b'(' {
+                    parens += 1;
+                } else if c == b')' {
+                    parens -= 1;
+                    if parens < 0 {
+                        return Err(format!("unbalanced ')' at character {}", i + 1));
+                    }
+                }
+                let len = query[i..].chars().next().map_or(1, char::len_utf8);
+                out.push(Token::Other(&query[i..i + len]));
+                i + len
+            }
+        };
+        i = end;
+    }
+    if parens != 0 {
+        return Err("unbalanced '('".into());
+    }
+    Ok(out)
+}
+
+/// Words that are never metric names: aggregations (followed by `by`/`without` or
+/// their parenthesis), binary and set operators, modifiers.
+const KEYWORDS: &[&str] = &[
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "limitk",
+    "limit_ratio",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "atan2",
+];
+
+/// Words followed by a parenthesised list of label names, copied as written.
+const LABEL_LISTS: &[&str] = &[
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+];
+
+/// Checks that `query` is lexically sound PromQL as far as headroom reads it:
+/// quotes terminated, braces, brackets and parentheses balanced. `Err` says what
+/// and where.
+pub fn check_query(query: &str) -> Result<(), String> {
+    if query.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    tokens(query).map(|_| ())
+}
+
+/// Adds label matchers to every series selector of a query and to nothing else:
+/// `a{x="1"} or b` → `a{x="1",m} or b{m}`; `max by (namespace, pod) (rate(x[5m]))`
+/// → `max by (namespace, pod) (rate(x{m}[5m]))`. Aggregations, functions, label
+/// lists (`by`, `without`, `on`, `ignoring`, `group_left/right`), ranges, strings
+/// and numbers are copied as written. A query that does not tokenize (config check
+/// refuses those) is returned unchanged.
+pub fn add_matchers(query: &str, matchers: &str) -> String {
+    let Ok(tokens) = tokens(query) else {
+        return query.to_string();
+    };
+    let inject = |braces: &str| {
+        let inner = &braces[1..braces.len() - 1];
+        let sep = if inner.trim().is_empty() { "" } else { "," };
+        format!("{{{inner}{sep}{matchers}}}")
+    };
+    // The next token that is not whitespace.
+    let next_solid = |from: usize| {
+        tokens[from..]
+            .iter()
+            .find(|t| !matches!(t, Token::Other(s) if s.trim().is_empty()))
+    };
+    let mut out = String::with_capacity(query.len() + 4 * matchers.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            Token::Ident(word) if LABEL_LISTS.contains(word) => {
+                out.push_str(word);
+                i += 1;
+                // Copy up to and including the list's closing parenthesis.
+                if matches!(next_solid(i), Some(Token::Other("("))) {
+                    while i < tokens.len() {
+                        let t = &tokens[i];
+                        out.push_str(text(t));
+                        i += 1;
+                        if matches!(t, Token::Other(")")) {
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            Token::Ident(word) if KEYWORDS.contains(word) => out.push_str(word),
+            Token::Ident(word) => match next_solid(i + 1) {
+                // A function call.
+                Some(Token::Other("(")) => out.push_str(word),
+                // A selector with matchers: they are joined by ours (the braces must
+                // follow the name directly).
+                Some(Token::Braces(b)) if matches!(tokens.get(i + 1), Some(Token::Braces(_))) => {
+                    out.push_str(word);
+                    out.push_str(&inject(b));
+                    i += 2;
+                    continue;
+                }
+                // A bare metric name.
+                _ => {
+                    out.push_str(word);
+                    out.push_str(&format!("{{{matchers}}}"));
+                }
+            },
+            // A selector by matchers alone ({__name__=~"..."}).
+            Token::Braces(b) => out.push_str(&inject(b)),
+            t => out.push_str(text(t)),
+        }
         i += 1;
     }
     out
+}
+
+fn text<'q>(t: &Token<'q>) -> &'q str {
+    match t {
+        Token::Ident(s)
+        | Token::Braces(s)
+        | Token::Brackets(s)
+        | Token::Str(s)
+        | Token::Other(s) => s,
+    }
 }
 
 /// `metric{...}` or `metric`, optionally joined by ` or `: the queries namespace
@@ -235,6 +435,58 @@ mod tests {
         );
         assert_eq!(add_matchers("m", r#"a="b""#), r#"m{a="b"}"#);
         assert_eq!(add_matchers("m{}", r#"a="b""#), r#"m{a="b"}"#);
+    }
+
+    /// Issue 16: matchers go into series selectors only, never into label lists,
+    /// function names, ranges or strings.
+    #[test]
+    fn matchers_go_into_selectors_only() {
+        let m = r#"namespace="prod""#;
+        assert_eq!(
+            add_matchers(
+                r#"max by (namespace, pod, container, id) (container_memory_working_set_bytes{container!=""})"#,
+                m
+            ),
+            r#"max by (namespace, pod, container, id) (container_memory_working_set_bytes{container!="",namespace="prod"})"#
+        );
+        assert_eq!(
+            add_matchers("rate(x[5m])", m),
+            r#"rate(x{namespace="prod"}[5m])"#
+        );
+        assert_eq!(
+            add_matchers(
+                r#"sum without (id) (a) / on (pod) group_left (node) b{x="}"}"#,
+                m
+            ),
+            r#"sum without (id) (a{namespace="prod"}) / on (pod) group_left (node) b{x="}",namespace="prod"}"#
+        );
+        assert_eq!(
+            add_matchers(r#"max_over_time(m[1h:5m]) offset 5m > 0"#, m),
+            r#"max_over_time(m{namespace="prod"}[1h:5m]) offset 5m > 0"#
+        );
+        assert_eq!(
+            add_matchers(r#"{__name__=~"a|b"}"#, m),
+            r#"{__name__=~"a|b",namespace="prod"}"#
+        );
+        assert_eq!(
+            add_matchers(r#"label_replace(m, "dst", "$1", "src", "(.*)")"#, m),
+            r#"label_replace(m{namespace="prod"}, "dst", "$1", "src", "(.*)")"#
+        );
+    }
+
+    #[test]
+    fn unsound_queries_are_named() {
+        assert!(check_query(r#"m{a="b""#)
+            .unwrap_err()
+            .contains("unbalanced '{'"));
+        assert!(check_query(r#"m{a="b}"#)
+            .unwrap_err()
+            .contains("unterminated string"));
+        assert!(check_query("sum(m").unwrap_err().contains("unbalanced '('"));
+        assert!(check_query("m[5m").unwrap_err().contains("unbalanced '['"));
+        assert!(check_query("m}").unwrap_err().contains("unbalanced '}'"));
+        assert!(check_query(" ").is_err());
+        assert!(check_query(r#"max by (a) (rate(m{x=~"a|b"}[5m]))"#).is_ok());
     }
 
     #[test]
