@@ -424,6 +424,9 @@ fn status_line(reports: &[crate::report::ContainerReport]) -> String {
     )
 }
 
+/// The most evaluations one series may ask of a replay: a year at 15 s steps.
+const MAX_REPLAY_EVALUATIONS: i64 = 2_200_000;
+
 async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppError> {
     let limit = args
         .limit
@@ -437,8 +440,8 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
             .map_err(|e| AppError::Usage(format!("--step: {e}")))?,
         None => config.poll_interval,
     };
-    if step.is_zero() {
-        return Err(AppError::Usage("--step must be longer than zero".into()));
+    if step < std::time::Duration::from_secs(1) {
+        return Err(AppError::Usage("--step must be 1s or longer".into()));
     }
     let (containers, from) = match &args.series {
         Some(path) => (saved_series(config, path, limit)?, i64::MIN),
@@ -446,6 +449,24 @@ async fn run_backtest(config: &Config, args: &BacktestArgs) -> Result<(), AppErr
     };
     if containers.is_empty() {
         return Err(AppError::Runtime(anyhow::anyhow!("no series to replay")));
+    }
+    // A replay evaluates every step from a series' first sample to its last: a sample
+    // decades off (a broken file) would run for hours and write gigabytes.
+    for c in &containers {
+        let times = c.segments.iter().flatten().map(|s| s.at);
+        let (Some(first), Some(last)) = (times.clone().min(), times.max()) else {
+            continue;
+        };
+        let evaluations = (last - first.max(from)) / step.as_millis().max(1) as i64;
+        if evaluations > MAX_REPLAY_EVALUATIONS {
+            return Err(AppError::Usage(format!(
+                "{} spans {} to {}: {evaluations} evaluations at --step {}, more than {MAX_REPLAY_EVALUATIONS}; give a coarser --step or trim the series",
+                c.key,
+                crate::vocab::rfc3339(first),
+                crate::vocab::rfc3339(last),
+                humantime::format_duration(step),
+            )));
+        }
     }
     let params = ReplayParams {
         forecast: config.forecast_params(),

@@ -320,3 +320,29 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.success(), "{:?}: {err}", out.status);
 }
+
+/// Issue 18: a saved series whose last sample is in 2100 would have the replay
+/// evaluate every 30 s for 74 years (it wrote 4.35 GB in 20 s); it is refused with
+/// what to do, as is a step under a second.
+#[test]
+fn a_replay_that_would_explode_is_refused() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"namespace":"n","pod":"p","container":"c"},"values":[[1773900000,"1000"],[1773900030,"2000"],[4102444800,"3000"]]}]}}"#,
+    )
+    .unwrap();
+    let path = file.path().to_str().unwrap();
+    let out = headroom(&["backtest", "--series", path, "--limit", "128Mi"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("evaluations at --step") && err.contains("2100-01-01"),
+        "{err}"
+    );
+    let out = headroom(&[
+        "backtest", "--series", path, "--limit", "128Mi", "--step", "200ms",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--step must be 1s or longer"));
+}
