@@ -231,12 +231,23 @@ pub struct ForecastFilter {
     severity: Option<String>,
     /// Containers using at least this share of their limit.
     min_use: Option<f64>,
+    /// At most this many containers, most urgent first ([`PAGE_DEFAULT`] unless
+    /// given, at most [`PAGE_MAX`]), from `offset` on; `X-Total-Count` says how many
+    /// matched.
+    limit: Option<usize>,
+    offset: Option<usize>,
 }
+
+/// Containers a `/api/v1/forecasts` answer holds unless `limit` says otherwise: an
+/// answer stays a few megabytes however large the fleet.
+pub const PAGE_DEFAULT: usize = 10_000;
+/// The most a `limit` may ask for.
+pub const PAGE_MAX: usize = 100_000;
 
 async fn forecasts(
     State(state): State<AppState>,
     query: Result<Query<ForecastFilter>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<ContainerReport>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(filter) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let min_severity = match filter.severity.as_deref() {
         None => Severity::None,
@@ -258,8 +269,15 @@ async fn forecasts(
             ));
         }
     }
+    let limit = filter.limit.unwrap_or(PAGE_DEFAULT);
+    if limit == 0 || limit > PAGE_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {PAGE_MAX}"),
+        ));
+    }
     let snapshot = latest(&state);
-    let selected = snapshot
+    let matching = snapshot
         .reports
         .iter()
         .filter(|r| {
@@ -273,10 +291,30 @@ async fn forecasts(
             filter
                 .min_use
                 .is_none_or(|u| r.use_ratio.is_some_and(|x| x >= u))
-        })
-        .cloned()
+        });
+    let total = matching.clone().count();
+    // Serialized from the snapshot's own reports: no copy of them per request.
+    let page: Vec<&ContainerReport> = matching
+        .skip(filter.offset.unwrap_or(0))
+        .take(limit)
         .collect();
-    Ok(Json(selected))
+    let body = serde_json::to_vec(&page).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode: {e}"),
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::HeaderName::from_static("x-total-count"),
+                total.to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn forecast_detail(

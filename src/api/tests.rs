@@ -121,6 +121,24 @@ async fn forecasts_filter_by_namespace_severity_and_use() {
     assert_eq!(names(&body), ["istio-proxy"]);
     let (_, body) = get(&app, "/api/v1/forecasts?min_use=0.8").await;
     assert_eq!(names(&body), ["istio-proxy", "worker"]);
+    // Pages, most urgent first, with the count of all that matched.
+    let response = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/api/v1/forecasts?limit=1&offset=1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-total-count"], "3");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(names(&String::from_utf8_lossy(&body)), ["payment-service"]);
+    let (status, _) = get(&app, "/api/v1/forecasts?limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
