@@ -185,6 +185,11 @@ impl Samples {
     /// Appends a sample if it is at least 90% of a step newer than the newest: one
     /// sample per step, whoever scrapes more often (a 15s target, two jobs).
     pub fn push(&mut self, sample: Sample) -> bool {
+        // A time before the epoch or tens of millennia ahead is no scrape (a broken
+        // source): refused, so that no difference of times below can overflow.
+        if !(0..=MAX_AT).contains(&sample.at) {
+            return false;
+        }
         if self.len > 0 && sample.at - self.last_at < self.step_ms - self.step_ms / 10 {
             return false;
         }
@@ -293,6 +298,9 @@ impl Samples {
         self.bytes = Vec::new();
     }
 }
+
+/// The latest sample time a run takes (ms since the epoch): about the year 37,600.
+pub const MAX_AT: i64 = 1 << 50;
 
 /// Unpacks a run in time order.
 pub struct Iter<'a> {
