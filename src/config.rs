@@ -403,6 +403,17 @@ impl Config {
 /// the wrong type is noted and left out, and the rest read on, so that one mistake
 /// hides no other. `None` when the text is no YAML mapping at all.
 fn parse_raw(text: &str) -> (Option<RawConfig>, Vec<Problem>) {
+    // What no config needs and a parser spends seconds or minutes on: refused first.
+    if let Some(why) = too_big(text) {
+        return (
+            None,
+            vec![Problem {
+                key: String::new(),
+                line: None,
+                message: why,
+            }],
+        );
+    }
     // An empty file, or one of comments only, means "all defaults".
     let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
@@ -431,6 +442,52 @@ fn parse_raw(text: &str) -> (Option<RawConfig>, Vec<Problem>) {
         }
     }
     (None, problems)
+}
+
+/// Why `text` is no config file worth parsing: over a mebibyte, nested deeper than
+/// 64 levels of `[`/`{`, or indented deeper than 256 columns (a config nests a few
+/// levels; a file 100,000 levels deep took the YAML parser most of a minute).
+fn too_big(text: &str) -> Option<String> {
+    const MAX_BYTES: usize = 1 << 20;
+    const MAX_FLOW_DEPTH: usize = 64;
+    const MAX_INDENT: usize = 256;
+    if text.len() > MAX_BYTES {
+        return Some(format!(
+            "is {} bytes; a config file is at most {MAX_BYTES}",
+            text.len()
+        ));
+    }
+    let (mut depth, mut deepest, mut quote) = (0usize, 0usize, None::<char>);
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            (None, '\n') => quote = None,
+            _ => {}
+        }
+    }
+    if deepest > MAX_FLOW_DEPTH {
+        return Some(format!(
+            "nests {deepest} levels of [ or {{; a config file nests at most {MAX_FLOW_DEPTH}"
+        ));
+    }
+    if let Some((i, _)) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.len() - l.trim_start().len() > MAX_INDENT)
+    {
+        return Some(format!(
+            "line {} is indented more than {MAX_INDENT} columns; a config file nests a few levels",
+            i + 1
+        ));
+    }
+    None
 }
 
 /// Removes the dotted `key` (`a.b[2].c`) from `value`; false when it is not there.
@@ -1031,6 +1088,27 @@ mod tests {
         assert_eq!(err.problems[0].key, "queries.working_set");
         assert_eq!(err.problems[0].line, Some(2));
         assert!(err.problems[0].message.contains("unbalanced"), "{err}");
+    }
+
+    /// Issue 18: a file 100,000 levels deep took most of a minute to refuse; files
+    /// no config needs are refused before they are parsed.
+    #[test]
+    fn files_too_deep_or_too_large_are_refused_at_once() {
+        let flow = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let block: String = (0..400).map(|i| format!("{}b:\n", " ".repeat(i))).collect();
+        let huge = format!("# {}\n", "x".repeat(2 << 20));
+        for (text, says) in [
+            (flow.as_str(), "levels of ["),
+            (block.as_str(), "indented more than"),
+            (huge.as_str(), "at most 1048576"),
+        ] {
+            let started = std::time::Instant::now();
+            let err = parse(text).unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        }
+        // Quotes hide brackets: a regex full of them is fine.
+        assert!(parse("queries:\n  restarts: 'm{a=~\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[a]\"}'\n").is_ok());
     }
 
     #[test]
