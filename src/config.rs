@@ -423,17 +423,33 @@ fn parse_raw(text: &str) -> (Option<RawConfig>, Vec<Problem>) {
         return (Some(RawConfig::default()), Vec::new());
     }
     let mut problems = Vec::new();
-    // Each round leaves one bad key out; a file has only so many.
-    for _ in 0..64 {
-        match serde_path_to_error::deserialize::<_, RawConfig>(value.clone()) {
+    // Each round leaves one bad key out; a file has only so many. Every round reads
+    // text (the file, then the file less its bad keys), never a YAML value: read as
+    // text, a plain scalar is whatever the field wants (`1` a string or a number), as
+    // the file's author meant.
+    for round in 0..64 {
+        let again;
+        let text_now = if round == 0 {
+            text
+        } else {
+            again = match serde_yaml::to_string(&value) {
+                Ok(t) => t,
+                Err(_) => return (None, problems),
+            };
+            again.as_str()
+        };
+        let deserializer = serde_yaml::Deserializer::from_str(text_now);
+        match serde_path_to_error::deserialize::<_, RawConfig>(deserializer) {
             Ok(raw) => return (Some(raw), problems),
             Err(e) => {
                 let path = e.path().to_string();
                 let key = if path == "." { String::new() } else { path };
                 let mut problem = yaml_problem(e.inner(), &key);
-                problem.line = problem
-                    .line
-                    .or_else(|| crate::vocab::check::locate_key(text, &key));
+                // Lines of later rounds are of the text less its bad keys: locate
+                // the key in the file instead.
+                if round > 0 || problem.line.is_none() {
+                    problem.line = crate::vocab::check::locate_key(text, &key);
+                }
                 problems.push(problem);
                 if key.is_empty() || !remove_key(&mut value, &key) {
                     return (None, problems);
@@ -460,6 +476,9 @@ fn too_big(text: &str) -> Option<String> {
     let (mut depth, mut deepest, mut quote) = (0usize, 0usize, None::<char>);
     for c in text.chars() {
         match (quote, c) {
+            // A quote never spans lines here (a comment's apostrophe must not
+            // hide the rest of the file).
+            (_, '\n') => quote = None,
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '"' | '\'') => quote = Some(c),
@@ -468,7 +487,6 @@ fn too_big(text: &str) -> Option<String> {
                 deepest = deepest.max(depth);
             }
             (None, ']' | '}') => depth = depth.saturating_sub(1),
-            (None, '\n') => quote = None,
             _ => {}
         }
     }
@@ -1088,6 +1106,28 @@ mod tests {
         assert_eq!(err.problems[0].key, "queries.working_set");
         assert_eq!(err.problems[0].line, Some(2));
         assert!(err.problems[0].message.contains("unbalanced"), "{err}");
+    }
+
+    /// Plain scalars are what their field wants, as in the file's own reading: a
+    /// number where a string goes, also when another key is wrong.
+    #[test]
+    fn plain_numbers_fill_string_fields_even_beside_a_bad_key() {
+        let text = "store:\n  long_backfill: 0\nprometheus:\n  headers:\n    X-Scope-OrgID: 1\nalerts:\n  labels:\n    tier: 1\n";
+        assert!(parse(text).is_ok(), "{:?}", parse(text).err());
+        let err = parse(&format!("{text}bogus: 1\n")).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].key, "bogus");
+        assert_eq!(err.problems[0].line, Some(9));
+        // An apostrophe in a comment hides no depth.
+        let deep = format!(
+            "# headroom's config\na: {}{}\n",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(parse(&deep)
+            .unwrap_err()
+            .to_string()
+            .contains("levels of ["));
     }
 
     /// Issue 18: a file 100,000 levels deep took most of a minute to refuse; files
