@@ -322,7 +322,7 @@ pub fn add_matchers(query: &str, matchers: &str) -> String {
     let mut i = 0;
     while i < tokens.len() {
         match &tokens[i] {
-            Token::Ident(word) if LABEL_LISTS.contains(word) => {
+            Token::Ident(word) if is_one_of(word, LABEL_LISTS) => {
                 out.push_str(word);
                 i += 1;
                 // Copy up to and including the list's closing parenthesis.
@@ -338,16 +338,27 @@ pub fn add_matchers(query: &str, matchers: &str) -> String {
                 }
                 continue;
             }
-            Token::Ident(word) if KEYWORDS.contains(word) => out.push_str(word),
+            // Keywords (in any case, as PromQL reads them) and the numbers Inf and NaN.
+            Token::Ident(word) if is_one_of(word, KEYWORDS) || is_one_of(word, &["inf", "nan"]) => {
+                out.push_str(word)
+            }
             Token::Ident(word) => match next_solid(i + 1) {
                 // A function call.
                 Some(Token::Other("(")) => out.push_str(word),
-                // A selector with matchers: they are joined by ours (the braces must
-                // follow the name directly).
-                Some(Token::Braces(b)) if matches!(tokens.get(i + 1), Some(Token::Braces(_))) => {
+                // A selector with matchers (whitespace may stand between the name and
+                // its braces): ours are joined to them.
+                Some(Token::Braces(b)) => {
                     out.push_str(word);
+                    let mut j = i + 1;
+                    while let Some(Token::Other(space)) = tokens.get(j) {
+                        if !space.trim().is_empty() {
+                            break;
+                        }
+                        out.push_str(space);
+                        j += 1;
+                    }
                     out.push_str(&inject(b));
-                    i += 2;
+                    i = j + 1;
                     continue;
                 }
                 // A bare metric name.
@@ -363,6 +374,11 @@ pub fn add_matchers(query: &str, matchers: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// Whether `word` is one of `words`, in any case (PromQL's keywords are).
+fn is_one_of(word: &str, words: &[&str]) -> bool {
+    words.iter().any(|w| w.eq_ignore_ascii_case(word))
 }
 
 fn text<'q>(t: &Token<'q>) -> &'q str {
@@ -471,6 +487,19 @@ mod tests {
         assert_eq!(
             add_matchers(r#"label_replace(m, "dst", "$1", "src", "(.*)")"#, m),
             r#"label_replace(m{namespace="prod"}, "dst", "$1", "src", "(.*)")"#
+        );
+        // Whitespace before the braces; keywords in any case; Inf and NaN.
+        assert_eq!(
+            add_matchers(r#"m {a="b"}"#, m),
+            r#"m {a="b",namespace="prod"}"#
+        );
+        assert_eq!(
+            add_matchers("SUM BY (pod) (m) OFFSET 5m", m),
+            r#"SUM BY (pod) (m{namespace="prod"}) OFFSET 5m"#
+        );
+        assert_eq!(
+            add_matchers("clamp_max(m, Inf) != NaN", m),
+            r#"clamp_max(m{namespace="prod"}, Inf) != NaN"#
         );
     }
 
