@@ -244,6 +244,18 @@ impl<S: Source> Service<S> {
         if config.store.forget_after != self.config.store.forget_after {
             kept.push("store.forget_after");
         }
+        if config.store.long_backfill != self.config.store.long_backfill {
+            kept.push("store.long_backfill");
+        }
+        if config.server.request_timeout != self.config.server.request_timeout {
+            kept.push("server.request_timeout");
+        }
+        if config.server.metrics_min_use != self.config.server.metrics_min_use {
+            kept.push("server.metrics_min_use");
+        }
+        if config.server.metrics_max_containers != self.config.server.metrics_max_containers {
+            kept.push("server.metrics_max_containers");
+        }
         if !kept.is_empty() {
             tracing::warn!(
                 settings = %kept.join(", "),
@@ -261,6 +273,11 @@ impl<S: Source> Service<S> {
             .reconfigure(config.sidecar_names.clone(), config.forecast_params());
         self.options.interval = config.poll_interval;
         self.options.stale_after = config.stale_after;
+        // What waits for a restart stays as it is in force, so that a later reload
+        // compares against it.
+        let mut config = config;
+        config.store = self.config.store.clone();
+        config.server = self.config.server.clone();
         self.config = config;
         Ok(())
     }
@@ -526,6 +543,11 @@ pub async fn serve<S: Source + 'static>(
         config: config.clone(),
     };
     service.run(clock, shutdown).await;
+    // Reloads asked for while stopping are answered, not left to time out.
+    service.reload_requests.close();
+    while let Ok(reply) = service.reload_requests.try_recv() {
+        let _ = reply.send(Err("headroom is stopping".into()));
+    }
     let _ = stop.send(true);
     // Queued notifications (the last resolutions among them) are delivered within
     // alerts.drain_timeout while the HTTP server drains.

@@ -126,13 +126,22 @@ pub(super) fn redact(body: &str, url: &str, headers: &[(String, String)]) -> Str
                 .filter(|s| s.len() >= 6)
                 .map(str::to_string),
         );
+        secrets.extend(
+            parsed
+                .query_pairs()
+                .map(|(_, v)| v.into_owned())
+                .filter(|v| v.len() >= 6),
+        );
+        if let Some(password) = parsed.password() {
+            secrets.push(password.to_string());
+        }
     }
-    secrets.extend(
-        headers
-            .iter()
-            .map(|(_, v)| v.clone())
-            .filter(|v| v.len() >= 6),
-    );
+    // A header's whole value, and each of its words (the token after `Bearer`).
+    for (_, value) in headers {
+        secrets.push(value.clone());
+        secrets.extend(value.split_whitespace().map(str::to_string));
+    }
+    secrets.retain(|s| s.len() >= 6);
     // Longest first, so a whole URL goes before its parts.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = body.to_string();
@@ -266,7 +275,7 @@ impl Worker {
     /// replaces a pending one. Never blocks on the receiver. Past the capacity the
     /// oldest pending alerts are dropped (counted): their keys are returned, for the
     /// caller to send them again once there is room.
-    pub fn enqueue(&self, event: &Event) -> Vec<AlertKey> {
+    pub fn enqueue(&self, event: &Event) -> Vec<(AlertKey, EventKind)> {
         if !self.receiver.wants(event) {
             return Vec::new();
         }
@@ -298,8 +307,9 @@ impl Worker {
             let mut dropped = Vec::new();
             while o.order.len() > self.policy.capacity {
                 if let Some((k, _)) = o.order.pop_front() {
-                    o.pending.remove(&k);
-                    dropped.push(k);
+                    if let Some((_, e)) = o.pending.remove(&k) {
+                        dropped.push((k, e.kind));
+                    }
                 }
             }
             self.set_queue_gauge(o.order.len());
@@ -310,6 +320,20 @@ impl Worker {
         }
         self.wake.notify_one();
         dropped
+    }
+
+    /// Takes every pending event out of the outbox (a reload hands them to the
+    /// receiver's new worker): each alert and the kind of its pending event.
+    pub fn take_pending(&self) -> Vec<(AlertKey, EventKind)> {
+        let mut o = self.lock();
+        let order = std::mem::take(&mut o.order);
+        let mut pending = std::mem::take(&mut o.pending);
+        let taken = order
+            .into_iter()
+            .filter_map(|(k, _)| pending.remove(&k).map(|(_, e)| (k, e.kind)))
+            .collect::<Vec<_>>();
+        self.set_queue_gauge(0);
+        taken
     }
 
     /// Room left in the outbox.

@@ -180,19 +180,29 @@ impl Dispatcher {
         }
     }
 
-    /// What a receiver that lost `key`'s events (dropped from a full outbox) should
-    /// hear now: a firing alert's last event, as having fired; or its resolution
-    /// while that is kept; `None` once it is long gone.
-    pub fn owed(&self, key: &AlertKey) -> Option<Event> {
+    /// What a receiver that lost `key`'s event of kind `dropped` (from a full
+    /// outbox) should hear now: a firing alert's last event, as having fired (or as
+    /// the update it missed); its resolution while that is kept; an attributed OOM
+    /// kill while its hour lasts; `None` once it is long gone.
+    pub fn owed(&self, key: &AlertKey, dropped: EventKind) -> Option<Event> {
         if let Some(firing) = self.lifecycle.firing(key) {
             let mut e = firing.last.as_ref()?.event.clone();
-            if matches!(e.kind, EventKind::Resent | EventKind::Updated) {
-                e.kind = EventKind::Fired;
-                e.previous_severity = None;
+            // What was dropped is what the receiver missed: an update stays an
+            // update (Slack must not hear "fired" twice), anything else says the
+            // alert fired.
+            match dropped {
+                EventKind::Updated | EventKind::Resent => e.kind = dropped,
+                _ => {
+                    e.kind = EventKind::Fired;
+                    e.previous_severity = None;
+                }
             }
             return Some(e);
         }
-        self.resolved.get(key).cloned()
+        self.resolved
+            .get(key)
+            .or_else(|| self.oom_active.get(key))
+            .cloned()
     }
 
     /// New settings (a reloaded configuration); what fires carries on.

@@ -26,6 +26,7 @@ pub use delivery::{verdict, RetryPolicy, Verdict, Worker};
 pub use dispatch::{sparkline, AlertKey, AlertSettings, Dispatcher, Event};
 pub use lifecycle::EventKind;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -113,9 +114,9 @@ pub struct Notifier {
     workers: Vec<Arc<Worker>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     drain: Duration,
-    /// Per worker, the alerts whose events its full outbox dropped: sent again, as
-    /// they stand then, once there is room.
-    owed: Vec<std::collections::HashSet<AlertKey>>,
+    /// Per worker, the alerts whose events its full outbox dropped, with the kind of
+    /// the event dropped: sent again, as they stand then, once there is room.
+    owed: Vec<HashMap<AlertKey, EventKind>>,
 }
 
 impl Notifier {
@@ -169,9 +170,9 @@ impl Notifier {
         for (w, owed) in self.workers.iter().zip(&mut self.owed) {
             let mut dropped = 0usize;
             for e in &events {
-                for key in w.enqueue(e) {
+                for (key, kind) in w.enqueue(e) {
                     dropped += 1;
-                    owed.insert(key);
+                    owe(owed, key, kind);
                 }
             }
             if dropped > 0 {
@@ -197,12 +198,16 @@ impl Notifier {
             if owed.is_empty() || room < w.capacity() / 4 {
                 continue;
             }
-            let keys: Vec<AlertKey> = owed.iter().take(room / 2).cloned().collect();
-            for key in keys {
+            let keys: Vec<(AlertKey, EventKind)> = owed
+                .iter()
+                .take((room / 2).max(1))
+                .map(|(k, kind)| (k.clone(), *kind))
+                .collect();
+            for (key, kind) in keys {
                 owed.remove(&key);
-                if let Some(event) = self.dispatcher.owed(&key) {
-                    for again in w.enqueue(&event) {
-                        owed.insert(again);
+                if let Some(event) = self.dispatcher.owed(&key, kind) {
+                    for (again, kind) in w.enqueue(&event) {
+                        owe(owed, again, kind);
                     }
                 }
             }
@@ -219,12 +224,17 @@ impl Notifier {
         now: TimestampMs,
     ) {
         let event = self.dispatcher.oom_event(kill, report, now);
-        for w in &self.workers {
-            if !w.enqueue(&event).is_empty() {
+        for (w, owed) in self.workers.iter().zip(&mut self.owed) {
+            let dropped = w.enqueue(&event);
+            if !dropped.is_empty() {
                 tracing::warn!(
                     receiver = w.name(),
-                    "notification queue full; dropped the oldest for an OOM kill"
+                    dropped = dropped.len(),
+                    "notification queue full; the oldest alerts are sent again once there is room"
                 );
+            }
+            for (key, kind) in dropped {
+                owe(owed, key, kind);
             }
         }
     }
@@ -245,15 +255,34 @@ impl Notifier {
         self.dispatcher.reconfigure(settings);
         let workers = std::mem::replace(&mut self.workers, fresh.workers);
         let tasks = std::mem::replace(&mut self.tasks, fresh.tasks);
-        self.owed = fresh.owed;
+        let old_owed = std::mem::replace(&mut self.owed, fresh.owed);
+        // A receiver kept by name hands what it holds and what it owes to its new
+        // worker (sent again from the lifecycle, in order, once): nothing is lost to
+        // the reload, nor delivered twice by two workers at once. A receiver no
+        // longer configured drains what it holds.
+        for (old, owed) in workers.iter().zip(old_owed) {
+            let Some(i) = self.workers.iter().position(|w| w.name() == old.name()) else {
+                continue;
+            };
+            for (key, kind) in old.take_pending().into_iter().chain(owed) {
+                owe(&mut self.owed[i], key, kind);
+            }
+        }
         let old_drain = std::mem::replace(&mut self.drain, drain);
         tokio::spawn(drain_workers(workers, tasks, old_drain));
+        self.repay();
     }
 
     /// Drains every outbox within the grace period, then stops the workers.
     pub async fn shutdown(self) {
         drain_workers(self.workers, self.tasks, self.drain).await;
     }
+}
+
+/// Notes that `key`'s event of `kind` was not delivered. What a receiver missed first
+/// wins: a fired alert it never heard of stays owed as fired.
+fn owe(owed: &mut HashMap<AlertKey, EventKind>, key: AlertKey, kind: EventKind) {
+    owed.entry(key).or_insert(kind);
 }
 
 /// Closes `workers`' outboxes and waits for their `tasks` to deliver what they hold,

@@ -680,9 +680,15 @@ fn receiver_error_bodies_are_redacted_like_their_urls() {
         redacted.starts_with("404 Cannot POST <redacted>"),
         "{redacted}"
     );
-    // Only the tail alone, echoed: still gone.
+    // Only the tail alone, echoed: still gone; so are a bare token, a query value
+    // and a password in the URL.
     let tail = super::delivery::redact("bad token XXXXsecretXXXX", url, &[]);
     assert_eq!(tail, "bad token <redacted>");
+    let bare = super::delivery::redact("invalid token tok-123456", url, &headers);
+    assert_eq!(bare, "invalid token <redacted>");
+    let with_query = "https://user:pa55word@hooks.example/x?token=qwerty123";
+    let echoed = super::delivery::redact("denied for qwerty123 (pa55word)", with_query, &[]);
+    assert_eq!(echoed, "denied for <redacted> (<redacted>)");
     // Nothing secret, nothing changed.
     assert_eq!(
         super::delivery::redact("invalid_payload", url, &headers),
@@ -772,4 +778,44 @@ async fn the_whole_drain_fits_in_one_drain_period() {
     let took = started.elapsed();
     assert!(took <= drain + Duration::from_secs(2), "{took:?}");
     assert!(stuck.iter().all(|r| r.delivered().is_empty()));
+}
+
+/// A reload hands what a receiver held (here: alerts it could not deliver while
+/// down) to the receiver's new worker: each arrives once, from the new one.
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_what_a_receiver_had_not_delivered() {
+    let old = Recorder::new(vec![], Duration::ZERO);
+    *old.down_until.lock().unwrap() = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+    let mut notifier = Notifier::start(
+        settings(),
+        vec![old.clone()],
+        RetryPolicy::default(),
+        Duration::from_secs(5),
+        None,
+    );
+    let none = |_: &AlertKey| None;
+    let reports: Vec<ContainerReport> = ["a", "b", "c"]
+        .iter()
+        .map(|c| report(c, Some(Severity::Warning), 0))
+        .collect();
+    notifier.publish(&reports, 0, none);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let new = Recorder::new(vec![], Duration::ZERO);
+    notifier.reconfigure(
+        settings(),
+        vec![new.clone()],
+        RetryPolicy::default(),
+        Duration::from_secs(5),
+        None,
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut got: Vec<(String, EventKind, bool)> = new.delivered();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert!(got.iter().all(|d| d.1 == EventKind::Fired));
+    assert!(old.delivered().is_empty());
+    notifier.shutdown().await;
 }
