@@ -238,24 +238,39 @@ impl<S: Source> Service<S> {
         let receivers =
             crate::notify::receivers(&config.receivers).map_err(|e| format!("{e:#}"))?;
         let mut kept = self.pipeline.reconfigure(source, &config);
-        if config.server.listen_address != self.config.server.listen_address {
-            kept.push("server.listen_address");
-        }
-        if config.store.forget_after != self.config.store.forget_after {
-            kept.push("store.forget_after");
-        }
-        if config.store.long_backfill != self.config.store.long_backfill {
-            kept.push("store.long_backfill");
-        }
-        if config.server.request_timeout != self.config.server.request_timeout {
-            kept.push("server.request_timeout");
-        }
-        if config.server.metrics_min_use != self.config.server.metrics_min_use {
-            kept.push("server.metrics_min_use");
-        }
-        if config.server.metrics_max_containers != self.config.server.metrics_max_containers {
-            kept.push("server.metrics_max_containers");
-        }
+        let (now, then) = (&config, &self.config);
+        let waiting = [
+            (
+                "server.listen_address",
+                now.server.listen_address != then.server.listen_address,
+            ),
+            (
+                "server.request_timeout",
+                now.server.request_timeout != then.server.request_timeout,
+            ),
+            (
+                "server.metrics_min_use",
+                now.server.metrics_min_use != then.server.metrics_min_use,
+            ),
+            (
+                "server.metrics_max_containers",
+                now.server.metrics_max_containers != then.server.metrics_max_containers,
+            ),
+            (
+                "store.forget_after",
+                now.store.forget_after != then.store.forget_after,
+            ),
+            (
+                "store.long_backfill",
+                now.store.long_backfill != then.store.long_backfill,
+            ),
+        ];
+        kept.extend(
+            waiting
+                .iter()
+                .filter(|(_, changed)| *changed)
+                .map(|(key, _)| *key),
+        );
         if !kept.is_empty() {
             tracing::warn!(
                 settings = %kept.join(", "),

@@ -247,7 +247,7 @@ fn tokens(query: &str) -> Result<Vec<Token<'_>>, String> {
 }
 
 /// Words that are never metric names: aggregations (followed by `by`/`without` or
-/// their parenthesis), binary and set operators, modifiers.
+/// their parenthesis), binary and set operators, modifiers; and [`LABEL_LISTS`].
 const KEYWORDS: &[&str] = &[
     "sum",
     "min",
@@ -268,12 +268,6 @@ const KEYWORDS: &[&str] = &[
     "unless",
     "bool",
     "offset",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
     "atan2",
 ];
 
