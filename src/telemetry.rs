@@ -172,6 +172,12 @@ impl Telemetry {
         for c in collectors {
             must(t.registry.register(c));
         }
+        // The process' own CPU, memory, file descriptors, threads and start time,
+        // as every Prometheus exporter has them (process_*).
+        #[cfg(target_os = "linux")]
+        must(t.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )));
         // Every kind of transition exists from the start, at zero, so dashboards and
         // increase() see them before the first alert.
         for kind in ["fired", "escalated", "deescalated", "resolved", "updated"] {
