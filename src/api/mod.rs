@@ -291,14 +291,13 @@ async fn forecasts(
             filter
                 .min_use
                 .is_none_or(|u| r.use_ratio.is_some_and(|x| x >= u))
-        });
-    let total = matching.clone().count();
+        })
+        .collect::<Vec<&ContainerReport>>();
+    let total = matching.len();
     // Serialized from the snapshot's own reports: no copy of them per request.
-    let page: Vec<&ContainerReport> = matching
-        .skip(filter.offset.unwrap_or(0))
-        .take(limit)
-        .collect();
-    let body = serde_json::to_vec(&page).map_err(|e| {
+    let from = filter.offset.unwrap_or(0).min(total);
+    let page = &matching[from..(from + limit).min(total)];
+    let body = serde_json::to_vec(page).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot encode: {e}"),

@@ -42,13 +42,21 @@ impl PrometheusSource {
         }
     }
 
-    /// One fetch with the given queries.
-    /// Wraps each query in `max by (<identity labels>)`, so Prometheus sends only the
+    /// Wraps a query in `max by (<identity labels>)`, so Prometheus sends only the
     /// labels headroom uses: a poll's answers shrink several times over.
     fn trim(&self, query: &str, extra_identity: &str) -> String {
+        self.aggregate("max", query, extra_identity)
+    }
+
+    /// `query` aggregated with `aggregation` (`max`, `min`) by the identity labels
+    /// and `extra_identity`.
+    fn aggregate(&self, aggregation: &str, query: &str, extra_identity: &str) -> String {
         let mut labels = vec!["namespace", "pod", "container"];
         labels.extend(self.extra_labels.iter().map(String::as_str));
-        format!("max by ({}{extra_identity}) ({query})", labels.join(", "))
+        format!(
+            "{aggregation} by ({}{extra_identity}) ({query})",
+            labels.join(", ")
+        )
     }
 
     fn trimmed(&self, queries: &Queries) -> Queries {
@@ -147,8 +155,11 @@ impl PrometheusSource {
                 window,
             )
             .await?;
+        // The lowest limit reading beside the highest: series that disagree (two
+        // kube-state-metrics replicas, one stale) are told apart.
+        let lowest_limits = self.aggregate("min", &queries.limits, "");
         let queries = &self.trimmed(queries);
-        let limits = self.limits_if(queries, window).await?;
+        let limits = self.limits_if(queries, lowest_limits, window).await?;
 
         let mut batch = Batch {
             limits,
@@ -217,16 +228,22 @@ impl PrometheusSource {
     async fn limits_if(
         &self,
         queries: &Queries,
+        lowest_limits: String,
         window: Window,
     ) -> Result<Vec<LimitReading>, SourceError> {
         if window.limits {
-            self.limits(queries, window.end).await
+            self.limits(queries, lowest_limits, window.end).await
         } else {
             Ok(Vec::new())
         }
     }
 
-    async fn limits(&self, queries: &Queries, at: i64) -> Result<Vec<LimitReading>, SourceError> {
+    async fn limits(
+        &self,
+        queries: &Queries,
+        lowest_limits: String,
+        at: i64,
+    ) -> Result<Vec<LimitReading>, SourceError> {
         let instant = |what: &'static str, query: Option<String>| {
             let client = self.client.clone();
             async move {
@@ -239,15 +256,9 @@ impl PrometheusSource {
                 }
             }
         };
-        // The lowest reading beside the highest: series that disagree (two
-        // kube-state-metrics replicas, one stale) are told apart below.
-        let lowest = queries
-            .limits
-            .strip_prefix("max by (")
-            .map(|rest| format!("min by ({rest}"));
         let (ksm, ksm_low, init, cadvisor) = tokio::try_join!(
             instant("limits", Some(queries.limits.clone())),
-            instant("limits", lowest),
+            instant("limits", Some(lowest_limits)),
             instant(
                 "init_container_limits",
                 queries.init_container_limits.clone()

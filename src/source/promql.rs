@@ -39,85 +39,48 @@ pub fn regex_escape(text: &str) -> String {
 }
 
 /// The plain series selectors a query is made of (`a{x="1"} or b`), or `None` when
-/// it is any other expression (functions, operators, aggregations, offsets).
+/// it is any other expression (functions, operators, aggregations, offsets), or
+/// does not tokenize. Read with the same tokenizer as [`add_matchers`].
 pub fn plain_selectors(query: &str) -> Option<Vec<&str>> {
-    let bytes = query.as_bytes();
+    let tokens = tokens(query).ok()?;
+    let offset = |t: &str| t.as_ptr() as usize - query.as_ptr() as usize;
+    let solid: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Other(s) if s.trim().is_empty()))
+        .collect();
     let mut parts = Vec::new();
-    let mut start = 0;
-    let mut depth = 0usize;
-    let mut quote: Option<u8> = None;
     let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match quote {
-            Some(q) => {
-                if c == b'\\' {
-                    i += 1;
-                } else if c == q {
-                    quote = None;
+    loop {
+        // A selector: a metric name with or without matchers, or matchers alone.
+        let (start, end) = match solid.get(i) {
+            Some(Token::Ident(name))
+                if !is_one_of(name, KEYWORDS) && !is_one_of(name, LABEL_LISTS) =>
+            {
+                match solid.get(i + 1) {
+                    Some(Token::Braces(b)) => {
+                        i += 2;
+                        (offset(name), offset(b) + b.len())
+                    }
+                    _ => {
+                        i += 1;
+                        (offset(name), offset(name) + name.len())
+                    }
                 }
             }
-            None => match c {
-                b'"' | b'\'' | b'`' => quote = Some(c),
-                b'{' => depth += 1,
-                b'}' => depth = depth.checked_sub(1)?,
-                b'o' if depth == 0
-                    && query[i..].starts_with("or")
-                    && i > 0
-                    && bytes[i - 1].is_ascii_whitespace()
-                    && bytes.get(i + 2).is_some_and(u8::is_ascii_whitespace) =>
-                {
-                    parts.push(&query[start..i]);
-                    start = i + 2;
-                    i += 1;
-                }
-                _ => {}
-            },
-        }
-        i += 1;
-    }
-    if quote.is_some() || depth != 0 {
-        return None;
-    }
-    parts.push(&query[start..]);
-    let plain = |part: &str| {
-        let name_end = part
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or(part.len());
-        let (name, rest) = part.split_at(name_end);
-        let name_ok = name.is_empty()
-            || name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':');
-        let rest_ok = rest.is_empty() || (rest.starts_with('{') && one_brace_group(rest));
-        name_ok && rest_ok && !(name.is_empty() && rest.is_empty())
-    };
-    let parts: Vec<&str> = parts.into_iter().map(str::trim).collect();
-    parts.iter().all(|p| plain(p)).then_some(parts)
-}
-
-/// Whether `text` is one `{...}` group and nothing after it (quotes respected).
-fn one_brace_group(text: &str) -> bool {
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
+            Some(Token::Braces(b)) => {
+                i += 1;
+                (offset(b), offset(b) + b.len())
             }
-            None if c == '"' || c == '\'' || c == '`' => quote = Some(c),
-            None if c == '}' => return i + 1 == text.len(),
-            None => {}
+            _ => return None,
+        };
+        parts.push(&query[start..end]);
+        // Then the end, or `or` and the next selector.
+        match solid.get(i) {
+            None => return Some(parts),
+            Some(Token::Ident(word)) if word.eq_ignore_ascii_case("or") => i += 1,
+            _ => return None,
         }
     }
-    false
 }
 
 /// One lexical piece of PromQL, as far as matcher injection needs it.
@@ -386,27 +349,9 @@ fn text<'q>(t: &Token<'q>) -> &'q str {
 }
 
 /// `metric{...}` or `metric`, optionally joined by ` or `: the queries namespace
-/// sharding can add a matcher to.
+/// sharding can add a matcher to (every selector names its metric).
 pub fn is_selector_union(query: &str) -> bool {
-    query.split(" or ").all(|part| {
-        let part = part.trim();
-        let (name, rest) = match part.find('{') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        let name_ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-            && !name.starts_with(|c: char| c.is_ascii_digit());
-        let rest_ok = rest.is_empty()
-            || (rest.starts_with('{')
-                && rest.ends_with('}')
-                && rest[1..rest.len() - 1]
-                    .chars()
-                    .all(|c| c != '{' && c != '}'));
-        name_ok && rest_ok
-    })
+    plain_selectors(query).is_some_and(|parts| parts.iter().all(|p| !p.starts_with('{')))
 }
 
 pub fn is_label_name(name: &str) -> bool {
