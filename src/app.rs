@@ -552,7 +552,8 @@ async fn history_from_prometheus(
     let mut config = config.clone();
     if let Some(selector) = &args.selector {
         config.queries.working_set =
-            crate::source::promql::add_matchers(&config.queries.working_set, selector);
+            crate::source::promql::add_matchers(&config.queries.working_set, selector)
+                .map_err(|e| AppError::Usage(format!("--selector: {e}")))?;
     }
     let source = prometheus_source(&config)?;
     let lookback = config.store.lookback.as_millis() as i64;

@@ -997,8 +997,8 @@ impl Validator<'_> {
             restarts: optional(q.restarts, DEFAULT_RESTARTS_QUERY),
             oom_kills: optional(q.oom_kills, DEFAULT_OOM_QUERY),
         };
-        // Every query headroom will send, checked for what Prometheus would refuse
-        // before it is sent: an unbalanced brace, an unterminated string.
+        // Every query headroom will send, checked by Prometheus' grammar for what
+        // Prometheus would refuse: an unbalanced brace, an unknown function, a bad regex.
         for (key, query) in [
             ("queries.working_set", Some(&queries.working_set)),
             ("queries.limits", Some(&queries.limits)),
@@ -1105,7 +1105,13 @@ mod tests {
         assert_eq!(err.problems.len(), 1, "{err}");
         assert_eq!(err.problems[0].key, "queries.working_set");
         assert_eq!(err.problems[0].line, Some(2));
-        assert!(err.problems[0].message.contains("unbalanced"), "{err}");
+        assert!(err.problems[0].message.contains("inside braces"), "{err}");
+        // What parses but Prometheus would still refuse.
+        let err = parse("queries:\n  limits: 'max_over_tme(m[5m])'\n  restarts: 'm{a=~\"(\"}'\n")
+            .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.to_string().contains("unknown function"), "{err}");
+        assert!(err.to_string().contains("regex"), "{err}");
     }
 
     /// Plain scalars are what their field wants, as in the file's own reading: a
@@ -1147,8 +1153,8 @@ mod tests {
             assert!(err.to_string().contains(says), "{err}");
             assert!(started.elapsed() < std::time::Duration::from_secs(2));
         }
-        // Quotes hide brackets: a regex full of them is fine.
-        assert!(parse("queries:\n  restarts: 'm{a=~\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[a]\"}'\n").is_ok());
+        // Quotes hide brackets: a label value full of them is fine.
+        assert!(parse("queries:\n  restarts: 'm{a=\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[a]\"}'\n").is_ok());
     }
 
     #[test]

@@ -142,115 +142,40 @@ fn helm(mode: &str, values: &Value, release: &str) -> Value {
 // PromQL: metric names and variables
 // ---------------------------------------------------------------------------------
 
-/// Index just past the string that opens at `i` (', " or `; backslash escapes).
-fn skip_string(chars: &[char], i: usize) -> usize {
-    let quote = chars[i];
-    let mut j = i + 1;
-    while j < chars.len() && chars[j] != quote {
-        if chars[j] == '\\' && quote != '`' {
-            j += 1;
-        }
-        j += 1;
-    }
-    j + 1
-}
-
-/// Index just past the `close` that ends the group opening at `i`, skipping strings.
-fn skip_group(chars: &[char], i: usize, close: char) -> usize {
-    let mut j = i + 1;
-    while j < chars.len() && chars[j] != close {
-        if matches!(chars[j], '"' | '\'' | '`') {
-            j = skip_string(chars, j);
-        } else {
-            j += 1;
-        }
-    }
-    j + 1
-}
-
-/// The metric names a PromQL expression selects: identifiers that are not functions,
-/// aggregations, keywords, label names (in `{}` or grouping lists), durations or
-/// strings.
+/// The metric names a PromQL expression selects, read with the parser headroom
+/// itself uses (`promql-parser`). Grafana's interval variables stand in as `5m`;
+/// an expression that does not parse fails the test, naming it.
 fn metric_names(expr: &str) -> BTreeSet<String> {
-    const GROUPING: [&str; 6] = [
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-    ];
-    // Aggregations may put `by (...)` before their parenthesis, so they are keywords.
-    const KEYWORDS: [&str; 21] = [
-        "bool",
-        "and",
-        "or",
-        "unless",
-        "offset",
-        "inf",
-        "nan",
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "group",
-        "stddev",
-        "stdvar",
-        "count",
-        "count_values",
-        "bottomk",
-        "topk",
-        "quantile",
-        "limitk",
-        "limit_ratio",
-    ];
-    let chars: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if matches!(c, '"' | '\'' | '`') {
-            i = skip_string(&chars, i);
-        } else if c == '{' {
-            i = skip_group(&chars, i, '}');
-        } else if c == '[' {
-            i = skip_group(&chars, i, ']');
-        } else if c == '#' {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if c.is_ascii_digit() || c == '.' {
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                i += 1;
-            }
-        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
-            let start = i;
-            while i < chars.len()
-                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
-            {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            let mut next = i;
-            while next < chars.len() && chars[next].is_whitespace() {
-                next += 1;
-            }
-            let opens = chars.get(next) == Some(&'(');
-            let lower = word.to_ascii_lowercase();
-            if GROUPING.contains(&lower.as_str()) {
-                if opens {
-                    i = skip_group(&chars, next, ')');
-                }
-            } else if KEYWORDS.contains(&lower.as_str()) || opens {
-                // A keyword, or a function or aggregation call.
-            } else {
-                names.insert(word);
-            }
-        } else {
-            i += 1;
+    use promql_parser::parser::{self, Expr};
+    use promql_parser::util::{walk_expr, ExprVisitor};
+    struct Names(BTreeSet<String>);
+    impl ExprVisitor for Names {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+            let selector = match expr {
+                Expr::VectorSelector(vs) => vs,
+                Expr::MatrixSelector(ms) => &ms.vs,
+                _ => return Ok(true),
+            };
+            self.0.extend(selector.name.clone());
+            self.0.extend(
+                selector
+                    .matchers
+                    .find_matchers("__name__")
+                    .into_iter()
+                    .map(|m| m.value),
+            );
+            Ok(true)
         }
     }
-    names
+    let mut text = expr.to_string();
+    for variable in ["$__rate_interval", "$__interval", "$__range"] {
+        text = text.replace(variable, "5m");
+    }
+    let parsed = parser::parse(&text).unwrap_or_else(|e| panic!("`{expr}` is not PromQL: {e}"));
+    let mut names = Names(BTreeSet::new());
+    let Ok(_) = walk_expr(&mut names, &parsed);
+    names.0
 }
 
 /// The metric names in `exprs` (labelled with where they come from) that are neither

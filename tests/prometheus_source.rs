@@ -680,12 +680,19 @@ fn check_prints_json_forecasts_as_of_a_past_instant() {
 #[tokio::test]
 async fn prometheus_errors_name_status_type_and_body() {
     let f = fixture();
-    // A query Prometheus cannot parse (config check refuses only what is lexically
-    // broken; this is well-formed but of the wrong type): a real 400 bad_data.
-    let config = test_config(
-        &f.prometheus.url(),
-        "queries:\n  working_set: 'rate(container_memory_working_set_bytes)'\n",
-    );
+    // A query Prometheus refuses (of the wrong type): config check refuses it as
+    // Prometheus would...
+    let bad = "rate(container_memory_working_set_bytes)";
+    let err = Config::parse_str(
+        &format!("queries:\n  working_set: '{bad}'\n"),
+        "test",
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("expected type matrix"), "{err}");
+    // ...and should one reach Prometheus anyway, its 400 bad_data is named.
+    let mut config = test_config(&f.prometheus.url(), "");
+    config.queries.working_set = bad.to_string();
     let err = source(&config)
         .fetch(Window {
             start: f.start * 1000,
@@ -999,4 +1006,14 @@ fn backtest_selector_joins_custom_queries_in_their_selectors() {
             "{query}: {stderr}"
         );
     }
+    // Matchers that do not parse are a usage error that names them, before any query.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args(["backtest", "--from", &from, "--to", &to])
+        .args(["--selector", r#"namespace="prod"#])
+        .args(["--prometheus-url", &f.prometheus.url()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--selector: matchers"), "{stderr}");
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::config::{Queries, Shard, ShardMode};
 use super::metadata::{EnvoyMemory, MetadataReader, PodContext};
-use super::prometheus::{InstantSample, PrometheusClient, RangeSeries};
+use super::prometheus::{InstantSample, PrometheusClient, QueryError, RangeSeries};
 use super::promql::{add_matchers, plain_selectors, regex_escape};
 use super::{
     Batch, ContainerKey, LimitReading, LimitSource, LongSeries, PodRef, RestartSeries, Source,
@@ -105,7 +105,7 @@ impl PrometheusSource {
                 for selector in selectors {
                     all.extend(
                         self.client
-                            .read_raw(selector, start - step_ms, window.end, window.step)
+                            .read_raw(&selector, start - step_ms, window.end, window.step)
                             .await
                             .map_err(error)?,
                     );
@@ -210,14 +210,20 @@ impl PrometheusSource {
         }
         let matcher = format!(r#"namespace=~"{}""#, mine.join("|"));
         let q = &self.queries;
-        let add = |query: &str| add_matchers(query, &matcher);
+        let add = |query: &str| {
+            add_matchers(query, &matcher).map_err(|e| SourceError {
+                what: "namespaces",
+                source: QueryError::BadQuery(e),
+            })
+        };
+        let add_some = |query: Option<&str>| query.map(add).transpose();
         Ok(Some(Queries {
-            working_set: add(&q.working_set),
-            limits: add(&q.limits),
-            init_container_limits: q.init_container_limits.as_deref().map(add),
-            cadvisor_limits: q.cadvisor_limits.as_deref().map(add),
-            restarts: q.restarts.as_deref().map(add),
-            oom_kills: q.oom_kills.as_deref().map(add),
+            working_set: add(&q.working_set)?,
+            limits: add(&q.limits)?,
+            init_container_limits: add_some(q.init_container_limits.as_deref())?,
+            cadvisor_limits: add_some(q.cadvisor_limits.as_deref())?,
+            restarts: add_some(q.restarts.as_deref())?,
+            oom_kills: add_some(q.oom_kills.as_deref())?,
         }))
     }
 
@@ -538,23 +544,21 @@ pub fn merge_limits(
 mod tests {
     #[test]
     fn plain_selectors_are_told_from_expressions() {
-        let plain = |q| plain_selectors(q);
+        let plain = |q: &str| plain_selectors(q).map(|v| v.join(" | "));
         assert_eq!(
             plain(crate::source::config::DEFAULT_RESTARTS_QUERY),
-            Some(vec![
-                "kube_pod_container_status_restarts_total",
-                "kube_pod_init_container_status_restarts_total"
-            ])
+            Some(
+                "kube_pod_container_status_restarts_total | kube_pod_init_container_status_restarts_total"
+                    .into()
+            )
         );
         assert_eq!(
             plain(r#"container_memory_working_set_bytes{container!="",container!="POD"}"#),
-            Some(vec![
-                r#"container_memory_working_set_bytes{container!="",container!="POD"}"#
-            ])
+            Some(r#"container_memory_working_set_bytes{container!="",container!="POD"}"#.into())
         );
         assert_eq!(
             plain(r#"{__name__="x", a="} or {"}"#),
-            Some(vec![r#"{__name__="x", a="} or {"}"#])
+            Some(r#"{__name__="x",a="} or {"}"#.into())
         );
         for expression in [
             "rate(x[5m])",

@@ -73,6 +73,9 @@ pub enum QueryError {
     Secret(String),
     #[error("cannot build HTTP client: {0}")]
     Client(String),
+    /// A configured query that cannot be rewritten (config check refuses those).
+    #[error("cannot add matchers to the {0}")]
+    BadQuery(String),
 }
 
 impl QueryError {
@@ -88,6 +91,7 @@ impl QueryError {
             QueryError::TooLarge { .. } => "too_large",
             QueryError::Secret(_) => "secret",
             QueryError::Client(_) => "client",
+            QueryError::BadQuery(_) => "bad_query",
         }
     }
 }
