@@ -415,7 +415,7 @@ fn parse_raw(text: &str) -> (Option<RawConfig>, Vec<Problem>) {
         );
     }
     // An empty file, or one of comments only, means "all defaults".
-    let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
+    let mut value: yaml_serde::Value = match yaml_serde::from_str(text) {
         Ok(v) => v,
         Err(e) => return (None, vec![yaml_problem(&e, "")]),
     };
@@ -432,13 +432,13 @@ fn parse_raw(text: &str) -> (Option<RawConfig>, Vec<Problem>) {
         let text_now = if round == 0 {
             text
         } else {
-            again = match serde_yaml::to_string(&value) {
+            again = match yaml_serde::to_string(&value) {
                 Ok(t) => t,
                 Err(_) => return (None, problems),
             };
             again.as_str()
         };
-        let deserializer = serde_yaml::Deserializer::from_str(text_now);
+        let deserializer = yaml_serde::Deserializer::from_str(text_now);
         match serde_path_to_error::deserialize::<_, RawConfig>(deserializer) {
             Ok(raw) => return (Some(raw), problems),
             Err(e) => {
@@ -509,12 +509,12 @@ fn too_big(text: &str) -> Option<String> {
 }
 
 /// Removes the dotted `key` (`a.b[2].c`) from `value`; false when it is not there.
-fn remove_key(value: &mut serde_yaml::Value, key: &str) -> bool {
+fn remove_key(value: &mut yaml_serde::Value, key: &str) -> bool {
     let segments: Vec<&str> = key.split('.').collect();
     remove_path(value, &segments)
 }
 
-fn remove_path(value: &mut serde_yaml::Value, segments: &[&str]) -> bool {
+fn remove_path(value: &mut yaml_serde::Value, segments: &[&str]) -> bool {
     let split = |segment: &str| -> (String, Option<usize>) {
         match segment.split_once('[') {
             Some((n, i)) => (n.to_string(), i.trim_end_matches(']').parse().ok()),
@@ -551,18 +551,23 @@ fn remove_path(value: &mut serde_yaml::Value, segments: &[&str]) -> bool {
     }
 }
 
-fn yaml_problem(e: &serde_yaml::Error, key: &str) -> Problem {
-    // serde_yaml appends " at line L column C"; we show the line ourselves.
+fn yaml_problem(e: &yaml_serde::Error, key: &str) -> Problem {
+    // yaml_serde appends " at line L column C"; we show the line ourselves.
     let message = e.to_string();
     let mut message = match message.find(" at line ") {
         Some(i) => message[..i].to_string(),
         None => message,
     };
-    // serde_yaml prefixes its own path ("prometheus: unknown field"); we print the key.
+    // yaml_serde prefixes its own path ("prometheus: unknown field"); we print the key.
     if let Some((prefix, rest)) = message.split_once(": ") {
         if !prefix.contains(' ') && key.starts_with(prefix) {
             message = rest.to_string();
         }
+    }
+    if message.contains("repetition limit exceeded") {
+        message = "its aliases (*name) expand to too many nodes (repetition limit exceeded); \
+                   a config file needs a few"
+            .into();
     }
     Problem {
         key: key.to_string(),
@@ -1153,6 +1158,17 @@ mod tests {
             assert!(err.to_string().contains(says), "{err}");
             assert!(started.elapsed() < std::time::Duration::from_secs(2));
         }
+        // Aliases that expand to billions of nodes ("billion laughs"), refused
+        // before they are expanded.
+        let mut laughs = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+            laughs.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let err = parse(&laughs).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert!(err.to_string().contains("aliases (*name) expand"), "{err}");
         // Quotes hide brackets: a label value full of them is fine.
         assert!(parse("queries:\n  restarts: 'm{a=\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[a]\"}'\n").is_ok());
     }

@@ -634,8 +634,8 @@ impl Drop for Headroom {
 fn rule_exprs() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for file in RULE_FILES {
-        let rules: serde_yaml::Value =
-            serde_yaml::from_str(&read(repo().join("deploy").join(file))).unwrap();
+        let rules: yaml_serde::Value =
+            yaml_serde::from_str(&read(repo().join("deploy").join(file))).unwrap();
         for group in rules["groups"].as_sequence().unwrap() {
             for rule in group["rules"].as_sequence().unwrap() {
                 out.push((
@@ -908,7 +908,7 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
             chart_copy, text,
             "deploy/helm/headroom/files/{file} differs from deploy/{file}: copy it"
         );
-        let rules: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let rules: yaml_serde::Value = yaml_serde::from_str(&text).unwrap();
         for group in rules["groups"].as_sequence().unwrap() {
             for rule in group["rules"].as_sequence().unwrap() {
                 let alert = rule["alert"].as_str().unwrap();
@@ -938,15 +938,15 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
 // ---------------------------------------------------------------------------------
 
 /// Rendered manifests, without NOTES.txt and empty templates, by template path.
-fn manifests(rendered: &Value) -> Vec<(String, serde_yaml::Value)> {
+fn manifests(rendered: &Value) -> Vec<(String, yaml_serde::Value)> {
     use serde::Deserialize;
     let mut out = Vec::new();
     for (path, text) in rendered.as_object().unwrap() {
         if path.ends_with("NOTES.txt") {
             continue;
         }
-        for doc in serde_yaml::Deserializer::from_str(text.as_str().unwrap()) {
-            let value = serde_yaml::Value::deserialize(doc)
+        for doc in yaml_serde::Deserializer::from_str(text.as_str().unwrap()) {
+            let value = yaml_serde::Value::deserialize(doc)
                 .unwrap_or_else(|e| panic!("{path} is not YAML: {e}"));
             if !value.is_null() {
                 out.push((path.clone(), value));
@@ -956,7 +956,7 @@ fn manifests(rendered: &Value) -> Vec<(String, serde_yaml::Value)> {
     out
 }
 
-fn find<'a>(docs: &'a [(String, serde_yaml::Value)], kind: &str) -> &'a serde_yaml::Value {
+fn find<'a>(docs: &'a [(String, yaml_serde::Value)], kind: &str) -> &'a yaml_serde::Value {
     let found: Vec<_> = docs.iter().filter(|(_, d)| d["kind"] == kind).collect();
     assert_eq!(
         found.len(),
@@ -967,7 +967,7 @@ fn find<'a>(docs: &'a [(String, serde_yaml::Value)], kind: &str) -> &'a serde_ya
     &found[0].1
 }
 
-fn kinds(docs: &[(String, serde_yaml::Value)]) -> BTreeSet<String> {
+fn kinds(docs: &[(String, yaml_serde::Value)]) -> BTreeSet<String> {
     docs.iter()
         .map(|(_, d)| d["kind"].as_str().unwrap().to_string())
         .collect()
@@ -1039,7 +1039,7 @@ fn kubernetes_validate(rendered: &Value) {
 }
 
 /// The ConfigMap's headroom.yaml.
-fn config_text(docs: &[(String, serde_yaml::Value)]) -> String {
+fn config_text(docs: &[(String, yaml_serde::Value)]) -> String {
     let configmap = docs
         .iter()
         .map(|(_, d)| d)
@@ -1054,7 +1054,7 @@ fn config_text(docs: &[(String, serde_yaml::Value)]) -> String {
 /// `headroom config check` on the ConfigMap's headroom.yaml, with `env` set as the
 /// pod would have it: its output, or what it printed when it refused.
 fn try_config_check(
-    docs: &[(String, serde_yaml::Value)],
+    docs: &[(String, yaml_serde::Value)],
     env: &[(&str, &str)],
 ) -> Result<String, String> {
     let text = config_text(docs);
@@ -1079,16 +1079,16 @@ fn try_config_check(
 }
 
 /// Writes the ConfigMap's headroom.yaml and runs `headroom config check` on it.
-fn config_check(docs: &[(String, serde_yaml::Value)]) -> serde_yaml::Value {
+fn config_check(docs: &[(String, yaml_serde::Value)]) -> yaml_serde::Value {
     if let Err(e) = try_config_check(docs, &[]) {
         panic!("headroom config check rejects the chart's headroom.yaml:\n{e}");
     }
-    serde_yaml::from_str(&config_text(docs)).unwrap()
+    yaml_serde::from_str(&config_text(docs)).unwrap()
 }
 
 /// Lints the chart with `values`, renders it, validates every manifest against the
 /// Kubernetes schemas, and returns the manifests.
-fn lint_render_validate(values: &Value, release: &str) -> Vec<(String, serde_yaml::Value)> {
+fn lint_render_validate(values: &Value, release: &str) -> Vec<(String, yaml_serde::Value)> {
     lint(values, release);
     let rendered = helm("render", values, release);
     kubernetes_validate(&rendered);
@@ -1182,17 +1182,17 @@ fn everything_on(mount_path: &Path) -> Value {
     })
 }
 
-fn check_deployment(docs: &[(String, serde_yaml::Value)], replicas: u64) -> serde_yaml::Value {
+fn check_deployment(docs: &[(String, yaml_serde::Value)], replicas: u64) -> yaml_serde::Value {
     check_workload(docs, "Deployment", replicas)
 }
 
 /// The Deployment or StatefulSet and its pod: secure, probed, serving 9464 behind the
 /// Service.
 fn check_workload(
-    docs: &[(String, serde_yaml::Value)],
+    docs: &[(String, yaml_serde::Value)],
     kind: &str,
     replicas: u64,
-) -> serde_yaml::Value {
+) -> yaml_serde::Value {
     let workload = find(docs, kind).clone();
     assert_eq!(workload["spec"]["replicas"].as_u64(), Some(replicas));
     let pod = &workload["spec"]["template"]["spec"];
@@ -1210,7 +1210,7 @@ fn check_workload(
     assert_eq!(sc["allowPrivilegeEscalation"], false);
     assert_eq!(
         sc["capabilities"]["drop"],
-        serde_yaml::from_str::<serde_yaml::Value>("[ALL]").unwrap()
+        yaml_serde::from_str::<yaml_serde::Value>("[ALL]").unwrap()
     );
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
@@ -1242,7 +1242,7 @@ fn check_workload(
 }
 
 /// The listen address in the rendered config serves the container's port.
-fn check_listen_port(config: &serde_yaml::Value) {
+fn check_listen_port(config: &yaml_serde::Value) {
     let listen = config["server"]["listen_address"]
         .as_str()
         .unwrap_or("0.0.0.0:9464");
@@ -1354,7 +1354,7 @@ fn chart_with_everything_on_renders_valid_manifests_rules_and_dashboards() {
 
     // PrometheusRule: both files, aimed at this release's job, valid for promtool.
     let rule = find(&docs, "PrometheusRule");
-    let spec = serde_yaml::to_string(&rule["spec"]).unwrap();
+    let spec = yaml_serde::to_string(&rule["spec"]).unwrap();
     assert!(
         spec.contains(r#"job="obs-headroom""#) && !spec.contains(r#"job="headroom""#),
         "{spec}"
@@ -1442,14 +1442,14 @@ fn chart_with_an_existing_secret_mounts_it_and_creates_none() {
     }
     config_check(&docs);
     let rule = find(&docs, "PrometheusRule");
-    assert!(serde_yaml::to_string(&rule["spec"])
+    assert!(yaml_serde::to_string(&rule["spec"])
         .unwrap()
         .contains(r#"job="headroom""#));
 }
 
 /// The pod template without what sharding adds to it (the shard's environment) or
 /// changes (the config checksum, since the config gains sharding.mode).
-fn pod_template_without_sharding(workload: &serde_yaml::Value) -> serde_yaml::Value {
+fn pod_template_without_sharding(workload: &yaml_serde::Value) -> yaml_serde::Value {
     let mut template = workload["spec"]["template"].clone();
     template["metadata"]["annotations"]
         .as_mapping_mut()
@@ -1646,8 +1646,8 @@ fn dockerfile_copies_what_exists_and_runs_as_the_charts_user() {
         !runtime.iter().any(|l| l.starts_with("RUN ")),
         "the runtime stage has no shell: {runtime:?}"
     );
-    let values: serde_yaml::Value =
-        serde_yaml::from_str(&read(repo().join("deploy/helm/headroom/values.yaml"))).unwrap();
+    let values: yaml_serde::Value =
+        yaml_serde::from_str(&read(repo().join("deploy/helm/headroom/values.yaml"))).unwrap();
     let uid = values["podSecurityContext"]["runAsUser"].as_u64().unwrap();
     assert!(
         runtime.contains(&format!("USER {uid}:{uid}").as_str()),
