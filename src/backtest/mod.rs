@@ -230,7 +230,7 @@ pub fn containers(
             }
         }
     }
-    let working_sets = group_working_sets(extra_labels, series, &mut 0);
+    let working_sets = group_working_sets(extra_labels, series, &mut Default::default());
     // A limit given on the command line is the limit the store holds: what it does
     // when it learns a limit (a kill seen only as a fall from it splits the segment)
     // then happens for it too.
@@ -280,8 +280,7 @@ pub fn containers(
             restarts,
             oom_terminations: vec![],
             limits,
-            series_without_identity: 0,
-            series_fetched: 0,
+            ..Batch::default()
         },
         end,
     );

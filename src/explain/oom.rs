@@ -161,8 +161,13 @@ impl KillRecord {
     }
 }
 
+/// How long after a restarted container's first sample the restart that reports its
+/// kill may be read: kube-state-metrics' lag (15-40 s) and a scrape interval or two.
+const KILL_SIGNAL_LAG_MS: i64 = 2 * 60_000;
+
 /// Which container of the reported container's pod was at its limit just before
-/// `at`, from the samples the store holds.
+/// `at`, from the samples the store holds: each judged on the incarnation the kill
+/// ended, whichever of the restart counter and the new cgroup was seen first.
 fn attribute_in(store: &Store, reported: &ContainerKey, at: TimestampMs) -> OomKill {
     let containers = store
         .iter()
@@ -170,7 +175,7 @@ fn attribute_in(store: &Store, reported: &ContainerKey, at: TimestampMs) -> OomK
             k.namespace == reported.namespace && k.pod == reported.pod && k.extra == reported.extra
         })
         .filter_map(|(k, tracked)| {
-            let sample = tracked.sample_before(at)?;
+            let sample = tracked.sample_at_kill(at, KILL_SIGNAL_LAG_MS)?;
             Some(ContainerAtKill {
                 container: k.container.clone(),
                 working_set_bytes: sample.bytes,

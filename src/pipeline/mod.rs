@@ -320,9 +320,18 @@ impl<S: Source> Pipeline<S> {
                 oom_flags.entry(key).or_insert_with(Vec::new).extend(flags);
             }
             let (fetched, unnamed) = (batch.series_fetched, batch.series_without_identity);
+            let twins = batch.twin_series;
             let mut piece_ingest = self.store.ingest(batch, piece.end);
             piece_ingest.series_fetched = fetched;
             piece_ingest.series_without_identity = unnamed;
+            piece_ingest.twin_series = twins;
+            if twins + piece_ingest.twin_series_ignored > 0 {
+                tracing::debug!(
+                    dropped = twins,
+                    ignored = piece_ingest.twin_series_ignored,
+                    "working-set twins left out: each container's own cAdvisor series (with its cgroup id) is the one read"
+                );
+            }
             if piece_ingest.future_samples > 0 {
                 tracing::warn!(
                     samples = piece_ingest.future_samples,

@@ -165,11 +165,10 @@ impl PrometheusSource {
             limits,
             ..Batch::default()
         };
-        batch.working_sets = group_working_sets(
-            &self.extra_labels,
-            working_set,
-            &mut batch.series_without_identity,
-        );
+        let mut dropped = Dropped::default();
+        batch.working_sets = group_working_sets(&self.extra_labels, working_set, &mut dropped);
+        batch.series_without_identity = dropped.without_identity;
+        batch.twin_series = dropped.twins;
         let step_ms = window.step.as_millis() as i64;
         batch.restarts = group_restarts(&self.extra_labels, restarts, step_ms);
         batch.oom_terminations = group_restarts(&self.extra_labels, oom, step_ms);
@@ -403,44 +402,99 @@ impl Source for PrometheusSource {
 /// late (see [`PrometheusSource::series`]).
 const LATE_STEPS: i64 = 2;
 
+/// What [`group_working_sets`] left out, and why.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// Series without namespace, pod or container (pod-level, pause, aggregates).
+    pub without_identity: usize,
+    /// Series of a container that also has cAdvisor's own, with its cgroup `id`: the
+    /// kubelet resource endpoint's twin without `id`, and cgroups nested in the
+    /// container's own (kubernetes#129253).
+    pub twins: usize,
+}
+
 /// Turns raw series into one series per (container, incarnation). Series that differ
 /// only in labels outside the identity and `id` (two scrape jobs of one kubelet, say)
-/// are merged, first value per timestamp wins.
+/// are merged, first value per timestamp wins. Where several answer for a container,
+/// cAdvisor's with the container's own cgroup `id` is the one (see [`Dropped::twins`]).
 pub fn group_working_sets(
     extra_labels: &[String],
     series: Vec<RangeSeries>,
-    without_identity: &mut usize,
+    dropped: &mut Dropped,
 ) -> Vec<WorkingSetSeries> {
-    let mut grouped: rustc_hash::FxHashMap<(ContainerKey, Option<String>), Vec<Sample>> =
-        Default::default();
+    // Per container, each `id` seen (most have one; a restart in the window, two).
+    type ById = Vec<(Option<String>, Vec<Sample>)>;
+    let mut grouped: rustc_hash::FxHashMap<ContainerKey, ById> = Default::default();
     for s in series {
         let Some(key) = ContainerKey::from_labels(&s.labels, extra_labels) else {
-            *without_identity += 1;
+            dropped.without_identity += 1;
             continue;
         };
         let id = s.labels.get("id").filter(|v| !v.is_empty()).cloned();
-        grouped.entry((key, id)).or_default().extend(
-            s.samples
-                .into_iter()
-                .map(|(at, bytes)| Sample { at, bytes }),
-        );
+        let by_id = grouped.entry(key).or_default();
+        let samples = s
+            .samples
+            .into_iter()
+            .map(|(at, bytes)| Sample { at, bytes });
+        match by_id.iter_mut().find(|(known, _)| *known == id) {
+            Some((_, existing)) => existing.extend(samples),
+            None => by_id.push((id, samples.collect())),
+        }
     }
-    let mut out: Vec<WorkingSetSeries> = grouped
-        .into_iter()
-        .map(|((key, container_id), mut samples)| {
+    let mut out: Vec<WorkingSetSeries> = Vec::with_capacity(grouped.len());
+    for (key, mut by_id) in grouped {
+        if by_id.len() > 1 {
+            drop_twins(&key, &mut by_id, dropped);
+        }
+        for (container_id, mut samples) in by_id {
             samples.sort_by_key(|s| s.at);
             samples.dedup_by_key(|s| s.at);
-            WorkingSetSeries {
-                key,
+            out.push(WorkingSetSeries {
+                key: key.clone(),
                 container_id,
                 samples,
-            }
-        })
-        .collect();
+            });
+        }
+    }
     // Oldest incarnation first, which is all the store needs: sorting by key as well
     // compared 100,000 strings a poll, a tenth of a cycle.
     out.sort_by_key(|s| s.samples.first().map(|x| x.at));
     out
+}
+
+/// Keeps cAdvisor's series of the container's own cgroup where others answer too:
+/// without an `id` (the kubelet's `/metrics/resource`, which kube-prometheus-stack
+/// scrapes with `kubelet.serviceMonitor.resource: true`) or with an `id` nested under
+/// another one of the same container (a child cgroup the container made).
+fn drop_twins(
+    key: &ContainerKey,
+    by_id: &mut Vec<(Option<String>, Vec<Sample>)>,
+    dropped: &mut Dropped,
+) {
+    let ids: Vec<String> = by_id.iter().filter_map(|(id, _)| id.clone()).collect();
+    if ids.is_empty() {
+        return;
+    }
+    by_id.retain(|(id, _)| {
+        let twin = match id {
+            None => true,
+            Some(id) => ids.iter().any(|parent| is_nested_in(id, parent)),
+        };
+        if twin {
+            dropped.twins += 1;
+            tracing::debug!(
+                container = %key,
+                id = id.as_deref().unwrap_or("(none)"),
+                "dropped a working-set twin: the container's own cAdvisor series answers"
+            );
+        }
+        !twin
+    });
+}
+
+/// Whether cgroup `id` lies under `parent` (`/a/b/c` under `/a/b`).
+pub fn is_nested_in(id: &str, parent: &str) -> bool {
+    id.len() > parent.len() && id.starts_with(parent) && id.as_bytes()[parent.len()] == b'/'
 }
 
 /// One series of counter readings per container: the highest reading of each step,
@@ -729,9 +783,9 @@ mod tests {
                 samples: vec![(0, 1.0)],
             },
         ];
-        let mut skipped = 0;
-        let grouped = group_working_sets(&[], series, &mut skipped);
-        assert_eq!(skipped, 2);
+        let mut dropped = Dropped::default();
+        let grouped = group_working_sets(&[], series, &mut dropped);
+        assert_eq!(dropped.without_identity, 2);
         assert_eq!(grouped.len(), 1);
         assert_eq!(grouped[0].container_id.as_deref(), Some("/a"));
     }
@@ -758,7 +812,7 @@ mod tests {
                 samples: vec![(30_000, 2.0), (60_000, 3.0)],
             },
         ];
-        let grouped = group_working_sets(&[], series, &mut 0);
+        let grouped = group_working_sets(&[], series, &mut Dropped::default());
         assert_eq!(grouped.len(), 1);
         let ats: Vec<_> = grouped[0].samples.iter().map(|s| s.at).collect();
         assert_eq!(ats, vec![0, 30_000, 60_000]);

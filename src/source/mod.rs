@@ -143,6 +143,9 @@ pub struct Batch {
     pub limits: Vec<LimitReading>,
     /// Series dropped because they lacked namespace, pod or container.
     pub series_without_identity: usize,
+    /// Series dropped as twins of a container's own cAdvisor series (see
+    /// [`kubernetes::Dropped::twins`]).
+    pub twin_series: usize,
     /// Working-set series the queries returned, before a pod-mode shard kept its own:
     /// what the size of an answer grows with (0: not known, pieces are sized by the
     /// store).

@@ -76,6 +76,21 @@ impl Tracked {
             .find_map(|s| s.samples.iter().take_while(|x| x.at < at).last())
     }
 
+    /// The working set a kill reported at `at` is judged on: the last sample of the
+    /// incarnation it ended. The restart counter that reports a kill may rise up to
+    /// `lag_ms` after the new incarnation's first sample (kube-state-metrics reads it
+    /// 15-40 s after cAdvisor sees the new cgroup), so an incarnation that began in
+    /// `(at - lag_ms, at]` is the one after the kill, and the one before it is judged.
+    pub fn sample_at_kill(&self, at: TimestampMs, lag_ms: i64) -> Option<Sample> {
+        let began = |s: &Segment| s.start().unwrap_or(s.began);
+        if let Some(i) = self.segments.iter().rposition(|s| began(s) <= at) {
+            if i > 0 && began(&self.segments[i]) > at - lag_ms {
+                return self.segments[i - 1].samples.last();
+            }
+        }
+        self.sample_before(at)
+    }
+
     pub fn last_seen(&self) -> Option<TimestampMs> {
         self.current().and_then(Segment::end)
     }
@@ -146,6 +161,13 @@ pub struct IngestSummary {
     /// which saw the answers.
     pub series_fetched: usize,
     pub series_without_identity: usize,
+    /// Working-set series dropped as twins of a container's own cAdvisor series
+    /// (filled by the caller, as above).
+    pub twin_series: usize,
+    /// Working-set series without the cgroup `id` (or with one nested under the
+    /// current segment's) for a container whose current segment has one: a twin
+    /// answering alone in this window, ignored rather than splitting the history.
+    pub twin_series_ignored: usize,
     /// Restart-counter increases seen: (container, first sample at the new count).
     pub restarts: Vec<(ContainerKey, TimestampMs)>,
 }
@@ -192,6 +214,8 @@ impl IngestSummary {
         self.future_samples += other.future_samples;
         self.series_fetched += other.series_fetched;
         self.series_without_identity += other.series_without_identity;
+        self.twin_series += other.twin_series;
+        self.twin_series_ignored += other.twin_series_ignored;
         self.restarts.extend(other.restarts);
     }
 }
@@ -405,6 +429,29 @@ fn append(
     let Some(first) = series.samples.first().map(|s| s.at) else {
         return;
     };
+    // A twin of the container's own cAdvisor series, answering alone this window (the
+    // source drops twins when both answer): without an id where the current segment
+    // has one, or with an id nested under a segment's. Never a new incarnation.
+    let is_twin = match (&series.container_id, tracked.current()) {
+        (None, Some(current)) => current.container_id.is_some(),
+        (Some(id), _) => tracked.segments.iter().any(|s| {
+            s.container_id
+                .as_deref()
+                .is_some_and(|parent| crate::source::kubernetes::is_nested_in(id, parent))
+        }),
+        _ => false,
+    };
+    if is_twin {
+        summary.twin_series_ignored += 1;
+        return;
+    }
+    // The container's own series after only its twin (without an id) was seen: the
+    // same incarnation, now named.
+    if let (Some(id), [only]) = (&series.container_id, tracked.segments.as_mut_slice()) {
+        if only.container_id.is_none() {
+            only.container_id = Some(id.clone());
+        }
+    }
     let current_id_matches = tracked
         .current()
         .is_some_and(|c| c.container_id == series.container_id);
@@ -511,6 +558,12 @@ fn split_at_restarts(
             continue;
         };
         let segment = &tracked.segments[index];
+        // With container ids a restart is a new id, whenever it shows beside the
+        // counter (kube-state-metrics' counter rises 15-40 s after cAdvisor's new id
+        // appears, or before it): the counter never splits an incarnation that has one.
+        if segment.container_id.is_some() {
+            continue;
+        }
         // Already split here (a new container id did it).
         if segment
             .start()
@@ -656,6 +709,107 @@ mod tests {
         assert_eq!(tracked.segments.len(), 2);
         assert_eq!(tracked.segments[1].start(), Some(3_030_000));
         assert_eq!(tracked.segments[0].end(), Some(3_000_000));
+    }
+
+    /// Issue 15: a twin answering alone in a poll (the kubelet resource endpoint's
+    /// series without `id`, or a child cgroup's) never splits the history.
+    #[test]
+    fn twins_answering_alone_do_not_split_the_history() {
+        let mut st = store();
+        let own = "/kubepods/burstable/pod1/abc";
+        st.ingest(
+            Batch {
+                working_sets: vec![ws("c", Some(own), samples(0, 600, |_| 10.0))],
+                ..Batch::default()
+            },
+            600_000,
+        );
+        let child = format!("{own}/docker/x");
+        let summary = st.ingest(
+            Batch {
+                working_sets: vec![
+                    ws("c", None, samples(630, 660, |_| 11.0)),
+                    ws("c", Some(&child), samples(630, 660, |_| 1.0)),
+                ],
+                ..Batch::default()
+            },
+            660_000,
+        );
+        assert_eq!(summary.twin_series_ignored, 2);
+        st.ingest(
+            Batch {
+                working_sets: vec![ws("c", Some(own), samples(630, 690, |_| 10.0))],
+                ..Batch::default()
+            },
+            690_000,
+        );
+        let tracked = st.get(&key("c")).unwrap();
+        assert_eq!(tracked.segments.len(), 1);
+        assert_eq!(tracked.current().unwrap().end(), Some(690_000));
+        // Seen first without an id (only the twin answered), then named: one segment.
+        st.ingest(
+            Batch {
+                working_sets: vec![ws("d", None, samples(0, 300, |_| 5.0))],
+                ..Batch::default()
+            },
+            300_000,
+        );
+        st.ingest(
+            Batch {
+                working_sets: vec![ws("d", Some("/d1"), samples(330, 600, |_| 5.0))],
+                ..Batch::default()
+            },
+            600_000,
+        );
+        let tracked = st.get(&key("d")).unwrap();
+        assert_eq!(tracked.segments.len(), 1);
+        assert_eq!(tracked.segments[0].container_id.as_deref(), Some("/d1"));
+    }
+
+    /// Issue 15: kube-state-metrics' counter rises 15-40 s after cAdvisor's new id
+    /// appears. The counter must not cut a fragment off the old incarnation, and the
+    /// kill is judged on the old incarnation's last sample, whichever came first.
+    #[test]
+    fn a_kill_is_judged_on_the_incarnation_it_ended_whatever_the_order() {
+        const LIMIT: f64 = 512.0;
+        for (new_id_at, counter_at) in [(3030, 3060), (3030, 3030), (3060, 3035)] {
+            let mut st = store();
+            // Leaks to 508, jitters there (a drop the counter could take for the
+            // restart) and is killed at ~3000 s; the new run starts low.
+            let old = samples(0, 3000, |t| match t {
+                ..2700 => 100.0 + 408.0 * t as f64 / 2700.0,
+                _ => 508.0 - (t / 30 % 2) as f64,
+            });
+            let new = samples(new_id_at, 3600, |_| 20.0);
+            let counter: Vec<(i64, f64)> = (0..=120)
+                .map(|i| (i * 30_000 + 5_000, f64::from(i * 30 + 5 >= counter_at)))
+                .collect();
+            st.ingest(
+                Batch {
+                    working_sets: vec![ws("c", Some("/old"), old), ws("c", Some("/new"), new)],
+                    restarts: vec![RestartSeries {
+                        key: key("c"),
+                        samples: counter,
+                    }],
+                    limits: vec![LimitReading {
+                        key: key("c"),
+                        bytes: Some(LIMIT),
+                        source: LimitSource::KubeStateMetrics,
+                    }],
+                    ..Batch::default()
+                },
+                3_600_000,
+            );
+            let tracked = st.get(&key("c")).unwrap();
+            assert_eq!(tracked.segments.len(), 2, "{new_id_at}/{counter_at}");
+            let restart_at = ((counter_at - 5 + 29) / 30 * 30 + 5) * 1000;
+            let judged = tracked.sample_at_kill(restart_at, 120_000).unwrap();
+            assert!(judged.bytes > 500.0, "{new_id_at}/{counter_at}: {judged:?}");
+            assert!(
+                tracked.previous_run(30_000, Some(LIMIT)).is_some(),
+                "{new_id_at}/{counter_at}: the run before informs the next"
+            );
+        }
     }
 
     #[test]
