@@ -6,8 +6,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{openmetrics, recent_minute, SeriesSpec, TestPrometheus, MI};
-use headroom::config::{Config, Overrides};
+use common::{openmetrics, pipeline_on, recent_minute, SeriesSpec, TestPrometheus, MI};
 use headroom::pipeline::Pipeline;
 
 const POD: &str = "payment-service-7f8b9c6d4-xk2nm";
@@ -546,15 +545,9 @@ fn growth_long_after_any_change_names_no_change() {
 #[tokio::test]
 async fn the_oom_kill_is_attributed_to_the_container_at_its_limit() {
     let f = incident();
-    let config = Config::parse_str(
-        &format!("prometheus:\n  url: {}\n", f.prometheus.url()),
-        "test",
-        &Overrides::default(),
-    )
-    .unwrap();
-    let source = headroom::app::prometheus_source(&config).unwrap();
+    let (config, mut pipeline) = pipeline_on(&f.prometheus, "");
+    let source = pipeline.source().clone();
     let explainer = || config.explainer();
-    let mut pipeline = Pipeline::new(source.clone(), &config);
     let mut kill_record = explainer();
     // Started before the kill: the poll after it reports it as new.
     let backfill = pipeline.poll((f.kill - 600) * 1000).await.unwrap();

@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{openmetrics, recent_minute, SeriesSpec, TestPrometheus, MI};
-use headroom::config::{Config, Overrides};
+use common::{openmetrics, pipeline_on, recent_minute, SeriesSpec, TestPrometheus, MI};
 use headroom::pipeline::Pipeline;
 use headroom::source::kubernetes::PrometheusSource;
 use headroom::source::ContainerKey;
@@ -85,17 +84,7 @@ async fn the_long_tier_is_read_back_a_day_a_poll() {
     let end = recent_minute() - 120;
     let start = end - 3 * 86_400;
     let prometheus = TestPrometheus::start(&openmetrics(&history(start, end)));
-    let config = Config::parse_str(
-        &format!(
-            "prometheus:\n  url: {}\nstore:\n  long_backfill: 4d\n",
-            prometheus.url()
-        ),
-        "test",
-        &Overrides::default(),
-    )
-    .unwrap();
-    let source = headroom::app::prometheus_source(&config).unwrap();
-    let mut pipeline = Pipeline::new(source, &config);
+    let (config, mut pipeline) = pipeline_on(&prometheus, "store:\n  long_backfill: 4d\n");
     let now = end * 1000;
     pipeline.poll(now).await.unwrap();
     let hours =

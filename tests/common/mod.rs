@@ -310,6 +310,26 @@ fn spawn_logged(binary: &Path, args: &[String], log_path: &Path) -> Child {
     child
 }
 
+/// The config `headroom run` would read for `prometheus` with `extra_yaml` after the
+/// URL, and a pipeline on it, as the daemon builds them.
+pub fn pipeline_on(
+    prometheus: &TestPrometheus,
+    extra_yaml: &str,
+) -> (
+    headroom::config::Config,
+    headroom::pipeline::Pipeline<headroom::source::kubernetes::PrometheusSource>,
+) {
+    let config = headroom::config::Config::parse_str(
+        &format!("prometheus:\n  url: {}\n{extra_yaml}", prometheus.url()),
+        "test",
+        &headroom::config::Overrides::default(),
+    )
+    .expect("test config is valid");
+    let source = headroom::app::prometheus_source(&config).expect("a Prometheus source");
+    let pipeline = headroom::pipeline::Pipeline::new(source, &config);
+    (config, pipeline)
+}
+
 /// Starts `headroom run` on `config_yaml` (written to a temp file, returned so it
 /// lives as long as the process) with `flags` after it, stdout discarded.
 pub fn headroom_run(
