@@ -96,6 +96,7 @@ struct RawPrometheus {
     max_points_per_request: Option<u64>,
     max_concurrent_requests: Option<u64>,
     max_response_bytes: Option<String>,
+    max_series: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -963,6 +964,16 @@ impl Validator<'_> {
                 }
             };
 
+        let max_series = match p.max_series.unwrap_or(500_000) {
+            n @ 1_000..=10_000_000 => n as usize,
+            n => {
+                self.problem(
+                    "prometheus.max_series",
+                    format!("{n} is outside 1000..=10000000"),
+                );
+                500_000
+            }
+        };
         Some(PrometheusConfig {
             url: url?,
             timeout: timeout?,
@@ -972,6 +983,7 @@ impl Validator<'_> {
             max_points_per_request,
             max_concurrent_requests,
             max_response_bytes,
+            max_series,
         })
     }
 

@@ -915,6 +915,60 @@ async fn an_answer_past_the_byte_cap_is_refused_naming_the_setting() {
     assert_eq!(config.prometheus.max_response_bytes, 256 << 20);
 }
 
+/// Issue 18: an answer of more series than `prometheus.max_series` is refused while
+/// it is read, naming the setting; one of exactly that many is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_past_the_series_cap_is_refused_naming_the_setting() {
+    use common::{Reply, TestReceiver};
+    let answer = |n: usize| {
+        let series: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"metric":{{"pod":"p{i}"}},"values":[[60,"1"]]}}"#))
+            .collect();
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"matrix","result":[{}]}}}}"#,
+            series.join(",")
+        )
+    };
+    let json = || vec![("Content-Type".to_string(), "application/json".to_string())];
+    let fake = TestReceiver::start(vec![
+        Reply::Status(200, json(), answer(1001)),
+        Reply::Status(200, json(), answer(1000)),
+    ]);
+    let config = Config::parse_str(
+        &format!(
+            "prometheus:\n  url: {}\n  max_series: 1000\n",
+            fake.url("/")
+        ),
+        "test.yaml",
+        &Overrides::default(),
+    )
+    .unwrap();
+    let client = PrometheusClient::new(&config.prometheus).unwrap();
+    let err = client
+        .query_range("up", 0, 60_000, Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("more than 1000 series (prometheus.max_series)"),
+        "{err}"
+    );
+    assert_eq!(err.reason(), "too_many_series");
+    let taken = client
+        .query_range("up", 0, 60_000, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1000);
+    // Bounded in config check.
+    let err = Config::parse_str(
+        "prometheus:\n  max_series: 0\n",
+        "t.yaml",
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("prometheus.max_series"), "{err}");
+}
+
 /// Issue 18: a working-set query that loses the pod label finds no container, and
 /// `check` says why, with the count, instead of a bare "no containers found".
 #[test]

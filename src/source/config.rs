@@ -38,6 +38,10 @@ pub struct PrometheusConfig {
     /// The largest answer read (bytes): a bigger one is refused with an error that
     /// names this setting, before it can take the process' memory.
     pub max_response_bytes: u64,
+    /// The most series one answer may hold: counted while it is parsed, and refused
+    /// past this with an error that names the setting (a million-series answer took
+    /// 2 GB before it was seen).
+    pub max_series: usize,
 }
 
 /// The PromQL that headroom runs. Each must keep the `namespace`, `pod` and `container`

@@ -58,6 +58,8 @@ pub enum QueryError {
     },
     #[error("Prometheus at {url} answered more than {limit} bytes (prometheus.max_response_bytes): raise it, narrow queries.working_set, or split the fleet with --shard-count")]
     TooLarge { url: String, limit: u64 },
+    #[error("Prometheus at {url} answered more than {limit} series (prometheus.max_series): raise it, narrow the queries, or split the fleet with --shard-count")]
+    TooManySeries { url: String, limit: usize },
     #[error("query {query:?} returned a {got} result; headroom needs a {expected}")]
     WrongResultType {
         query: String,
@@ -89,6 +91,7 @@ impl QueryError {
             QueryError::InvalidJson { .. } | QueryError::SavedResponse { .. } => "invalid_response",
             QueryError::WrongResultType { .. } => "wrong_result_type",
             QueryError::TooLarge { .. } => "too_large",
+            QueryError::TooManySeries { .. } => "too_many_series",
             QueryError::Secret(_) => "secret",
             QueryError::Client(_) => "client",
             QueryError::BadQuery(_) => "bad_query",
@@ -162,6 +165,7 @@ pub struct PrometheusClient {
     max_points_per_request: u32,
     max_concurrent_requests: usize,
     max_response_bytes: u64,
+    max_series: usize,
     permits: Arc<Semaphore>,
     stats: Arc<FetchStats>,
 }
@@ -195,6 +199,7 @@ impl PrometheusClient {
             max_points_per_request: config.max_points_per_request,
             max_concurrent_requests: config.max_concurrent_requests,
             max_response_bytes: config.max_response_bytes,
+            max_series: config.max_series,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             stats: Arc::new(FetchStats::default()),
         })
@@ -216,7 +221,7 @@ impl PrometheusClient {
             ("timeout", format!("{}ms", self.timeout.as_millis())),
         ];
         match self.post("api/v1/query", &form).await? {
-            Data::Vector(samples) => Ok(samples
+            Data::Vector(Capped(samples)) => Ok(samples
                 .into_iter()
                 .filter_map(|s| {
                     let (at, value) = self.sample(s.value)?;
@@ -307,7 +312,7 @@ impl PrometheusClient {
 
     fn matrix(&self, query: &str, data: Data) -> Result<Vec<RangeSeries>, QueryError> {
         match data {
-            Data::Matrix(series) => Ok(range_series(series, |v| self.sample(v))),
+            Data::Matrix(Capped(series)) => Ok(range_series(series, |v| self.sample(v))),
             other => Err(QueryError::WrongResultType {
                 query: query.to_string(),
                 expected: "matrix",
@@ -401,7 +406,13 @@ impl PrometheusClient {
             .response_bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
 
-        let parsed: Result<ApiResponse, _> = serde_json::from_slice(&body);
+        let (parsed, over_cap) = parse_capped(&body, self.max_series);
+        if over_cap {
+            return Err(QueryError::TooManySeries {
+                url: shown_url.to_string(),
+                limit: self.max_series,
+            });
+        }
         if !status.is_success() {
             let api_error = parsed.ok().and_then(|r| Some((r.error_type?, r.error?)));
             return Err(QueryError::Status {
@@ -453,8 +464,8 @@ struct ApiResponse {
 #[derive(Deserialize)]
 #[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
 enum Data {
-    Matrix(Vec<WireRangeSeries>),
-    Vector(Vec<WireInstantSample>),
+    Matrix(Capped<WireRangeSeries>),
+    Vector(Capped<WireInstantSample>),
     Scalar(serde::de::IgnoredAny),
     String(serde::de::IgnoredAny),
 }
@@ -474,6 +485,54 @@ impl Data {
 struct WireRangeSeries {
     metric: Labels,
     values: Vec<(f64, SampleValue)>,
+}
+
+thread_local! {
+    /// While an answer is parsed on this thread: the most series it may hold, and
+    /// whether it held more (see [`parse_capped`]).
+    static SERIES_CAP: std::cell::Cell<(usize, bool)> =
+        const { std::cell::Cell::new((usize::MAX, false)) };
+}
+
+/// Parses an answer, refusing it as soon as it holds more than `max_series` series,
+/// before they are built (a million series of labels take gigabytes). Returns the
+/// parse, and whether the cap stopped it.
+fn parse_capped(body: &[u8], max_series: usize) -> (Result<ApiResponse, serde_json::Error>, bool) {
+    SERIES_CAP.with(|c| c.set((max_series, false)));
+    let parsed = serde_json::from_slice(body);
+    let over = SERIES_CAP.with(|c| c.replace((usize::MAX, false)).1);
+    (parsed, over)
+}
+
+/// A result list that stops at the thread's [`SERIES_CAP`].
+struct Capped<T>(Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Capped<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = Capped<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of series")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Capped<T>, A::Error> {
+                let cap = SERIES_CAP.with(|c| c.get().0);
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(item) = seq.next_element()? {
+                    if out.len() == cap {
+                        SERIES_CAP.with(|c| c.set((cap, true)));
+                        return Err(serde::de::Error::custom(format!("more than {cap} series")));
+                    }
+                    out.push(item);
+                }
+                Ok(Capped(out))
+            }
+        }
+        deserializer.deserialize_seq(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// A sample value as Prometheus sends it, a JSON string ("1.5e8", "NaN", "+Inf"),
@@ -537,7 +596,7 @@ pub fn parse_range_response(body: &[u8]) -> Result<(Vec<RangeSeries>, u64), Quer
     let response: ApiResponse =
         serde_json::from_slice(body).map_err(|e| saved(format!("invalid JSON: {e}")))?;
     match response.data {
-        Some(Data::Matrix(series)) => {
+        Some(Data::Matrix(Capped(series))) => {
             let mut dropped = 0;
             let series = range_series(series, |v| {
                 let kept = finite(v);
