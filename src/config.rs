@@ -605,6 +605,35 @@ impl Validator<'_> {
                     "must be much shorter than store.lookback (one sample per resolution step)",
                 );
             }
+            // The fine tier holds every step of the lookback in memory, for every
+            // container: 30 days at 1 s is 2.6 million samples a container. Days
+            // belong in the long tier.
+            const MAX_SAMPLES: u128 = 25_000;
+            let points = lookback.as_millis() / resolution.as_millis().max(1);
+            if points > MAX_SAMPLES {
+                self.problem(
+                    "store.resolution",
+                    format!(
+                        "store.lookback at this resolution holds {points} samples a container; at most {MAX_SAMPLES} (7d at 30s): raise it or shorten store.lookback (the long tier keeps days)"
+                    ),
+                );
+            }
+            // The backfill reads the lookback at the resolution, max_points_per_request
+            // points a request: a combination that needs more requests than this
+            // would keep the first poll (and readiness) waiting.
+            const MAX_BACKFILL_REQUESTS: u128 = 1_000;
+            if let Some(p) = prometheus.as_ref().filter(|_| points <= MAX_SAMPLES) {
+                let requests = points / u128::from(p.max_points_per_request.max(1));
+                if requests > MAX_BACKFILL_REQUESTS {
+                    self.problem(
+                        "prometheus.max_points_per_request",
+                        format!(
+                            "{} points a request read store.lookback at store.resolution in {requests} requests per query; at most {MAX_BACKFILL_REQUESTS}: raise it or store.resolution, or shorten store.lookback",
+                            p.max_points_per_request
+                        ),
+                    );
+                }
+            }
         }
         let poll_interval = self.duration("poll.interval", &raw.poll.interval, "30s");
         let stale_after = self.duration("poll.stale_after", &raw.poll.stale_after, "5m");
@@ -1183,6 +1212,28 @@ mod tests {
         assert!(err.to_string().contains("aliases (*name) expand"), "{err}");
         // Quotes hide brackets: a label value full of them is fine.
         assert!(parse("queries:\n  restarts: 'm{a=\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[a]\"}'\n").is_ok());
+    }
+
+    /// Issue 18: a config whose backfill would need millions of requests (and keep
+    /// readiness waiting for hours) is refused, naming the keys to change.
+    #[test]
+    fn a_fine_tier_or_backfill_too_big_to_live_with_is_refused() {
+        let err = parse(
+            "prometheus:\n  max_points_per_request: 2\nstore:\n  lookback: 6h\n  resolution: 1s\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].key, "prometheus.max_points_per_request");
+        assert!(err.to_string().contains("10800 requests"), "{err}");
+        // A fine tier of millions of samples a container is refused.
+        let err = parse("store:\n  lookback: 30d\n  resolution: 1s\n").unwrap_err();
+        assert_eq!(err.problems[0].key, "store.resolution", "{err}");
+        assert!(
+            err.to_string().contains("2592000 samples a container"),
+            "{err}"
+        );
+        // A week at the default resolution is fine.
+        assert!(parse("store:\n  lookback: 7d\n").is_ok());
     }
 
     #[test]
