@@ -395,6 +395,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub at: Instant,
+    /// The status it was answered with; `None` when the connection was dropped.
+    pub status: Option<u16>,
 }
 
 impl Received {
@@ -497,13 +499,18 @@ fn serve_one(
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        let reply = script.lock().unwrap().pop_front();
         log.lock().unwrap().push(Received {
             path,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
             at: Instant::now(),
+            status: match &reply {
+                Some(Reply::Drop) => None,
+                Some(Reply::Status(s, _, _)) => Some(*s),
+                Some(Reply::Slow(_)) | None => Some(200),
+            },
         });
-        let reply = script.lock().unwrap().pop_front();
         let (status, extra, text) = match reply {
             Some(Reply::Drop) => return,
             Some(Reply::Slow(d)) => {
