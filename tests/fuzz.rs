@@ -1,8 +1,8 @@
 //! Fuzzing as a habit, within the stable toolchain (`cargo fuzz` needs nightly):
 //! property tests that feed the parsers arbitrary bytes and mutations of real
 //! inputs kept in the repository (the corpus: `tests/data/seed-live`'s saved
-//! Prometheus answer, `config/headroom.example.yaml`), and the store's encoder any
-//! samples at all. Each must answer with a value or a clear error, never a panic.
+//! Prometheus answer, which is also what `backtest --series` loads, and
+//! `config/headroom.example.yaml`), and the store's encoder any samples at all. Each must answer with a value or a clear error, never a panic.
 //! They run with the other tests, a few hundred cases each (bounded time);
 //! `PROPTEST_CASES=100000 cargo test --test fuzz` runs a longer campaign, and
 //! proptest keeps any failure it finds under `tests/fuzz.proptest-regressions`.
@@ -59,9 +59,12 @@ proptest! {
     fn a_mutated_prometheus_answer_parses_or_is_refused(edits in edits()) {
         let body = mutate(SAVED_ANSWER, &edits);
         if let Ok((series, _)) = parse_range_response(&body) {
-            for s in series {
+            for s in &series {
                 prop_assert!(s.samples.iter().all(|(_, v)| v.is_finite()));
             }
+            // The rest of the series file loader (`backtest --series`): the
+            // containers as the store holds them, whatever the labels and times.
+            let _ = headroom::backtest::containers(series, vec![], vec![], Some(128.0 * 1048576.0), &[], 30_000);
         }
     }
 
