@@ -564,12 +564,17 @@ struct WireInstantSample {
     value: (f64, SampleValue),
 }
 
+/// The latest sample time taken (ms): the year 2255. A timestamp past it (or before
+/// 1970) is a broken source, dropped as a non-finite value is, never allowed near
+/// the arithmetic of windows and deadlines.
+pub const LATEST_SAMPLE_MS: TimestampMs = 9_000_000_000_000;
+
 /// A wire sample in milliseconds, or `None` when its value is NaN or ±Inf (they
-/// cannot be fitted).
+/// cannot be fitted) or its time is outside 1970..=2255.
 fn finite((at_seconds, SampleValue(value)): (f64, SampleValue)) -> Option<(TimestampMs, f64)> {
-    value
-        .is_finite()
-        .then(|| ((at_seconds * 1000.0).round() as i64, value))
+    let at = (at_seconds * 1000.0).round();
+    (value.is_finite() && (0.0..=LATEST_SAMPLE_MS as f64).contains(&at))
+        .then_some((at as i64, value))
 }
 
 /// Wire series to ours, every sample through `sample` (dropped where it says `None`).
@@ -706,6 +711,18 @@ mod tests {
         let (series, dropped) = parse_range_response(body).unwrap();
         assert_eq!(dropped, 3);
         assert_eq!(series[0].samples, vec![(1500, 1.0), (5000, 2000.0)]);
+    }
+
+    /// Issue 18 (found by the fuzz campaign): a timestamp of 10^18 seconds became
+    /// i64::MAX milliseconds and overflowed the store's window arithmetic. Times
+    /// outside 1970..=2255 are dropped as non-finite values are.
+    #[test]
+    fn samples_outside_sane_times_are_dropped() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"pod":"a"},"values":[[1e18,"1"],[-5,"1"],[1700000000,"2"]]}]}}"#;
+        let (series, dropped) = parse_range_response(body).unwrap();
+        assert_eq!(dropped, 2);
+        assert_eq!(series[0].samples, vec![(1_700_000_000_000, 2.0)]);
     }
 
     #[test]

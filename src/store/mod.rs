@@ -305,7 +305,9 @@ impl Store {
         let mut summary = IngestSummary::default();
         for mut series in batch.working_sets {
             let before = series.samples.len();
-            series.samples.retain(|s| s.at <= now + FUTURE_SKEW_MS);
+            series
+                .samples
+                .retain(|s| s.at <= now.saturating_add(FUTURE_SKEW_MS));
             summary.future_samples += before - series.samples.len();
             if before > 0 && series.samples.is_empty() {
                 continue;
@@ -343,8 +345,8 @@ impl Store {
                 }
             }
         }
-        let oldest = now - self.limits.lookback_ms;
-        let forget_before = now - self.limits.forget_after_ms;
+        let oldest = now.saturating_sub(self.limits.lookback_ms);
+        let forget_before = now.saturating_sub(self.limits.forget_after_ms);
         let before = self.containers.len();
         self.containers.retain(|_, tracked| {
             for segment in &mut tracked.segments {
