@@ -53,8 +53,13 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<
     match cli.command {
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(Some(&file), &overrides)?;
+            let warnings: String = config
+                .warnings
+                .iter()
+                .map(|w| format!("  warning: {w}\n"))
+                .collect();
             emit(&format!(
-                "{}: ok (Prometheus {}, lookback {}, poll every {})\n",
+                "{}: ok (Prometheus {}, lookback {}, poll every {})\n{warnings}",
                 file.display(),
                 config.prometheus.url,
                 humantime::format_duration(config.store.lookback),
@@ -78,9 +83,11 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<
             let config = Config::load(path.as_deref(), &overrides)?;
             // What SIGHUP and POST /-/reload run: the file read again, the same
             // command-line overrides on top.
+            config.warnings.iter().for_each(|w| tracing::warn!("{w}"));
             let reload: daemon::Reload<PrometheusSource> = Box::new(move || {
                 let config =
                     Config::load(path.as_deref(), &overrides).map_err(|e| e.to_string())?;
+                config.warnings.iter().for_each(|w| tracing::warn!("{w}"));
                 let source = prometheus_source(&config).map_err(|e| format!("{e:#}"))?;
                 Ok((config, source))
             });

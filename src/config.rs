@@ -108,6 +108,7 @@ struct RawQueries {
     cadvisor_limits: Option<String>,
     restarts: Option<String>,
     oom_kills: Option<String>,
+    strict: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +181,10 @@ pub struct Config {
     pub sidecar_names: Vec<String>,
     /// `None`: this replica watches every container.
     pub shard: Option<Shard>,
+    /// What is accepted but worth saying: queries headroom's PromQL parser could not
+    /// read, sent as written (`queries.strict: false`). `config check` prints them
+    /// and `run` logs them.
+    pub warnings: Vec<String>,
 }
 
 /// How alerts are named and re-sent, and how receivers queue and retry.
@@ -580,7 +585,7 @@ fn yaml_problem(e: &yaml_serde::Error, key: &str) -> Problem {
 impl Validator<'_> {
     fn validate(&mut self, raw: RawConfig, overrides: &Overrides) -> Option<Config> {
         let prometheus = self.prometheus(raw.prometheus, overrides);
-        let queries = self.queries(raw.queries);
+        let (queries, warnings) = self.queries(raw.queries);
 
         let extra_identity_labels = self.identity(raw.identity);
 
@@ -659,6 +664,7 @@ impl Validator<'_> {
 
         Some(Config {
             shard,
+            warnings,
             alerts: alerts?,
             receivers,
             sidecar_names,
@@ -1016,7 +1022,7 @@ impl Validator<'_> {
         })
     }
 
-    fn queries(&mut self, q: RawQueries) -> Queries {
+    fn queries(&mut self, q: RawQueries) -> (Queries, Vec<String>) {
         fn optional(value: Option<String>, default: &str) -> Option<String> {
             match value {
                 // An empty string switches an optional query off.
@@ -1043,8 +1049,12 @@ impl Validator<'_> {
             restarts: optional(q.restarts, DEFAULT_RESTARTS_QUERY),
             oom_kills: optional(q.oom_kills, DEFAULT_OOM_QUERY),
         };
-        // Every query headroom will send, checked by Prometheus' grammar for what
-        // Prometheus would refuse: an unbalanced brace, an unknown function, a bad regex.
+        // Every query headroom will send, read with the promql-parser crate (Prometheus'
+        // grammar): an unbalanced brace, an unknown function, a bad regex are refused
+        // before they are sent. What the parser lacks (experimental Prometheus
+        // features, MetricsQL) is sent as written with `queries.strict: false`.
+        let strict = q.strict.unwrap_or(true);
+        let mut warnings = Vec::new();
         for (key, query) in [
             ("queries.working_set", Some(&queries.working_set)),
             ("queries.limits", Some(&queries.limits)),
@@ -1060,13 +1070,19 @@ impl Validator<'_> {
                 .filter(|q| !q.trim().is_empty())
                 .map(|q| crate::source::promql::check_query(q))
             {
-                self.problem(
-                    key,
-                    format!("is not a PromQL expression headroom can send: {why}"),
-                );
+                if strict {
+                    self.problem(
+                        key,
+                        format!("is not a PromQL expression headroom can read: {why} (queries.strict: false sends what its parser cannot read as written)"),
+                    );
+                } else {
+                    warnings.push(format!(
+                        "{key} is not a PromQL expression headroom can read ({why}); sent as written (queries.strict: false)"
+                    ));
+                }
             }
         }
-        queries
+        (queries, warnings)
     }
 }
 
@@ -1158,6 +1174,24 @@ mod tests {
         assert_eq!(err.problems.len(), 2, "{err}");
         assert!(err.to_string().contains("unknown function"), "{err}");
         assert!(err.to_string().contains("regex"), "{err}");
+    }
+
+    /// What the parser cannot read (experimental Prometheus syntax, MetricsQL) is
+    /// refused by default, and sent as written with a warning under strict: false.
+    #[test]
+    fn queries_the_parser_cannot_read_pass_only_when_not_strict() {
+        let query = "queries:\n  working_set: 'm{a=\"1\" or b=\"2\"}'\n";
+        let err = parse(query).unwrap_err();
+        assert!(err.to_string().contains("MetricsQL"), "{err}");
+        assert!(err.to_string().contains("queries.strict: false"), "{err}");
+        let c = parse(&format!("{query}  strict: false\n")).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].starts_with("queries.working_set is not"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(parse("").unwrap().warnings.is_empty());
     }
 
     /// Plain scalars are what their field wants, as in the file's own reading: a

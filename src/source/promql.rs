@@ -73,13 +73,36 @@ pub fn plain_selectors(query: &str) -> Option<Vec<String>> {
     collect(&expr, &mut out).then_some(out)
 }
 
-/// Checks that `query` is PromQL Prometheus would accept: syntax, known functions,
-/// argument types, valid regexes. `Err` says what is wrong, as the parser reads it.
+/// Checks that `query` parses as PromQL: syntax, known functions, argument types,
+/// valid regexes. `Err` says what is wrong, as the parser reads it. Alternatives
+/// inside a selector's braces (`{a="1" or b="2"}`) parse but are MetricsQL, which
+/// Prometheus refuses: refused here too.
 pub fn check_query(query: &str) -> Result<(), String> {
     if query.trim().is_empty() {
         return Err("is empty".into());
     }
-    parser::parse(query).map(|_| ())
+    let expr = parser::parse(query)?;
+    struct Alternatives(bool);
+    impl promql_parser::util::ExprVisitor for Alternatives {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+            let selector = match expr {
+                Expr::VectorSelector(vs) => vs,
+                Expr::MatrixSelector(ms) => &ms.vs,
+                _ => return Ok(true),
+            };
+            self.0 |= !selector.matchers.or_matchers.is_empty();
+            Ok(!self.0)
+        }
+    }
+    let mut found = Alternatives(false);
+    let Ok(_) = promql_parser::util::walk_expr(&mut found, &expr);
+    if found.0 {
+        return Err(
+            "`or` inside a selector's braces is MetricsQL, which Prometheus refuses".into(),
+        );
+    }
+    Ok(())
 }
 
 /// Adds label matchers (`namespace="prod",container=~"a|b"`, braces optional) to
@@ -218,7 +241,7 @@ mod tests {
             add("clamp_max(m, Inf) != NaN", m),
             r#"clamp_max(m{namespace="prod"}, Inf) != NaN"#
         );
-        // Prometheus 3's alternatives inside one selector: each gets them.
+        // MetricsQL's alternatives inside one selector (VictoriaMetrics): each gets them.
         assert_eq!(
             add(r#"m{a="1" or b="2"}"#, m),
             r#"m{a="1", namespace="prod" or b="2", namespace="prod"}"#
@@ -244,6 +267,7 @@ mod tests {
         assert!(err(r#"m{a=~"("}"#).contains("regex"));
         assert!(err("nosuchfunction(m)").contains("unknown function"));
         assert!(err(" ").contains("empty"));
+        assert!(err(r#"m{a="1" or b="2"}"#).contains("MetricsQL"));
         assert!(check_query(r#"max by (a) (rate(m{x=~"a|b"}[5m]))"#).is_ok());
     }
 
