@@ -616,10 +616,13 @@ impl Validator<'_> {
             const MAX_SAMPLES: u128 = 25_000;
             let points = lookback.as_millis() / resolution.as_millis().max(1);
             if points > MAX_SAMPLES {
+                let longest = humantime::format_duration(Duration::from_secs(
+                    (MAX_SAMPLES as u64 * resolution.as_millis() as u64) / 1000,
+                ));
                 self.problem(
                     "store.resolution",
                     format!(
-                        "store.lookback at this resolution holds {points} samples a container; at most {MAX_SAMPLES} (7d at 30s): raise it or shorten store.lookback (the long tier keeps days)"
+                        "store.lookback at this resolution holds {points} samples a container; at most {MAX_SAMPLES} (a lookback of {longest} at this resolution): raise it or shorten store.lookback (the long tier keeps days)"
                     ),
                 );
             }

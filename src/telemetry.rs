@@ -100,7 +100,7 @@ impl Telemetry {
             )),
             response_bytes: must(IntCounter::new("headroom_prometheus_response_bytes_total", "Bytes of Prometheus API responses.")),
             samples_fetched: must(IntCounter::new("headroom_samples_fetched_total", "Samples read from Prometheus.")),
-            non_finite_samples: must(IntCounter::new("headroom_non_finite_samples_total", "NaN and Inf samples read and dropped.")),
+            non_finite_samples: must(IntCounter::new("headroom_non_finite_samples_total", "Samples read and dropped: NaN or Inf values, or times outside 1970..=2255.")),
             containers_tracked: must(IntGauge::new("headroom_containers_tracked", "Containers in the store.")),
             containers_exported: must(IntGauge::new("headroom_containers_exported", "Containers with per-container series on this endpoint.")),
             last_success: must(Gauge::new("headroom_last_successful_poll_timestamp_seconds", "Unix time of the last successful poll.")),

@@ -752,11 +752,17 @@ fn judge(reports: &[serde_json::Value], young: &[serde_json::Value]) -> Vec<Outc
         "kube-state-metrics (no limits series)",
         with_limit("free-0", "free", None, ksm),
     );
+    // Deleted 30 minutes before the end: tracked while it ran (the young reports,
+    // 50 minutes before the end), forgotten after store.forget_after (10m).
     let mut p = Vec::new();
-    if let Some(r) = find("shapes", "gone-0", "gone") {
-        if r["stale"] != true {
-            p.push("a pod deleted 30 minutes ago is reported fresh".into());
-        }
+    if find("shapes", "gone-0", "gone").is_some() {
+        p.push("a pod deleted 30 minutes ago is still reported".into());
+    }
+    let running = young
+        .iter()
+        .any(|r| r["namespace"] == "shapes" && r["pod"] == "gone-0" && r["container"] == "gone");
+    if !running {
+        p.push("the pod was not reported while it ran".into());
     }
     case(
         "pod deleted: series stop",

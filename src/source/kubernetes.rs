@@ -478,7 +478,7 @@ fn drop_twins(
     by_id.retain(|(id, _)| {
         let twin = match id {
             None => true,
-            Some(id) => ids.iter().any(|parent| is_nested_in(id, parent)),
+            Some(id) => ids.iter().any(|parent| super::is_nested_in(id, parent)),
         };
         if twin {
             dropped.twins += 1;
@@ -490,11 +490,6 @@ fn drop_twins(
         }
         !twin
     });
-}
-
-/// Whether cgroup `id` lies under `parent` (`/a/b/c` under `/a/b`).
-pub fn is_nested_in(id: &str, parent: &str) -> bool {
-    id.len() > parent.len() && id.starts_with(parent) && id.as_bytes()[parent.len()] == b'/'
 }
 
 /// One series of counter readings per container: the highest reading of each step,

@@ -133,6 +133,13 @@ pub struct LongSeries {
     pub hours: Vec<(TimestampMs, f64, f64)>,
 }
 
+/// Whether cgroup `id` lies under `parent` (`/a/b/c` under `/a/b`): a cgroup a
+/// container made inside its own, which cAdvisor reports under the container's
+/// labels (kubernetes/kubernetes#129253).
+pub fn is_nested_in(id: &str, parent: &str) -> bool {
+    id.len() > parent.len() && id.starts_with(parent) && id.as_bytes()[parent.len()] == b'/'
+}
+
 /// Everything one fetch returned.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {

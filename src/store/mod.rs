@@ -439,7 +439,7 @@ fn append(
         (Some(id), _) => tracked.segments.iter().any(|s| {
             s.container_id
                 .as_deref()
-                .is_some_and(|parent| crate::source::kubernetes::is_nested_in(id, parent))
+                .is_some_and(|parent| crate::source::is_nested_in(id, parent))
         }),
         _ => false,
     };
