@@ -689,6 +689,28 @@ impl Validator<'_> {
         })
     }
 
+    /// A count within `range` (`default` when not given); a problem naming the key
+    /// and the range (and `why`) otherwise, and the default in its place.
+    fn count(
+        &mut self,
+        key: &str,
+        value: Option<u64>,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        why: &str,
+    ) -> u64 {
+        match value.unwrap_or(default) {
+            n if range.contains(&n) => n,
+            n => {
+                self.problem(
+                    key,
+                    format!("{n} is outside {}..={}{why}", range.start(), range.end()),
+                );
+                default
+            }
+        }
+    }
+
     /// The extra identity labels: label names, none of the three always in it.
     fn identity(&mut self, raw: RawIdentity) -> Vec<String> {
         let mut extra_identity_labels = Vec::new();
@@ -965,26 +987,20 @@ impl Validator<'_> {
 
         let tls = self.tls("prometheus", p.tls);
 
-        let max_points_per_request = match p.max_points_per_request.unwrap_or(11_000) {
-            n @ 2..=11_000 => n as u32,
-            n => {
-                self.problem(
-                    "prometheus.max_points_per_request",
-                    format!("{n} is outside 2..=11000 (Prometheus refuses more than 11,000 points per series)"),
-                );
-                11_000
-            }
-        };
-        let max_concurrent_requests = match p.max_concurrent_requests.unwrap_or(4) {
-            n @ 1..=64 => n as usize,
-            n => {
-                self.problem(
-                    "prometheus.max_concurrent_requests",
-                    format!("{n} is outside 1..=64"),
-                );
-                1
-            }
-        };
+        let max_points_per_request = self.count(
+            "prometheus.max_points_per_request",
+            p.max_points_per_request,
+            11_000,
+            2..=11_000,
+            " (Prometheus refuses more than 11,000 points per series)",
+        ) as u32;
+        let max_concurrent_requests = self.count(
+            "prometheus.max_concurrent_requests",
+            p.max_concurrent_requests,
+            4,
+            1..=64,
+            "",
+        ) as usize;
 
         let max_response_bytes =
             match parse_bytes(p.max_response_bytes.as_deref().unwrap_or("256Mi")) {
@@ -1002,16 +1018,13 @@ impl Validator<'_> {
                 }
             };
 
-        let max_series = match p.max_series.unwrap_or(500_000) {
-            n @ 1_000..=10_000_000 => n as usize,
-            n => {
-                self.problem(
-                    "prometheus.max_series",
-                    format!("{n} is outside 1000..=10000000"),
-                );
-                500_000
-            }
-        };
+        let max_series = self.count(
+            "prometheus.max_series",
+            p.max_series,
+            500_000,
+            1_000..=10_000_000,
+            "",
+        ) as usize;
         Some(PrometheusConfig {
             url: url?,
             timeout: timeout?,

@@ -146,36 +146,12 @@ fn helm(mode: &str, values: &Value, release: &str) -> Value {
 /// itself uses (`promql-parser`). Grafana's interval variables stand in as `5m`;
 /// an expression that does not parse fails the test, naming it.
 fn metric_names(expr: &str) -> BTreeSet<String> {
-    use promql_parser::parser::{self, Expr};
-    use promql_parser::util::{walk_expr, ExprVisitor};
-    struct Names(BTreeSet<String>);
-    impl ExprVisitor for Names {
-        type Error = std::convert::Infallible;
-        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
-            let selector = match expr {
-                Expr::VectorSelector(vs) => vs,
-                Expr::MatrixSelector(ms) => &ms.vs,
-                _ => return Ok(true),
-            };
-            self.0.extend(selector.name.clone());
-            self.0.extend(
-                selector
-                    .matchers
-                    .find_matchers("__name__")
-                    .into_iter()
-                    .map(|m| m.value),
-            );
-            Ok(true)
-        }
-    }
     let mut text = expr.to_string();
     for variable in ["$__rate_interval", "$__interval", "$__range"] {
         text = text.replace(variable, "5m");
     }
-    let parsed = parser::parse(&text).unwrap_or_else(|e| panic!("`{expr}` is not PromQL: {e}"));
-    let mut names = Names(BTreeSet::new());
-    let Ok(_) = walk_expr(&mut names, &parsed);
-    names.0
+    headroom::source::promql::metric_names(&text)
+        .unwrap_or_else(|e| panic!("`{expr}` is not PromQL: {e}"))
 }
 
 /// The metric names in `exprs` (labelled with where they come from) that are neither

@@ -877,6 +877,13 @@ fn two_shards_cover_every_container_exactly_once() {
     }
 }
 
+/// A client of the fake Prometheus `fake`, with `prometheus:` settings `extra`.
+fn client_of(fake: &common::TestReceiver, extra: &str) -> PrometheusClient {
+    let text = format!("prometheus:\n  url: {}\n{extra}", fake.url("/"));
+    let config = Config::parse_str(&text, "test.yaml", &Overrides::default()).unwrap();
+    PrometheusClient::new(&config.prometheus).unwrap()
+}
+
 /// Issue 18: an answer past `prometheus.max_response_bytes` is refused before it is
 /// held, with an error that names the setting and what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -891,16 +898,7 @@ async fn an_answer_past_the_byte_cap_is_refused_naming_the_setting() {
         vec![("Content-Type".into(), "application/json".into())],
         body,
     )]);
-    let config = Config::parse_str(
-        &format!(
-            "prometheus:\n  url: {}\n  max_response_bytes: 1Mi\n",
-            fake.url("/")
-        ),
-        "test.yaml",
-        &Overrides::default(),
-    )
-    .unwrap();
-    let client = PrometheusClient::new(&config.prometheus).unwrap();
+    let client = client_of(&fake, "  max_response_bytes: 1Mi\n");
     let err = client
         .query_range("up", 0, 60_000, Duration::from_secs(30))
         .await
@@ -934,16 +932,7 @@ async fn an_answer_past_the_series_cap_is_refused_naming_the_setting() {
         Reply::Status(200, json(), answer(1001)),
         Reply::Status(200, json(), answer(1000)),
     ]);
-    let config = Config::parse_str(
-        &format!(
-            "prometheus:\n  url: {}\n  max_series: 1000\n",
-            fake.url("/")
-        ),
-        "test.yaml",
-        &Overrides::default(),
-    )
-    .unwrap();
-    let client = PrometheusClient::new(&config.prometheus).unwrap();
+    let client = client_of(&fake, "  max_series: 1000\n");
     let err = client
         .query_range("up", 0, 60_000, Duration::from_secs(30))
         .await

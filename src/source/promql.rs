@@ -6,7 +6,9 @@
 //! `promql-parser` crate, Prometheus' grammar in Rust: no PromQL is parsed by hand.
 
 use promql_parser::label::Matcher;
-use promql_parser::parser::{self, token, BinModifier, Expr, VectorMatchCardinality};
+use promql_parser::parser::{
+    self, token, BinModifier, Expr, VectorMatchCardinality, VectorSelector,
+};
 use promql_parser::util::visitor::{walk_expr_mut, ExprVisitorMut};
 
 /// Matchers for a namespace and extra identity labels: `namespace="prod",cluster="eu"`.
@@ -82,27 +84,51 @@ pub fn check_query(query: &str) -> Result<(), String> {
         return Err("is empty".into());
     }
     let expr = parser::parse(query)?;
-    struct Alternatives(bool);
-    impl promql_parser::util::ExprVisitor for Alternatives {
-        type Error = std::convert::Infallible;
-        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
-            let selector = match expr {
-                Expr::VectorSelector(vs) => vs,
-                Expr::MatrixSelector(ms) => &ms.vs,
-                _ => return Ok(true),
-            };
-            self.0 |= !selector.matchers.or_matchers.is_empty();
-            Ok(!self.0)
-        }
-    }
-    let mut found = Alternatives(false);
-    let Ok(_) = promql_parser::util::walk_expr(&mut found, &expr);
-    if found.0 {
+    if selectors(&expr)
+        .iter()
+        .any(|s| !s.matchers.or_matchers.is_empty())
+    {
         return Err(
             "`or` inside a selector's braces is MetricsQL, which Prometheus refuses".into(),
         );
     }
     Ok(())
+}
+
+/// The metric names a query reads: its selectors' names and `__name__` matchers.
+/// `Err` when it does not parse.
+pub fn metric_names(query: &str) -> Result<std::collections::BTreeSet<String>, String> {
+    let expr = parser::parse(query)?;
+    let mut names = std::collections::BTreeSet::new();
+    for s in selectors(&expr) {
+        names.extend(s.name.clone());
+        names.extend(
+            s.matchers
+                .find_matchers("__name__")
+                .into_iter()
+                .map(|m| m.value),
+        );
+    }
+    Ok(names)
+}
+
+/// Every series selector of `expr`, plain or with a range.
+fn selectors(expr: &Expr) -> Vec<VectorSelector> {
+    struct Collect(Vec<VectorSelector>);
+    impl promql_parser::util::ExprVisitor for Collect {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+            match expr {
+                Expr::VectorSelector(vs) => self.0.push(vs.clone()),
+                Expr::MatrixSelector(ms) => self.0.push(ms.vs.clone()),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+    let mut found = Collect(Vec::new());
+    let Ok(_) = promql_parser::util::walk_expr(&mut found, expr);
+    found.0
 }
 
 /// Adds label matchers (`namespace="prod",container=~"a|b"`, braces optional) to
