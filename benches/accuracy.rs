@@ -200,6 +200,11 @@ fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
         .iter()
         .map(|s| headroom_outcomes(s, params))
         .collect();
+    if let Ok(name) = std::env::var("HEADROOM_SUITE_TRACE") {
+        if name.starts_with("random/") {
+            trace(&scenarios, &name, params);
+        }
+    }
     let s = score(&scenarios, &headroom);
     row("headroom", &s);
     for rule in rules {
@@ -235,6 +240,17 @@ fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
             .collect();
         alerted += usize::from(later.iter().any(|o| o.alert.is_some()));
         critical += usize::from(later.iter().any(|o| o.alert == Some(Severity::Critical)));
+        if std::env::var_os("HEADROOM_SUITE_VERBOSE").is_some() {
+            if let Some(first) = later.iter().find(|o| o.alert.is_some()) {
+                println!(
+                    "  alerted after two days: {} at +{:.1}h ({:?}, ETA {:?} s)",
+                    scenario.name,
+                    (first.at - start) as f64 / 3_600_000.0,
+                    first.alert,
+                    first.eta.map(|e| e.round())
+                );
+            }
+        }
     }
     println!(
         "healthy draws alerted once two days are held: {alerted} of {held} ({critical} critical)"
