@@ -166,6 +166,7 @@ fn run_poll_stop(path: &std::path::Path, port: u16) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    common::reap_with_parent(child.id());
     let polled = (0..600).any(|_| {
         if child.try_wait().ok().flatten().is_some() {
             return true;

@@ -41,7 +41,7 @@ fn exit_and_output(
 /// `headroom demo --speed 900` serving on `port`, with `extra` arguments; its stdout
 /// and stderr go to `output()`.
 fn demo(port: u16, extra: &[&str], output: fn() -> Stdio) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_headroom"))
+    let child = Command::new(env!("CARGO_BIN_EXE_headroom"))
         .args([
             "demo",
             "--speed",
@@ -53,7 +53,9 @@ fn demo(port: u16, extra: &[&str], output: fn() -> Stdio) -> std::process::Child
         .stdout(output())
         .stderr(output())
         .spawn()
-        .unwrap()
+        .unwrap();
+    common::reap_with_parent(child.id());
+    child
 }
 
 #[test]

@@ -353,6 +353,8 @@ fn a_soak_through_faults_loses_no_transition_and_repeats_none() {
         .spawn()
         .unwrap();
     let pid = child.id();
+    // A failed assertion must not leave the daemon running.
+    common::reap_with_parent(pid);
 
     // Soak: the RSS each second, the process alive throughout.
     let mut rss = Vec::new();

@@ -71,7 +71,7 @@ fn http_request(port: u16, method: &str, path: &str) -> std::io::Result<(u16, St
 
 /// Kills `pid` when the current (test) process exits, even if it panics or is killed,
 /// so a shared server in a `static` never outlives the test binary.
-fn reap_with_parent(pid: u32) {
+pub fn reap_with_parent(pid: u32) {
     let me = std::process::id();
     let _ = Command::new("sh")
         .arg("-c")
@@ -348,6 +348,7 @@ pub fn headroom_run(
         .stderr(stderr)
         .spawn()
         .expect("start headroom run");
+    reap_with_parent(child.id());
     (child, config)
 }
 
