@@ -1378,6 +1378,7 @@ fn chart_with_everything_on_renders_valid_manifests_rules_and_dashboards() {
         dashboards["metadata"]["annotations"]["grafana_folder"],
         "headroom"
     );
+    // The files as they are: these values name cluster among the identity labels.
     for name in DASHBOARDS {
         let shipped = dashboards["data"][name]
             .as_str()
@@ -1388,6 +1389,44 @@ fn chart_with_everything_on_renders_valid_manifests_rules_and_dashboards() {
             "{name}"
         );
     }
+    // Without a cluster identity label, the cluster variable is hidden (it could
+    // only say "All"); the rest is the file.
+    values["config"]["identity"] = json!({"extra_labels": []});
+    let docs = manifests(&helm("render", &values, "obs"));
+    let dashboards = docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "obs-headroom-dashboards")
+        .expect("the dashboards ConfigMap");
+    for name in DASHBOARDS {
+        let shipped = dashboards["data"][name].as_str().unwrap();
+        let source = read(repo().join("dashboards").join(name));
+        assert_eq!(
+            cluster_hide(shipped),
+            cluster_hide(&source).map(|_| 2),
+            "{name}: the cluster variable is hidden"
+        );
+        let shown = |text: &str| {
+            let mut v: Value = serde_json::from_str(text).unwrap();
+            for var in v["templating"]["list"].as_array_mut().into_iter().flatten() {
+                if var["name"] == "cluster" {
+                    var["hide"] = json!(0);
+                }
+            }
+            v
+        };
+        assert_eq!(shown(shipped), shown(&source), "{name}: otherwise the file");
+    }
+}
+
+/// The `hide` of a dashboard's `cluster` variable, if it has one.
+fn cluster_hide(dashboard: &str) -> Option<i64> {
+    let v: Value = serde_json::from_str(dashboard).unwrap();
+    v["templating"]["list"]
+        .as_array()?
+        .iter()
+        .find(|var| var["name"] == "cluster")
+        .and_then(|var| var["hide"].as_i64())
 }
 
 #[test]
