@@ -75,25 +75,11 @@ fn hex(seed: u64) -> String {
     format!("{seed:016x}").repeat(4)
 }
 
-/// A container's cAdvisor working set, stamped as cAdvisor does: scraped every 30 s,
-/// each sample 0-9 s older than its scrape. `f` gives bytes at a unix second.
+/// A container's cAdvisor working set, stamped as cAdvisor does: scraped every
+/// `scrape_s` seconds, each sample 0-9 s older than its scrape. `f` gives bytes at a
+/// unix second.
 #[allow(clippy::too_many_arguments)]
 fn cadvisor(
-    ns: &str,
-    pod: &str,
-    container: &str,
-    id: &str,
-    extra: &[(&'static str, &str)],
-    from: i64,
-    to: i64,
-    f: impl Fn(i64) -> f64,
-) -> SeriesSpec {
-    cadvisor_every(SCRAPE, ns, pod, container, id, extra, from, to, f)
-}
-
-/// [`cadvisor`] scraped every `scrape` seconds.
-#[allow(clippy::too_many_arguments)]
-fn cadvisor_every(
     scrape_s: i64,
     ns: &str,
     pod: &str,
@@ -243,7 +229,7 @@ fn history() -> Vec<SeriesSpec> {
                 &format!("0b6c8a1e-2f3d-4e5f-8a9b-0c1d2e3f4a{scrape_s:02}"),
                 &hex(100 + i as u64 + scrape_s as u64),
             );
-            out.push(cadvisor_every(
+            out.push(cadvisor(
                 scrape_s,
                 "twin",
                 pod,
@@ -278,6 +264,7 @@ fn history() -> Vec<SeriesSpec> {
         let old = v2_id(uid, &hex(200));
         let new = v2_id(uid, &hex(201));
         out.push(cadvisor(
+            SCRAPE,
             "oom",
             pod,
             "checkout",
@@ -288,6 +275,7 @@ fn history() -> Vec<SeriesSpec> {
             run(leak_from),
         ));
         out.push(cadvisor(
+            SCRAPE,
             "oom",
             pod,
             "checkout",
@@ -298,6 +286,7 @@ fn history() -> Vec<SeriesSpec> {
             run(new_cgroup),
         ));
         out.push(cadvisor(
+            SCRAPE,
             "oom",
             pod,
             "istio-proxy",
@@ -348,6 +337,7 @@ fn history() -> Vec<SeriesSpec> {
     // nested: dind's own cgroup, and a child it made (same container labels).
     let own = v2_id("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f", &hex(300));
     out.push(cadvisor(
+        SCRAPE,
         "nested",
         "ci-runner-0",
         "dind",
@@ -358,6 +348,7 @@ fn history() -> Vec<SeriesSpec> {
         growth(500.0 * MI, 40.0 * MI),
     ));
     out.push(cadvisor(
+        SCRAPE,
         "nested",
         "ci-runner-0",
         "dind",
@@ -374,6 +365,7 @@ fn history() -> Vec<SeriesSpec> {
     // Two scrape jobs of one kubelet's cAdvisor (kubelet, and a direct cadvisor job).
     let web = v2_id("11111111-2222-4333-8444-555555555555", &hex(400));
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "web-1",
         "web",
@@ -384,6 +376,7 @@ fn history() -> Vec<SeriesSpec> {
         flat(200.0),
     ));
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "web-1",
         "web",
@@ -398,6 +391,7 @@ fn history() -> Vec<SeriesSpec> {
     let cache = v2_id("22222222-3333-4444-8555-666666666666", &hex(401));
     for replica in ["prometheus-k8s-0", "prometheus-k8s-1"] {
         out.push(cadvisor(
+            SCRAPE,
             "shapes",
             "cache-0",
             "cache",
@@ -412,6 +406,7 @@ fn history() -> Vec<SeriesSpec> {
     // Two kube-state-metrics replicas: limits and counters twice.
     let worker = v2_id("33333333-4444-4555-8666-777777777777", &hex(402));
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "worker-0",
         "worker",
@@ -449,6 +444,7 @@ fn history() -> Vec<SeriesSpec> {
     }
     // cgroup v1 (cgroupfs driver) and CRI-O ids.
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "legacy-0",
         "legacy",
@@ -462,7 +458,7 @@ fn history() -> Vec<SeriesSpec> {
         flat(150.0),
     ));
     out.extend(limit("shapes", "legacy-0", "legacy", 512.0 * MI, false));
-    out.push(cadvisor(
+    out.push(cadvisor(SCRAPE,
         "shapes",
         "crio-0",
         "crio-app",
@@ -478,6 +474,7 @@ fn history() -> Vec<SeriesSpec> {
     out.extend(limit("shapes", "crio-0", "crio-app", 512.0 * MI, false));
     // Windows nodes: the id is the bare container id.
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "win-0",
         "win-app",
@@ -491,6 +488,7 @@ fn history() -> Vec<SeriesSpec> {
     // Pod-level cgroup (container="") and the pause container: no container of ours.
     let pod_cgroup = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod66666666_7777_4888_8999_aaaaaaaaaaaa.slice";
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "pause-0",
         "",
@@ -501,6 +499,7 @@ fn history() -> Vec<SeriesSpec> {
         flat(400.0),
     ));
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "pause-0",
         "POD",
@@ -511,6 +510,7 @@ fn history() -> Vec<SeriesSpec> {
         flat(1.0),
     ));
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "pause-0",
         "app",
@@ -524,6 +524,7 @@ fn history() -> Vec<SeriesSpec> {
     // A native sidecar: an init container that keeps running, its limit with the init
     // containers'.
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "native-0",
         "envoy",
@@ -536,6 +537,7 @@ fn history() -> Vec<SeriesSpec> {
     out.extend(limit("shapes", "native-0", "envoy", 128.0 * MI, true));
     // No limit at all.
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "free-0",
         "free",
@@ -547,6 +549,7 @@ fn history() -> Vec<SeriesSpec> {
     ));
     // A pod deleted 30 minutes before the end: its series just stop.
     out.push(cadvisor(
+        SCRAPE,
         "shapes",
         "gone-0",
         "gone",
