@@ -1006,7 +1006,12 @@ fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Opt
     let (_, peak_offset, _) = offsets.select_nth_unstable_by(q, |a, b| a.total_cmp(b));
     let peak_offset = peak_offset.max(0.0);
 
-    let growing = slope - t_growth * slope_std_error > 0.0 && {
+    // A bend must not make growth out of noise: the regime's straight line rises
+    // significantly too (a parabola's end slope is what a few bins at the end of a
+    // noisy regime make it, and its onset was searched for).
+    let line_rises =
+        curved.is_none() || line.slope - t_growth * line.slope_std_error(line_rho) > 0.0;
+    let growing = slope - t_growth * slope_std_error > 0.0 && line_rises && {
         let peaks: Vec<Point> = bins[start..]
             .iter()
             .map(|b| Point {
