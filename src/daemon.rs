@@ -210,10 +210,7 @@ impl<S: Source> Service<S> {
         let outcome = self.try_reload();
         match &outcome {
             Ok(()) => {
-                self.telemetry.config_reload_successful.set(1);
-                self.telemetry
-                    .config_reload_success_time
-                    .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+                self.telemetry.config_loaded();
                 tracing::info!("configuration reloaded");
             }
             Err(e) => {
@@ -237,40 +234,31 @@ impl<S: Source> Service<S> {
         }
         let receivers =
             crate::notify::receivers(&config.receivers).map_err(|e| format!("{e:#}"))?;
-        let mut kept = self.pipeline.reconfigure(source, &config);
-        let (now, then) = (&config, &self.config);
-        let waiting = [
-            (
-                "server.listen_address",
-                now.server.listen_address != then.server.listen_address,
-            ),
-            (
-                "server.request_timeout",
-                now.server.request_timeout != then.server.request_timeout,
-            ),
-            (
-                "server.metrics_min_use",
-                now.server.metrics_min_use != then.server.metrics_min_use,
-            ),
-            (
-                "server.metrics_max_containers",
-                now.server.metrics_max_containers != then.server.metrics_max_containers,
-            ),
-            (
-                "store.forget_after",
-                now.store.forget_after != then.store.forget_after,
-            ),
-            (
-                "store.long_backfill",
-                now.store.long_backfill != then.store.long_backfill,
-            ),
+        self.pipeline.reconfigure(source, &config);
+        // Settings that take effect only at a restart, each named by its field path.
+        macro_rules! changed {
+            ($($section:ident . $field:ident),* $(,)?) => {
+                [$((
+                    concat!(stringify!($section), ".", stringify!($field)),
+                    config.$section.$field != self.config.$section.$field,
+                )),*]
+            };
+        }
+        let waiting = changed![
+            store.resolution,
+            store.lookback,
+            store.forget_after,
+            store.long_backfill,
+            server.listen_address,
+            server.request_timeout,
+            server.metrics_min_use,
+            server.metrics_max_containers,
         ];
-        kept.extend(
-            waiting
-                .iter()
-                .filter(|(_, changed)| *changed)
-                .map(|(key, _)| *key),
-        );
+        let kept: Vec<&str> = waiting
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(key, _)| *key)
+            .collect();
         if !kept.is_empty() {
             tracing::warn!(
                 settings = %kept.join(", "),
@@ -523,10 +511,7 @@ pub async fn serve<S: Source + 'static>(
     let (reloads, reload_requests) = mpsc::channel::<ReloadRequest>(4);
     let reloads = reload.is_some().then_some(reloads);
     if let Some(reloads) = &reloads {
-        telemetry.config_reload_successful.set(1);
-        telemetry
-            .config_reload_success_time
-            .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+        telemetry.config_loaded();
         hangups(reloads.clone());
     }
     let app = crate::api::router(crate::api::AppState {

@@ -370,6 +370,29 @@ impl ContainerReport {
         text
     }
 
+    /// `1.2Gi of 2Gi (60%)`, or `… of no limit`.
+    pub fn working_set_text(&self) -> String {
+        use crate::units::format_bytes;
+        format!(
+            "{} of {}{}",
+            format_bytes(self.working_set_bytes),
+            self.limit_bytes.map_or("no limit".into(), format_bytes),
+            self.use_ratio
+                .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0))
+        )
+    }
+
+    /// The growth as `+31Mi/h` (`-…` when falling), `None` without a trend.
+    pub fn growth_text(&self) -> Option<String> {
+        self.growth_bytes_per_second.map(|g| {
+            format!(
+                "{}{}/h",
+                if g >= 0.0 { "+" } else { "" },
+                crate::units::format_bytes(g * 3600.0)
+            )
+        })
+    }
+
     /// What explains the forecast beyond its summary, each a clause: the change the
     /// growth began with, the run before it follows, and the workload's replicas on
     /// the same course. The alert's description carries them; the summary stays short.

@@ -62,6 +62,13 @@ fn must<T>(result: prometheus::Result<T>) -> T {
 }
 
 impl Telemetry {
+    /// A configuration is in force, at start or after a reload: as Prometheus says it.
+    pub fn config_loaded(&self) {
+        self.config_reload_successful.set(1);
+        self.config_reload_success_time
+            .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+    }
+
     /// Builds the registry. `extra_labels` are the configured extra identity labels.
     pub fn new(extra_labels: &[String], rules: ExportRules) -> Telemetry {
         let registry = Registry::new();

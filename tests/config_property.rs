@@ -20,31 +20,6 @@ use common::{
 use proptest::prelude::*;
 use proptest::strategy::Strategy;
 
-/// The durations `config check` bounds, with their bounds: the settings a daemon
-/// must live with at either end.
-const DURATIONS: &[(&str, &str, &str)] = &[
-    ("store.lookback", "10m", "30d"),
-    ("store.resolution", "1s", "1h"),
-    ("store.forget_after", "1m", "7d"),
-    ("poll.interval", "1s", "1h"),
-    ("poll.stale_after", "1s", "1d"),
-    ("poll.limits_interval", "1s", "1d"),
-    ("poll.restarts_interval", "1s", "1d"),
-    ("prometheus.timeout", "100ms", "10m"),
-    ("server.request_timeout", "100ms", "10m"),
-    ("forecast.warning_horizon", "1m", "90d"),
-    ("forecast.critical_horizon", "1m", "30d"),
-    ("forecast.min_history", "1m", "7d"),
-    ("forecast.warning_pending", "1s", "1d"),
-    ("forecast.critical_pending", "1s", "1d"),
-    ("forecast.keep_firing_for", "1s", "1d"),
-    ("alerts.resend_interval", "1s", "1d"),
-    ("alerts.resolved_retention", "1m", "7d"),
-    ("alerts.drain_timeout", "1s", "10m"),
-    ("alerts.retry_initial", "10ms", "1h"),
-    ("alerts.retry_max", "100ms", "1d"),
-];
-
 /// The counts `config check` bounds.
 const COUNTS: &[(&str, &str, &str)] = &[
     ("prometheus.max_points_per_request", "2", "11000"),
@@ -92,20 +67,36 @@ fn world() -> &'static World {
 
 /// One setting: its dotted key and the value to write (`None`: left out).
 fn setting(
-    choices: &'static [(&'static str, &'static str, &'static str)],
+    choices: Vec<(&'static str, String, String)>,
 ) -> impl Strategy<Value = Vec<(&'static str, Option<String>)>> {
     let each: Vec<_> = choices
-        .iter()
-        .map(|&(key, low, high)| {
+        .into_iter()
+        .map(|(key, low, high)| {
             prop_oneof![
                 4 => Just(None),
-                1 => Just(Some(low.to_string())),
-                1 => Just(Some(high.to_string())),
+                1 => Just(Some(low)),
+                1 => Just(Some(high)),
             ]
             .prop_map(move |v| (key, v))
         })
         .collect();
     each
+}
+
+/// The durations `config check` bounds, at their bounds (its own table), and the
+/// counts, at theirs.
+fn durations() -> Vec<(&'static str, String, String)> {
+    headroom::vocab::check::DURATION_BOUNDS
+        .iter()
+        .map(|&(key, low, high)| (key, format!("{low}ms"), format!("{high}ms")))
+        .collect()
+}
+
+fn counts() -> Vec<(&'static str, String, String)> {
+    COUNTS
+        .iter()
+        .map(|&(key, low, high)| (key, low.to_string(), high.to_string()))
+        .collect()
 }
 
 /// The config text: the settings grouped under their sections, with Prometheus,
@@ -224,7 +215,7 @@ fn every_config_check_accepts_runs_polls_and_stops() {
         std::sync::atomic::AtomicUsize::new(0),
     );
     let result = runner.run(
-        &(setting(DURATIONS), setting(COUNTS)),
+        &(setting(durations()), setting(counts())),
         |(durations, counts)| {
             let port = free_port();
             let settings: Vec<_> = durations.into_iter().chain(counts).collect();

@@ -99,8 +99,15 @@ pub(crate) async fn post(
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after(v, chrono::Utc::now()));
-        let text = response.text().await.unwrap_or_default();
-        Ok((status, retry_after, redact(&text, url, headers)))
+        // Read whole, so the connection goes back to the pool; only a refusal's body
+        // is quoted, so only it is redacted.
+        let body = response.text().await.unwrap_or_default();
+        let text = if (200..300).contains(&status) {
+            String::new()
+        } else {
+            redact(&body, url, headers)
+        };
+        Ok((status, retry_after, text))
     }
     .await;
     verdict(result)
@@ -145,10 +152,8 @@ pub(super) fn redact(body: &str, url: &str, headers: &[(String, String)]) -> Str
     // Longest first, so a whole URL goes before its parts.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = body.to_string();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), "<redacted>");
-        }
+    for secret in &secrets {
+        out = out.replace(secret.as_str(), "<redacted>");
     }
     out
 }

@@ -502,21 +502,10 @@ impl Dispatcher {
 
 /// The description annotation: every number a responder wants.
 pub(super) fn describe(r: &ContainerReport) -> String {
-    use crate::units::format_bytes;
     let mut parts = r.story();
-    parts.push(format!(
-        "working set {} of {}{}",
-        format_bytes(r.working_set_bytes),
-        r.limit_bytes.map_or("no limit".into(), format_bytes),
-        r.use_ratio
-            .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0))
-    ));
-    if let Some(g) = r.growth_bytes_per_second {
-        parts.push(format!(
-            "growth {}{}/h",
-            if g >= 0.0 { "+" } else { "" },
-            format_bytes(g * 3600.0)
-        ));
+    parts.push(format!("working set {}", r.working_set_text()));
+    if let Some(growth) = r.growth_text() {
+        parts.push(format!("growth {growth}"));
     }
     if let Some(onset) = &r.onset {
         parts.push(format!("since {onset}"));

@@ -167,24 +167,7 @@ impl Notifier {
         history: impl Fn(&AlertKey) -> Option<&'a [(TimestampMs, f64)]>,
     ) -> Vec<Event> {
         let events = self.dispatcher.update(reports, now, history);
-        for (w, owed) in self.workers.iter().zip(&mut self.owed) {
-            let mut dropped = 0usize;
-            for e in &events {
-                for (key, kind) in w.enqueue(e) {
-                    dropped += 1;
-                    owe(owed, key, kind);
-                }
-            }
-            if dropped > 0 {
-                // One line a poll, however large the burst.
-                tracing::warn!(
-                    receiver = w.name(),
-                    dropped,
-                    owed = owed.len(),
-                    "notification queue full; the oldest alerts are sent again once there is room"
-                );
-            }
-        }
+        self.enqueue_all(&events);
         self.repay();
         events
     }
@@ -224,17 +207,28 @@ impl Notifier {
         now: TimestampMs,
     ) {
         let event = self.dispatcher.oom_event(kill, report, now);
+        self.enqueue_all(std::slice::from_ref(&event));
+    }
+
+    /// Queues `events` on every receiver; what a full outbox drops is owed (sent again
+    /// once there is room), with one warning line per receiver however large the
+    /// burst.
+    fn enqueue_all(&mut self, events: &[Event]) {
         for (w, owed) in self.workers.iter().zip(&mut self.owed) {
-            let dropped = w.enqueue(&event);
-            if !dropped.is_empty() {
+            let mut dropped = 0usize;
+            for e in events {
+                for (key, kind) in w.enqueue(e) {
+                    dropped += 1;
+                    owe(owed, key, kind);
+                }
+            }
+            if dropped > 0 {
                 tracing::warn!(
                     receiver = w.name(),
-                    dropped = dropped.len(),
+                    dropped,
+                    owed = owed.len(),
                     "notification queue full; the oldest alerts are sent again once there is room"
                 );
-            }
-            for (key, kind) in dropped {
-                owe(owed, key, kind);
             }
         }
     }

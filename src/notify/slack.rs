@@ -15,7 +15,6 @@ use super::{
     post, read_secret, Event, EventKind, Filter, RawReceiver, Receiver, ReceiverConfig, Verdict,
 };
 use crate::model::Severity;
-use crate::units::format_bytes;
 use crate::vocab::check::Validator;
 use crate::vocab::SecretValue;
 
@@ -132,27 +131,9 @@ pub fn message(e: &Event) -> serde_json::Value {
         json!({"type": "mrkdwn", "text": format!("{title}{body}")})
     };
     let fields = vec![
-        field(
-            "Working set",
-            format!(
-                "{} of {}{}",
-                format_bytes(r.working_set_bytes),
-                r.limit_bytes.map_or("no limit".into(), format_bytes),
-                r.use_ratio
-                    .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0))
-            ),
-        ),
+        field("Working set", r.working_set_text()),
         field("Time to limit", eta),
-        field(
-            "Growth",
-            r.growth_bytes_per_second.map_or("-".into(), |g| {
-                format!(
-                    "{}{}/h",
-                    if g >= 0.0 { "+" } else { "" },
-                    format_bytes(g * 3600.0)
-                )
-            }),
-        ),
+        field("Growth", r.growth_text().unwrap_or_else(|| "-".into())),
         field(
             "Pattern",
             format!(

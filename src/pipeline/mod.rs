@@ -147,16 +147,9 @@ impl<S: Source> Pipeline<S> {
     /// queries), the forecast and alert settings, and how often limits and restarts
     /// are read, while the store (every container's history, both tiers) and each
     /// container's alert state carry on. What the store was built with — its
-    /// resolution, lookback and forgetting — stays as it was until a restart; the
-    /// settings that differ are returned, by key, for the caller to say so.
-    pub fn reconfigure(&mut self, source: S, config: &Config) -> Vec<&'static str> {
-        let mut kept = Vec::new();
-        if config.store.resolution != self.step {
-            kept.push("store.resolution");
-        }
-        if config.store.lookback != self.lookback {
-            kept.push("store.lookback");
-        }
+    /// resolution, lookback and forgetting — stays as it was until a restart (the
+    /// caller says which settings wait for one).
+    pub fn reconfigure(&mut self, source: S, config: &Config) {
         self.source = source;
         self.min_limit_bytes = config.forecast.min_limit_bytes as f64;
         self.params = config.forecast_params();
@@ -166,7 +159,6 @@ impl<S: Source> Pipeline<S> {
         self.restarts_interval = config.restarts_interval;
         // A new source may see other limits: read them at the next poll.
         self.limits_read_at = None;
-        kept
     }
 
     pub fn store(&self) -> &Store {
@@ -319,15 +311,10 @@ impl<S: Source> Pipeline<S> {
             for (key, flags) in batch_oom(&batch) {
                 oom_flags.entry(key).or_insert_with(Vec::new).extend(flags);
             }
-            let (fetched, unnamed) = (batch.series_fetched, batch.series_without_identity);
-            let twins = batch.twin_series;
-            let mut piece_ingest = self.store.ingest(batch, piece.end);
-            piece_ingest.series_fetched = fetched;
-            piece_ingest.series_without_identity = unnamed;
-            piece_ingest.twin_series = twins;
-            if twins + piece_ingest.twin_series_ignored > 0 {
+            let piece_ingest = self.store.ingest(batch, piece.end);
+            if piece_ingest.twin_series + piece_ingest.twin_series_ignored > 0 {
                 tracing::debug!(
-                    dropped = twins,
+                    dropped = piece_ingest.twin_series,
                     ignored = piece_ingest.twin_series_ignored,
                     "working-set twins left out: each container's own cAdvisor series (with its cgroup id) is the one read"
                 );

@@ -157,12 +157,11 @@ pub struct IngestSummary {
     /// segment's end past the present.
     pub future_samples: usize,
     /// Working-set series the source returned, and those of them it could not name a
-    /// container for (no namespace, pod or container label): filled by the caller,
-    /// which saw the answers.
+    /// container for (no namespace, pod or container label), as the batch counted them.
     pub series_fetched: usize,
     pub series_without_identity: usize,
-    /// Working-set series dropped as twins of a container's own cAdvisor series
-    /// (filled by the caller, as above).
+    /// Working-set series dropped as twins of a container's own cAdvisor series, as
+    /// the batch counted them.
     pub twin_series: usize,
     /// Working-set series without the cgroup `id` (or with one nested under the
     /// current segment's) for a container whose current segment has one: a twin
@@ -302,7 +301,12 @@ impl Store {
     /// Adds a batch fetched up to `now`, splits segments at restarts, then trims to the
     /// lookback and forgets containers unseen for longer than the grace period.
     pub fn ingest(&mut self, batch: Batch, now: TimestampMs) -> IngestSummary {
-        let mut summary = IngestSummary::default();
+        let mut summary = IngestSummary {
+            series_fetched: batch.series_fetched,
+            series_without_identity: batch.series_without_identity,
+            twin_series: batch.twin_series,
+            ..IngestSummary::default()
+        };
         for mut series in batch.working_sets {
             let before = series.samples.len();
             series

@@ -218,36 +218,50 @@ impl<'a> Validator<'a> {
     }
 }
 
-/// What a duration may be, by key: a daemon must live with every value a config
-/// check accepts (no timer that overflows, no poll that never comes, no timeout too
-/// short to answer), so each has sane bounds. Unlisted keys may be up to a year.
+const MS: u64 = 1;
+const S: u64 = 1000 * MS;
+const M: u64 = 60 * S;
+const H: u64 = 60 * M;
+const D: u64 = 24 * H;
+
+/// What a duration may be, by key (milliseconds, lowest and highest): a daemon must
+/// live with every value a config check accepts (no timer that overflows, no poll
+/// that never comes, no timeout too short to answer). Unlisted keys may be 1ms to a
+/// year; receivers' timeouts are bounded as `prometheus.timeout` is.
+pub const DURATION_BOUNDS: &[(&str, u64, u64)] = &[
+    ("store.lookback", 10 * M, 30 * D),
+    ("store.resolution", S, H),
+    ("store.forget_after", M, 7 * D),
+    ("poll.interval", S, H),
+    ("poll.stale_after", S, D),
+    ("poll.limits_interval", S, D),
+    ("poll.restarts_interval", S, D),
+    ("server.request_timeout", 100 * MS, 10 * M),
+    ("prometheus.timeout", 100 * MS, 10 * M),
+    ("forecast.warning_horizon", M, 90 * D),
+    ("forecast.critical_horizon", M, 30 * D),
+    ("forecast.min_history", M, 7 * D),
+    ("forecast.warning_pending", S, D),
+    ("forecast.critical_pending", S, D),
+    ("forecast.keep_firing_for", S, D),
+    ("alerts.resend_interval", S, D),
+    ("alerts.resolved_retention", M, 7 * D),
+    ("alerts.drain_timeout", S, 10 * M),
+    ("alerts.retry_initial", 10 * MS, H),
+    ("alerts.retry_max", 100 * MS, D),
+];
+
 fn duration_bounds(key: &str) -> (Duration, Duration) {
-    const MS: u64 = 1;
-    const S: u64 = 1000 * MS;
-    const M: u64 = 60 * S;
-    const H: u64 = 60 * M;
-    const D: u64 = 24 * H;
-    let (min, max) = match key {
-        "store.lookback" => (10 * M, 30 * D),
-        "store.resolution" => (S, H),
-        "store.forget_after" => (M, 7 * D),
-        "poll.interval" => (S, H),
-        "poll.stale_after" | "poll.limits_interval" | "poll.restarts_interval" => (S, D),
-        "server.request_timeout" | "prometheus.timeout" => (100 * MS, 10 * M),
-        "forecast.warning_horizon" => (M, 90 * D),
-        "forecast.critical_horizon" => (M, 30 * D),
-        "forecast.min_history" => (M, 7 * D),
-        "forecast.warning_pending" | "forecast.critical_pending" | "forecast.keep_firing_for" => {
-            (S, D)
-        }
-        "alerts.resend_interval" => (S, D),
-        "alerts.resolved_retention" => (M, 7 * D),
-        "alerts.drain_timeout" => (S, 10 * M),
-        "alerts.retry_initial" => (10 * MS, H),
-        "alerts.retry_max" => (100 * MS, D),
-        k if k.starts_with("receivers.") && k.ends_with(".timeout") => (100 * MS, 10 * M),
-        _ => (MS, 365 * D),
+    let receiver_timeout = key.starts_with("receivers.") && key.ends_with(".timeout");
+    let lookup = if receiver_timeout {
+        "prometheus.timeout"
+    } else {
+        key
     };
+    let (min, max) = DURATION_BOUNDS
+        .iter()
+        .find(|(k, _, _)| *k == lookup)
+        .map_or((MS, 365 * D), |&(_, min, max)| (min, max));
     (Duration::from_millis(min), Duration::from_millis(max))
 }
 

@@ -23,13 +23,13 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// A series' labels, sorted by name.
 pub type Labels = BTreeMap<String, String>;
 
-/// A time as RFC 3339 in UTC to the second, the one format headroom prints.
 /// Serializes a time as RFC 3339, as every time in headroom's JSON is
 /// (`#[serde(serialize_with = "crate::vocab::as_rfc3339")]`).
 pub fn as_rfc3339<S: serde::Serializer>(at: &TimestampMs, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*at))
 }
 
+/// A time as RFC 3339 in UTC to the second, the one format headroom prints.
 pub fn rfc3339(at: TimestampMs) -> String {
     DateTime::<Utc>::from_timestamp_millis(at)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
