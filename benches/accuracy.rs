@@ -264,7 +264,12 @@ fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
     }
     let mut pages = s.first_page_errors.clone();
     pages.sort_by(|a, b| b.1.total_cmp(&a.1));
-    for (what, error) in pages.iter().take(5) {
+    let shown = if std::env::var_os("HEADROOM_SUITE_VERBOSE").is_some() {
+        pages.len()
+    } else {
+        5
+    };
+    for (what, error) in pages.iter().take(shown) {
         println!("  first page {:>6.1}% off  {what}", 100.0 * error);
     }
 }
@@ -337,6 +342,12 @@ fn real_series(params: &ReplayParams, rules: &[PredictLinearRule], verbose: bool
         .iter()
         .map(|c| real_alerts(c, params, rules))
         .collect();
+    if let Some(name) = std::env::var("HEADROOM_SUITE_TRACE")
+        .ok()
+        .and_then(|n| n.strip_prefix("real:").map(str::to_string))
+    {
+        trace_real(&cases, &name, params);
+    }
     let alerted = |e: &[Evaluated]| e.iter().any(|e| e.1.is_some());
     let critical = |e: &[Evaluated]| e.iter().any(|e| e.1 == Some(true));
     let tight = |c: &real::Case| c.name.ends_with(", tight");
@@ -558,7 +569,14 @@ fn median_time<T>(runs: usize, mut f: impl FnMut() -> T) -> (T, f64) {
 
 /// Prints one scenario's evaluations, every fifth, for reading what the model did.
 fn trace(scenarios: &[headroom::sim::scenarios::Scenario], name: &str, params: &ReplayParams) {
-    let Some(scenario) = scenarios.iter().find(|s| s.name == name) else {
+    // "random/47" names the draw as well as its whole description does.
+    let named = |s: &&headroom::sim::scenarios::Scenario| {
+        s.name == name
+            || s.name
+                .strip_prefix(name)
+                .is_some_and(|r| r.starts_with(':'))
+    };
+    let Some(scenario) = scenarios.iter().find(named) else {
         println!("no scenario {name}");
         return;
     };
@@ -577,19 +595,51 @@ fn trace(scenarios: &[headroom::sim::scenarios::Scenario], name: &str, params: &
         step_ms: params.step_ms.max(scenario.step_seconds * 1000),
         ..*params
     };
-    let mut i = 0;
-    headroom::backtest::replay(
+    trace_replay(
         &scenario.segments,
-        Some(scenario.limit_bytes),
+        scenario.limit_bytes,
         &params,
         scenario.evaluate_from,
-        |e| {
-            i += 1;
-            if i % 5 != 0 && e.alert.is_none() {
-                return;
-            }
-            let f = &e.forecast;
-            println!(
+    );
+}
+
+/// [`trace`] for a real series (`HEADROOM_SUITE_TRACE=real:<start of its name>`).
+fn trace_real(cases: &[real::Case], name: &str, params: &ReplayParams) {
+    let Some(case) = cases.iter().find(|c| c.name.starts_with(name)) else {
+        println!("no real series {name}");
+        return;
+    };
+    println!(
+        "\n{}: limit {:.0}Mi, runs out at {:?} min",
+        case.name,
+        case.limit / 1048576.0,
+        case.exhausted_at
+            .map(|at| (at - case.samples[0].at) / 60_000)
+    );
+    trace_replay(
+        std::slice::from_ref(&case.samples),
+        case.limit,
+        params,
+        case.from,
+    );
+}
+
+/// Prints every fifth evaluation of a replay, and every one alerted.
+fn trace_replay(
+    segments: &[Vec<headroom::model::Sample>],
+    limit: f64,
+    params: &ReplayParams,
+    from: i64,
+) {
+    let start = segments[0][0].at;
+    let mut i = 0;
+    headroom::backtest::replay(segments, Some(limit), params, from, |e| {
+        i += 1;
+        if i % 5 != 0 && e.alert.is_none() {
+            return;
+        }
+        let f = &e.forecast;
+        println!(
             "{:>6.0}m ws {:>7.1}Mi level {:>7.1} slope {:>8.2}Mi/h eta {:>8} [{:>7}, {:>7}] onset {:>6} {:?} {:?}",
             (e.at - start) as f64 / 60_000.0,
             f.working_set_bytes / 1048576.0,
@@ -602,6 +652,5 @@ fn trace(scenarios: &[headroom::sim::scenarios::Scenario], name: &str, params: &
             f.pattern,
             e.alert,
         );
-        },
-    );
+    });
 }
