@@ -1,6 +1,8 @@
 //! Micro-benchmark of the model alone: forecasts per second for one container's 6h
 //! window at 30s (721 samples) of a few shapes, fitted from scratch and answered from
-//! a kept fit (`model::reuse`), on one core.
+//! a kept fit (`model::reuse`), on one core. Then `backtest`'s replay with each of its
+//! outputs (`--format jsonl` and `table`), in input samples per second, over the
+//! labeled suite's series written to nowhere.
 //!
 //!     cargo bench --bench model
 //!
@@ -12,7 +14,10 @@ use std::borrow::Cow;
 use std::hint::black_box;
 use std::time::Instant;
 
+use headroom::backtest::{self, Container, Output, ReplayParams};
 use headroom::model::{forecast, ForecastParams, Memo, Sample, SegmentFacts};
+use headroom::sim::scenarios::suite;
+use headroom::source::ContainerKey;
 
 const MI: f64 = 1024.0 * 1024.0;
 const STEP_MS: i64 = 30_000;
@@ -102,5 +107,82 @@ fn main() {
             1.0 / kept / 1e6,
             first.pattern.as_str()
         );
+    }
+    backtest_output();
+}
+
+/// `backtest`'s replay and output over the labeled suite (seeds 1–8), each series a
+/// container evaluated at its own scrape interval (`--step` set to it), written to a
+/// sink: samples read per second.
+fn backtest_output() {
+    let containers: Vec<(Container, ReplayParams)> = suite(8)
+        .into_iter()
+        .map(|s| {
+            let params = ReplayParams {
+                step_ms: s.step_seconds * 1000,
+                lookback_ms: s.lookback_seconds * 1000,
+                ..ReplayParams::default()
+            };
+            let container = Container {
+                key: ContainerKey {
+                    namespace: "prod".into(),
+                    pod: s.name.replace([' ', '/', ':', ','], "-"),
+                    container: "app".into(),
+                    extra: Vec::new(),
+                },
+                segments: s.segments,
+                limit_bytes: Some(s.limit_bytes),
+            };
+            (container, params)
+        })
+        .collect();
+    let samples: usize = containers
+        .iter()
+        .flat_map(|(c, _)| &c.segments)
+        .map(Vec::len)
+        .sum();
+    println!(
+        "\nbacktest over the labeled suite ({} series, {samples} samples, an evaluation a sample), one core",
+        containers.len()
+    );
+    for (name, output) in [("jsonl", Output::Jsonl), ("table", Output::Table)] {
+        let mut lines = 0usize;
+        let seconds = per_call(1, || {
+            let mut out = CountingSink::default();
+            for (c, params) in &containers {
+                backtest::run(
+                    std::slice::from_ref(c),
+                    params,
+                    i64::MIN,
+                    output,
+                    false,
+                    &mut out,
+                )
+                .expect("a sink takes everything");
+            }
+            lines = out.lines;
+        });
+        println!(
+            "  --format {name:<6} {:>6.3} s = {:>5.2}M samples/s ({lines} lines)",
+            seconds,
+            samples as f64 / seconds / 1e6
+        );
+    }
+}
+
+/// Discards what is written, counting lines (each written whole, as both outputs do).
+#[derive(Default)]
+struct CountingSink {
+    lines: usize,
+}
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lines += usize::from(buf.last() == Some(&b'\n'));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

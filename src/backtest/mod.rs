@@ -6,11 +6,10 @@
 //! lookback, nothing later), then folds the forecast into the container's alert state.
 
 pub mod accuracy;
+mod jsonl;
 
 use std::borrow::Cow;
 use std::io::Write;
-
-use serde::Serialize;
 
 use crate::model::{
     self, AlertParams, AlertState, Forecast, ForecastParams, Memo, Sample, SegmentFacts, Severity,
@@ -300,24 +299,6 @@ pub fn containers(
     out
 }
 
-/// One line of `backtest --format jsonl`.
-#[derive(Debug, Serialize)]
-struct JsonLine<'a> {
-    at: String,
-    namespace: &'a str,
-    pod: &'a str,
-    container: &'a str,
-    working_set_bytes: f64,
-    limit_bytes: Option<f64>,
-    time_to_limit_seconds: Option<f64>,
-    time_to_limit_lower_seconds: Option<f64>,
-    time_to_limit_upper_seconds: Option<f64>,
-    growth_bytes_per_second: Option<f64>,
-    pattern: model::Pattern,
-    severity: Severity,
-    alert: Option<Severity>,
-}
-
 /// How `backtest` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -381,31 +362,16 @@ fn replay_one(
     let mut result: std::io::Result<()> = Ok(());
     let mut alerts: Vec<(i64, i64, Severity)> = Vec::new();
     let mut bands: Vec<Band> = Vec::new();
+    let mut lines =
+        (output == Output::Jsonl).then(|| jsonl::LineWriter::new(&c.key, c.limit_bytes));
     replay(&c.segments, c.limit_bytes, params, from, |e| {
         if result.is_err() {
             return;
         }
         let f = &e.forecast;
         let eta = f.time_to_limit;
-        if output == Output::Jsonl {
-            let line = JsonLine {
-                at: rfc3339(e.at),
-                namespace: &c.key.namespace,
-                pod: &c.key.pod,
-                container: &c.key.container,
-                working_set_bytes: f.working_set_bytes,
-                limit_bytes: c.limit_bytes,
-                time_to_limit_seconds: eta.map(|t| t.seconds),
-                time_to_limit_lower_seconds: eta.map(|t| t.lower_seconds),
-                time_to_limit_upper_seconds: eta.and_then(|t| t.upper_seconds),
-                growth_bytes_per_second: f.growth_bytes_per_second,
-                pattern: f.pattern,
-                severity: f.severity,
-                alert: e.alert,
-            };
-            result = serde_json::to_writer(&mut *out, &line)
-                .map_err(std::io::Error::from)
-                .and_then(|()| writeln!(out));
+        if let Some(lines) = &mut lines {
+            result = lines.write(out, e.at, f, e.alert);
         }
         if let Some(change) = lifecycle.observe(&(), e.alert, e.at) {
             if output == Output::Table {
