@@ -20,7 +20,9 @@
 //! HEADROOM_BENCH_BACKEND=synthetic serves the same generator through a stand-in for
 //! the query API (benches/support/synthetic_api.rs) and measures headroom alone.
 //! HEADROOM_BENCH_CYCLES sets the number of cycles and HEADROOM_BENCH_CYCLES_ONLY
-//! stops after them, for profiling a cycle with `perf record -D`. Figures, not
+//! stops after them, for profiling a cycle with `perf record -D`;
+//! HEADROOM_BENCH_PREPARE_ONLY stops once the blocks are written, and
+//! HEADROOM_BENCH_DAEMON_SECONDS sets how long `headroom run` is watched (60). Figures, not
 //! assertions: nothing here passes or fails on speed.
 
 #[path = "../tests/common/mod.rs"]
@@ -43,8 +45,21 @@ use headroom::source::prometheus::PrometheusClient;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const STEP_S: i64 = 30;
+/// kube-state-metrics' series (limits, restart counters) hold still; written every
+/// 4 minutes, within Prometheus' 5-minute lookback, they cost promtool a fifth of the
+/// samples without changing what an instant query finds.
+const KSM_STEP_S: i64 = 240;
 const LOOKBACK_S: i64 = 6 * 3600;
-const AHEAD_S: i64 = 4 * 3600;
+/// History written past the start: up to 20,000 containers 4 hours (the blocks kept
+/// with HEADROOM_BENCH_DATA stay usable for 3), beyond that 2 (usable for 1; each
+/// hour is 12 million samples more for promtool at 100,000).
+fn ahead_s(containers: usize) -> i64 {
+    if containers > 20_000 {
+        2 * 3600
+    } else {
+        4 * 3600
+    }
+}
 const PAGE: f64 = 4096.0;
 
 /// The value of container `i` at `t`, rounded to pages as the kernel counts them:
@@ -80,31 +95,35 @@ fn write_history(
             ["app", "istio-proxy", "log-shipper"][i % 3]
         )
     };
-    // One family after another, each series every 30s.
-    let mut family = |name: &str, line: &dyn Fn(usize, &str, i64) -> String| {
+    // One family after another, each series every `step`.
+    let mut family = |name: &str, step: i64, line: &dyn Fn(usize, &str, i64) -> String| {
         writeln!(out, "# TYPE {name} gauge")?;
         for i in 0..containers {
             let l = labels(i);
             let mut t = start;
             while t <= end {
                 writeln!(out, "{name}{} {t}", line(i, &l, t))?;
-                t += STEP_S;
+                t += step;
             }
         }
         Ok::<(), std::io::Error>(())
     };
-    family("container_memory_working_set_bytes", &|i, l, t| {
+    family("container_memory_working_set_bytes", STEP_S, &|i, l, t| {
         format!(
             "{{{l},id=\"/kubepods/burstable/pod{i}/c{i:08x}\",image=\"img:1\"}} {}",
             working_set(i, t, start)
         )
     })?;
-    family("kube_pod_container_resource_limits", &|_, l, _| {
-        format!("{{{l},resource=\"memory\",unit=\"byte\"}} {}", 512.0 * MI)
-    })?;
-    family("kube_pod_container_status_restarts_total", &|_, l, _| {
-        format!("{{{l}}} 0")
-    })?;
+    family(
+        "kube_pod_container_resource_limits",
+        KSM_STEP_S,
+        &|_, l, _| format!("{{{l},resource=\"memory\",unit=\"byte\"}} {}", 512.0 * MI),
+    )?;
+    family(
+        "kube_pod_container_status_restarts_total",
+        KSM_STEP_S,
+        &|_, l, _| format!("{{{l}}} 0"),
+    )?;
     writeln!(out, "# EOF")
 }
 
@@ -195,7 +214,9 @@ fn prometheus(containers: usize) -> (TestPrometheus, i64, i64) {
                 .filter_map(|f| f.parse().ok())
                 .collect();
             if let [n, start, end] = fields[..] {
-                if n as usize == containers && end - now >= 3600 {
+                // Room for the cycles (10 minutes ahead) and the daemon's window.
+                if n as usize == containers && end - now >= 1200 + daemon_window().as_secs() as i64
+                {
                     println!("fleet: reusing the TSDB blocks in {}", dir.display());
                     return (
                         TestPrometheus::start_on(&dir.join("data"), yml, &flags),
@@ -207,7 +228,7 @@ fn prometheus(containers: usize) -> (TestPrometheus, i64, i64) {
         }
     }
     let start = now - LOOKBACK_S;
-    let end = now + AHEAD_S;
+    let end = now + ahead_s(containers);
     let t = Instant::now();
     let prometheus = match &kept {
         Some(dir) => {
@@ -226,8 +247,9 @@ fn prometheus(containers: usize) -> (TestPrometheus, i64, i64) {
         }
     };
     println!(
-        "fleet: {containers} containers, 10h at {STEP_S}s ({} samples); OpenMetrics + promtool backfill + Prometheus start {:.0}s",
-        containers as i64 * 3 * ((end - start) / STEP_S + 1),
+        "fleet: {containers} containers, {}h at {STEP_S}s ({} samples); OpenMetrics + promtool backfill + Prometheus start {:.0}s",
+        (end - start) / 3600,
+        containers as i64 * ((end - start) / STEP_S + 1 + 2 * ((end - start) / KSM_STEP_S + 1)),
         t.elapsed().as_secs_f64()
     );
     (prometheus, start, end)
@@ -312,6 +334,10 @@ fn main() {
     } else {
         Backend::Real(prometheus(containers).0)
     };
+    if std::env::var_os("HEADROOM_BENCH_PREPARE_ONLY").is_some() {
+        // Blocks written (kept with HEADROOM_BENCH_DATA) and Prometheus started on them.
+        return;
+    }
     let now = unix_now();
 
     let config = Config::parse_str(
@@ -364,6 +390,12 @@ fn main() {
             bytes.push(delta.response_bytes as f64);
             requests.push(delta.requests as f64);
         }
+        // One poll's reports, held as the daemon holds them (the API keeps the last
+        // poll's while the next is built: two at once at the peak).
+        let reports = pipeline.evaluate((now + cycles as i64 * STEP_S) * 1000);
+        let reports_bytes = reports.capacity() * std::mem::size_of::<headroom::report::ContainerReport>()
+            + reports.iter().map(|r| r.heap_bytes()).sum::<usize>();
+        drop(reports);
         let (fits, reuses) = pipeline.fit_counts();
         let (fits, reuses) = (fits - fits_before, reuses - reuses_before);
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
@@ -380,15 +412,23 @@ fn main() {
         );
         let cycle_engine = mean(&engines);
         let last = (now + cycles as i64 * STEP_S) * 1000;
+        let memory = |pipeline: &Pipeline<PrometheusSource>| {
+            let store = pipeline.store();
+            let heap = store.heap_use();
+            let n = store.len().max(1) as f64;
+            let mb = |b: usize| b as f64 / 1e6;
+            println!(
+                "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container (table {:.1} MB, keys {:.1}, fine tier {:.1}, long tier {:.1} = {:.0} B/container); beside it: follow state {:.1} MB, one poll's reports {:.1} MB ({:.0} B each); bench process RSS {:.0} MiB",
+                store.len(), mb(heap.total()), heap.total() as f64 / n,
+                mb(heap.table), mb(heap.keys), mb(heap.fine), mb(heap.long), heap.long as f64 / n,
+                mb(pipeline.followed_heap_bytes()), mb(reports_bytes), reports_bytes as f64 / n,
+                rss_bytes("self") / MI
+            );
+        };
         if std::env::var_os("HEADROOM_BENCH_CYCLES_ONLY").is_some()
             || !matches!(prometheus, Backend::Real(_))
         {
-            let store = pipeline.store();
-            println!(
-                "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container; bench process RSS {:.0} MiB",
-                store.len(), store.heap_bytes() as f64 / 1e6,
-                store.heap_bytes() as f64 / store.len() as f64, rss_bytes("self") / MI
-            );
+            memory(&pipeline);
         }
         if std::env::var_os("HEADROOM_BENCH_CYCLES_ONLY").is_some() {
             // For profiling the cycle (perf record -D past the backfill).
@@ -432,12 +472,7 @@ fn main() {
             median(&mut rule_wall), naive_engine * 1000.0, naive_wall, naive_cost.response_bytes as f64 / 1e6
         );
 
-        let store = pipeline.store();
-        let heap = store.heap_bytes();
-        println!(
-            "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container; bench process RSS {:.0} MiB",
-            store.len(), heap as f64 / 1e6, heap as f64 / store.len() as f64, rss_bytes("self") / MI
-        );
+        memory(&pipeline);
         false
     });
     drop(runtime);
@@ -446,8 +481,19 @@ fn main() {
     }
 }
 
+/// How long `headroom run` is watched: HEADROOM_BENCH_DAEMON_SECONDS, a minute unless
+/// set (an hour covers twelve 5-minute limits polls).
+fn daemon_window() -> std::time::Duration {
+    std::time::Duration::from_secs(
+        std::env::var("HEADROOM_BENCH_DAEMON_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60),
+    )
+}
+
 /// `headroom run` as a process against the same Prometheus: RSS and CPU once the
-/// backfill is done, over a minute of real 30-second polls.
+/// backfill is done, over [`daemon_window`] of real 30-second polls.
 fn daemon_footprint(prometheus: &Backend, containers: usize) {
     let port = free_port();
     let (mut child, _config) = common::headroom_run(
@@ -477,7 +523,7 @@ fn daemon_footprint(prometheus: &Backend, containers: usize) {
         (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
     };
     let (rss_ready, cpu_ready) = (rss_bytes(&pid), cpu(&pid));
-    let window = std::time::Duration::from_secs(60);
+    let window = daemon_window();
     let mut peak = rss_ready;
     let until = Instant::now() + window;
     while Instant::now() < until {
@@ -486,12 +532,14 @@ fn daemon_footprint(prometheus: &Backend, containers: usize) {
     }
     let (rss, cpu_after) = (rss_bytes(&pid), cpu(&pid));
     println!(
-        "daemon:    {containers} containers: ready (backfilled) after {:.1}s; RSS {:.0} MiB at ready, {:.0} MiB after 60s of polling (peak {:.0} MiB); CPU {:.2}s over those 60s ({:.1}% of a core)",
+        "daemon:    {containers} containers: ready (backfilled) after {:.1}s; RSS {:.0} MiB at ready, {:.0} MiB after {}s of polling (peak {:.0} MiB); CPU {:.2}s over those {}s ({:.1}% of a core)",
         ready_after.as_secs_f64(),
         rss_ready / MI,
         rss / MI,
+        window.as_secs(),
         peak / MI,
         cpu_after - cpu_ready,
+        window.as_secs(),
         (cpu_after - cpu_ready) / window.as_secs_f64() * 100.0
     );
     let _ = child.kill();

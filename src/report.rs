@@ -152,6 +152,36 @@ pub struct Change {
 }
 
 impl ContainerReport {
+    /// Heap bytes the report holds beside its own struct (strings, segments,
+    /// changes, labels), from capacities: what building one for every container at
+    /// every poll costs, for the fleet benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        self.namespace.capacity()
+            + self.pod.capacity()
+            + self.container.capacity()
+            // A B-tree node per few entries; counted as an entry's strings and two
+            // words of node.
+            + self
+                .labels
+                .iter()
+                .map(|(k, v)| k.capacity() + v.capacity() + 2 * size_of::<String>())
+                .sum::<usize>()
+            + opt(&self.onset)
+            + self.evaluated_at.capacity()
+            + opt(&self.workload)
+            + self.changes.capacity() * size_of::<Change>()
+            + self.changes.iter().map(|c| c.text.capacity()).sum::<usize>()
+            + self.workload_peers.as_ref().map_or(0, |p| p.workload.capacity())
+            + self.segments.capacity() * size_of::<SegmentReport>()
+            + self
+                .segments
+                .iter()
+                .map(|s| opt(&s.container_id) + s.start.capacity() + s.end.capacity())
+                .sum::<usize>()
+    }
+
     pub fn new(
         key: &ContainerKey,
         tracked: &Tracked,

@@ -529,6 +529,18 @@ impl<S: Source> Pipeline<S> {
             .fold((0, 0), |(f, r), x| (f + x.memo.fits, r + x.memo.reuses))
     }
 
+    /// Heap bytes of what the pipeline keeps per container beside the store (alert
+    /// state, kept fit, trend, and the key again), from capacities.
+    pub fn followed_heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.followed.capacity() * (size_of::<ContainerKey>() + size_of::<Followed>() + 1)
+            + self
+                .followed
+                .keys()
+                .map(ContainerKey::heap_bytes)
+                .sum::<usize>()
+    }
+
     /// The trend last fitted for a container, for its chart.
     pub fn trend(&self, key: &ContainerKey) -> Option<Trend> {
         self.followed.get(key).and_then(|f| f.trend)

@@ -31,6 +31,19 @@ pub struct ContainerKey {
 }
 
 impl ContainerKey {
+    /// Heap bytes its strings hold (from capacities).
+    pub fn heap_bytes(&self) -> usize {
+        self.namespace.capacity()
+            + self.pod.capacity()
+            + self.container.capacity()
+            + self.extra.capacity() * std::mem::size_of::<(String, String)>()
+            + self
+                .extra
+                .iter()
+                .map(|(k, v)| k.capacity() + v.capacity())
+                .sum::<usize>()
+    }
+
     /// Builds a key from a series' labels; `None` when namespace, pod or container is
     /// missing or empty, or the container is the pod sandbox (`POD`).
     pub fn from_labels(labels: &Labels, extra_names: &[String]) -> Option<ContainerKey> {

@@ -55,6 +55,11 @@ fn unpack_hour(packed: [u16; 2]) -> Option<Hour> {
 }
 
 impl LongTier {
+    /// Heap bytes the kept hours hold (from capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.hours.capacity() * std::mem::size_of::<[u16; 2]>()
+    }
+
     /// Takes one sample (in time order; an older or repeated one is ignored).
     pub fn push(&mut self, sample: Sample) {
         if self.last_at.is_some_and(|t| sample.at <= t) || !sample.bytes.is_finite() {

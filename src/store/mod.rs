@@ -50,6 +50,25 @@ pub struct Limit {
     pub source: LimitSource,
 }
 
+/// The store's heap by part (bytes, from capacities).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeapUse {
+    /// The map's table: a key and a [`Tracked`] inline per slot.
+    pub table: usize,
+    /// The keys' strings.
+    pub keys: usize,
+    /// The fine tier: segments, their packed samples and container ids.
+    pub fine: usize,
+    /// The long tier's hours.
+    pub long: usize,
+}
+
+impl HeapUse {
+    pub fn total(&self) -> usize {
+        self.table + self.keys + self.fine + self.long
+    }
+}
+
 /// Everything headroom keeps about one container.
 #[derive(Debug, Clone, Default)]
 pub struct Tracked {
@@ -243,38 +262,33 @@ impl Store {
         self.containers.iter()
     }
 
-    /// Heap bytes held by the store, counted from capacities (keys, limits, segments,
-    /// samples and the map's own table): the figure benchmarks report per container.
+    /// Heap bytes held by the store, counted from capacities: the figure benchmarks
+    /// report per container.
     pub fn heap_bytes(&self) -> usize {
+        self.heap_use().total()
+    }
+
+    /// [`Store::heap_bytes`] by part.
+    pub fn heap_use(&self) -> HeapUse {
         use std::mem::size_of;
-        let table =
-            self.containers.capacity() * (size_of::<ContainerKey>() + size_of::<Tracked>() + 1);
-        let contents: usize = self
-            .containers
-            .iter()
-            .map(|(key, tracked)| {
-                let key_bytes = key.namespace.capacity()
-                    + key.pod.capacity()
-                    + key.container.capacity()
-                    + key.extra.capacity() * size_of::<(String, String)>()
-                    + key
-                        .extra
-                        .iter()
-                        .map(|(k, v)| k.capacity() + v.capacity())
-                        .sum::<usize>();
-                let segment_bytes: usize = tracked.segments.capacity() * size_of::<Segment>()
-                    + tracked
-                        .segments
-                        .iter()
-                        .map(|s| {
-                            s.samples.heap_bytes()
-                                + s.container_id.as_ref().map_or(0, String::capacity)
-                        })
-                        .sum::<usize>();
-                key_bytes + segment_bytes
-            })
-            .sum();
-        table + contents
+        let mut out = HeapUse {
+            table: self.containers.capacity()
+                * (size_of::<ContainerKey>() + size_of::<Tracked>() + 1),
+            ..HeapUse::default()
+        };
+        for (key, tracked) in &self.containers {
+            out.keys += key.heap_bytes();
+            out.fine += tracked.segments.capacity() * size_of::<Segment>()
+                + tracked
+                    .segments
+                    .iter()
+                    .map(|s| {
+                        s.samples.heap_bytes() + s.container_id.as_ref().map_or(0, String::capacity)
+                    })
+                    .sum::<usize>();
+            out.long += tracked.long.heap_bytes();
+        }
+        out
     }
 
     /// Adds hours read back from the source's history to the long tier of the
