@@ -24,6 +24,7 @@
 #[path = "common/real.rs"]
 mod real;
 
+use headroom::backtest::accuracy::{rule_replay, PredictLinearRule};
 use headroom::backtest::{replay, ReplayParams};
 use headroom::model::trend::{fit_line, Point};
 use headroom::model::{ForecastParams, Sample};
@@ -153,6 +154,29 @@ fn heap_that_runs_out_is_alerted_ahead() {
                 lead_minutes >= 10,
                 "{}, {how}: the alert began {lead_minutes} min before the heap ran out",
                 case.name
+            );
+            // And no later than the rule it replaces, `predict_linear(ws[1h], 3600) >=
+            // limit for 5m`, on the same evaluations. (Before collections that keep a
+            // share of every fill were read as a leak, the alert held only from the
+            // last fill: 27 minutes against the rule's 33.)
+            let rule = PredictLinearRule {
+                range_seconds: 3600.0,
+                horizon_seconds: 3600.0,
+                pending_seconds: 300.0,
+            };
+            let segments = std::slice::from_ref(&case.samples);
+            let rule_firing: Vec<i64> = rule_replay(segments, case.limit, 30_000, case.from, &rule)
+                .iter()
+                .filter(|o| o.alert.is_some())
+                .map(|o| o.at)
+                .collect();
+            let rule_start = real::episode_start(&rule_firing, exhausted_at, 30_000)
+                .expect("the rule fires when the heap runs out");
+            assert!(
+                start.unwrap() <= rule_start,
+                "{}, {how}: alerted {lead_minutes} min ahead, the 1h rule {} min",
+                case.name,
+                (exhausted_at - rule_start) / 60_000
             );
         }
     }
