@@ -168,6 +168,30 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// CPU seconds (user and system) the Prometheus process has used so far: what a
+    /// poll really costs it, encoding the answers included; zero for the synthetic API.
+    fn process_cpu_seconds(&self) -> f64 {
+        match self {
+            Backend::Real(prometheus) => process_cpu(&prometheus.pid().to_string()),
+            Backend::Synthetic { .. } => 0.0,
+        }
+    }
+}
+
+/// utime and stime of a process (fields 14 and 15 of /proc/PID/stat), in seconds.
+fn process_cpu(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+}
+
 impl Drop for Backend {
     fn drop(&mut self) {
         if let Backend::Synthetic { child, .. } = self {
@@ -357,6 +381,7 @@ fn main() {
 
         // Backfill, as of `now`.
         let (engine, cpu, stats) = (prometheus.engine_seconds(), cpu_seconds(), client.stats().snapshot());
+        let prometheus_cpu = prometheus.process_cpu_seconds();
         let t = Instant::now();
         pipeline.poll(now * 1000).await.unwrap();
         pipeline.evaluate(now * 1000);
@@ -364,16 +389,18 @@ fn main() {
         let backfill_cpu = cpu_seconds() - cpu;
         let backfill_engine = prometheus.engine_seconds() - engine;
         let backfill = client.stats().snapshot() - stats;
+        let backfill_prometheus_cpu = prometheus.process_cpu_seconds() - prometheus_cpu;
         println!(
-            "backfill:  {:.2}s wall, {:.2}s CPU, {} requests, {:.1} MB, {} samples; Prometheus engine {:.2}s",
+            "backfill:  {:.2}s wall, {:.2}s CPU, {} requests, {:.1} MB, {} samples; Prometheus engine {:.2}s, process CPU {:.2}s",
             backfill_wall, backfill_cpu, backfill.requests, backfill.response_bytes as f64 / 1e6,
-            backfill.samples, backfill_engine
+            backfill.samples, backfill_engine, backfill_prometheus_cpu
         );
 
         // Steady state: one cycle per poll interval, stepping ahead through history
         // that is already there (no waiting for the clock).
         let (mut walls, mut cpus, mut engines, mut bytes, mut requests) =
             (vec![], vec![], vec![], vec![], vec![]);
+        let prometheus_cpu_before = prometheus.process_cpu_seconds();
         let (fits_before, reuses_before) = pipeline.fit_counts();
         for k in 1..=cycles as i64 {
             let at = (now + k * STEP_S) * 1000;
@@ -390,14 +417,18 @@ fn main() {
             bytes.push(delta.response_bytes as f64);
             requests.push(delta.requests as f64);
         }
+        let (fits, reuses) = pipeline.fit_counts();
+        let (fits, reuses) = (fits - fits_before, reuses - reuses_before);
         // One poll's reports, held as the daemon holds them (the API keeps the last
         // poll's while the next is built: two at once at the peak).
         let reports = pipeline.evaluate((now + cycles as i64 * STEP_S) * 1000);
         let reports_bytes = reports.capacity() * std::mem::size_of::<headroom::report::ContainerReport>()
             + reports.iter().map(|r| r.heap_bytes()).sum::<usize>();
         drop(reports);
-        let (fits, reuses) = pipeline.fit_counts();
-        let (fits, reuses) = (fits - fits_before, reuses - reuses_before);
+        // Per cycle, over all of them: the process's clock ticks are 10 ms.
+        let cycle_prometheus_cpu =
+            (prometheus.process_cpu_seconds() - prometheus_cpu_before) / cycles as f64;
+
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
         // Every 5 minutes (10 cycles) a cycle also reads restart counters, OOM reasons
@@ -442,6 +473,7 @@ fn main() {
         let rule = r#"predict_linear(container_memory_working_set_bytes{container!="",container!="POD"}[6h], 4*3600) > on(namespace,pod,container) group_left kube_pod_container_resource_limits{resource="memory"}"#;
         let (mut rule_engine, mut rule_wall) = (vec![], vec![]);
         let mut fired = 0;
+        let rule_cpu_before = prometheus.process_cpu_seconds();
         for _ in 0..5 {
             let engine = prometheus.engine_seconds();
             let t = Instant::now();
@@ -452,6 +484,7 @@ fn main() {
             rule_wall.push(t.elapsed().as_secs_f64());
             rule_engine.push(prometheus.engine_seconds() - engine);
         }
+        let rule_prometheus_cpu = (prometheus.process_cpu_seconds() - rule_cpu_before) / 5.0;
         let rule_engine = median(&mut rule_engine);
 
         // The simplest alternative: re-read the whole lookback every poll.
@@ -470,6 +503,11 @@ fn main() {
             "prometheus: engine time per cycle: headroom {:.1} ms (mean over the cycles); predict_linear rule {:.1} ms ({:.0}x headroom; {:.2}s wall, {fired} series over the limit); re-reading the 6h lookback {:.1} ms ({:.2}s wall, {:.1} MB)",
             cycle_engine * 1000.0, rule_engine * 1000.0, rule_engine / cycle_engine.max(1e-9),
             median(&mut rule_wall), naive_engine * 1000.0, naive_wall, naive_cost.response_bytes as f64 / 1e6
+        );
+        println!(
+            "prometheus: process CPU (user + system, answers encoded included): headroom {:.1} ms a cycle (mean over the cycles); predict_linear rule {:.1} ms an evaluation ({:.1}x headroom)",
+            cycle_prometheus_cpu * 1000.0, rule_prometheus_cpu * 1000.0,
+            rule_prometheus_cpu / cycle_prometheus_cpu.max(1e-9)
         );
 
         memory(&pipeline);
@@ -510,18 +548,7 @@ fn daemon_footprint(prometheus: &Backend, containers: usize) {
     });
     let ready_after = started.elapsed();
     let pid = child.id().to_string();
-    let cpu = |pid: &str| -> f64 {
-        // utime and stime, fields 14 and 15 of /proc/PID/stat, in clock ticks.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<f64> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0.0))
-            .collect();
-        (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
-    };
+    let cpu = process_cpu;
     let (rss_ready, cpu_ready) = (rss_bytes(&pid), cpu(&pid));
     let window = daemon_window();
     let mut peak = rss_ready;

@@ -268,6 +268,11 @@ impl TestPrometheus {
         }
     }
 
+    /// The process id, for benchmarks that read its CPU time.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
