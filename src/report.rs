@@ -161,8 +161,8 @@ impl ContainerReport {
         self.namespace.capacity()
             + self.pod.capacity()
             + self.container.capacity()
-            // A B-tree node per few entries; counted as an entry's strings and two
-            // words of node.
+            // An entry's strings and its two String headers in a B-tree node (the
+            // nodes' own slack, about 500 bytes for a first leaf, is not counted).
             + self
                 .labels
                 .iter()

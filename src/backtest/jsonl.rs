@@ -114,7 +114,10 @@ fn timestamp(out: &mut Vec<u8>, day: &mut i64, date: &mut String, at: i64) {
     if *day != today {
         *day = today;
         date.clear();
-        let midnight = crate::vocab::rfc3339(today * DAY_MS);
+        // A day whose midnight is beyond i64 milliseconds leaves `date` empty too.
+        let midnight = today
+            .checked_mul(DAY_MS)
+            .map_or_else(String::new, crate::vocab::rfc3339);
         // `YYYY-MM-DDT00:00:00Z`; a date spelled otherwise (beyond year 9999, or
         // beyond chrono) leaves `date` empty, and every line is spelled whole.
         if midnight.len() == 20 && midnight.ends_with("T00:00:00Z") {
@@ -183,6 +186,44 @@ mod tests {
             any::<String>(),
             Just("quote\" back\\slash\ttab\u{1}\u{7f}é✓".to_string()),
         ]
+    }
+
+    /// Times chrono spells otherwise (beyond year 9999, or not at all) are spelled
+    /// whole, as `rfc3339` spells them.
+    #[test]
+    fn times_beyond_the_calendar_are_spelled_as_before() {
+        let key = ContainerKey {
+            namespace: "n".into(),
+            pod: "p".into(),
+            container: "c".into(),
+            extra: Vec::new(),
+        };
+        let forecast = Forecast {
+            working_set_bytes: 1.0,
+            level_bytes: None,
+            growth_bytes_per_second: None,
+            time_to_limit: None,
+            onset: None,
+            pattern: Pattern::Stable,
+            severity: Severity::None,
+            trend: None,
+            previous_run_ms: None,
+        };
+        let mut writer = LineWriter::new(&key, None);
+        for at in [
+            i64::MIN,
+            i64::MIN + 1,
+            -62_135_596_800_001,
+            253_402_300_800_000,
+            300_000_000_000_000,
+            i64::MAX,
+        ] {
+            let mut line = Vec::new();
+            writer.write(&mut line, at, &forecast, None).unwrap();
+            let expected = format!("{{\"at\":\"{}\",", crate::vocab::rfc3339(at));
+            let line = String::from_utf8(line).unwrap();
+            assert!(line.starts_with(&expected), "{line}");
+        }
     }
 
     proptest! {

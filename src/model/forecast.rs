@@ -1150,7 +1150,7 @@ fn time_to_limit(a: &Analysis, limit: f64) -> Option<TimeToLimit> {
 /// Seconds until `slope·Δ + curvature·Δ²` gains `headroom`, the acceleration trusted
 /// only as far ahead as the regime it was measured on (`regime_seconds`): beyond that
 /// the growth goes on at the slope it had reached. A bend seen over six hours of a
-/// daily upswing does not compound for another eight; a leak that has accelerated for
+/// daily upswing does not compound for another twelve; a leak that has accelerated for
 /// a day still does.
 fn accelerated_eta(slope: f64, curvature: f64, headroom: f64, regime_seconds: f64) -> f64 {
     let quadratic =

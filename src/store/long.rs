@@ -55,9 +55,10 @@ fn unpack_hour(packed: [u16; 2]) -> Option<Hour> {
 }
 
 impl LongTier {
-    /// Heap bytes the kept hours hold (from capacity).
+    /// Heap bytes the kept hours and restart hours hold (from capacities).
     pub fn heap_bytes(&self) -> usize {
         self.hours.capacity() * std::mem::size_of::<[u16; 2]>()
+            + self.restarts.capacity() * std::mem::size_of::<i64>()
     }
 
     /// Takes one sample (in time order; an older or repeated one is ignored).
