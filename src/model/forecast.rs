@@ -617,38 +617,50 @@ fn since_release<'a>(
     if after.len() < 4 || age(after) < MIN_REGIME_SECONDS {
         return Ok(stable_at(after, params));
     }
-    let peak = |b: &[Bin]| b.iter().map(|b| b.max).fold(f64::MIN, f64::max);
-    let floor = after.iter().map(|b| b.min).fold(f64::MAX, f64::min);
-    let (old_peak, new_peak) = (peak(before), peak(after));
+    let floor = lowest(after);
+    let (old_peak, new_peak) = (highest(before), highest(after));
     let outgrown = new_peak > old_peak + 0.25 * (old_peak - floor)
         || (age(after) > 2.0 * age(before) && new_peak > old_peak);
-    if !outgrown && !fills_faster(before, after) && !kept_most(before, after) {
+    let tail = last_stretch(before, after);
+    if !outgrown && !fills_faster(tail, after) && !kept_most(tail, after) {
         return Ok(stable_at(after, params));
     }
     Err(after)
 }
 
 /// Whether the release gave back less than [`GIVEN_BACK`] of the fill it ended: the
-/// floor after it lies well above the floor the fill rose from (the lowest of the last
-/// stretch before it, as long as what followed; looking further back, two or three
+/// floor after it lies well above the floor the fill rose from (the lowest of `tail`,
+/// the [`last_stretch`] before it; looking further back, two or three
 /// times as far, alerted on one more held-out Bitbrains window of the stable group). A collector that
 /// frees most of each fill is a sawtooth; one that keeps a share of every fill is
 /// leaking, whatever the shape of its teeth, and the fill after it is judged as a
 /// trend.
-fn kept_most(before: &[Bin], after: &[Bin]) -> bool {
-    let tail = &before[before.len().saturating_sub(after.len())..];
-    let low = |b: &[Bin]| b.iter().map(|b| b.min).fold(f64::MAX, f64::min);
-    let peak = tail.iter().map(|b| b.max).fold(f64::MIN, f64::max);
-    let (from, to) = (low(tail), low(after));
-    let fill = peak - from;
-    tail.len() >= 3 && fill > 0.0 && peak - to < GIVEN_BACK * fill
+fn kept_most(tail: &[Bin], after: &[Bin]) -> bool {
+    let peak = highest(tail);
+    let fill = peak - lowest(tail);
+    tail.len() >= 3 && fill > 0.0 && peak - lowest(after) < GIVEN_BACK * fill
+}
+
+/// The last stretch of the bins `before` a release, as long as those `after` it: what
+/// a fill after a release is compared with.
+fn last_stretch<'a>(before: &'a [Bin], after: &[Bin]) -> &'a [Bin] {
+    &before[before.len().saturating_sub(after.len())..]
+}
+
+/// The highest sample of some bins (`f64::MIN` for none).
+fn highest(bins: &[Bin]) -> f64 {
+    bins.iter().map(|b| b.max).fold(f64::MIN, f64::max)
+}
+
+/// The lowest sample of some bins (`f64::MAX` for none).
+fn lowest(bins: &[Bin]) -> f64 {
+    bins.iter().map(|b| b.min).fold(f64::MAX, f64::min)
 }
 
 /// Whether the bins `after` a release rise faster (by half, at least) than the last
-/// stretch of those `before` it, as long as `after`. True when `before` is too short
-/// to tell, or did not rise: a drop that ended no fill is no sawtooth's release.
-fn fills_faster(before: &[Bin], after: &[Bin]) -> bool {
-    let tail = &before[before.len().saturating_sub(after.len())..];
+/// stretch before it (`tail`, see [`last_stretch`]). True when `tail` is too short to
+/// tell, or did not rise: a drop that ended no fill is no sawtooth's release.
+fn fills_faster(tail: &[Bin], after: &[Bin]) -> bool {
     let slope = |b: &[Bin]| fit_line(&mean_points(b)).map(|l| l.slope);
     match (slope(tail).filter(|_| tail.len() >= 3), slope(after)) {
         (Some(then), Some(now)) => then <= 0.0 || now > 1.5 * then,
@@ -749,24 +761,18 @@ fn analyze_cycles(bins: &[Bin], releases: &[usize], params: &ForecastParams) -> 
     let mut peaks: Vec<(f64, f64)> = Vec::with_capacity(releases.len() + 1);
     let mut durations: Vec<f64> = Vec::new();
     let pre = &bins[..releases[0]];
-    peaks.push((
-        pre[pre.len() - 1].t,
-        pre.iter().map(|b| b.max).fold(f64::MIN, f64::max),
-    ));
+    peaks.push((pre[pre.len() - 1].t, highest(pre)));
     for (j, &start) in releases.iter().enumerate() {
         let end = releases.get(j + 1).copied().unwrap_or(bins.len());
         let cycle = &bins[start..end];
-        let floor = cycle.iter().map(|b| b.min).fold(f64::MAX, f64::min);
+        let floor = lowest(cycle);
         floors.push(Point {
             t: cycle[0].t,
             y: floor,
             w: 1.0,
         });
         if end < bins.len() {
-            peaks.push((
-                cycle[cycle.len() - 1].t,
-                cycle.iter().map(|b| b.max).fold(f64::MIN, f64::max),
-            ));
+            peaks.push((cycle[cycle.len() - 1].t, highest(cycle)));
             durations.push(bins[end].t - cycle[0].t);
         }
     }
@@ -775,10 +781,9 @@ fn analyze_cycles(bins: &[Bin], releases: &[usize], params: &ForecastParams) -> 
     let last_release = releases[releases.len() - 1];
     let current = &bins[last_release..];
     let longest = durations.iter().copied().fold(0.0f64, f64::max);
-    let highest = peaks.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    let highest_peak = peaks.iter().map(|p| p.1).fold(f64::MIN, f64::max);
     let current_age = current[current.len() - 1].t - current[0].t;
-    let current_max = current.iter().map(|b| b.max).fold(f64::MIN, f64::max);
-    if longest > 0.0 && current_age > 2.0 * longest && current_max > highest {
+    if longest > 0.0 && current_age > 2.0 * longest && highest(current) > highest_peak {
         return trend_of_means(current, params);
     }
     if floors.len() < 4 {
