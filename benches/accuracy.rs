@@ -489,6 +489,12 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
             results.push((vm, start, seen, first_alert));
         }
     }
+    if let Some(name) = std::env::var("HEADROOM_SUITE_TRACE")
+        .ok()
+        .and_then(|n| n.strip_prefix("bitbrains:").map(str::to_string))
+    {
+        trace_bitbrains(&vms, &name, params, backfill_long);
+    }
     let systems: Vec<String> = std::iter::once("headroom".to_string())
         .chain(rules.iter().map(|r| r.label()))
         .collect();
@@ -600,6 +606,7 @@ fn trace(scenarios: &[headroom::sim::scenarios::Scenario], name: &str, params: &
         scenario.limit_bytes,
         &params,
         scenario.evaluate_from,
+        headroom::store::LongTier::default(),
     );
 }
 
@@ -621,7 +628,38 @@ fn trace_real(cases: &[real::Case], name: &str, params: &ReplayParams) {
         case.limit,
         params,
         case.from,
+        headroom::store::LongTier::default(),
     );
+}
+
+/// [`trace`] for a Bitbrains window (`HEADROOM_SUITE_TRACE=bitbrains:vm_288:3`, the
+/// VM's fourth 14-day window), its long tier read back as the table's replay has it.
+fn trace_bitbrains(vms: &[bitbrains::Vm], name: &str, params: &ReplayParams, backfill_long: bool) {
+    let (id, index) = name.split_once(':').unwrap_or((name, "0"));
+    let id = id.trim_start_matches("vm_").trim_start_matches('0');
+    let index: usize = index.parse().unwrap_or(0);
+    let Some(vm) = vms.iter().find(|v| v.id == id) else {
+        println!("no bitbrains VM {id}");
+        return;
+    };
+    let Some((start, runs)) = bitbrains::windows(vm).into_iter().nth(index) else {
+        println!("{id} has no window {index}");
+        return;
+    };
+    let mut long = headroom::store::LongTier::default();
+    if backfill_long {
+        for s in vm.runs.iter().flatten() {
+            if s.at >= start - bitbrains::WINDOW_MS && s.at < start {
+                long.push(*s);
+            }
+        }
+    }
+    println!(
+        "\n{id} ({}) window {index}: limit {:.0}Mi",
+        vm.group,
+        vm.limit / 1048576.0
+    );
+    trace_replay(&runs, vm.limit, params, start + params.lookback_ms, long);
 }
 
 /// Prints every fifth evaluation of a replay, and every one alerted.
@@ -630,10 +668,11 @@ fn trace_replay(
     limit: f64,
     params: &ReplayParams,
     from: i64,
+    long: headroom::store::LongTier,
 ) {
     let start = segments[0][0].at;
     let mut i = 0;
-    headroom::backtest::replay(segments, Some(limit), params, from, |e| {
+    headroom::backtest::replay_with_long(segments, Some(limit), params, from, long, |e| {
         i += 1;
         if i % 5 != 0 && e.alert.is_none() {
             return;

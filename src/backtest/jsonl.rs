@@ -208,6 +208,7 @@ mod tests {
             severity: Severity::None,
             trend: None,
             previous_run_ms: None,
+            recent_high_bytes: 1.0,
         };
         let mut writer = LineWriter::new(&key, None);
         for at in [
@@ -263,6 +264,7 @@ mod tests {
                 severity,
                 trend: None,
                 previous_run_ms: None,
+                recent_high_bytes: working_set,
             };
             let mut writer = LineWriter::new(&key, limit);
             for at in [at, at + later, at - later] {

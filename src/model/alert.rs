@@ -153,6 +153,7 @@ mod tests {
             }),
             onset: None,
             previous_run_ms: None,
+            recent_high_bytes: 1.0,
             pattern: Pattern::Leak,
             severity: params.severity_for(seconds, 1.0),
             trend: None,

@@ -241,7 +241,7 @@ impl Record {
             && self.recovered_peak_bytes > 0.0
             && short_of_the_limit
             && forecast.working_set_bytes <= proven
-            && forecast.level_bytes.unwrap_or(0.0) <= proven
+            && climbed_to(forecast) <= proven
             && growth <= STEEPER * self.steepest_rise_bytes_per_second
     }
 
@@ -292,6 +292,21 @@ impl Record {
             forecast.severity = params.severity_for(Some(eta.seconds), 1.0);
             forecast.time_to_limit = Some(eta);
         }
+    }
+}
+
+/// How high a growing forecast's climb stands now, to hold against the record's
+/// peaks (each an hour's highest sample): the level its fit extrapolates from, or
+/// the highest sample of the last hour when that is lower. A line fitted to a steep
+/// ramp of scattered samples (5-minute scrapes of a batch) runs ahead of what the
+/// container reached, and passes the record's peak while the container is still
+/// below it; a ramp is news once the container itself goes past, and the fit with it.
+fn climbed_to(forecast: &Forecast) -> f64 {
+    let level = forecast.level_bytes.unwrap_or(0.0);
+    if forecast.recent_high_bytes.is_finite() {
+        level.min(forecast.recent_high_bytes)
+    } else {
+        level
     }
 }
 
@@ -403,6 +418,7 @@ mod tests {
             severity: Severity::Critical,
             trend: None,
             previous_run_ms: None,
+            recent_high_bytes: working_set_gib * GI,
         }
     }
 
@@ -434,6 +450,38 @@ mod tests {
         let mut steeper = leak(2.0, 10.0);
         r.apply(&mut steeper, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(steeper.severity, Severity::Critical, "steeper than ever");
+    }
+
+    #[test]
+    fn a_fit_running_ahead_of_the_samples_is_not_past_the_record() {
+        // A steep ramp of scattered samples (Bitbrains vm_288, a daily 2.3 GiB peak
+        // at 5-minute scrapes): the line fitted to it stands above the 4 GiB peak
+        // come back from, while the container's own highest sample of the hour is
+        // below it. It is the daily ramp until the samples pass the peak too.
+        let r = Record::of(&days(3, 4.0), &[]);
+        let params = ForecastParams::default();
+        let mut ahead = Forecast {
+            level_bytes: Some(4.3 * GI),
+            recent_high_bytes: 3.6 * GI,
+            ..leak(3.4, 2.5)
+        };
+        r.apply(&mut ahead, Some(8.0 * GI), &params);
+        assert_eq!(ahead.pattern, Pattern::Excursion, "{ahead:?}");
+        let mut past = Forecast {
+            level_bytes: Some(4.3 * GI),
+            recent_high_bytes: 4.2 * GI,
+            ..leak(3.4, 2.5)
+        };
+        r.apply(&mut past, Some(8.0 * GI), &params);
+        assert_eq!(past.severity, Severity::Critical, "{past:?}");
+        // A spike past the peak under a fit below it is not news either.
+        let mut spike = Forecast {
+            level_bytes: Some(3.8 * GI),
+            recent_high_bytes: 4.6 * GI,
+            ..leak(3.4, 2.5)
+        };
+        r.apply(&mut spike, Some(8.0 * GI), &params);
+        assert_eq!(spike.pattern, Pattern::Excursion, "{spike:?}");
     }
 
     #[test]

@@ -211,7 +211,15 @@ pub struct Forecast {
     /// Set when the time to limit comes from the previous incarnation, which ran out
     /// on the same course: how long that run took from its start to the limit (ms).
     pub previous_run_ms: Option<i64>,
+    /// The highest sample of the last hour ([`HIGH_WINDOW_MS`]): how high the
+    /// container has actually been lately, beside the level its fit extrapolates
+    /// from. NaN without samples.
+    pub recent_high_bytes: f64,
 }
+
+/// The span (ms) of [`Forecast::recent_high_bytes`]: an hour, as the long tier's
+/// hours are, so the two compare like with like.
+pub const HIGH_WINDOW_MS: i64 = 3_600_000;
 
 /// Forecasts one segment as of `now` (ms). Samples after `now` are ignored; unsorted,
 /// duplicate or non-finite samples are tolerated. `limit_bytes: None` means no limit:
@@ -240,6 +248,13 @@ pub fn forecast_after(
     let samples = clean(samples);
     let samples = &samples[..samples.partition_point(|s| s.at <= now)];
     let working_set_bytes = samples.last().map_or(f64::NAN, |s| s.bytes);
+    let recent_high_bytes = samples.last().map_or(f64::NAN, |last| {
+        let from = samples.partition_point(|s| s.at < last.at - HIGH_WINDOW_MS);
+        samples[from..]
+            .iter()
+            .map(|s| s.bytes)
+            .fold(f64::NEG_INFINITY, f64::max)
+    });
     let limit = limit_bytes.filter(|l| l.is_finite() && *l > 0.0);
     let mut out = Forecast {
         working_set_bytes,
@@ -251,6 +266,7 @@ pub fn forecast_after(
         severity: Severity::None,
         trend: None,
         previous_run_ms: None,
+        recent_high_bytes,
     };
     let at_limit = limit.is_some_and(|l| working_set_bytes >= l);
     if at_limit {

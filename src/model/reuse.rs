@@ -181,6 +181,9 @@ fn aged(
 ) -> Forecast {
     let mut out = *kept;
     out.working_set_bytes = working_set_bytes;
+    // Samples that leave the hour since the fit are not taken out (for at most a
+    // refresh, a bin): the high errs high, toward news.
+    out.recent_high_bytes = out.recent_high_bytes.max(working_set_bytes);
     if let Some(t) = out.time_to_limit {
         if let (Some(level), Some(growth)) = (out.level_bytes, out.growth_bytes_per_second) {
             out.level_bytes = Some(level + growth * elapsed_seconds);
