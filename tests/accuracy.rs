@@ -29,13 +29,16 @@ fn suite_accuracy_stays_above_the_measured_bar() {
     );
     // 0.75 before forecasts were held to three times the segment's history; young
     // segments (warm-ups, growth from the start) warn later; restarts on the course
-    // of the run before are forecast from it (72%, median lead 152m).
+    // of the run before are forecast from it (72%, median lead 152m). Held to three
+    // times their regime's length as well (a ramp of 40 minutes is not extrapolated
+    // 17 hours), first pages are more often right and come a little later: 70%,
+    // 142m when measured (issue 14 asks for 60%).
     assert!(
-        s.median_lead_fraction >= 0.70,
+        s.median_lead_fraction >= 0.68,
         "lead as share of onset-to-OOM: {summary}"
     );
     assert!(
-        s.median_lead_seconds >= 145.0 * 60.0,
+        s.median_lead_seconds >= 138.0 * 60.0,
         "median lead: {summary}"
     );
     assert!(
@@ -54,11 +57,11 @@ fn suite_accuracy_stays_above_the_measured_bar() {
         "90% interval coverage {coverage}: {summary}"
     );
 
-    // What the first page said: 83.6% within 25% of the truth when measured (issue
+    // What the first page said: 87.7% within 25% of the truth when measured (issue
     // 14 asks for 90%; sawtooth leaks' first pages are pessimistic by about half).
     let first_pages = s.first_pages_within_a_quarter().expect("first pages");
     assert!(
-        first_pages >= 0.80,
+        first_pages >= 0.85,
         "first pages within 25% of the truth: {first_pages}: {summary}"
     );
 
@@ -100,7 +103,7 @@ fn suite_accuracy_stays_above_the_measured_bar() {
     assert!(f.alerted_share() >= 0.98, "{fresh_summary}");
     assert!(f.healthy_alerted_share() <= 0.03, "{fresh_summary}");
     assert_eq!(f.healthy_critical, 0, "{fresh_summary}");
-    assert!(f.median_lead_fraction >= 0.70, "{fresh_summary}");
+    assert!(f.median_lead_fraction >= 0.68, "{fresh_summary}");
 }
 
 /// White noise is not a leak, however the regime search bends it: a random-family

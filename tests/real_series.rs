@@ -10,14 +10,15 @@
 //!
 //! Still alerting (issue 3 stays open for them), named so none is skipped in silence,
 //! and checked to still alert, so the lists only shrink:
-//! - `STILL_ALERTING`: 15 Spark series against the tight limit whose old generation
-//!   climbs until the trace stops at 77% of that limit: 10 old generations, and 5
+//! - `STILL_ALERTING`: 12 Spark series against the tight limit whose old generation
+//!   climbs until the trace stops at 77% of that limit: 8 old generations, and 4
 //!   heaps that rise with them (one, `1_0_100000_16 executor 1`, alerts only fitted
 //!   afresh: its floor holds, but its 30 s samples catch that floor too seldom for
 //!   the band veto). Each is checked to be excused by its own data: after its first
 //!   alert it kept rising, and the line through its last 15 minutes reaches the
 //!   limit within the critical horizon (the trace stopped, not the growth).
-//! - `UNEXCUSED`: JRockit priopausetime, fitted afresh (see the list).
+//! - `UNEXCUSED`: JRockit priopausetime, fitted afresh, and a Spark heap that hovered
+//!   after its climb (see the list).
 //!
 //! No series against its real limit alerts as the daemon runs.
 
@@ -34,7 +35,6 @@ use real::Case;
 const STILL_ALERTING: &[&str] = &[
     "1_0_100000_15 executor 1 old gen, tight",
     "1_0_100000_16 executor 1 heap, tight",
-    "1_0_100000_16 executor 2 heap, tight",
     "1_0_100000_16 executor 2 old gen, tight",
     "5_0_100000_37 executor 1 heap, tight",
     "5_0_100000_37 executor 1 old gen, tight",
@@ -45,7 +45,6 @@ const STILL_ALERTING: &[&str] = &[
     "6_0_50000_51 executor 2 old gen, tight",
     "7_0_50000_58 executor 2 heap, tight",
     "7_0_50000_58 executor 2 old gen, tight",
-    "9_0_100000_3 executor 1 old gen, tight",
 ];
 
 /// Healthy real series headroom still alerts on although they did not keep rising:
@@ -55,7 +54,16 @@ const STILL_ALERTING: &[&str] = &[
 /// collection ended. A leak after such a band looks the same and must be alerted (see
 /// the model's `fast_fill_after_a_band_near_the_limit_is_alerted`). As the daemon runs,
 /// keeping fits, it is quiet.
-const UNEXCUSED: &[&str] = &["SampleJRockit1_4_2priopausetime x8"];
+///
+/// `1_0_100000_16 executor 2 heap, tight`: a Spark heap that climbed 1.4 GiB in 20
+/// minutes (2.4 GiB/h) and then hovered at 55% of the tight limit until the trace
+/// ended. Every system alerts on it. Since forecasts have been held to three times
+/// their regime, its first alert comes 3 minutes later, at minute 44, when the hovering
+/// had already begun.
+const UNEXCUSED: &[&str] = &[
+    "SampleJRockit1_4_2priopausetime x8",
+    "1_0_100000_16 executor 2 heap, tight",
+];
 
 fn params(refit_every_step: bool) -> ReplayParams {
     ReplayParams {

@@ -38,8 +38,10 @@
 //!    time to limit is given at all. The interval is widened to at least
 //!    ±[`MODEL_ERROR`] of the time to limit, for the model's own misfit.
 //! 7. **Reach.** No time to limit is given further ahead than [`MAX_EXTRAPOLATION`]
-//!    times the history the segment has shown: a trend watched for an hour is not
-//!    extrapolated a day, however straight that hour.
+//!    times the history the segment has shown, nor than that many times the regime
+//!    it stands on: a trend watched for an hour is not extrapolated a day, however
+//!    straight that hour, nor a 40-minute ramp 17 hours because six flat hours
+//!    came before it. (Days of daily peaks reach further: `excursions`.)
 //! 8. **Recurrence.** A segment too young for that (or for any trend) whose previous
 //!    incarnation ran out on the same course is given the time that run took (see
 //!    [`super::recurrence`]).
@@ -61,8 +63,9 @@ pub const IMMATERIAL: f64 = 0.01;
 /// The most bins a segment is reduced to.
 pub const MAX_BINS: usize = 96;
 /// A time to limit is given only up to this many times the history the segment has
-/// shown (within the lookback): a container watched for an hour is not forecast a day
-/// ahead, however straight its first hour.
+/// shown (within the lookback), and this many times the regime it stands on: a
+/// container watched for an hour is not forecast a day ahead, however straight its
+/// first hour.
 pub const MAX_EXTRAPOLATION: f64 = 3.0;
 /// The time-to-limit interval spans at least this share of the time to limit on
 /// either side. The fitted errors cover noise around a trend of the right shape, not
@@ -338,10 +341,11 @@ pub fn forecast_after(
         // Decelerating toward an asymptote below the limit.
         out.pattern = Pattern::Plateau;
     }
-    // Farther ahead than the segment has been watched, a trend is a guess, unless the
-    // previous incarnation ran out on the same course.
+    // Farther ahead than the segment, or the regime, has been watched, a trend is a
+    // guess, unless the previous incarnation ran out on the same course.
+    let regime_seconds = -analysis.onset_seconds;
     let eta = eta
-        .filter(|e| e.seconds <= MAX_EXTRAPOLATION * span_seconds)
+        .filter(|e| e.seconds <= MAX_EXTRAPOLATION * span_seconds.min(regime_seconds))
         .or_else(|| {
             let leaking = matches!(out.pattern, Pattern::Leak | Pattern::SawtoothLeak);
             let r = leaking.then(recurrence).flatten()?;
@@ -1620,6 +1624,45 @@ mod tests {
         let eta = watched.time_to_limit.expect("within reach").seconds;
         assert!((eta - 5.0 * 3600.0).abs() < 60.0, "{eta}");
         assert_eq!(watched.severity, Severity::Warning);
+    }
+
+    #[test]
+    fn no_eta_further_ahead_than_three_times_the_regime() {
+        // Six hours: flat at 700Mi, then a ramp of 240Mi/h toward a 3Gi limit (as a
+        // batch ramp read on its first day, Bitbrains vm_411). After 45 minutes of
+        // it, 9 hours to go, which 45 minutes cannot carry though the six hours of
+        // history could; after 3 hours of it, 7 hours to go, within nine.
+        let (flat, growth, limit) = (700.0 * MI, 240.0 * MI / 3600.0, 3072.0 * MI);
+        let series = |ramp_minutes: i64| -> Vec<Sample> {
+            let start = 360 - ramp_minutes;
+            (0..=360 * 2)
+                .map(|i| {
+                    let t = i * 30_000;
+                    let into_ramp = (t - start * 60_000).max(0) as f64 / 1000.0;
+                    Sample {
+                        at: t,
+                        bytes: flat + growth * into_ramp,
+                    }
+                })
+                .collect()
+        };
+        let params = ForecastParams::default();
+        let young = series(45);
+        let now = young.last().unwrap().at;
+        let f = forecast(&young, Some(limit), now, &params);
+        assert_eq!(f.pattern, Pattern::Leak, "{f:?}");
+        let regime = (now - f.onset.unwrap()) as f64 / 1000.0;
+        assert!((regime - 45.0 * 60.0).abs() <= 600.0, "{regime} s");
+        assert_eq!(f.time_to_limit, None, "{f:?}");
+        let grown = series(180);
+        let now = grown.last().unwrap().at;
+        let f = forecast(&grown, Some(limit), now, &params);
+        let eta = f.time_to_limit.expect("within reach").seconds;
+        let truth = (limit - flat - growth * 180.0 * 60.0) / growth;
+        assert!(
+            (eta - truth).abs() < 0.05 * truth,
+            "{eta} s against {truth} s"
+        );
     }
 
     #[test]
