@@ -3,6 +3,7 @@
 //! documented in docs/json.md; fields are added, never renamed or removed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -10,7 +11,7 @@ use crate::model::{Forecast, Pattern, Severity};
 use crate::source::{ContainerKey, LimitSource};
 use crate::store::Tracked;
 use crate::units::{format_bytes, format_duration_short};
-use crate::vocab::{rfc3339, TimestampMs};
+use crate::vocab::{Rfc3339, TimestampMs};
 
 /// One container's forecast, as printed and served.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -39,12 +40,12 @@ pub struct ContainerReport {
     pub alert: Option<Severity>,
     pub pattern: Pattern,
     /// When the current growth regime began (RFC 3339).
-    pub onset: Option<String>,
+    pub onset: Option<Rfc3339>,
     /// Set when the time to limit comes from the container's previous incarnation,
     /// which climbed steadily to its limit and ended there, and which this one
     /// follows: how long that run took from its start to the limit.
     pub previous_run_seconds: Option<f64>,
-    pub evaluated_at: String,
+    pub evaluated_at: Rfc3339,
     /// The daemon could not reach Prometheus for longer than `poll.stale_after`:
     /// this forecast is the last good one.
     pub stale: bool,
@@ -55,13 +56,15 @@ pub struct ContainerReport {
     /// Changes found near the onset of growth (rollout, pod start, annotations).
     pub changes: Vec<Change>,
     /// Envoy's own memory stats, for Envoy-based sidecars whose stats are scraped.
-    pub envoy: Option<crate::source::metadata::EnvoyMemory>,
+    pub envoy: Option<Box<crate::source::metadata::EnvoyMemory>>,
     /// How many replicas of the workload run this container, and how many of them
     /// are on course to their limit within the critical horizon.
-    pub workload_peers: Option<WorkloadPeers>,
+    /// Boxed, as `pod_pressure` and `envoy`: most reports have none, and a report is
+    /// held for every container.
+    pub workload_peers: Option<Box<WorkloadPeers>>,
     /// The pod's total against its containers' summed limits, for pods of several
     /// containers worth explaining.
-    pub pod_pressure: Option<PodPressure>,
+    pub pod_pressure: Option<Box<PodPressure>>,
     /// Hours of long history the container has (the long tier: one summary an hour,
     /// up to 14 days, across restarts), behind its record of excursions that came
     /// back.
@@ -74,10 +77,20 @@ pub struct ContainerReport {
 /// One incarnation of a container within the lookback window.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SegmentReport {
-    pub container_id: Option<String>,
-    pub start: String,
-    pub end: String,
+    pub container_id: Option<Arc<str>>,
+    /// Empty for a segment without samples.
+    #[serde(serialize_with = "rfc3339_or_empty")]
+    pub start: Option<Rfc3339>,
+    #[serde(serialize_with = "rfc3339_or_empty")]
+    pub end: Option<Rfc3339>,
     pub samples: usize,
+}
+
+fn rfc3339_or_empty<S: serde::Serializer>(at: &Option<Rfc3339>, s: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => at.serialize(s),
+        None => s.serialize_str(""),
+    }
 }
 
 /// A time to limit with its 90% interval, the one way headroom writes it: in
@@ -158,6 +171,7 @@ impl ContainerReport {
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        // A segment's container id is shared with the store's (counted there).
         self.namespace.capacity()
             + self.pod.capacity()
             + self.container.capacity()
@@ -168,18 +182,11 @@ impl ContainerReport {
                 .iter()
                 .map(|(k, v)| k.capacity() + v.capacity() + 2 * size_of::<String>())
                 .sum::<usize>()
-            + opt(&self.onset)
-            + self.evaluated_at.capacity()
             + opt(&self.workload)
             + self.changes.capacity() * size_of::<Change>()
             + self.changes.iter().map(|c| c.text.capacity()).sum::<usize>()
             + self.workload_peers.as_ref().map_or(0, |p| p.workload.capacity())
             + self.segments.capacity() * size_of::<SegmentReport>()
-            + self
-                .segments
-                .iter()
-                .map(|s| opt(&s.container_id) + s.start.capacity() + s.end.capacity())
-                .sum::<usize>()
     }
 
     pub fn new(
@@ -206,9 +213,9 @@ impl ContainerReport {
             severity: forecast.severity,
             alert: None,
             pattern: forecast.pattern,
-            onset: forecast.onset.map(rfc3339),
+            onset: forecast.onset.map(Rfc3339),
             previous_run_seconds: forecast.previous_run_ms.map(|ms| ms as f64 / 1000.0),
-            evaluated_at: rfc3339(now),
+            evaluated_at: Rfc3339(now),
             stale: false,
             sidecar: false,
             workload: None,
@@ -222,8 +229,8 @@ impl ContainerReport {
                 .iter()
                 .map(|s| SegmentReport {
                     container_id: s.container_id.clone(),
-                    start: s.start().map(rfc3339).unwrap_or_default(),
-                    end: s.end().map(rfc3339).unwrap_or_default(),
+                    start: s.start().map(Rfc3339),
+                    end: s.end().map(Rfc3339),
                     samples: s.samples.len(),
                 })
                 .collect(),
@@ -393,7 +400,7 @@ impl ContainerReport {
                     "; growth {}{}/h began {}",
                     if g >= 0.0 { "+" } else { "" },
                     format_bytes(g * 3600.0),
-                    onset.get(11..16).unwrap_or(onset)
+                    onset.clock()
                 ));
             }
         }

@@ -16,7 +16,6 @@ use headroom::notify::slack::Slack;
 use headroom::notify::webhook::{signature, Webhook};
 use headroom::notify::{AlertSettings, Filter, Notifier, Receiver, RetryPolicy};
 use headroom::report::ContainerReport;
-use headroom::vocab::rfc3339;
 use headroom::vocab::SecretValue;
 
 const MI: f64 = 1048576.0;
@@ -40,9 +39,9 @@ fn report(container: &str, alert: Option<Severity>, at: i64) -> ContainerReport 
         severity: alert.unwrap_or(Severity::None),
         alert,
         pattern: Pattern::Leak,
-        onset: Some("2026-03-19T14:12:00Z".into()),
+        onset: headroom::vocab::Rfc3339::parse("2026-03-19T14:12:00Z"),
         previous_run_seconds: None,
-        evaluated_at: rfc3339(at),
+        evaluated_at: headroom::vocab::Rfc3339(at),
         stale: false,
         sidecar: container == "istio-proxy",
         workload: None,

@@ -119,7 +119,7 @@ fn card(html: &mut String, snapshot: &Snapshot, r: &ContainerReport) {
             .unwrap_or_default(),
         r.onset
             .as_ref()
-            .map_or(String::new(), |o| format!(" since {}", &o[11..16])),
+            .map_or(String::new(), |o| format!(" since {}", o.clock())),
     );
     // The pod's other containers, each against its own limit.
     let siblings: Vec<String> = snapshot

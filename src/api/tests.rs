@@ -35,9 +35,9 @@ fn report(ns: &str, container: &str, alert: Option<Severity>, use_ratio: f64) ->
         } else {
             Pattern::Stable
         },
-        onset: Some("2026-03-19T14:12:00Z".into()),
+        onset: crate::vocab::Rfc3339::parse("2026-03-19T14:12:00Z"),
         previous_run_seconds: None,
-        evaluated_at: "2026-03-19T14:30:00Z".into(),
+        evaluated_at: crate::vocab::Rfc3339::parse("2026-03-19T14:30:00Z").unwrap(),
         stale: false,
         sidecar: container == "istio-proxy",
         workload: None,

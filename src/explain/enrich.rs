@@ -253,7 +253,7 @@ impl Explainer {
         for ((r, w), p) in reports.iter_mut().zip(&workloads).zip(peers) {
             if let Some(w) = w {
                 r.workload = Some((*w).clone());
-                r.workload_peers = p;
+                r.workload_peers = p.map(Box::new);
             }
         }
     }
@@ -295,10 +295,10 @@ impl Explainer {
             };
             let own = r.time_to_limit_seconds.unwrap_or(f64::INFINITY);
             let pod_eta = pressure.time_to_limit_seconds.unwrap_or(f64::INFINITY);
-            r.pod_pressure = Some(PodPressure {
+            r.pod_pressure = Some(Box::new(PodPressure {
                 applies: if pod_eta < own { "pod" } else { "container" },
                 ..pressure
-            });
+            }));
         }
     }
 
@@ -372,12 +372,8 @@ impl Explainer {
                     .as_ref()
                     .map(|(kind, name)| format!("{kind}/{name}"));
             }
-            if let Some(onset) = r
-                .onset
-                .as_deref()
-                .and_then(|o| chrono::DateTime::parse_from_rfc3339(o).ok())
-            {
-                r.changes = super::changes_near(onset.timestamp_millis(), ctx);
+            if let Some(onset) = r.onset {
+                r.changes = super::changes_near(onset.0, ctx);
             }
         }
     }
@@ -418,7 +414,10 @@ async fn add_envoy<S: Source>(
     );
     for (r, pod) in reports.iter_mut().zip(pods) {
         if is_envoy(&r.container) {
-            r.envoy = envoy.iter().find(|(p, _)| p == pod).map(|(_, m)| *m);
+            r.envoy = envoy
+                .iter()
+                .find(|(p, _)| p == pod)
+                .map(|(_, m)| Box::new(*m));
         }
     }
 }

@@ -175,9 +175,7 @@ pub fn postable(events: &[Event]) -> serde_json::Value {
 impl Event {
     /// When the event's forecast was made (ms).
     pub fn report_time(&self) -> i64 {
-        chrono::DateTime::parse_from_rfc3339(&self.report.evaluated_at)
-            .map(|t| t.timestamp_millis())
-            .unwrap_or(self.starts_at)
+        self.report.evaluated_at.0
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::dispatch::{describe, url_encode};
 use super::*;
 use crate::model::Pattern;
-use crate::vocab::{rfc3339, TimestampMs};
+use crate::vocab::TimestampMs;
 
 fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> ContainerReport {
     ContainerReport {
@@ -29,9 +29,9 @@ fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> Containe
         severity: alert.unwrap_or(Severity::None),
         alert,
         pattern: Pattern::Leak,
-        onset: Some("2026-03-19T14:12:00Z".into()),
+        onset: crate::vocab::Rfc3339::parse("2026-03-19T14:12:00Z"),
         previous_run_seconds: None,
-        evaluated_at: rfc3339(at),
+        evaluated_at: crate::vocab::Rfc3339(at),
         stale: false,
         sidecar: container == "istio-proxy",
         workload: None,

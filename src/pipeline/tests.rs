@@ -413,6 +413,7 @@ async fn pod_pressure_keeps_same_named_pods_of_two_clusters_apart() {
     assert!(redis_a.severity != model::Severity::None, "{redis_a:?}");
     let pressure = redis_a
         .pod_pressure
+        .as_deref()
         .expect("cluster a's pod is worth explaining");
     assert_eq!(
         pressure.limit_bytes,

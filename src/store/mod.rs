@@ -12,6 +12,8 @@
 pub mod long;
 mod samples;
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 pub use long::LongTier;
@@ -26,7 +28,8 @@ use crate::vocab::TimestampMs;
 pub struct Segment {
     /// cAdvisor's `id` when known. Two segments may share `None` (or an id) when a
     /// restart was detected from the restart counter instead.
-    pub container_id: Option<String>,
+    /// Shared with every report of the segment.
+    pub container_id: Option<Arc<str>>,
     /// The segment's first sample ever (the window's first moves on as it is trimmed).
     pub began: TimestampMs,
     /// Samples in strictly increasing time order, packed.
@@ -283,7 +286,8 @@ impl Store {
                     .segments
                     .iter()
                     .map(|s| {
-                        s.samples.heap_bytes() + s.container_id.as_ref().map_or(0, String::capacity)
+                        s.samples.heap_bytes()
+                            + s.container_id.as_ref().map_or(0, |id| id.len() + 16)
                     })
                     .sum::<usize>();
             out.long += tracked.long.heap_bytes();
@@ -469,12 +473,12 @@ fn append(
     // same incarnation, now named.
     if let (Some(id), [only]) = (&series.container_id, tracked.segments.as_mut_slice()) {
         if only.container_id.is_none() {
-            only.container_id = Some(id.clone());
+            only.container_id = Some(Arc::from(id.as_str()));
         }
     }
     let current_id_matches = tracked
         .current()
-        .is_some_and(|c| c.container_id == series.container_id);
+        .is_some_and(|c| c.container_id.as_deref() == series.container_id.as_deref());
     if current_id_matches {
         let current = tracked.segments.last_mut().expect("checked above");
         if series.container_id.is_none() {
@@ -515,7 +519,7 @@ fn append(
         && tracked
             .segments
             .iter()
-            .any(|s| s.container_id == series.container_id);
+            .any(|s| s.container_id.as_deref() == series.container_id.as_deref());
     if is_older_incarnation {
         return;
     }
@@ -538,7 +542,7 @@ fn append(
     // Most containers keep one segment for life: no spare room for more.
     tracked.segments.reserve_exact(1);
     tracked.segments.push(Segment {
-        container_id: series.container_id,
+        container_id: series.container_id.as_deref().map(Arc::from),
         began: first,
         samples,
     });

@@ -29,6 +29,39 @@ pub fn as_rfc3339<S: serde::Serializer>(at: &TimestampMs, s: S) -> Result<S::Ok,
     s.serialize_str(&rfc3339(*at))
 }
 
+/// A time kept as [`TimestampMs`] that prints and serializes as [`rfc3339`]: what a
+/// report holds for every container at every poll, eight bytes where the text
+/// would be a string of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rfc3339(pub TimestampMs);
+
+impl Rfc3339 {
+    /// Parses RFC 3339 text (any offset); `None` when it is not.
+    pub fn parse(text: &str) -> Option<Rfc3339> {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| Rfc3339(t.timestamp_millis()))
+    }
+
+    /// The time of day in UTC, `14:12`.
+    pub fn clock(&self) -> String {
+        let text = rfc3339(self.0);
+        text.get(11..16).map_or(text.clone(), String::from)
+    }
+}
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&rfc3339(self.0))
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
+}
+
 /// A time as RFC 3339 in UTC to the second, the one format headroom prints.
 pub fn rfc3339(at: TimestampMs) -> String {
     DateTime::<Utc>::from_timestamp_millis(at)
