@@ -328,6 +328,14 @@ impl<S: Source> Service<S> {
             oom_kills: self.explainer.oom_kills(),
             new_oom_kills: new_kills,
             transitions: Vec::new(),
+            long_history: {
+                let (days_read, days) = self.pipeline.long_history_days();
+                Some(crate::api::LongHistory {
+                    days_read,
+                    days,
+                    complete: self.pipeline.long_history_read(),
+                })
+            },
         };
         let events = self.notifier.publish(&snapshot.reports, now, |key| {
             snapshot.histories.get(key).map(|h| h.samples.as_slice())

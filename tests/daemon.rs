@@ -62,9 +62,21 @@ fn demo(port: u16, extra: &[&str], output: fn() -> Stdio) -> std::process::Child
 fn demo_alerts_on_the_sidecar_and_serves_the_api() {
     let port = free_port();
     let mut child = demo(port, &[], Stdio::piped);
-    wait_for("the demo to be ready", 30, || {
-        matches!(http_get(port, "/readyz"), Ok((200, _))).then_some(())
+    let ready = wait_for("the demo to be ready", 30, || {
+        match http_get(port, "/readyz") {
+            Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body).ok(),
+            _ => None,
+        }
     });
+    // Ready with the fine tier; the long tier's backfill says how far it has come.
+    assert_eq!(ready["ready"], true, "{ready}");
+    let long = &ready["long_history"];
+    assert!(
+        long["days"].as_f64().is_some_and(|d| d > 0.0)
+            && long["days_read"].as_f64().is_some()
+            && long["complete"].is_boolean(),
+        "{ready}"
+    );
     let critical = wait_for("the sidecar's critical alert in the API", 30, || {
         let (_, body) = http_get(port, "/api/v1/forecasts?severity=critical").ok()?;
         let reports: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;

@@ -47,6 +47,18 @@ pub struct Snapshot {
     pub new_oom_kills: Vec<OomKill>,
     /// Recent alert transitions, newest last.
     pub transitions: Vec<AlertTransition>,
+    /// How far the long tier's history has been read back: headroom is ready with
+    /// the fine tier, and the long tier fills behind, a piece a poll.
+    pub long_history: Option<LongHistory>,
+}
+
+/// The long tier's backfill as `/readyz` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LongHistory {
+    /// Days read back so far, of `days` (`store.long_backfill`).
+    pub days_read: f64,
+    pub days: f64,
+    pub complete: bool,
 }
 
 impl Snapshot {
@@ -204,7 +216,11 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(state): State<AppState>) -> Response {
     let snapshot = latest(&state);
     if snapshot.ready() {
-        Json(serde_json::json!({ "ready": true })).into_response()
+        let mut body = serde_json::json!({ "ready": true });
+        if let Some(long) = snapshot.long_history {
+            body["long_history"] = serde_json::json!(long);
+        }
+        Json(body).into_response()
     } else {
         let reason = match (&snapshot.last_success, &snapshot.last_error) {
             (None, None) => "no poll has completed yet".to_string(),

@@ -8,8 +8,8 @@ use axum::http::{Request, StatusCode};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use super::Snapshot;
 use super::{router, AppState};
+use super::{LongHistory, Snapshot};
 use crate::model::{Pattern, Severity};
 use crate::report::ContainerReport;
 use crate::telemetry::{ExportRules, Telemetry};
@@ -85,6 +85,11 @@ fn fleet() -> Snapshot {
         oom_kills: vec![],
         new_oom_kills: vec![],
         transitions: vec![],
+        long_history: Some(LongHistory {
+            days_read: 3.5,
+            days: 14.0,
+            complete: false,
+        }),
     }
 }
 
@@ -186,7 +191,11 @@ async fn detail_readiness_health_and_page() {
     tx.send(Arc::new(fleet())).unwrap();
     assert_eq!(
         get(&app, "/readyz").await,
-        (StatusCode::OK, r#"{"ready":true}"#.into())
+        (
+            StatusCode::OK,
+            r#"{"long_history":{"complete":false,"days":14.0,"days_read":3.5},"ready":true}"#
+                .into()
+        )
     );
     let (status, body) = get(&app, "/api/v1/forecasts/prod/p-1/istio-proxy").await;
     assert_eq!(status, StatusCode::OK);

@@ -401,6 +401,16 @@ impl<S: Source> Pipeline<S> {
             .min(900.0)
     }
 
+    /// Days of the long tier's backfill read back so far, and the days it reads in
+    /// all (`store.long_backfill`).
+    pub fn long_history_days(&self) -> (f64, f64) {
+        let total = self.long_backfill_ms as f64 / DAY_MS as f64;
+        let read = self.long_until.map_or(0.0, |until| {
+            (self.long_backfill_ms - (until - self.long_from).max(0)) as f64 / DAY_MS as f64
+        });
+        (read.clamp(0.0, total), total)
+    }
+
     /// Whether the long tier's backfill has read all it will.
     pub fn long_history_read(&self) -> bool {
         self.long_until.is_some_and(|u| u <= self.long_from)
