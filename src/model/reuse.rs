@@ -65,6 +65,12 @@ pub struct SegmentFacts {
 }
 
 impl Memo {
+    /// The trend of the kept fit: what the last evaluation's forecast was aged from
+    /// (none while the segment is too short for one).
+    pub fn trend(&self) -> Option<super::Trend> {
+        self.kept.as_ref().and_then(|k| k.forecast.trend)
+    }
+
     /// The forecast as of `now`: the kept one if nothing above calls for a fit, else a
     /// fit of `samples()` and `previous()`, the container's previous incarnation (both
     /// only called then).

@@ -50,13 +50,12 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// containers, an hour a read at 100,000.
 const LONG_SAMPLES_PER_READ: i64 = 10_000_000;
 
-/// One container's state across evaluations: its alert, its kept fit, and the trend
-/// last fitted (for charts).
+/// One container's state across evaluations: its alert and its kept fit (whose
+/// trend the charts draw).
 #[derive(Debug, Default)]
 struct Followed {
     alert: AlertState,
     memo: Memo,
-    trend: Option<Trend>,
 }
 
 pub struct Pipeline<S> {
@@ -501,7 +500,6 @@ impl<S: Source> Pipeline<S> {
                 followed
                     .alert
                     .update(&forecast, context, &self.params, &self.alert_params, now);
-            followed.trend = forecast.trend;
             let mut report = ContainerReport::new(key, tracked, &forecast, now);
             self.drop_nonsense_limit(&mut report);
             report.alert = alert;
@@ -540,7 +538,7 @@ impl<S: Source> Pipeline<S> {
     }
 
     /// Heap bytes of what the pipeline keeps per container beside the store (alert
-    /// state, kept fit, trend, and the key again), from capacities.
+    /// state, kept fit, and the key again), from capacities.
     pub fn followed_heap_bytes(&self) -> usize {
         use std::mem::size_of;
         self.followed.capacity() * (size_of::<ContainerKey>() + size_of::<Followed>() + 1)
@@ -553,7 +551,7 @@ impl<S: Source> Pipeline<S> {
 
     /// The trend last fitted for a container, for its chart.
     pub fn trend(&self, key: &ContainerKey) -> Option<Trend> {
-        self.followed.get(key).and_then(|f| f.trend)
+        self.followed.get(key).and_then(|f| f.memo.trend())
     }
 
     /// A limit below `forecast.min_limit` is treated as none, in reports too.
