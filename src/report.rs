@@ -185,7 +185,15 @@ impl ContainerReport {
             + opt(&self.workload)
             + self.changes.capacity() * size_of::<Change>()
             + self.changes.iter().map(|c| c.text.capacity()).sum::<usize>()
-            + self.workload_peers.as_ref().map_or(0, |p| p.workload.capacity())
+            + self
+                .workload_peers
+                .as_ref()
+                .map_or(0, |p| size_of::<WorkloadPeers>() + p.workload.capacity())
+            + self.pod_pressure.as_ref().map_or(0, |_| size_of::<PodPressure>())
+            + self
+                .envoy
+                .as_ref()
+                .map_or(0, |_| size_of::<crate::source::metadata::EnvoyMemory>())
             + self.segments.capacity() * size_of::<SegmentReport>()
     }
 

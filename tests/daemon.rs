@@ -73,7 +73,10 @@ fn demo_alerts_on_the_sidecar_and_serves_the_api() {
     let long = &ready["long_history"];
     assert!(
         long["days"].as_f64().is_some_and(|d| d > 0.0)
-            && long["days_read"].as_f64().is_some()
+            && long["days_read"]
+                .as_f64()
+                .zip(long["days"].as_f64())
+                .is_some_and(|(read, days)| (0.0..=days).contains(&read))
             && long["complete"].is_boolean(),
         "{ready}"
     );

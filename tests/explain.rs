@@ -592,5 +592,8 @@ async fn the_oom_kill_is_attributed_to_the_container_at_its_limit() {
         payment.sentence,
         "OOM kill in prod/payment-service-7f8b9c6d4-xk2nm reported on payment-service; istio-proxy was at 127Mi of 128Mi, payment-service at 118Mi of 256Mi"
     );
-    assert_eq!(payment.at, headroom::vocab::rfc3339(f.kill * 1000));
+    assert_eq!(
+        payment.at.to_string(),
+        headroom::vocab::rfc3339(f.kill * 1000)
+    );
 }

@@ -209,7 +209,12 @@ fn recent_kills(html: &mut String, snapshot: &Snapshot) {
     if !snapshot.oom_kills.is_empty() {
         html.push_str("<h2>Recent OOM kills</h2><ul>");
         for k in snapshot.oom_kills.iter().rev().take(20) {
-            let _ = write!(html, "<li>{} — {}</li>", escape(&k.at), escape(&k.sentence));
+            let _ = write!(
+                html,
+                "<li>{} — {}</li>",
+                escape(&k.at.to_string()),
+                escape(&k.sentence)
+            );
         }
         html.push_str("</ul>");
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::source::ContainerKey;
 use crate::store::Store;
 use crate::units::format_bytes;
-use crate::vocab::{rfc3339, TimestampMs};
+use crate::vocab::{Rfc3339, TimestampMs};
 
 /// A container's state just before an OOM kill.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,7 +30,7 @@ impl ContainerAtKill {
 /// An OOM kill and which container was at its limit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OomKill {
-    pub at: String,
+    pub at: Rfc3339,
     pub namespace: String,
     pub pod: String,
     /// The pod's extra identity labels (`identity.extra_labels`), `{}` when none.
@@ -102,7 +102,7 @@ pub fn attribute(
         }
     };
     OomKill {
-        at: rfc3339(at),
+        at: Rfc3339(at),
         namespace: namespace.into(),
         pod: pod.into(),
         labels: Default::default(),

@@ -47,6 +47,11 @@ pub const NEAR_LIMIT: f64 = 0.95;
 /// Days on which a peak near the limit came back before it is the container's own.
 pub const REPEATED_DAYS: usize = 3;
 
+/// The confidence (one-sided) at which daily peaks count as rising: then they have
+/// no margin (a trend, not a spread), and a peak near the limit that came back
+/// leaves nothing standing.
+const PEAKS_RISE_CONFIDENCE: f64 = 0.95;
+
 /// Daily peaks give the record a margin only over at least this many days.
 pub const MARGIN_DAYS: usize = 4;
 /// A day (24 hours counted back from the newest) counts toward the daily peaks only
@@ -219,12 +224,13 @@ impl Record {
     }
 
     /// Whether a growing forecast of a container whose limit is `limit_bytes` is its
-    /// known behaviour: the record is long enough, the working set and the level it
-    /// climbs from are no higher than a peak it came back from (give or take the
-    /// record's margin, and never past [`NEAR_LIMIT`] of the limit; a peak past that
-    /// counts only when it came back on [`REPEATED_DAYS`] days), it climbs no steeper
-    /// than it did before, and the forecast does not come from a run before that ran
-    /// out.
+    /// known behaviour: the record is long enough, the working set and the height of
+    /// the climb (see [`climbed_to`]) are no higher than a peak it came back from
+    /// (give or take the record's margin, and never past [`NEAR_LIMIT`] of the limit;
+    /// a peak past that counts only when it came back on [`REPEATED_DAYS`] days, and
+    /// one that came back on fewer leaves the peak of those days standing, unless the
+    /// daily peaks rise), it climbs no steeper than it did before, and the forecast
+    /// does not come from a run before that ran out.
     pub fn known_behaviour(&self, forecast: &Forecast, limit_bytes: Option<f64>) -> bool {
         let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak);
         let Some(growth) = forecast.growth_bytes_per_second else {
@@ -242,7 +248,7 @@ impl Record {
                 if self.recovered_peak_bytes >= NEAR_LIMIT * l
                     && self.repeated_peak_bytes < NEAR_LIMIT * l =>
             {
-                if self.peaks.is_some_and(|p| p.rises(0.95)) {
+                if self.peaks.is_some_and(|p| p.rises(PEAKS_RISE_CONFIDENCE)) {
                     0.0
                 } else {
                     self.repeated_peak_bytes
@@ -254,6 +260,7 @@ impl Record {
         growing
             && forecast.previous_run_ms.is_none()
             && self.hours >= MIN_HOURS
+            && self.recovered_peak_bytes > 0.0
             && proven > 0.0
             && forecast.working_set_bytes <= proven
             && climbed_to(forecast) <= proven
@@ -386,7 +393,9 @@ fn fit_peaks(peaks: &[(f64, f64)]) -> Option<(PeakTrend, f64)> {
 /// peaks are a trend, not a spread.
 fn peak_margin(peaks: &[(f64, f64)]) -> f64 {
     match fit_peaks(peaks) {
-        Some((trend, sd)) if peaks.len() >= MARGIN_DAYS && !trend.rises(0.95) => MARGIN_SIGMAS * sd,
+        Some((trend, sd)) if peaks.len() >= MARGIN_DAYS && !trend.rises(PEAKS_RISE_CONFIDENCE) => {
+            MARGIN_SIGMAS * sd
+        }
         _ => 0.0,
     }
 }

@@ -108,6 +108,12 @@ impl Memo {
             {
                 self.reuses += 1;
                 kept.latest_at = facts.latest.at;
+                // The hour's high goes on with every sample between fits. Samples
+                // that leave the hour are not taken out until the next fit (a bin for
+                // a forecast on course, a sixteenth of the history for one without a
+                // time to limit): the high errs high, toward news.
+                kept.forecast.recent_high_bytes =
+                    kept.forecast.recent_high_bytes.max(facts.latest.bytes);
                 return aged(&kept.forecast, facts.latest.bytes, elapsed_seconds, params);
             }
         }
@@ -187,9 +193,6 @@ fn aged(
 ) -> Forecast {
     let mut out = *kept;
     out.working_set_bytes = working_set_bytes;
-    // Samples that leave the hour since the fit are not taken out (for at most a
-    // refresh, a bin): the high errs high, toward news.
-    out.recent_high_bytes = out.recent_high_bytes.max(working_set_bytes);
     if let Some(t) = out.time_to_limit {
         if let (Some(level), Some(growth)) = (out.level_bytes, out.growth_bytes_per_second) {
             out.level_bytes = Some(level + growth * elapsed_seconds);
@@ -274,6 +277,11 @@ mod tests {
                 "at {i}"
             );
             assert_eq!(kept.working_set_bytes, fresh.working_set_bytes);
+            // The hour's high: exact when fitted, never lower when kept.
+            let hour = &samples[samples.partition_point(|s| s.at < now - 3_600_000)..to];
+            let high = hour.iter().map(|s| s.bytes).fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(fresh.recent_high_bytes, high, "at {i}");
+            assert!(kept.recent_high_bytes >= high, "at {i}");
         }
         assert!(run(&samples, &mut memo, 1199 * 30_000, 256.0 * MI)
             .time_to_limit

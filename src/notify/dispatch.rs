@@ -393,8 +393,7 @@ impl Dispatcher {
             at_kill.time_to_limit_lower_seconds = Some(0.0);
             at_kill.time_to_limit_upper_seconds = Some(0.0);
             at_kill.previous_run_seconds = None;
-            at_kill.evaluated_at =
-                crate::vocab::Rfc3339::parse(&kill.at).unwrap_or(at_kill.evaluated_at);
+            at_kill.evaluated_at = kill.at;
         }
         let report = &at_kill;
         let mut event = self.event(report, EventKind::OomKill, None, now, now, None);

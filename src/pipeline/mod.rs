@@ -407,7 +407,9 @@ impl<S: Source> Pipeline<S> {
         let read = self.long_until.map_or(0.0, |until| {
             (self.long_backfill_ms - (until - self.long_from).max(0)) as f64 / DAY_MS as f64
         });
-        (read.clamp(0.0, total), total)
+        // To a tenth of a day: pieces of an hour would read 0.041666….
+        let tenth = |d: f64| (d * 10.0).round() / 10.0;
+        (tenth(read.clamp(0.0, total)), tenth(total))
     }
 
     /// Whether the long tier's backfill has read all it will.
