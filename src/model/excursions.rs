@@ -483,29 +483,25 @@ mod tests {
         // come back from, while the container's own highest sample of the hour is
         // below it. It is the daily ramp until the samples pass the peak too.
         let r = Record::of(&days(3, 4.0), &[]);
-        let params = ForecastParams::default();
-        let mut ahead = Forecast {
-            level_bytes: Some(4.3 * GI),
-            recent_high_bytes: 3.6 * GI,
-            ..leak(3.4, 2.5)
-        };
-        r.apply(&mut ahead, Some(8.0 * GI), &params);
-        assert_eq!(ahead.pattern, Pattern::Excursion, "{ahead:?}");
-        let mut past = Forecast {
-            level_bytes: Some(4.3 * GI),
-            recent_high_bytes: 4.2 * GI,
-            ..leak(3.4, 2.5)
-        };
-        r.apply(&mut past, Some(8.0 * GI), &params);
-        assert_eq!(past.severity, Severity::Critical, "{past:?}");
-        // A spike past the peak under a fit below it is not news either.
-        let mut spike = Forecast {
-            level_bytes: Some(3.8 * GI),
-            recent_high_bytes: 4.6 * GI,
-            ..leak(3.4, 2.5)
-        };
-        r.apply(&mut spike, Some(8.0 * GI), &params);
-        assert_eq!(spike.pattern, Pattern::Excursion, "{spike:?}");
+        // (fitted level, highest sample of the hour, GiB; whether it is news)
+        for (level, high, news) in [
+            // The fit runs ahead; the samples are below the peak.
+            (4.3, 3.6, false),
+            // Both past it.
+            (4.3, 4.2, true),
+            // A spike past the peak under a fit below it is not news either.
+            (3.8, 4.6, false),
+        ] {
+            let mut f = Forecast {
+                level_bytes: Some(level * GI),
+                recent_high_bytes: high * GI,
+                ..leak(3.4, 2.5)
+            };
+            r.apply(&mut f, Some(8.0 * GI), &ForecastParams::default());
+            let quiet = f.pattern == Pattern::Excursion;
+            assert_eq!(!quiet, news, "level {level}, high {high}: {f:?}");
+            assert_eq!(f.severity == Severity::Critical, news, "{f:?}");
+        }
     }
 
     #[test]

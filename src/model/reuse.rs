@@ -279,7 +279,10 @@ mod tests {
             assert_eq!(kept.working_set_bytes, fresh.working_set_bytes);
             // The hour's high: exact when fitted, never lower when kept.
             let hour = &samples[samples.partition_point(|s| s.at < now - 3_600_000)..to];
-            let high = hour.iter().map(|s| s.bytes).fold(f64::NEG_INFINITY, f64::max);
+            let high = hour
+                .iter()
+                .map(|s| s.bytes)
+                .fold(f64::NEG_INFINITY, f64::max);
             assert_eq!(fresh.recent_high_bytes, high, "at {i}");
             assert!(kept.recent_high_bytes >= high, "at {i}");
         }
