@@ -57,11 +57,11 @@ fn suite_accuracy_stays_above_the_measured_bar() {
         "90% interval coverage {coverage}: {summary}"
     );
 
-    // What the first page said: 87.7% within 25% of the truth when measured (issue
+    // What the first page said: 89.0% within 25% of the truth when measured (issue
     // 14 asks for 90%; sawtooth leaks' first pages are pessimistic by about half).
     let first_pages = s.first_pages_within_a_quarter().expect("first pages");
     assert!(
-        first_pages >= 0.85,
+        first_pages >= 0.87,
         "first pages within 25% of the truth: {first_pages}: {summary}"
     );
 

@@ -12,6 +12,7 @@ use super::forecast::{
     t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, MAX_EXTRAPOLATION,
     MODEL_ERROR,
 };
+use crate::vocab::HOUR_MS;
 
 /// One hour of a container's working set: its highest and its mean sample (bytes).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,6 +86,8 @@ pub struct Record {
     pub peaks: Option<PeakTrend>,
 }
 
+const DAY_MS: i64 = 24 * HOUR_MS;
+
 /// Daily peaks are fitted a line only over at least this many days.
 pub const PEAK_TREND_DAYS: usize = 3;
 
@@ -101,6 +104,10 @@ pub struct PeakTrend {
     /// When the newest hour kept ended (ms since the epoch; 0 when the hours were
     /// given without their times): where `level_bytes` stands.
     pub at_ms: i64,
+    /// How long before that the newest day's peak hour ended (s).
+    pub newest_peak_ago_seconds: f64,
+    /// How far the newest day's peak rose above the day's before (bytes).
+    pub newest_rise_bytes: f64,
 }
 
 impl PeakTrend {
@@ -131,10 +138,10 @@ impl PeakTrend {
         } else {
             0.0
         };
-        // Peaks already at the limit are capped by it, not on course for it: the
-        // line through them says nothing of when.
+        // Peaks near the limit that still rise: the kernel acts at the first peak
+        // the line puts past it, a day after the last at about its hour.
         if self.level_bytes >= NEAR_LIMIT * limit_bytes {
-            return None;
+            return self.next_peak_past(limit_bytes, now);
         }
         let room = limit_bytes - self.level_bytes - slope * since;
         if room <= 0.0 {
@@ -152,6 +159,41 @@ impl PeakTrend {
                 .min(seconds * (1.0 - MODEL_ERROR)),
             upper_seconds: upper.map(|u| u.max(seconds * (1.0 + MODEL_ERROR))),
         })
+    }
+}
+
+impl PeakTrend {
+    /// Of the next two daily peaks (a day, and two, after the newest, at the middle of
+    /// its hour), the first that the line puts at or past `limit_bytes`, as a time to
+    /// limit from `now` (ms), give or take the hour the peak may come in; `None` when
+    /// neither is past it (peaks capped short of the limit), or without times.
+    fn next_peak_past(&self, limit_bytes: f64, now: i64) -> Option<TimeToLimit> {
+        // Peaks capped by the limit (memory the kernel reclaims there) stop rising
+        // though a line through days of them still does: the newest day must have
+        // risen by half a day of the line's growth at least.
+        let still_rising =
+            self.newest_rise_bytes >= 0.5 * self.growth_bytes_per_second * DAY_MS as f64 / 1000.0;
+        if self.at_ms <= 0 || !still_rising {
+            return None;
+        }
+        let newest = self.at_ms - (self.newest_peak_ago_seconds * 1000.0) as i64 - HOUR_MS / 2;
+        (1..=2)
+            .map(|k| newest + k * DAY_MS)
+            .filter(|&at| at > now)
+            .find(|&at| {
+                let line = self.level_bytes
+                    + self.growth_bytes_per_second * (at - self.at_ms) as f64 / 1000.0;
+                line >= limit_bytes
+            })
+            .map(|at| {
+                let seconds = (at - now) as f64 / 1000.0;
+                let hour = HOUR_MS as f64 / 1000.0;
+                TimeToLimit {
+                    seconds,
+                    lower_seconds: (seconds - hour).max(0.0).min(seconds * (1.0 - MODEL_ERROR)),
+                    upper_seconds: Some((seconds + hour).max(seconds * (1.0 + MODEL_ERROR))),
+                }
+            })
     }
 }
 
@@ -382,6 +424,8 @@ fn fit_peaks(peaks: &[(f64, f64)]) -> Option<(PeakTrend, f64)> {
         level_bytes: mean_y - slope * mean_x,
         growth_bytes_per_second: slope,
         growth_stderr: (residual / (n as f64 - 2.0).max(1.0) / sxx).sqrt(),
+        newest_peak_ago_seconds: peaks[0].0,
+        newest_rise_bytes: peaks[0].1 - peaks[1].1,
         days: n,
         at_ms: 0,
     };
@@ -637,6 +681,32 @@ mod tests {
         let mut past = leak(7.7, 2.5);
         thrice.apply(&mut past, Some(limit), &ForecastParams::default());
         assert_eq!(past.severity, Severity::Critical, "past 95% of the limit");
+    }
+
+    /// Daily peaks near the limit that still rise are killed at the first peak the
+    /// line puts past it (random/17: a leak under a daily cycle, near its limit, was
+    /// paged "~719m" 265 minutes before its kill); peaks that stopped rising there
+    /// are capped, not on course.
+    #[test]
+    fn rising_peaks_near_the_limit_meet_it_at_a_peak() {
+        let p = ForecastParams::default();
+        let at = |peaks: &[f64]| {
+            let mut trend = Record::of(&days_peaking(peaks), &[]).peaks.unwrap();
+            trend.at_ms = 100 * DAY_MS;
+            trend
+        };
+        // Peaks at hour 20 of each day, 6.8, 7.3, 7.8 GiB of 8: the line stands at
+        // 8.29 GiB at the next one, 20.5 hours after the end of the newest hour.
+        let rising = at(&[6.8, 7.3, 7.8]);
+        let eta = rising
+            .time_to_limit(8.0 * GI, rising.at_ms, &p)
+            .expect("the next peak is past the limit");
+        assert!((eta.seconds / 3600.0 - 20.5).abs() < 0.01, "{eta:?}");
+        assert!(eta.lower_seconds < eta.seconds && eta.upper_seconds.unwrap() > eta.seconds);
+        // The same days, the newest no higher than the one before: capped.
+        let capped = at(&[6.6, 7.0, 7.4, 7.8, 7.8]);
+        assert!(capped.rises(p.growth_confidence), "{capped:?}");
+        assert_eq!(capped.time_to_limit(8.0 * GI, capped.at_ms, &p), None);
     }
 
     /// Daily peaks that rise give a time to limit of their own, further ahead than
