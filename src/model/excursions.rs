@@ -12,7 +12,6 @@ use super::forecast::{
     t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, MAX_EXTRAPOLATION,
     MODEL_ERROR,
 };
-use crate::vocab::HOUR_MS;
 
 /// One hour of a container's working set: its highest and its mean sample (bytes).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,6 +85,9 @@ pub struct Record {
     pub peaks: Option<PeakTrend>,
 }
 
+/// An hour and a day (ms). The model takes nothing of the crate's, its time unit
+/// included (`tests/layers.rs`).
+const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Daily peaks are fitted a line only over at least this many days.
