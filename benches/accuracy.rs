@@ -447,14 +447,11 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
             let (mut alerted, mut critical) = (false, false);
             let mut first_alert = None;
             // What the daemon's long backfill reads back: the 14 days before.
-            let mut long = headroom::store::LongTier::default();
-            if backfill_long {
-                for s in vm.runs.iter().flatten() {
-                    if s.at >= start - bitbrains::WINDOW_MS && s.at < start {
-                        long.push(*s);
-                    }
-                }
-            }
+            let long = if backfill_long {
+                bitbrains::long_before(vm, start)
+            } else {
+                headroom::store::LongTier::default()
+            };
             let mut starts = Vec::new();
             let mut firing = false;
             replay_with_long(&runs, Some(vm.limit), params, from, long, |e| {
@@ -646,14 +643,11 @@ fn trace_bitbrains(vms: &[bitbrains::Vm], name: &str, params: &ReplayParams, bac
         println!("{id} has no window {index}");
         return;
     };
-    let mut long = headroom::store::LongTier::default();
-    if backfill_long {
-        for s in vm.runs.iter().flatten() {
-            if s.at >= start - bitbrains::WINDOW_MS && s.at < start {
-                long.push(*s);
-            }
-        }
-    }
+    let long = if backfill_long {
+        bitbrains::long_before(vm, start)
+    } else {
+        headroom::store::LongTier::default()
+    };
     println!(
         "\n{id} ({}) window {index}: limit {:.0}Mi",
         vm.group,

@@ -412,7 +412,7 @@ fn main() {
         pipeline.read_all_long_history().await.unwrap();
         let long = client.stats().snapshot() - stats;
         println!(
-            "long tier: {} days read back in {:.2}s wall, {:.2}s CPU, {} requests, {:.1} MB; Prometheus engine {:.2}s, process CPU {:.2}s",
+            "long tier: {} days asked back in {:.2}s wall, {:.2}s CPU, {} requests, {:.1} MB; Prometheus engine {:.2}s, process CPU {:.2}s",
             pipeline.long_history_days().1, t.elapsed().as_secs_f64(), cpu_seconds() - cpu,
             long.requests, long.response_bytes as f64 / 1e6,
             prometheus.engine_seconds() - engine, prometheus.process_cpu_seconds() - prometheus_cpu
@@ -460,9 +460,12 @@ fn main() {
         // Per cycle, over all of them: the process's clock ticks are 10 ms.
         let cycle_prometheus_cpu_gross =
             (prometheus.process_cpu_seconds() - prometheus_cpu_before) / cycles as f64;
-        let cycle_prometheus_cpu = (cycle_prometheus_cpu_gross
-            - idle_rate * cycles_started.elapsed().as_secs_f64() / cycles as f64)
-            .max(0.0);
+        // Per run of `n` requests over the time since `started`, its share of the idle
+        // taken off.
+        let net = |gross: f64, started: Instant, n: f64| {
+            (gross - idle_rate * started.elapsed().as_secs_f64() / n).max(0.0)
+        };
+        let cycle_prometheus_cpu = net(cycle_prometheus_cpu_gross, cycles_started, cycles as f64);
 
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
@@ -521,9 +524,7 @@ fn main() {
             rule_engine.push(prometheus.engine_seconds() - engine);
         }
         let rule_prometheus_cpu_gross = (prometheus.process_cpu_seconds() - rule_cpu_before) / 5.0;
-        let rule_prometheus_cpu = (rule_prometheus_cpu_gross
-            - idle_rate * rule_started.elapsed().as_secs_f64() / 5.0)
-            .max(0.0);
+        let rule_prometheus_cpu = net(rule_prometheus_cpu_gross, rule_started, 5.0);
         let rule_engine = median(&mut rule_engine);
 
         // The simplest alternative: re-read the whole lookback every poll.

@@ -158,8 +158,7 @@ pub struct Change {
     /// `replicaset_created` or `pod_started`.
     pub kind: &'static str,
     /// When it happened (RFC 3339 in JSON).
-    #[serde(serialize_with = "crate::vocab::as_rfc3339")]
-    pub at: TimestampMs,
+    pub at: Rfc3339,
     /// "2 min after ReplicaSet payment-service-7f8b9c6d4 was created".
     pub text: String,
 }
@@ -468,7 +467,7 @@ mod explanation_tests {
     fn a_change_serializes_its_time_as_rfc3339() {
         let change = super::Change {
             kind: "replicaset_created",
-            at: 1_773_929_520_000,
+            at: crate::vocab::Rfc3339(1_773_929_520_000),
             text: "1 min after ReplicaSet x was created".into(),
         };
         let json = serde_json::to_value(&change).unwrap();

@@ -32,7 +32,8 @@ fn suite_accuracy_stays_above_the_measured_bar() {
     // of the run before are forecast from it (72%, median lead 152m). Held to three
     // times their regime's length as well (a ramp of 40 minutes is not extrapolated
     // 17 hours), first pages are more often right and come a little later: 70%,
-    // 142m when measured (issue 14 asks for 60%).
+    // 142m when measured; 148m once rising daily peaks near the limit were met at
+    // the next peak (issue 14 asks for 60%).
     assert!(
         s.median_lead_fraction >= 0.68,
         "lead as share of onset-to-OOM: {summary}"

@@ -130,6 +130,18 @@ fn read_vm(path: &Path) -> (f64, Vec<Vec<Sample>>) {
     (limit, runs)
 }
 
+/// What a daemon started at `start` reads back into a VM's long tier: the 14 days
+/// before.
+pub fn long_before(vm: &Vm, start: i64) -> headroom::store::LongTier {
+    let mut long = headroom::store::LongTier::default();
+    for s in vm.runs.iter().flatten() {
+        if s.at >= start - WINDOW_MS && s.at < start {
+            long.push(*s);
+        }
+    }
+    long
+}
+
 /// A VM's 14-day windows: each its runs, cut to the window.
 pub fn windows(vm: &Vm) -> Vec<(i64, Vec<Vec<Sample>>)> {
     let (Some(first), Some(last)) = (

@@ -74,7 +74,7 @@ pub fn changes_near(onset: TimestampMs, pod: &PodContext) -> Vec<Change> {
             }
             out.push(Change {
                 kind: "replicaset_created",
-                at,
+                at: crate::vocab::Rfc3339(at),
                 text,
             });
         }
@@ -83,7 +83,7 @@ pub fn changes_near(onset: TimestampMs, pod: &PodContext) -> Vec<Change> {
         if near(at) && out.is_empty() {
             out.push(Change {
                 kind: "pod_started",
-                at,
+                at: crate::vocab::Rfc3339(at),
                 text: format!("{} the pod started", minutes_between(at, onset.max(at))),
             });
         }

@@ -9,8 +9,8 @@
 //! each forecast.
 
 use super::forecast::{
-    t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, MAX_EXTRAPOLATION,
-    MODEL_ERROR,
+    t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, HOUR_MS,
+    MAX_EXTRAPOLATION, MODEL_ERROR,
 };
 
 /// One hour of a container's working set: its highest and its mean sample (bytes).
@@ -85,9 +85,7 @@ pub struct Record {
     pub peaks: Option<PeakTrend>,
 }
 
-/// An hour and a day (ms). The model takes nothing of the crate's, its time unit
-/// included (`tests/layers.rs`).
-const HOUR_MS: i64 = 3_600_000;
+/// A day (ms).
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Daily peaks are fitted a line only over at least this many days.
@@ -119,6 +117,17 @@ impl PeakTrend {
             > t_quantile(self.days as f64 - 2.0, confidence) * self.growth_stderr
     }
 
+    /// The line at `at` (ms): at `level_bytes` when the hours were given without
+    /// their times.
+    fn line_at(&self, at: i64) -> f64 {
+        let since = if self.at_ms > 0 {
+            (at - self.at_ms) as f64 / 1000.0
+        } else {
+            0.0
+        };
+        self.level_bytes + self.growth_bytes_per_second * since
+    }
+
     /// When the daily peaks reach `limit_bytes`, as of `now` (ms), with an interval at `params.confidence`: only for peaks that rise at
     /// `params.growth_confidence`, and no further ahead than [`MAX_EXTRAPOLATION`]
     /// times the days they were watched.
@@ -134,18 +143,14 @@ impl PeakTrend {
         let slope = self.growth_bytes_per_second;
         let margin =
             t_quantile(self.days as f64 - 2.0, 0.5 + params.confidence / 2.0) * self.growth_stderr;
-        // The line as of now: the newest hour kept may have ended a while ago.
-        let since = if self.at_ms > 0 {
-            ((now - self.at_ms) as f64 / 1000.0).clamp(0.0, 86_400.0)
-        } else {
-            0.0
-        };
         // Peaks near the limit that still rise: the kernel acts at the first peak
         // the line puts past it, a day after the last at about its hour.
         if self.level_bytes >= NEAR_LIMIT * limit_bytes {
             return self.next_peak_past(limit_bytes, now);
         }
-        let room = limit_bytes - self.level_bytes - slope * since;
+        // The line as of now: the newest hour kept may have ended a while ago (a day
+        // at most is counted).
+        let room = limit_bytes - self.line_at(now.clamp(self.at_ms, self.at_ms + DAY_MS));
         if room <= 0.0 {
             return None;
         }
@@ -162,9 +167,7 @@ impl PeakTrend {
             upper_seconds: upper.map(|u| u.max(seconds * (1.0 + MODEL_ERROR))),
         })
     }
-}
 
-impl PeakTrend {
     /// Of the next two daily peaks (a day, and two, after the newest, at the middle of
     /// its hour), the first that the line puts at or past `limit_bytes`, as a time to
     /// limit from `now` (ms), give or take the hour the peak may come in; `None` when
@@ -182,11 +185,7 @@ impl PeakTrend {
         (1..=2)
             .map(|k| newest + k * DAY_MS)
             .filter(|&at| at > now)
-            .find(|&at| {
-                let line = self.level_bytes
-                    + self.growth_bytes_per_second * (at - self.at_ms) as f64 / 1000.0;
-                line >= limit_bytes
-            })
+            .find(|&at| self.line_at(at) >= limit_bytes)
             .map(|at| {
                 let seconds = (at - now) as f64 / 1000.0;
                 let hour = HOUR_MS as f64 / 1000.0;
@@ -368,12 +367,11 @@ impl Record {
 /// container reached, and passes the record's peak while the container is still
 /// below it; a ramp is news once the container itself goes past, and the fit with it.
 fn climbed_to(forecast: &Forecast) -> f64 {
-    let level = forecast.level_bytes.unwrap_or(0.0);
-    if forecast.recent_high_bytes.is_finite() {
-        level.min(forecast.recent_high_bytes)
-    } else {
-        level
-    }
+    // `min` passes over the NaN of a forecast without samples.
+    forecast
+        .level_bytes
+        .unwrap_or(0.0)
+        .min(forecast.recent_high_bytes)
 }
 
 /// The highest hour of each 24 hours of `newest_first` (counted back from its first

@@ -220,9 +220,13 @@ pub struct Forecast {
     pub recent_high_bytes: f64,
 }
 
+/// An hour (ms). The model takes nothing of the crate's, its time unit included
+/// (`tests/layers.rs`).
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// The span (ms) of [`Forecast::recent_high_bytes`]: an hour, as the long tier's
 /// hours are, so the two compare like with like.
-pub const HIGH_WINDOW_MS: i64 = 3_600_000;
+pub const HIGH_WINDOW_MS: i64 = HOUR_MS;
 
 /// Forecasts one segment as of `now` (ms). Samples after `now` are ignored; unsorted,
 /// duplicate or non-finite samples are tolerated. `limit_bytes: None` means no limit:

@@ -23,15 +23,9 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// A series' labels, sorted by name.
 pub type Labels = BTreeMap<String, String>;
 
-/// Serializes a time as RFC 3339, as every time in headroom's JSON is
-/// (`#[serde(serialize_with = "crate::vocab::as_rfc3339")]`).
-pub fn as_rfc3339<S: serde::Serializer>(at: &TimestampMs, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*at))
-}
-
-/// A time kept as [`TimestampMs`] that prints and serializes as [`rfc3339`]: what a
-/// report holds for every container at every poll, eight bytes where the text
-/// would be a string of its own.
+/// A time kept as [`TimestampMs`] that prints and serializes as [`rfc3339`], as every
+/// time in headroom's JSON is: what a report holds for every container at every
+/// poll, eight bytes where the text would be a string of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rfc3339(pub TimestampMs);
 
