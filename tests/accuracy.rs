@@ -58,11 +58,12 @@ fn suite_accuracy_stays_above_the_measured_bar() {
         "90% interval coverage {coverage}: {summary}"
     );
 
-    // What the first page said: 89.0% within 25% of the truth when measured (issue
-    // 14 asks for 90%; sawtooth leaks' first pages are pessimistic by about half).
+    // What the first page said: 90.4% within 25% of the truth when measured (issue
+    // 14 asks for 90%; 89.0% before a climb after a flat start stopped being read as
+    // acceleration). Three warm-up crossings are still about a third pessimistic.
     let first_pages = s.first_pages_within_a_quarter().expect("first pages");
     assert!(
-        first_pages >= 0.87,
+        first_pages >= 0.90,
         "first pages within 25% of the truth: {first_pages}: {summary}"
     );
 

@@ -33,6 +33,8 @@
 //! 5. **Curvature.** A significant bend changes the extrapolation: deceleration toward
 //!    an asymptote below the limit is a `plateau`; acceleration is extrapolated as such
 //!    for as long ahead as the regime it was measured on, and straight after that.
+//!    An accelerating bend that two lines joined at a knee fit better (a climb after
+//!    a flat start, too noisy to split) is the climb after the knee instead.
 //! 6. **Uncertainty.** Slope and level errors are inflated by the residuals' lag-1
 //!    autocorrelation (effective sample size), and growth must be significant before a
 //!    time to limit is given at all. The interval is widened to at least
@@ -52,8 +54,8 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::recurrence::follows_previous;
 use super::trend::{
-    autocorrelation_inflation, fit_line, fit_parabola, fit_saturation, parabola_autocorrelation,
-    regime_search, residual_autocorrelation, Point, PrefixSums,
+    autocorrelation_inflation, fit_knee, fit_line, fit_parabola, fit_saturation,
+    parabola_autocorrelation, regime_search, residual_autocorrelation, Parabola, Point, PrefixSums,
 };
 use super::Sample;
 
@@ -952,6 +954,30 @@ fn analyze_seasonal(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
 
 /// Trend analysis on `points` (bin means, possibly deseasonalized): regime, then a
 /// line or, when its bend is significant, a parabola; peak offset from the bins' max.
+/// The parabola over `regime`, with its residuals' autocorrelation, when its bend
+/// counts: its z-score, corrected for that autocorrelation, passes the growth
+/// threshold, and acceleration only on a regime at least `min_history` long (minutes
+/// of growth carry no curvature worth extrapolating: the seed incident's first page
+/// read ~37m for ~113m).
+fn significant_curve(
+    regime: &[Point],
+    parabola: Option<Parabola>,
+    params: &ForecastParams,
+) -> Option<(Parabola, f64)> {
+    if regime.len() < 8 {
+        return None;
+    }
+    let regime_seconds = regime[regime.len() - 1].t - regime[0].t;
+    parabola.and_then(|p| {
+        let rho = parabola_autocorrelation(regime, &p);
+        let inflation = autocorrelation_inflation(rho);
+        let n_eff = (regime.len() as f64 / inflation.powi(2)).max(3.0);
+        let threshold = t_quantile(n_eff - 3.0, params.growth_confidence);
+        let long_enough = p.curvature() <= 0.0 || regime_seconds >= params.min_history_seconds;
+        (long_enough && p.curvature_z().abs() / inflation >= threshold).then_some((p, rho))
+    })
+}
+
 fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Option<Analysis> {
     let n = points.len();
     let width = (points[n - 1].t - points[0].t) / (n - 1).max(1) as f64;
@@ -993,30 +1019,28 @@ fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Opt
             }
         }
     }
-    let regime = &points[start..];
+    let mut regime = &points[start..];
+    let mut curved = significant_curve(regime, parabola_from(start), params);
+    // A knee (flat, then a straight climb) reads as acceleration to a parabola,
+    // whose slope at the end overshoots the climb's (by up to twice, with the knee
+    // midway). Where two lines joined at a knee fit the accelerating regime better
+    // than the parabola, by BIC (one parameter more), the climb after it is the
+    // regime.
+    if curved.is_some_and(|(p, _)| p.curvature() > 0.0) {
+        let m = regime.len() as f64;
+        let bic = |sse: f64, params: f64| m * (sse.max(1e-12) / m).ln() + params * m.ln();
+        let parabola_bic = curved.map_or(f64::INFINITY, |(p, _)| bic(p.sse, 4.0));
+        if let Some(knee) =
+            fit_knee(regime, min_len).filter(|k| k.bend > 0.0 && bic(k.sse, 5.0) < parabola_bic)
+        {
+            start += knee.at;
+            regime = &points[start..];
+            curved = significant_curve(regime, parabola_from(start), params);
+        }
+    }
     let line = fit_line(regime)?;
     let line_rho = residual_autocorrelation(regime, &line);
 
-    // A bend counts when its z-score, corrected for the autocorrelation of the
-    // parabola's own residuals, passes the growth threshold; and acceleration only
-    // on a regime at least `min_history` long: minutes of growth carry no curvature
-    // worth extrapolating (the seed incident's first page read ~37m for ~113m).
-    let regime_seconds = regime
-        .first()
-        .zip(regime.last())
-        .map_or(0.0, |(a, b)| b.t - a.t);
-    let curved = if regime.len() >= 8 {
-        parabola_from(start).and_then(|p| {
-            let rho = parabola_autocorrelation(regime, &p);
-            let inflation = autocorrelation_inflation(rho);
-            let n_eff = (regime.len() as f64 / inflation.powi(2)).max(3.0);
-            let threshold = t_quantile(n_eff - 3.0, params.growth_confidence);
-            let long_enough = p.curvature() <= 0.0 || regime_seconds >= params.min_history_seconds;
-            (long_enough && p.curvature_z().abs() / inflation >= threshold).then_some((p, rho))
-        })
-    } else {
-        None
-    };
     let (level_now, level_std_error, slope, slope_std_error, curvature, rho, noise_std) =
         match &curved {
             Some((p, rho)) => {
@@ -1354,6 +1378,38 @@ mod tests {
         assert!(eta.upper_seconds.unwrap() >= eta.seconds * (1.0 + MODEL_ERROR) - 1e-6);
         assert_eq!(f.pattern, Pattern::Leak);
         assert_eq!(f.severity, Severity::Critical);
+    }
+
+    /// Flat, then a straight climb under a five-minute sawtooth: too noisy for the
+    /// regime search to split, so one regime with a bend. A parabola's slope at the
+    /// end of it overshoots the climb's; the line after the knee does not.
+    #[test]
+    fn a_climb_after_a_flat_start_is_not_read_as_acceleration() {
+        let limit = 128.0 * MI;
+        let rate = 20.0 * MI / 3600.0;
+        for (flat_minutes, climb_minutes, phase) in
+            [(30, 60, 0.0), (60, 60, 100.0), (45, 80, 200.0)]
+        {
+            let samples: Vec<Sample> = (0..=(flat_minutes + climb_minutes) * 2)
+                .map(|i| {
+                    let t = (i * 30) as f64;
+                    let climb = (t - flat_minutes as f64 * 60.0).max(0.0) * rate;
+                    let tooth = 10.0 * MI * ((t + phase) / 300.0).fract();
+                    Sample {
+                        at: i * 30_000,
+                        bytes: 45.0 * MI + climb + tooth,
+                    }
+                })
+                .collect();
+            let now = samples.last().unwrap().at;
+            let f = forecast(&samples, Some(limit), now, &ForecastParams::default());
+            let slope = f.growth_bytes_per_second.unwrap();
+            assert!(
+                (slope / rate - 1.0).abs() < 0.2,
+                "flat {flat_minutes}m, climb {climb_minutes}m: {:.1}Mi/h for 20Mi/h; {f:?}",
+                slope * 3600.0 / MI
+            );
+        }
     }
 
     /// An old generation filling for 40 minutes, then emptied by one collection: the

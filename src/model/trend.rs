@@ -296,6 +296,88 @@ fn autocorrelation(residuals: impl Iterator<Item = f64>) -> f64 {
     (cov / var).clamp(-1.0, 1.0)
 }
 
+/// Where two lines joined at a point (a hinge) fit best: `points[at]` is the knee,
+/// with the least-squares line before it and another, starting where the first ends,
+/// after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Knee {
+    /// Index (into the points fitted) of the knee.
+    pub at: usize,
+    /// Sum of weighted squared residuals of the two joined lines.
+    pub sse: f64,
+    /// How much steeper the line after the knee is than the one before (bytes/s).
+    pub bend: f64,
+}
+
+/// The best [`Knee`] over `points`, with at least `min_len` points on either side of
+/// it: `y = a + b·t + c·(t − τ)⁺`, the knee τ at each point in turn, in one pass over
+/// suffix sums. `None` with too few points or no fit.
+pub fn fit_knee(points: &[Point], min_len: usize) -> Option<Knee> {
+    let n = points.len();
+    let min_len = min_len.max(2);
+    if n < 2 * min_len {
+        return None;
+    }
+    // Centred and scaled, so the normal equations stay well conditioned.
+    let (mut w, mut wt, mut wy) = (0.0f64, 0.0f64, 0.0f64);
+    for p in points {
+        w += p.w;
+        wt += p.w * p.t;
+        wy += p.w * p.y;
+    }
+    if w <= 0.0 {
+        return None;
+    }
+    let (center, y_mean) = (wt / w, wy / w);
+    let scale = points
+        .iter()
+        .map(|p| (p.t - center).abs())
+        .fold(0.0f64, f64::max);
+    if scale <= 0.0 || !scale.is_finite() {
+        return None;
+    }
+    let u = |p: &Point| (p.t - center) / scale;
+    let mut total = Sums::default();
+    for p in points {
+        total.add(u(p), p.y - y_mean, p.w);
+    }
+    // `suffix` holds the sums over points[k..] as k walks back from the end.
+    let mut suffix = Sums::default();
+    let mut best: Option<Knee> = None;
+    for k in (0..n).rev() {
+        let p = &points[k];
+        suffix.add(u(p), p.y - y_mean, p.w);
+        if k < min_len || n - k < min_len {
+            continue;
+        }
+        let tau = u(p);
+        let h1 = suffix.wt - tau * suffix.w;
+        let hu = suffix.wtt - tau * suffix.wt;
+        let h2 = suffix.wtt - 2.0 * tau * suffix.wt + tau * tau * suffix.w;
+        let hy = suffix.wty - tau * suffix.wy;
+        let m = [
+            [total.w, total.wt, h1],
+            [total.wt, total.wtt, hu],
+            [h1, hu, h2],
+        ];
+        let r = [total.wy, total.wty, hy];
+        let Some(inv) = invert3(m) else {
+            continue;
+        };
+        let beta: [f64; 3] =
+            std::array::from_fn(|i| inv[i][0] * r[0] + inv[i][1] * r[1] + inv[i][2] * r[2]);
+        let sse = (total.wyy - beta[0] * r[0] - beta[1] * r[1] - beta[2] * r[2]).max(0.0);
+        if sse.is_finite() && best.is_none_or(|b| sse < b.sse) {
+            best = Some(Knee {
+                at: k,
+                sse,
+                bend: beta[2] / scale,
+            });
+        }
+    }
+    best
+}
+
 /// Weighted least-squares parabola; `None` when the system is singular or there are
 /// fewer than 5 points.
 pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
@@ -552,6 +634,29 @@ mod tests {
         assert!((q.slope_at(0.0) - 0.5).abs() < 1e-6, "{q:?}");
         assert!((q.value_at(0.0) - 5.0).abs() < 1e-4, "{q:?}");
         assert!((q.slope_at(600.0) - (0.5 - 0.002 * 600.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn knee_is_recovered_and_a_parabola_fits_a_curve_better() {
+        // Flat at 1 GB for 40 points, then 2 MB a minute, on epoch-sized times and
+        // weights as bins have them.
+        let knee_at = |t: f64| 1e9 + (t - 2400.0).max(0.0) * 2e6 / 60.0;
+        let mut p = pts(knee_at, 90);
+        for (i, q) in p.iter_mut().enumerate() {
+            q.t -= 21_600.0;
+            q.w = 1.0 + (i % 3) as f64;
+        }
+        let k = fit_knee(&p, 5).unwrap();
+        assert_eq!(k.at, 40, "{k:?}");
+        assert!(k.sse < 1e-3 * 1e12, "{k:?}");
+        assert!((k.bend - 2e6 / 60.0).abs() < 1.0, "{k:?}");
+        // Growth that does accelerate is a parabola's, not two lines'.
+        let curve = pts(|t| 1e9 + 0.5 * t * t, 90);
+        let k = fit_knee(&curve, 5).unwrap();
+        let q = fit_parabola(&curve).unwrap();
+        assert!(q.sse < 1e-6 * k.sse, "{k:?} {q:?}");
+        // Too few points either side for a knee.
+        assert_eq!(fit_knee(&p[..9], 5), None);
     }
 
     fn last_regime_start(points: &[Point]) -> usize {
