@@ -128,6 +128,11 @@ impl PrometheusSource {
     /// One query after another, so that at most one answer is in memory at a time
     /// (a backfill's answers are the big ones; a poll's are small and quick anyway).
     async fn fetch_with(&self, queries: &Queries, window: Window) -> Result<Batch, SourceError> {
+        // Each answer is turned into its containers' series as soon as it is read, so
+        // its label maps (several hundred bytes a series) are gone before the next
+        // answer's arrive: the poll that re-reads restarts and limits held five
+        // answers' label maps at once.
+        let mut dropped = Dropped::default();
         let working_set = self
             .series(
                 "working_set",
@@ -137,6 +142,8 @@ impl PrometheusSource {
                 window,
             )
             .await?;
+        let working_sets = group_working_sets(&self.extra_labels, working_set, &mut dropped);
+        let step_ms = window.step.as_millis() as i64;
         let restarts = self
             .series(
                 "restarts",
@@ -146,6 +153,7 @@ impl PrometheusSource {
                 window,
             )
             .await?;
+        let restarts = group_restarts(&self.extra_labels, restarts, step_ms);
         let oom = self
             .series(
                 "oom_kills",
@@ -155,24 +163,21 @@ impl PrometheusSource {
                 window,
             )
             .await?;
+        let oom_terminations = group_restarts(&self.extra_labels, oom, step_ms);
         // The lowest limit reading beside the highest: series that disagree (two
         // kube-state-metrics replicas, one stale) are told apart.
         let lowest_limits = self.aggregate("min", &queries.limits, "");
         let queries = &self.trimmed(queries);
         let limits = self.limits_if(queries, lowest_limits, window).await?;
-
-        let mut batch = Batch {
+        Ok(Batch {
             limits,
+            working_sets,
+            restarts,
+            oom_terminations,
+            series_without_identity: dropped.without_identity,
+            twin_series: dropped.twins,
             ..Batch::default()
-        };
-        let mut dropped = Dropped::default();
-        batch.working_sets = group_working_sets(&self.extra_labels, working_set, &mut dropped);
-        batch.series_without_identity = dropped.without_identity;
-        batch.twin_series = dropped.twins;
-        let step_ms = window.step.as_millis() as i64;
-        batch.restarts = group_restarts(&self.extra_labels, restarts, step_ms);
-        batch.oom_terminations = group_restarts(&self.extra_labels, oom, step_ms);
-        Ok(batch)
+        })
     }
 
     /// Keeps only this replica's share of the containers.
@@ -249,6 +254,8 @@ impl PrometheusSource {
         lowest_limits: String,
         at: i64,
     ) -> Result<Vec<LimitReading>, SourceError> {
+        // Each answer keyed by container as it arrives (see `fetch_with`).
+        let extra_labels = &self.extra_labels;
         let instant = |what: &'static str, query: Option<String>| {
             let client = self.client.clone();
             async move {
@@ -257,6 +264,7 @@ impl PrometheusSource {
                     Some(q) => client
                         .query(&q, at)
                         .await
+                        .map(|answer| keyed(extra_labels, answer))
                         .map_err(|source| SourceError { what, source }),
                 }
             }
@@ -270,8 +278,8 @@ impl PrometheusSource {
             ),
             instant("cadvisor_limits", queries.cadvisor_limits.clone()),
         )?;
-        let mut limits = merge_limits(&self.extra_labels, &ksm, &init, &cadvisor);
-        let disagreements = take_the_lower(&self.extra_labels, &mut limits, &ksm_low);
+        let mut limits = merge_limits(&ksm, &init, &cadvisor);
+        let disagreements = take_the_lower(&mut limits, &ksm_low);
         let mut warned = self.disagreeing.lock().unwrap_or_else(|e| e.into_inner());
         for (key, low, high) in disagreements {
             if warned.insert(key.clone()) {
@@ -534,14 +542,13 @@ fn group_restarts(
 /// alert early is better than one against a limit the kernel does not enforce.
 /// Returns each such container with its lower and higher limit.
 pub fn take_the_lower(
-    extra_labels: &[String],
     limits: &mut [LimitReading],
-    lows: &[InstantSample],
+    lows: &[(ContainerKey, f64)],
 ) -> Vec<(ContainerKey, f64, f64)> {
-    let lows: rustc_hash::FxHashMap<ContainerKey, f64> = lows
+    let lows: rustc_hash::FxHashMap<&ContainerKey, f64> = lows
         .iter()
-        .filter(|s| s.value > 0.0 && s.value < UNLIMITED_ABOVE_BYTES)
-        .filter_map(|s| Some((ContainerKey::from_labels(&s.labels, extra_labels)?, s.value)))
+        .filter(|(_, value)| *value > 0.0 && *value < UNLIMITED_ABOVE_BYTES)
+        .map(|(key, value)| (key, *value))
         .collect();
     let mut disagreements = Vec::new();
     for reading in limits.iter_mut() {
@@ -559,13 +566,21 @@ pub fn take_the_lower(
     disagreements
 }
 
+/// An instant answer's readings by container, its label maps dropped as they are
+/// read; series without a container's identity are left out.
+pub fn keyed(extra_labels: &[String], answer: Vec<InstantSample>) -> Vec<(ContainerKey, f64)> {
+    answer
+        .into_iter()
+        .filter_map(|s| Some((ContainerKey::from_labels(&s.labels, extra_labels)?, s.value)))
+        .collect()
+}
+
 /// One limit per container: kube-state-metrics first, then its init-container (native
-/// sidecar) series, then cAdvisor.
+/// sidecar) series, then cAdvisor (each [`keyed`]).
 pub fn merge_limits(
-    extra_labels: &[String],
-    ksm: &[InstantSample],
-    init: &[InstantSample],
-    cadvisor: &[InstantSample],
+    ksm: &[(ContainerKey, f64)],
+    init: &[(ContainerKey, f64)],
+    cadvisor: &[(ContainerKey, f64)],
 ) -> Vec<LimitReading> {
     let mut limits: rustc_hash::FxHashMap<ContainerKey, LimitReading> = Default::default();
     let sources = [
@@ -574,14 +589,13 @@ pub fn merge_limits(
         (LimitSource::Cadvisor, cadvisor),
     ];
     for (source, samples) in sources {
-        for s in samples {
-            let Some(key) = ContainerKey::from_labels(&s.labels, extra_labels) else {
-                continue;
-            };
-            let bytes = (s.value > 0.0 && s.value < UNLIMITED_ABOVE_BYTES).then_some(s.value);
-            limits
-                .entry(key.clone())
-                .or_insert(LimitReading { key, bytes, source });
+        for (key, value) in samples {
+            let bytes = (*value > 0.0 && *value < UNLIMITED_ABOVE_BYTES).then_some(*value);
+            limits.entry(key.clone()).or_insert(LimitReading {
+                key: key.clone(),
+                bytes,
+                source,
+            });
         }
     }
     let mut out: Vec<LimitReading> = limits.into_values().collect();
@@ -665,12 +679,14 @@ mod tests {
             .collect()
     }
 
-    fn instant(pairs: &[(&str, &str)], value: f64) -> InstantSample {
-        InstantSample {
+    /// A reading as an instant answer brings it, keyed by container.
+    fn instant(pairs: &[(&str, &str)], value: f64) -> (ContainerKey, f64) {
+        let answer = vec![InstantSample {
             labels: labels(pairs),
             at: 0,
             value,
-        }
+        }];
+        keyed(&[], answer).pop().expect("a container's labels")
     }
 
     /// Issue 18: two kube-state-metrics replicas disagreeing on a limit (128Mi and
@@ -680,7 +696,6 @@ mod tests {
         let app = [("namespace", "prod"), ("pod", "p"), ("container", "app")];
         let other = [("namespace", "prod"), ("pod", "p"), ("container", "other")];
         let mut limits = merge_limits(
-            &[],
             &[
                 instant(&app, 512.0 * 1048576.0),
                 instant(&other, 64.0 * 1048576.0),
@@ -689,7 +704,6 @@ mod tests {
             &[],
         );
         let found = take_the_lower(
-            &[],
             &mut limits,
             &[
                 instant(&app, 128.0 * 1048576.0),
@@ -715,7 +729,6 @@ mod tests {
         let bare = [("namespace", "prod"), ("pod", "q"), ("container", "app")];
         let unlimited = [("namespace", "prod"), ("pod", "q"), ("container", "free")];
         let merged = merge_limits(
-            &[],
             &[instant(&app, 256.0 * 1048576.0)],
             &[instant(&sidecar, 128.0 * 1048576.0)],
             &[
