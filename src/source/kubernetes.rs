@@ -51,12 +51,27 @@ impl PrometheusSource {
     /// `query` aggregated with `aggregation` (`max`, `min`) by the identity labels
     /// and `extra_identity`.
     fn aggregate(&self, aggregation: &str, query: &str, extra_identity: &str) -> String {
-        let mut labels = vec!["namespace", "pod", "container"];
-        labels.extend(self.extra_labels.iter().map(String::as_str));
         format!(
-            "{aggregation} by ({}{extra_identity}) ({query})",
-            labels.join(", ")
+            "{aggregation} by ({}) ({query})",
+            self.kept_labels(extra_identity).join(", ")
         )
+    }
+
+    /// The labels headroom reads of a series: the identity labels, and
+    /// `extra_identity` (", id" for the working set's cgroup).
+    fn kept_labels(&self, extra_identity: &str) -> Vec<String> {
+        ["namespace", "pod", "container"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(self.extra_labels.iter().cloned())
+            .chain(
+                extra_identity
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string),
+            )
+            .collect()
     }
 
     fn trimmed(&self, queries: &Queries) -> Queries {
@@ -101,11 +116,12 @@ impl PrometheusSource {
                 // is read at the next one; what the store already has is ignored.
                 let step_ms = window.step.as_millis() as i64;
                 let start = start - LATE_STEPS * step_ms;
+                let keep = self.kept_labels(extra_identity);
                 let mut all = Vec::new();
                 for selector in selectors {
                     all.extend(
                         self.client
-                            .read_raw(&selector, start - step_ms, window.end, window.step)
+                            .read_raw(&selector, start - step_ms, window.end, window.step, &keep)
                             .await
                             .map_err(error)?,
                     );
