@@ -952,8 +952,6 @@ fn analyze_seasonal(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
     Some(a)
 }
 
-/// Trend analysis on `points` (bin means, possibly deseasonalized): regime, then a
-/// line or, when its bend is significant, a parabola; peak offset from the bins' max.
 /// The parabola over `regime`, with its residuals' autocorrelation, when its bend
 /// counts: its z-score, corrected for that autocorrelation, passes the growth
 /// threshold, and acceleration only on a regime at least `min_history` long (minutes
@@ -978,6 +976,8 @@ fn significant_curve(
     })
 }
 
+/// Trend analysis on `points` (bin means, possibly deseasonalized): regime, then a
+/// line or, when its bend is significant, a parabola; peak offset from the bins' max.
 fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Option<Analysis> {
     let n = points.len();
     let width = (points[n - 1].t - points[0].t) / (n - 1).max(1) as f64;

@@ -141,8 +141,9 @@ impl PrometheusSource {
         }
     }
 
-    /// One query after another, so that at most one answer is in memory at a time
-    /// (a backfill's answers are the big ones; a poll's are small and quick anyway).
+    /// One query after another, each answer grouped or keyed as it arrives, so that
+    /// at most one answer's label maps are in memory at a time (the four limit
+    /// queries run together, but each is keyed as soon as it is parsed).
     async fn fetch_with(&self, queries: &Queries, window: Window) -> Result<Batch, SourceError> {
         // Each answer is turned into its containers' series as soon as it is read, so
         // its label maps (several hundred bytes a series) are gone before the next
