@@ -296,6 +296,26 @@ fn autocorrelation(residuals: impl Iterator<Item = f64>) -> f64 {
     (cov / var).clamp(-1.0, 1.0)
 }
 
+/// The weighted mean time of `points` and the furthest any lies from it: times
+/// centred and scaled by these keep the normal equations of a fit well conditioned.
+/// `None` without weight or spread.
+fn centre_and_scale(points: &[Point]) -> Option<(f64, f64)> {
+    let (mut w, mut wt) = (-0.0f64, -0.0f64);
+    for p in points {
+        w += p.w;
+        wt += p.w * p.t;
+    }
+    if w <= 0.0 {
+        return None;
+    }
+    let center = wt / w;
+    let scale = points
+        .iter()
+        .map(|p| (p.t - center).abs())
+        .fold(0.0f64, f64::max);
+    (scale > 0.0 && scale.is_finite()).then_some((center, scale))
+}
+
 /// Where two lines joined at a point (a hinge) fit best: `points[at]` is the knee,
 /// with the least-squares line before it and another, starting where the first ends,
 /// after it.
@@ -318,24 +338,9 @@ pub fn fit_knee(points: &[Point], min_len: usize) -> Option<Knee> {
     if n < 2 * min_len {
         return None;
     }
-    // Centred and scaled, so the normal equations stay well conditioned.
-    let (mut w, mut wt, mut wy) = (0.0f64, 0.0f64, 0.0f64);
-    for p in points {
-        w += p.w;
-        wt += p.w * p.t;
-        wy += p.w * p.y;
-    }
-    if w <= 0.0 {
-        return None;
-    }
-    let (center, y_mean) = (wt / w, wy / w);
-    let scale = points
-        .iter()
-        .map(|p| (p.t - center).abs())
-        .fold(0.0f64, f64::max);
-    if scale <= 0.0 || !scale.is_finite() {
-        return None;
-    }
+    let (center, scale) = centre_and_scale(points)?;
+    let weight: f64 = points.iter().map(|p| p.w).sum();
+    let y_mean = points.iter().map(|p| p.w * p.y).sum::<f64>() / weight;
     let u = |p: &Point| (p.t - center) / scale;
     let mut total = Sums::default();
     for p in points {
@@ -384,22 +389,7 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     if points.len() < 5 {
         return None;
     }
-    let (mut w, mut wt) = (-0.0f64, -0.0f64);
-    for p in points {
-        w += p.w;
-        wt += p.w * p.t;
-    }
-    if w <= 0.0 {
-        return None;
-    }
-    let center = wt / w;
-    let scale = points
-        .iter()
-        .map(|p| (p.t - center).abs())
-        .fold(0.0f64, f64::max);
-    if scale <= 0.0 || !scale.is_finite() {
-        return None;
-    }
+    let (center, scale) = centre_and_scale(points)?;
     let inv_scale = 1.0 / scale;
     let mut s = [0.0f64; 5];
     let mut r = [0.0f64; 3];
