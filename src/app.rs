@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::backtest::{self, ReplayParams};
 use crate::cli::{
@@ -256,7 +256,7 @@ async fn demo(
     println!("  status page  http://{}/", args.listen);
     println!("  forecasts    http://{}/api/v1/forecasts", args.listen);
     println!("  metrics      http://{}/metrics", args.listen);
-    println!("payment-service-7f8b9c6d4-xk2nm was rolled out at {} with trace sampling at 100%; its istio-proxy sidecar has a 128Mi limit.\n", &crate::vocab::rfc3339(rollout)[11..16]);
+    println!("payment-service-7f8b9c6d4-xk2nm was rolled out at {} with trace sampling at 100%; its istio-proxy sidecar has a 128Mi limit.\n", crate::vocab::Rfc3339(rollout).clock());
     let mut options = LoopOptions::from_config(config);
     options.speed = args.speed;
     options.stop_at = (!args.forever).then_some(oom + 15 * 60_000);
@@ -286,7 +286,7 @@ async fn demo(
     };
     println!(
         "\ndemo over: the sidecar reached its limit at {} and was restarted{after}; {quiet}.",
-        &crate::vocab::rfc3339(oom)[11..16]
+        crate::vocab::Rfc3339(oom).clock()
     );
     Ok(())
 }
@@ -607,8 +607,8 @@ async fn history_from_prometheus(
 
 /// Parses `--at`: RFC 3339, or Unix seconds.
 pub fn parse_instant(text: &str) -> Result<TimestampMs, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
-        return Ok(t.timestamp_millis());
+    if let Some(t) = crate::vocab::Rfc3339::parse(text.trim()) {
+        return Ok(t.0);
     }
     if let Ok(seconds) = text.trim().parse::<f64>() {
         if seconds.is_finite() {

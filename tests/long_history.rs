@@ -96,8 +96,12 @@ async fn the_long_tier_is_read_back_a_day_a_poll() {
         hours(&pipeline, "worker")
     );
     assert!(!pipeline.long_history_read());
+    // What `/readyz` says: none of the 4 days before the first poll's pieces.
+    assert_eq!(pipeline.long_history_days(), (0.0, 4.0));
     for i in 1..=4 {
         pipeline.poll(now + i * 30_000).await.unwrap();
+        // A day a poll, as the log says it too.
+        assert_eq!(pipeline.long_history_days(), (i as f64, 4.0), "poll {i}");
     }
     assert!(pipeline.long_history_read());
     let worker = pipeline.store().get(&key("worker")).unwrap();

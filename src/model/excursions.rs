@@ -155,7 +155,7 @@ impl PeakTrend {
             return None;
         }
         let seconds = (room / slope).max(0.0);
-        if seconds > MAX_EXTRAPOLATION * self.days as f64 * 86_400.0 {
+        if seconds > MAX_EXTRAPOLATION * (self.days as i64 * DAY_MS) as f64 / 1000.0 {
             return None;
         }
         let upper = (slope > margin).then(|| (room / (slope - margin)).max(0.0));
@@ -352,7 +352,7 @@ impl Record {
             forecast.growth_bytes_per_second = Some(peaks.growth_bytes_per_second);
             if peaks.at_ms > 0 {
                 // The growth it reports is the days of peaks it stands on.
-                forecast.onset = Some(peaks.at_ms - peaks.days as i64 * 86_400_000);
+                forecast.onset = Some(peaks.at_ms - peaks.days as i64 * DAY_MS);
             }
             forecast.severity = params.severity_for(Some(eta.seconds), 1.0);
             forecast.time_to_limit = Some(eta);

@@ -278,7 +278,9 @@ mod tests {
             );
             assert_eq!(kept.working_set_bytes, fresh.working_set_bytes);
             // The hour's high: exact when fitted, never lower when kept.
-            let hour = &samples[samples.partition_point(|s| s.at < now - 3_600_000)..to];
+            let hour = &samples[samples
+                .partition_point(|s| s.at < now - crate::model::forecast::HIGH_WINDOW_MS)
+                ..to];
             let high = hour
                 .iter()
                 .map(|s| s.bytes)

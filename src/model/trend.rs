@@ -523,6 +523,13 @@ fn invert3(m: [[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
     Some(out)
 }
 
+/// The Bayesian information criterion of a fit to `n` points with residual sum of
+/// squares `sse` and `params` parameters (its variance counted): lower is better.
+pub fn bic(sse: f64, n: usize, params: f64) -> f64 {
+    let n = n as f64;
+    n * (sse.max(1e-12) / n).ln() + params * n.ln()
+}
+
 /// Finds where the last regime begins in `points[begin..]`: repeatedly splits the
 /// tail into two independent lines where that lowers the Bayesian information
 /// criterion by more than `min_gain` below both one line and one parabola over the
@@ -551,10 +558,7 @@ pub fn regime_search(
         let Some(whole) = sums.line(start, points.len()) else {
             break;
         };
-        let bic = |sse: f64, params: f64| {
-            let nf = n as f64;
-            nf * (sse.max(1e-12) / nf).ln() + params * nf.ln()
-        };
+        let bic = |sse: f64, params: f64| bic(sse, n, params);
         let parabola = fit_parabola(&points[start..]);
         last_curve = Some((start, parabola));
         let curve = parabola.map_or(f64::INFINITY, |p| bic(p.sse, 4.0));

@@ -381,11 +381,10 @@ impl<S: Source> Pipeline<S> {
         let series = self.source.long_history(from, until).await?;
         let took = self.store.backfill_long(&series);
         self.long_until = Some(from);
-        let total = self.long_backfill_ms as f64 / DAY_MS as f64;
-        let done = (self.long_backfill_ms - (from - self.long_from)) as f64 / DAY_MS as f64;
+        let (done, total) = self.long_history_days();
         tracing::info!(
             containers = took,
-            "long history: {done:.0} of {total:.0} days read back"
+            "long history: {done} of {total} days read back"
         );
         Ok(())
     }

@@ -44,13 +44,13 @@ impl PrometheusSource {
 
     /// Wraps a query in `max by (<identity labels>)`, so Prometheus sends only the
     /// labels headroom uses: a poll's answers shrink several times over.
-    fn trim(&self, query: &str, extra_identity: &str) -> String {
+    fn trim(&self, query: &str, extra_identity: &[&str]) -> String {
         self.aggregate("max", query, extra_identity)
     }
 
     /// `query` aggregated with `aggregation` (`max`, `min`) by the identity labels
     /// and `extra_identity`.
-    fn aggregate(&self, aggregation: &str, query: &str, extra_identity: &str) -> String {
+    fn aggregate(&self, aggregation: &str, query: &str, extra_identity: &[&str]) -> String {
         format!(
             "{aggregation} by ({}) ({query})",
             self.kept_labels(extra_identity).join(", ")
@@ -58,34 +58,28 @@ impl PrometheusSource {
     }
 
     /// The labels headroom reads of a series: the identity labels, and
-    /// `extra_identity` (", id" for the working set's cgroup).
-    fn kept_labels(&self, extra_identity: &str) -> Vec<String> {
+    /// `extra_identity` (`id` for the working set's cgroup).
+    fn kept_labels(&self, extra_identity: &[&str]) -> Vec<String> {
         ["namespace", "pod", "container"]
             .into_iter()
             .map(str::to_string)
             .chain(self.extra_labels.iter().cloned())
-            .chain(
-                extra_identity
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|name| !name.is_empty())
-                    .map(str::to_string),
-            )
+            .chain(extra_identity.iter().map(|name| name.to_string()))
             .collect()
     }
 
     fn trimmed(&self, queries: &Queries) -> Queries {
-        let wrap = |q: &str, extra: &str| self.trim(q, extra);
+        let wrap = |q: &str, extra: &[&str]| self.trim(q, extra);
         Queries {
-            working_set: wrap(&queries.working_set, ", id"),
-            limits: wrap(&queries.limits, ""),
+            working_set: wrap(&queries.working_set, &["id"]),
+            limits: wrap(&queries.limits, &[]),
             init_container_limits: queries
                 .init_container_limits
                 .as_deref()
-                .map(|q| wrap(q, "")),
-            cadvisor_limits: queries.cadvisor_limits.as_deref().map(|q| wrap(q, "")),
-            restarts: queries.restarts.as_deref().map(|q| wrap(q, "")),
-            oom_kills: queries.oom_kills.as_deref().map(|q| wrap(q, "")),
+                .map(|q| wrap(q, &[])),
+            cadvisor_limits: queries.cadvisor_limits.as_deref().map(|q| wrap(q, &[])),
+            restarts: queries.restarts.as_deref().map(|q| wrap(q, &[])),
+            oom_kills: queries.oom_kills.as_deref().map(|q| wrap(q, &[])),
         }
     }
 
@@ -98,7 +92,7 @@ impl PrometheusSource {
         &self,
         what: &'static str,
         query: Option<&str>,
-        extra_identity: &str,
+        extra_identity: &[&str],
         start: Option<super::TimestampMs>,
         window: Window,
     ) -> Result<Vec<RangeSeries>, SourceError> {
@@ -154,7 +148,7 @@ impl PrometheusSource {
             .series(
                 "working_set",
                 Some(&queries.working_set),
-                ", id",
+                &["id"],
                 Some(window.start),
                 window,
             )
@@ -165,7 +159,7 @@ impl PrometheusSource {
             .series(
                 "restarts",
                 queries.restarts.as_deref(),
-                "",
+                &[],
                 window.restarts_from,
                 window,
             )
@@ -175,7 +169,7 @@ impl PrometheusSource {
             .series(
                 "oom_kills",
                 queries.oom_kills.as_deref(),
-                "",
+                &[],
                 window.restarts_from,
                 window,
             )
@@ -183,7 +177,7 @@ impl PrometheusSource {
         let oom_terminations = group_restarts(&self.extra_labels, oom, step_ms);
         // The lowest limit reading beside the highest: series that disagree (two
         // kube-state-metrics replicas, one stale) are told apart.
-        let lowest_limits = self.aggregate("min", &queries.limits, "");
+        let lowest_limits = self.aggregate("min", &queries.limits, &[]);
         let queries = &self.trimmed(queries);
         let limits = self.limits_if(queries, lowest_limits, window).await?;
         Ok(Batch {
@@ -295,7 +289,7 @@ impl PrometheusSource {
             ),
             instant("cadvisor_limits", queries.cadvisor_limits.clone()),
         )?;
-        let mut limits = merge_limits(&ksm, &init, &cadvisor);
+        let mut limits = merge_limits(ksm, init, cadvisor);
         let disagreements = take_the_lower(&mut limits, &ksm_low);
         let mut warned = self.disagreeing.lock().unwrap_or_else(|e| e.into_inner());
         for (key, low, high) in disagreements {
@@ -593,13 +587,14 @@ pub fn keyed(extra_labels: &[String], answer: Vec<InstantSample>) -> Vec<(Contai
 }
 
 /// One limit per container: kube-state-metrics first, then its init-container (native
-/// sidecar) series, then cAdvisor (each [`keyed`]).
+/// sidecar) series, then cAdvisor (each [`keyed`]), each key moved, not copied.
 pub fn merge_limits(
-    ksm: &[(ContainerKey, f64)],
-    init: &[(ContainerKey, f64)],
-    cadvisor: &[(ContainerKey, f64)],
+    ksm: Vec<(ContainerKey, f64)>,
+    init: Vec<(ContainerKey, f64)>,
+    cadvisor: Vec<(ContainerKey, f64)>,
 ) -> Vec<LimitReading> {
-    let mut limits: rustc_hash::FxHashMap<ContainerKey, LimitReading> = Default::default();
+    let mut limits: rustc_hash::FxHashMap<ContainerKey, (Option<f64>, LimitSource)> =
+        Default::default();
     let sources = [
         (LimitSource::KubeStateMetrics, ksm),
         (LimitSource::KubeStateMetricsInit, init),
@@ -607,15 +602,14 @@ pub fn merge_limits(
     ];
     for (source, samples) in sources {
         for (key, value) in samples {
-            let bytes = (*value > 0.0 && *value < UNLIMITED_ABOVE_BYTES).then_some(*value);
-            limits.entry(key.clone()).or_insert(LimitReading {
-                key: key.clone(),
-                bytes,
-                source,
-            });
+            let bytes = (value > 0.0 && value < UNLIMITED_ABOVE_BYTES).then_some(value);
+            limits.entry(key).or_insert((bytes, source));
         }
     }
-    let mut out: Vec<LimitReading> = limits.into_values().collect();
+    let mut out: Vec<LimitReading> = limits
+        .into_iter()
+        .map(|(key, (bytes, source))| LimitReading { key, bytes, source })
+        .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out
 }
@@ -713,12 +707,12 @@ mod tests {
         let app = [("namespace", "prod"), ("pod", "p"), ("container", "app")];
         let other = [("namespace", "prod"), ("pod", "p"), ("container", "other")];
         let mut limits = merge_limits(
-            &[
+            vec![
                 instant(&app, 512.0 * 1048576.0),
                 instant(&other, 64.0 * 1048576.0),
             ],
-            &[],
-            &[],
+            vec![],
+            vec![],
         );
         let found = take_the_lower(
             &mut limits,
@@ -746,9 +740,9 @@ mod tests {
         let bare = [("namespace", "prod"), ("pod", "q"), ("container", "app")];
         let unlimited = [("namespace", "prod"), ("pod", "q"), ("container", "free")];
         let merged = merge_limits(
-            &[instant(&app, 256.0 * 1048576.0)],
-            &[instant(&sidecar, 128.0 * 1048576.0)],
-            &[
+            vec![instant(&app, 256.0 * 1048576.0)],
+            vec![instant(&sidecar, 128.0 * 1048576.0)],
+            vec![
                 instant(&app, 1.0),
                 instant(&sidecar, 1.0),
                 instant(&bare, 64.0 * 1048576.0),

@@ -544,10 +544,10 @@ fn kept_labels<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Labe
             KEEP_LABELS.with(|keep| {
                 let keep = keep.borrow();
                 let mut labels = Labels::new();
-                while let Some(name) = map.next_key::<String>()? {
-                    let wanted = keep.as_ref().is_none_or(|k| k.contains(&name));
+                while let Some(LabelName(name)) = map.next_key()? {
+                    let wanted = keep.as_ref().is_none_or(|k| k.iter().any(|n| *n == name));
                     if wanted {
-                        labels.insert(name, map.next_value()?);
+                        labels.insert(name.into_owned(), map.next_value()?);
                     } else {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
@@ -557,6 +557,29 @@ fn kept_labels<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Labe
         }
     }
     deserializer.deserialize_map(Visitor)
+}
+
+/// A label name, borrowed from the answer where its JSON allows (no escapes): the
+/// labels [`kept_labels`] skips are never allocated.
+struct LabelName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for LabelName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = LabelName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a label name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<LabelName<'de>, E> {
+                Ok(LabelName(name.into()))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<LabelName<'de>, E> {
+                Ok(LabelName(name.to_owned().into()))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 /// A result list that stops at the thread's [`SERIES_CAP`].
@@ -807,6 +830,21 @@ mod tests {
         let (saved, _) = parse_range_response(body).unwrap();
         let saved: Vec<_> = saved[0].labels.keys().cloned().collect();
         assert_eq!(saved.join(","), all);
+        // A name written with escapes is read as the name it spells.
+        let escaped = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"na\u006despace":"n","im\u0061ge":"i"},"values":[[1700000000,"5"]]}]}}"#;
+        let Ok(ApiResponse {
+            data: Some(Data::Matrix(Capped(series))),
+            ..
+        }) = parse_capped(escaped, 10, Some(&keep)).0
+        else {
+            panic!("a matrix");
+        };
+        assert_eq!(
+            series[0].metric.get("namespace").map(String::as_str),
+            Some("n")
+        );
+        assert_eq!(series[0].metric.len(), 1);
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl Rfc3339 {
     /// The time of day in UTC, `14:12`.
     pub fn clock(&self) -> String {
         let text = rfc3339(self.0);
-        text.get(11..16).map_or(text.clone(), String::from)
+        text.get(11..16).map_or_else(|| text.clone(), String::from)
     }
 }
 
