@@ -79,6 +79,7 @@ fn main() {
             start: samples[0].at,
             latest: samples[samples.len() - 1],
             step_ms: STEP_MS,
+            daily: None,
         };
         let first = memo.forecast(
             facts,

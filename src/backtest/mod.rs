@@ -161,12 +161,14 @@ pub fn replay_with_long(
             .checked_sub(1)
             .map(|p| segments[p].as_slice())
             .filter(|p| p.first().is_some_and(|s| s.at >= at - params.lookback_ms));
+        let daily = long.record().daily;
         let mut forecast = match (segment.first(), window.last()) {
             (Some(first), Some(&latest)) if !params.refit_every_step => memo.forecast(
                 SegmentFacts {
                     start: first.at,
                     latest,
                     step_ms: params.step_ms,
+                    daily,
                 },
                 || Cow::Borrowed(window),
                 || previous.map(Cow::Borrowed),
@@ -174,7 +176,14 @@ pub fn replay_with_long(
                 at,
                 &params.forecast,
             ),
-            _ => model::forecast_after(window, previous, limit_bytes, at, &params.forecast),
+            _ => model::forecast::forecast_in_cycle(
+                window,
+                previous,
+                daily.as_ref(),
+                limit_bytes,
+                at,
+                &params.forecast,
+            ),
         };
         long.record()
             .apply(&mut forecast, limit_bytes, &params.forecast);

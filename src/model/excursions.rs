@@ -8,6 +8,7 @@
 //! (`store::long`), the pipeline and the replay apply [`Record::known_behaviour`] to
 //! each forecast.
 
+use super::daily::{daily_cycle, DailyCycle};
 use super::forecast::{
     t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, HOUR_MS,
     MAX_EXTRAPOLATION, MODEL_ERROR,
@@ -83,6 +84,8 @@ pub struct Record {
     /// A line through those daily peaks, when there are [`PEAK_TREND_DAYS`] days or
     /// more: slow growth over days, which hours of fine history cannot show.
     pub peaks: Option<PeakTrend>,
+    /// The current incarnation's daily cycle, when its hours show one.
+    pub daily: Option<DailyCycle>,
 }
 
 /// A day (ms).
@@ -254,7 +257,7 @@ impl Record {
             .rev()
             .take_while(|(i, _)| !restarted(*i))
             .map(|(_, h)| h);
-        let peaks = daily_peaks(incarnation);
+        let peaks = daily_peaks(incarnation.clone());
         by_day.sort_by(|a, b| b.total_cmp(a));
         Record {
             recovered_peak_bytes: recovered_peak,
@@ -263,6 +266,7 @@ impl Record {
             hours: hours.flatten().count(),
             margin_bytes: peak_margin(&peaks),
             peaks: peak_trend(&peaks),
+            daily: daily_cycle(incarnation),
         }
     }
 

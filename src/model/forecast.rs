@@ -52,6 +52,7 @@ use std::borrow::Cow;
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use super::daily::DailyCycle;
 use super::recurrence::follows_previous;
 use super::trend::{
     autocorrelation_inflation, bic, fit_knee, fit_line, fit_parabola, fit_saturation,
@@ -254,6 +255,20 @@ pub fn forecast_after(
     now: i64,
     params: &ForecastParams,
 ) -> Forecast {
+    forecast_in_cycle(samples, previous, None, limit_bytes, now, params)
+}
+
+/// [`forecast_after`], given also the container's daily cycle from its long history
+/// (see [`super::daily`]): the samples are read without it, and the limit is reached
+/// where trend and cycle together reach it.
+pub fn forecast_in_cycle(
+    samples: &[Sample],
+    previous: Option<&[Sample]>,
+    daily: Option<&DailyCycle>,
+    limit_bytes: Option<f64>,
+    now: i64,
+    params: &ForecastParams,
+) -> Forecast {
     let samples = clean(samples);
     let samples = &samples[..samples.partition_point(|s| s.at <= now)];
     let working_set_bytes = samples.last().map_or(f64::NAN, |s| s.bytes);
@@ -307,11 +322,25 @@ pub fn forecast_after(
         }
         return out;
     }
-    let bins = make_bins(samples, now);
+    // The daily cycle is taken out of each sample, so that bins hold what is left.
+    let season = daily.map(|d| Season::of(d, now));
+    let bins = match &season {
+        Some(season) => {
+            let without: Vec<Sample> = samples
+                .iter()
+                .map(|s| Sample {
+                    at: s.at,
+                    bytes: s.bytes - season.between((s.at - now) as f64 / 1000.0),
+                })
+                .collect();
+            make_bins(&without, now)
+        }
+        None => make_bins(samples, now),
+    };
     if bins.len() < 4 {
         return out;
     }
-    let Some(analysis) = analyze(&bins, params) else {
+    let Some(analysis) = analyze(&bins, season, params) else {
         return out;
     };
     out.onset = Some(now + (analysis.onset_seconds * 1000.0) as i64);
@@ -339,7 +368,13 @@ pub fn forecast_after(
     let Some(limit) = limit else {
         return out;
     };
-    if !matches!(out.pattern, Pattern::Leak | Pattern::SawtoothLeak) {
+    // A daily cycle whose peak, on the level held now, reaches the limit does so
+    // within a day, growing or not.
+    let peak_reaches = analysis
+        .season
+        .as_ref()
+        .is_some_and(|s| analysis.level_now + analysis.peak_offset + s.peak() >= limit);
+    if !matches!(out.pattern, Pattern::Leak | Pattern::SawtoothLeak) && !peak_reaches {
         return out;
     }
     let eta = time_to_limit(&analysis, limit);
@@ -466,11 +501,28 @@ struct Season {
 }
 
 impl Season {
+    /// `daily` as a profile of quarter hours, on the bins' time axis (`now` is 0).
+    fn of(daily: &DailyCycle, now: i64) -> Season {
+        Season {
+            profile: (0..96).map(|q| daily.at(now + q * 900_000)).collect(),
+        }
+    }
+
     /// The profile at `t` seconds relative to the same `now` the bins used.
     fn at(&self, t: f64) -> f64 {
         let phases = self.profile.len();
         let phase = (t.rem_euclid(DAY_SECONDS) / DAY_SECONDS * phases as f64) as usize % phases;
         self.profile[phase]
+    }
+
+    /// The profile at `t`, between its phases on a line: a cycle from the long
+    /// history taken out of each sample, without steps a quarter hour apart.
+    fn between(&self, t: f64) -> f64 {
+        let phases = self.profile.len();
+        let x = t.rem_euclid(DAY_SECONDS) / DAY_SECONDS * phases as f64;
+        let i = (x as usize).min(phases - 1);
+        let f = x - i as f64;
+        self.profile[i] * (1.0 - f) + self.profile[(i + 1) % phases] * f
     }
 
     fn peak(&self) -> f64 {
@@ -516,7 +568,7 @@ impl Analysis {
     }
 }
 
-fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
+fn analyze(bins: &[Bin], season: Option<Season>, params: &ForecastParams) -> Option<Analysis> {
     let releases = releases(bins);
     let mut bins = bins;
     if releases.len() >= 2 {
@@ -528,6 +580,12 @@ fn analyze(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
             Ok(quiet) => return Some(quiet),
             Err(after) => bins = after,
         }
+    }
+    if let Some(season) = season {
+        // `bins` are of samples the season was taken out of.
+        let mut a = trend_of_means(bins, params)?;
+        a.season = Some(season);
+        return Some(a);
     }
     let span = bins[bins.len() - 1].t - bins[0].t;
     if span >= 1.5 * DAY_SECONDS {
@@ -1224,7 +1282,13 @@ fn seasonal_time_to_limit(a: &Analysis, season: &Season, limit: f64) -> Option<T
         if level + season.at(0.0) >= limit {
             return Some(0.0);
         }
-        if slope <= 0.0 || level + season.peak() + slope * MAX_SECONDS < limit {
+        if slope <= 0.0 {
+            // The level held: the next day's peaks, if they reach it.
+            return (0..=2 * season.profile.len())
+                .map(|k| k as f64 * step)
+                .find(|&t| level + season.at(t) >= limit);
+        }
+        if level + season.peak() + slope * MAX_SECONDS < limit {
             return None;
         }
         // Skip ahead to the first day on which even the daily peak could reach it.
@@ -1357,6 +1421,77 @@ mod tests {
         let eta = accelerated_eta(1.0, 0.01, 10_000.0, 600.0);
         let expected = 600.0 + (10_000.0 - 600.0 - 3_600.0) / 13.0;
         assert!((eta - expected).abs() < 1e-6, "{eta}");
+    }
+
+    /// A leak under a daily cycle: six hours of fine history see a quarter of the
+    /// day, the long history's hours the whole cycle. Read without it, the upswing
+    /// adds to the growth and the downswing hides it; read with it, the time to
+    /// limit is when trend and cycle together reach the limit.
+    #[test]
+    fn a_daily_cycle_from_the_long_history_is_read_out_of_the_samples() {
+        const DAY_MS: i64 = 86_400_000;
+        let t0 = 1_773_878_400_000i64; // midnight
+        let gib = 1073741824.0;
+        // 2 GiB, a 0.4 GiB daily swing peaking at 15:00, growing 0.1 GiB a day.
+        let series = |at: i64, rate_per_day: f64| {
+            let days = (at - t0) as f64 / DAY_MS as f64;
+            gib * (2.0 + rate_per_day * days + 0.2 * (std::f64::consts::TAU * (days - 0.375)).sin())
+        };
+        // The healthy one at noon, on the upswing; the leak at 21:00, on the
+        // downswing.
+        for (rate, hour) in [(0.0, 12), (0.1, 21)] {
+            // Three days of hours, then six hours of fine samples to `now`.
+            let now = t0 + 3 * DAY_MS + hour * HOUR_MS;
+            let hours: Vec<Option<crate::model::Hour>> = (0..(now - t0) / HOUR_MS)
+                .map(|h| {
+                    let mean = series(t0 + h * HOUR_MS + HOUR_MS / 2, rate);
+                    Some(crate::model::Hour { max: mean, mean })
+                })
+                .collect();
+            let daily = crate::model::daily::daily_cycle(hours.iter().rev().copied())
+                .map(|mut d| {
+                    // Phased from the end of the newest hour, as the store has it.
+                    d.at_ms = now;
+                    d
+                })
+                .expect("the hours show a cycle");
+            let samples: Vec<Sample> = (0..=720)
+                .map(|i| {
+                    let at = now - 6 * HOUR_MS + i * 30_000;
+                    Sample {
+                        at,
+                        bytes: series(at, rate),
+                    }
+                })
+                .collect();
+            let limit = 2.55 * gib;
+            let params = ForecastParams::default();
+            let blind = forecast(&samples, Some(limit), now, &params);
+            let seen = forecast_in_cycle(&samples, None, Some(&daily), Some(limit), now, &params);
+            // The first sample past the limit, from now on.
+            let truth = (0..10 * 24 * 60)
+                .map(|m| now + m * 60_000)
+                .find(|&at| series(at, rate) >= limit)
+                .map(|at| (at - now) as f64 / 1000.0);
+            if rate == 0.0 {
+                assert_eq!(truth, None);
+                assert_eq!(blind.pattern, Pattern::Leak, "the upswing: {blind:?}");
+                assert_eq!(seen.time_to_limit, None, "{seen:?}");
+                assert_eq!(seen.severity, Severity::None);
+            } else {
+                let truth = truth.expect("the leak reaches the limit at a peak");
+                let eta = seen.time_to_limit.expect("a time to limit").seconds;
+                assert!(
+                    (eta - truth).abs() < 0.1 * truth,
+                    "ETA {eta} s against {truth} s: {seen:?}"
+                );
+                let blind_eta = blind.time_to_limit.map_or(f64::INFINITY, |t| t.seconds);
+                assert!(
+                    (blind_eta - truth).abs() > 0.25 * truth,
+                    "the cycle made no difference: {blind:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -1953,7 +2088,7 @@ mod tests {
             if let (Some(first), Some(&latest)) = (samples.first(), samples.last()) {
                 for k in 0..4 {
                     kept.push(memo.forecast(
-                        crate::model::SegmentFacts { start: first.at, latest, step_ms: 30_000 },
+                        crate::model::SegmentFacts { start: first.at, latest, step_ms: 30_000, daily: None },
                         || Cow::Borrowed(&samples),
                         || Some(Cow::Borrowed(&previous)),
                         limit,
@@ -1986,7 +2121,7 @@ mod tests {
             let params = ForecastParams::default();
             let mut memo = crate::model::Memo::default();
             let kept = memo.forecast(
-                crate::model::SegmentFacts { start, latest: *current.last().unwrap(), step_ms: 30_000 },
+                crate::model::SegmentFacts { start, latest: *current.last().unwrap(), step_ms: 30_000, daily: None },
                 || Cow::Borrowed(&current),
                 || Some(Cow::Borrowed(&previous)),
                 Some(RUN_LIMIT),

@@ -5,6 +5,7 @@
 //! it is the part that must be exactly right, so it is the part easiest to test.
 
 pub mod alert;
+pub mod daily;
 pub mod excursions;
 pub mod forecast;
 pub mod recurrence;
@@ -12,6 +13,7 @@ pub mod reuse;
 pub mod trend;
 
 pub use alert::{AlertParams, AlertState, Context};
+pub use daily::DailyCycle;
 pub use excursions::{Hour, Record};
 pub use forecast::{
     forecast, forecast_after, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, Trend,

@@ -24,8 +24,9 @@
 //! time to limit, which is kept and aged like any other. At fleet scale most
 //! evaluations cost a comparison.
 
+use super::daily::DailyCycle;
 use super::forecast::{
-    bin_width_ms, forecast_after, Forecast, ForecastParams, Pattern, TimeToLimit,
+    bin_width_ms, forecast_in_cycle, Forecast, ForecastParams, Pattern, TimeToLimit,
 };
 use super::Sample;
 
@@ -62,6 +63,10 @@ pub struct SegmentFacts {
     /// The spacing of evaluations (ms): a kept fit is checked against at most one new
     /// sample per step; more (a catch-up) calls for a fit.
     pub step_ms: i64,
+    /// The container's daily cycle from its long history (see [`super::daily`]),
+    /// for the next fit: it changes as slowly as hours close, so a kept fit stands
+    /// until its refresh.
+    pub daily: Option<DailyCycle>,
 }
 
 impl Memo {
@@ -120,7 +125,14 @@ impl Memo {
         self.fits += 1;
         let samples = samples();
         let previous = previous();
-        let out = forecast_after(&samples, previous.as_deref(), limit_bytes, now, params);
+        let out = forecast_in_cycle(
+            &samples,
+            previous.as_deref(),
+            facts.daily.as_ref(),
+            limit_bytes,
+            now,
+            params,
+        );
         self.kept = None;
         if out.pattern != Pattern::InsufficientData {
             // The caller's samples are the lookback; the fit saw those up to now.
@@ -224,6 +236,7 @@ mod tests {
             start: samples[0].at,
             latest: *visible.last().unwrap(),
             step_ms: 30_000,
+            daily: None,
         };
         memo.forecast(
             facts,

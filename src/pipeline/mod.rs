@@ -473,6 +473,7 @@ impl<S: Source> Pipeline<S> {
                 start: segment.began,
                 latest,
                 step_ms: self.evaluation_step_ms,
+                daily: tracked.long.record().daily,
             };
             let mut forecast = followed.memo.forecast(
                 facts,

@@ -110,6 +110,9 @@ impl LongTier {
         if let Some(peaks) = &mut self.record.peaks {
             peaks.at_ms = end;
         }
+        if let Some(daily) = &mut self.record.daily {
+            daily.at_ms = end;
+        }
     }
 
     /// Notes that the container restarted at `at` (ms): what it reached before is not
