@@ -110,7 +110,7 @@ async fn the_long_tier_is_read_back_a_day_a_poll() {
         "three days of hours: {}",
         worker.long.hours()
     );
-    let record = worker.long.record();
+    let record = *worker.long.record();
     let gi = 1024.0 * MI;
     // The batch's highest 5-minute sample: 2.83-3 GiB, as the hours fall on them.
     assert!(
@@ -136,7 +136,7 @@ async fn the_long_tier_is_read_back_a_day_a_poll() {
     assert!(once.long_history_read());
     assert_eq!(
         once.store().get(&key("worker")).unwrap().long.record(),
-        record,
+        &record,
         "the same record as the daemon's, read a day a poll"
     );
 }

@@ -44,11 +44,30 @@ impl DailyCycle {
         c[0] * w.cos() + c[1] * w.sin() + c[2] * (2.0 * w).cos() + c[3] * (2.0 * w).sin()
     }
 
+    /// The cycle at `from` (ms since the epoch) and every `step` ms after, `count`
+    /// values: [`DailyCycle::at`] by rotation, two `sin_cos` in all.
+    pub fn every(&self, from: i64, step: i64, count: usize) -> impl Iterator<Item = f64> {
+        let day = 24.0 * 3_600_000.0;
+        let w = TAU * (from - self.at_ms) as f64 / day;
+        let dw = TAU * step as f64 / day;
+        let c = self.coefficients.map(f64::from);
+        let (s1, c1) = w.sin_cos();
+        let (ds, dc) = dw.sin_cos();
+        (0..count).scan((c1, s1), move |(cos, sin), _| {
+            // cos 2w = cos² − sin², sin 2w = 2 sin cos.
+            let v = c[0] * *cos
+                + c[1] * *sin
+                + c[2] * (*cos * *cos - *sin * *sin)
+                + c[3] * 2.0 * *sin * *cos;
+            (*cos, *sin) = (*cos * dc - *sin * ds, *sin * dc + *cos * ds);
+            Some(v)
+        })
+    }
+
     /// From its lowest to its highest over a day (bytes), to within a quarter hour.
     pub fn range(&self) -> f64 {
         let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
-        for quarter in 0..96 {
-            let v = self.at(self.at_ms + quarter * 900_000);
+        for v in self.every(self.at_ms, 900_000, 96) {
             low = low.min(v);
             high = high.max(v);
         }
@@ -59,14 +78,11 @@ impl DailyCycle {
 /// The daily cycle of the hours of one incarnation, newest first (`None` for an hour
 /// without samples), or `None` when they show none (see the module's documentation).
 pub fn daily_cycle(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<DailyCycle> {
-    // (hours before the end of the newest, mean), at each hour's middle.
-    let points: Vec<(f64, f64)> = newest_first
+    // (hours before the newest, mean); each hour is taken at its middle.
+    let points: Vec<(usize, f64)> = newest_first
         .take(MAX_HOURS)
         .enumerate()
-        .filter_map(|(ago, h)| {
-            h.filter(|h| h.mean.is_finite())
-                .map(|h| (-(ago as f64) - 0.5, h.mean))
-        })
+        .filter_map(|(ago, h)| h.filter(|h| h.mean.is_finite()).map(|h| (ago, h.mean)))
         .collect();
     let n = points.len();
     if n < MIN_HOURS {
@@ -84,38 +100,50 @@ pub fn daily_cycle(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<D
     // The trend: a line bending at each day's end, counted back from the newest
     // hour (hat functions on knots a day apart): it follows a leak that began on
     // any day, and cannot itself swing up and down within a day.
-    let knots = (-points[n - 1].0 / 24.0).ceil() as usize + 1;
+    let knots = (points[n - 1].0 as f64 + 0.5).div_euclid(24.0) as usize + 2;
     let m = knots + 4;
-    let row = |x: f64| {
-        let mut r = [0.0f64; MAX_PARAMS];
-        for (k, slot) in r.iter_mut().enumerate().take(knots) {
-            *slot = (1.0 - (x + 24.0 * k as f64).abs() / 24.0).max(0.0);
-        }
-        let w = TAU * x / 24.0;
-        r[knots..m].copy_from_slice(&[w.cos(), w.sin(), (2.0 * w).cos(), (2.0 * w).sin()]);
-        r
+    // The harmonics at each hour of the day, counted back from the newest hour's
+    // middle: hours a day apart share them.
+    let harmonics: [[f64; 4]; 24] = std::array::from_fn(|ago| {
+        let w = -TAU * (ago as f64 + 0.5) / 24.0;
+        let (s1, c1) = w.sin_cos();
+        let (s2, c2) = (2.0 * w).sin_cos();
+        [c1, s1, c2, s2]
+    });
+    // Each hour touches two knots and the four harmonics: six columns of the normal
+    // equations, not all of them.
+    let row = |ago: usize| {
+        let k = ago / 24;
+        let after = (ago as f64 + 0.5 - 24.0 * k as f64) / 24.0;
+        let h = harmonics[ago % 24];
+        [
+            (k, 1.0 - after),
+            (k + 1, after),
+            (knots, h[0]),
+            (knots + 1, h[1]),
+            (knots + 2, h[2]),
+            (knots + 3, h[3]),
+        ]
     };
     let mut a = [[0.0f64; MAX_PARAMS]; MAX_PARAMS];
     let mut b = [0.0f64; MAX_PARAMS];
     let mut yy = 0.0;
-    for &(x, y) in &points {
-        let r = row(x);
+    for &(ago, y) in &points {
+        let r = row(ago);
         let y = (y - mean_y) / scale;
         yy += y * y;
-        for i in 0..m {
-            b[i] += r[i] * y;
-            for j in 0..m {
-                a[i][j] += r[i] * r[j];
+        for &(i, ri) in &r {
+            b[i] += ri * y;
+            for &(j, rj) in &r {
+                a[i][j] += ri * rj;
             }
         }
     }
-    let sse = |size: usize| {
-        let x = solve(a, b, size)?;
-        Some(yy - (0..size).map(|i| x[i] * b[i]).sum::<f64>())
-    };
-    let sse_trend = sse(knots)?;
-    let full = solve(a, b, m)?;
-    let sse_full = yy - (0..m).map(|i| full[i] * b[i]).sum::<f64>();
+    // The trend's columns come first: eliminating them alone gives the trend's fit,
+    // and the harmonics' what they add to it, in one pass.
+    let (full, gains) = solve(a, b, m)?;
+    let sse_trend = yy - gains[..knots].iter().sum::<f64>();
+    let sse_full = yy - gains[..m].iter().sum::<f64>();
     // A trend that explains all leaves nothing for a cycle to explain.
     if sse_trend <= 1e-9 * yy || 1.0 - sse_full.max(0.0) / sse_trend < MIN_EXPLAINED {
         return None;
@@ -134,24 +162,29 @@ pub fn daily_cycle(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<D
 /// The most parameters fitted: a knot a day over [`MAX_HOURS`], and the harmonics.
 const MAX_PARAMS: usize = MAX_HOURS / 24 + 2 + 4;
 
-/// The first `size` equations of `a·x = b`, by Gaussian elimination with partial
-/// pivoting; `None` when singular.
+/// The first `size` equations of `a·x = b`, `a` symmetric positive definite (normal
+/// equations), by Gaussian elimination in order, without pivoting; with the share of
+/// `y·y` each column explains given those before it (their sum over the first `k`
+/// columns is what the fit of those `k` alone explains). `None` when singular.
 fn solve(
     mut a: [[f64; MAX_PARAMS]; MAX_PARAMS],
     mut b: [f64; MAX_PARAMS],
     size: usize,
-) -> Option<[f64; MAX_PARAMS]> {
+) -> Option<([f64; MAX_PARAMS], [f64; MAX_PARAMS])> {
+    let mut gains = [0.0; MAX_PARAMS];
     for col in 0..size {
-        let pivot = (col..size).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        if a[pivot][col].abs() < 1e-12 {
+        let d = a[col][col];
+        if d < 1e-12 {
             return None;
         }
-        a.swap(col, pivot);
-        b.swap(col, pivot);
+        gains[col] = b[col] * b[col] / d;
         let (done, rest) = a.split_at_mut(col + 1);
         let pivot_row = &done[col];
         for (row, r) in rest.iter_mut().enumerate().take(size - col - 1) {
-            let f = r[col] / pivot_row[col];
+            let f = r[col] / d;
+            if f == 0.0 {
+                continue;
+            }
             for (x, p) in r[col..size].iter_mut().zip(&pivot_row[col..size]) {
                 *x -= f * p;
             }
@@ -163,7 +196,7 @@ fn solve(
         let s: f64 = (row + 1..size).map(|k| a[row][k] * x[k]).sum();
         x[row] = (b[row] - s) / a[row][row];
     }
-    Some(x)
+    Some((x, gains))
 }
 
 #[cfg(test)]
@@ -198,6 +231,10 @@ mod tests {
             );
         }
         assert!((c.range() - 2e8).abs() < 2e6, "{}", c.range());
+        for (q, v) in c.every(-7_200_000, 900_000, 96).enumerate() {
+            let exact = c.at(-7_200_000 + q as i64 * 900_000);
+            assert!((v - exact).abs() < 1.0, "quarter {q}: {v} vs {exact}");
+        }
     }
 
     #[test]

@@ -51,6 +51,8 @@ struct Kept {
     floor: f64,
     /// The newest sample's time at the last evaluation.
     latest_at: i64,
+    /// The daily cycle when fitted (0 without one).
+    cycle_at_fit: f64,
 }
 
 /// What is cheap to know about a segment without unpacking it.
@@ -100,14 +102,21 @@ impl Memo {
                 Some(_) => kept.forecast.growth_bytes_per_second.unwrap_or(0.0),
                 None => 0.0,
             };
+            // A daily cycle's upswing since the fit is no news either: the fit took
+            // the cycle out of its samples.
             let allowed_high = kept.high + growth.max(0.0) * elapsed_seconds * GROWTH_SLACK;
+            let within_course = facts.latest.bytes <= allowed_high
+                || facts.daily.is_some_and(|d| {
+                    let rise = d.at(facts.latest.at) - kept.cycle_at_fit;
+                    facts.latest.bytes <= allowed_high + rise.max(0.0)
+                });
             if kept.segment_start == facts.start
                 && one_new_sample_at_most
                 && kept.limit_bits == limit_bytes.map(f64::to_bits)
                 && now >= kept.fitted_at
                 && now < kept.refit_at
                 && facts.latest.at <= now
-                && facts.latest.bytes <= allowed_high
+                && within_course
                 && facts.latest.bytes >= kept.floor
                 && !reached_limit
             {
@@ -179,6 +188,7 @@ impl Memo {
                     },
                     high,
                     latest_at: last.at,
+                    cycle_at_fit: facts.daily.map_or(0.0, |d| d.at(now)),
                 });
             }
         }

@@ -201,8 +201,8 @@ impl LongTier {
     }
 
     /// What the closed hours say about the container's excursions.
-    pub fn record(&self) -> Record {
-        self.record
+    pub fn record(&self) -> &Record {
+        &self.record
     }
 
     /// Hours kept, with samples or without.
