@@ -176,7 +176,7 @@ pub fn replay_with_long(
                 at,
                 &params.forecast,
             ),
-            _ => model::forecast::forecast_in_cycle(
+            _ => model::forecast_in_cycle(
                 window,
                 previous,
                 daily.as_ref(),

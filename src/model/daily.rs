@@ -4,28 +4,45 @@
 //! Six hours of fine history see a quarter of a day: a daily upswing reads as a leak,
 //! a downswing hides one, and a time to limit drawn on either misses the hour at
 //! which the day's peak meets the limit. The long tier holds the days that show the
-//! cycle. Its hourly means over the current incarnation (a week at most) are fitted
-//! a line and two harmonics of a day (the cycle and its half), by least squares; the
-//! harmonics are the cycle when they explain most of what the line leaves
-//! ([`MIN_EXPLAINED`]) over [`MIN_HOURS`] hours or more, so some times of day have
-//! been seen twice.
+//! cycle. Its hourly means over the current incarnation (two days at least, a week
+//! at most) are fitted, by least squares, a trend that bends once a day (so a leak
+//! that began on any day is trend, not cycle) and two harmonics of a day (the cycle
+//! and its half). The harmonics are the cycle when
+//! - they explain [`MIN_EXPLAINED`] of what the trend leaves, over all the hours;
+//! - they explain it day by day (24 hours counted back from the newest, with 12
+//!   hours of samples or more): [`MIN_EXPLAINED_DAY_OF_FEW`] within each of two or
+//!   three days, [`MIN_EXPLAINED_A_DAY`] within two thirds of four or more. A step
+//!   or a one-off bump that the trend cannot follow is explained by harmonics on
+//!   its own days only; the others contradict them, but two or three days may all
+//!   share it, hence the higher bar there;
+//! - [`MIN_HOURS_OF_DAY`] of the 24 hours of the day have been seen, so the
+//!   harmonics do not invent the hours in between.
 //!
-//! Why harmonics and not an hour-of-day profile: a day and a half of hours gives a
-//! profile a single value at half the hours, while the harmonics use all of them
-//! with four numbers; two harmonics follow a cycle with one peak a day, or a working
-//! day's plateau, closely enough for a time of day to within the hour. Pure and
+//! Why harmonics and not an hour-of-day profile: two days give each hour of the
+//! day two values, noise included, while the harmonics use all the hours with four
+//! numbers; two harmonics follow a cycle with one peak a day, or a working day's
+//! plateau, closely enough for a time of day to within the hour. Pure and
 //! clock-free: the store fits it as each hour closes (`store::long`).
 
 use std::f64::consts::TAU;
 
 use super::excursions::Hour;
 
-/// Hours of the current incarnation the cycle needs: a day and a half.
-pub const MIN_HOURS: usize = 48;
+/// Hours with samples of the current incarnation the cycle needs: two days. With a
+/// day and a half, a leak's onset was read as cycle (docs/forecasting.md).
+pub const MIN_CYCLE_HOURS: usize = 48;
 /// The most hours fitted: a week.
 const MAX_HOURS: usize = 7 * 24;
-/// The share of the variance about the line the harmonics must explain.
+/// The share of the variance about the trend the harmonics must explain.
 pub const MIN_EXPLAINED: f64 = 0.5;
+/// The share they must explain within two thirds of the days held, from four days.
+pub const MIN_EXPLAINED_A_DAY: f64 = 0.25;
+/// The share they must explain within each day held, with two or three: so few
+/// days share any one-off shape the trend cannot follow (a step a day old, a bump
+/// of half a day), which harmonics explained at 0.25–0.7 on each of them.
+pub const MIN_EXPLAINED_DAY_OF_FEW: f64 = 0.7;
+/// Hours of the day that must have been seen.
+pub const MIN_HOURS_OF_DAY: usize = 18;
 
 /// Two harmonics of a day, as fitted (bytes), phased from `at_ms`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -85,7 +102,11 @@ pub fn daily_cycle(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<D
         .filter_map(|(ago, h)| h.filter(|h| h.mean.is_finite()).map(|h| (ago, h.mean)))
         .collect();
     let n = points.len();
-    if n < MIN_HOURS {
+    let mut hours_of_day = [false; 24];
+    for &(ago, _) in &points {
+        hours_of_day[ago % 24] = true;
+    }
+    if n < MIN_CYCLE_HOURS || hours_of_day.iter().filter(|&&seen| seen).count() < MIN_HOURS_OF_DAY {
         return None;
     }
     // Bytes centred and scaled by their spread.
@@ -144,8 +165,45 @@ pub fn daily_cycle(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<D
     let (full, gains) = solve(a, b, m)?;
     let sse_trend = yy - gains[..knots].iter().sum::<f64>();
     let sse_full = yy - gains[..m].iter().sum::<f64>();
-    // A trend that explains all leaves nothing for a cycle to explain.
-    if sse_trend <= 1e-9 * yy || 1.0 - sse_full.max(0.0) / sse_trend < MIN_EXPLAINED {
+    // A trend that explains all leaves nothing for a cycle to explain (written so
+    // that NaN fails).
+    let explained = 1.0 - sse_full.max(0.0) / sse_trend;
+    if explained.is_nan() || sse_trend <= 1e-9 * yy || explained < MIN_EXPLAINED {
+        return None;
+    }
+    // Day by day: what the trend leaves (rr) and what the harmonics leave of it (ee),
+    // with the hours of samples each day holds.
+    let mut days = [(0.0f64, 0.0f64, 0usize); MAX_HOURS / 24];
+    for &(ago, y) in &points {
+        let r = row(ago);
+        let y = (y - mean_y) / scale;
+        let trend = r[0].1 * full[r[0].0] + r[1].1 * full[r[1].0];
+        let cycle: f64 = r[2..].iter().map(|&(i, w)| w * full[i]).sum();
+        let day = &mut days[ago / 24];
+        day.0 += (y - trend).powi(2);
+        day.1 += (y - trend - cycle).powi(2);
+        day.2 += 1;
+    }
+    let held = days.iter().filter(|d| d.2 >= 12);
+    let few = held.clone().count() < 4;
+    let bar = if few {
+        MIN_EXPLAINED_DAY_OF_FEW
+    } else {
+        MIN_EXPLAINED_A_DAY
+    };
+    let showing = held
+        .clone()
+        .filter(|&&(rr, ee, _)| rr > 0.0 && 1.0 - ee / rr >= bar)
+        .count();
+    // Up to three days, every one; from four, two thirds of them (a week's
+    // weekend may be quiet).
+    let days_held = held.count();
+    let needed = if few {
+        days_held
+    } else {
+        (2 * days_held).div_ceil(3)
+    };
+    if showing < needed {
         return None;
     }
     Some(DailyCycle {
@@ -159,22 +217,26 @@ pub fn daily_cycle(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<D
     })
 }
 
-/// The most parameters fitted: a knot a day over [`MAX_HOURS`], and the harmonics.
+/// Room for the most parameters fitted: the knots (a day apart, one past each end of
+/// [`MAX_HOURS`]: 8) and the four harmonics, with one to spare.
 const MAX_PARAMS: usize = MAX_HOURS / 24 + 2 + 4;
 
-/// The first `size` equations of `a·x = b`, `a` symmetric positive definite (normal
-/// equations), by Gaussian elimination in order, without pivoting; with the share of
-/// `y·y` each column explains given those before it (their sum over the first `k`
-/// columns is what the fit of those `k` alone explains). `None` when singular.
+/// The first `size` equations of `a·x = b`, `a` a Gram matrix (normal equations:
+/// symmetric, positive semidefinite), by Gaussian elimination in order, without
+/// pivoting; with the share of `y·y` each column explains given those before it
+/// (their sum over the first `k` columns is what the fit of those `k` alone
+/// explains). `None` when singular or nearly: a pivot under 1e-9 of its column's
+/// own diagonal (a knot with no hours near it, as after two days without samples).
 fn solve(
     mut a: [[f64; MAX_PARAMS]; MAX_PARAMS],
     mut b: [f64; MAX_PARAMS],
     size: usize,
 ) -> Option<([f64; MAX_PARAMS], [f64; MAX_PARAMS])> {
     let mut gains = [0.0; MAX_PARAMS];
+    let diagonal: [f64; MAX_PARAMS] = std::array::from_fn(|i| a[i][i]);
     for col in 0..size {
         let d = a[col][col];
-        if d < 1e-12 {
+        if d.is_nan() || d <= 1e-9 * diagonal[col] {
             return None;
         }
         gains[col] = b[col] * b[col] / d;
@@ -255,5 +317,43 @@ mod tests {
         assert_eq!(daily_cycle(line.iter().rev().copied()), None);
         let short = hours(30, |x| 1e9 + 1e8 * (TAU * x / 24.0).sin());
         assert_eq!(daily_cycle(short.iter().rev().copied()), None);
+    }
+
+    /// A step the daily trend cannot follow, or a bump of half a day, is explained
+    /// by harmonics on its own days only; two or three days may all share it (the
+    /// harmonics explained 0.25–0.7 of what the trend left on each), hence the
+    /// higher bar there. Probed at every even age from 2 hours: what still passes
+    /// is a step exactly a day old, or a bump 26 or 34 hours old, on hours 48–54.
+    #[test]
+    fn a_step_or_a_one_off_bump_is_no_cycle() {
+        for n in [60, 72, 96, 120] {
+            let step = hours(n, |x| if x > n as f64 - 24.0 { 1.3e9 } else { 1e9 });
+            assert_eq!(daily_cycle(step.iter().rev().copied()), None, "step, {n} h");
+            let bump = hours(n, |x| {
+                if (n as f64 - 30.0..n as f64 - 18.0).contains(&x) {
+                    1.3e9
+                } else {
+                    1e9
+                }
+            });
+            assert_eq!(daily_cycle(bump.iter().rev().copied()), None, "bump, {n} h");
+        }
+        // The same hours with a cycle on every day do show one.
+        for n in [48, 60, 72, 96, 120] {
+            let cycle = hours(n, |x| 1e9 + 1e8 * (TAU * x / 24.0).sin());
+            assert!(daily_cycle(cycle.iter().rev().copied()).is_some(), "{n} h");
+        }
+    }
+
+    /// Hours missing at the same times every day leave the harmonics free there.
+    #[test]
+    fn a_cycle_needs_most_hours_of_the_day_seen() {
+        let mut h = hours(96, |x| 1e9 + 1e8 * (TAU * x / 24.0).sin());
+        for (i, hour) in h.iter_mut().enumerate() {
+            if i % 24 < 8 {
+                *hour = None;
+            }
+        }
+        assert_eq!(daily_cycle(h.iter().rev().copied()), None);
     }
 }

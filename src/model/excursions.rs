@@ -279,7 +279,10 @@ impl Record {
     /// daily peaks rise), it climbs no steeper than it did before, and the forecast
     /// does not come from a run before that ran out.
     pub fn known_behaviour(&self, forecast: &Forecast, limit_bytes: Option<f64>) -> bool {
-        let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak);
+        // Growing, or with a time to limit all the same (a daily cycle whose peak
+        // reaches the limit on the level held now).
+        let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak)
+            || forecast.time_to_limit.is_some();
         let Some(growth) = forecast.growth_bytes_per_second else {
             return false;
         };

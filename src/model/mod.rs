@@ -16,7 +16,8 @@ pub use alert::{AlertParams, AlertState, Context};
 pub use daily::DailyCycle;
 pub use excursions::{Hour, Record};
 pub use forecast::{
-    forecast, forecast_after, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, Trend,
+    forecast, forecast_after, forecast_in_cycle, Forecast, ForecastParams, Pattern, Severity,
+    TimeToLimit, Trend,
 };
 pub use reuse::{Memo, SegmentFacts};
 

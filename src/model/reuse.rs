@@ -51,8 +51,8 @@ struct Kept {
     floor: f64,
     /// The newest sample's time at the last evaluation.
     latest_at: i64,
-    /// The daily cycle when fitted (0 without one).
-    cycle_at_fit: f64,
+    /// The daily cycle when fitted, when the fit took one out.
+    cycle_at_fit: Option<f64>,
 }
 
 /// What is cheap to know about a segment without unpacking it.
@@ -106,8 +106,8 @@ impl Memo {
             // the cycle out of its samples.
             let allowed_high = kept.high + growth.max(0.0) * elapsed_seconds * GROWTH_SLACK;
             let within_course = facts.latest.bytes <= allowed_high
-                || facts.daily.is_some_and(|d| {
-                    let rise = d.at(facts.latest.at) - kept.cycle_at_fit;
+                || facts.daily.zip(kept.cycle_at_fit).is_some_and(|(d, then)| {
+                    let rise = d.at(facts.latest.at) - then;
                     facts.latest.bytes <= allowed_high + rise.max(0.0)
                 });
             if kept.segment_start == facts.start
@@ -188,7 +188,7 @@ impl Memo {
                     },
                     high,
                     latest_at: last.at,
-                    cycle_at_fit: facts.daily.map_or(0.0, |d| d.at(now)),
+                    cycle_at_fit: facts.daily.map(|d| d.at(now)),
                 });
             }
         }
