@@ -173,9 +173,9 @@ fn chart(
     ) {
         (Some(eta), Some(lower), Some(at)) if eta > 0.0 => vec![Band {
             at,
-            level_bytes: history
-                .trend
-                .map_or(r.working_set_bytes, |t| t.level_bytes + t.peak_offset_bytes),
+            level_bytes: history.trend.map_or(r.working_set_bytes, |t| {
+                t.level_bytes + t.peak_offset_bytes + t.cycle_now_bytes
+            }),
             eta_seconds: eta,
             lower_seconds: lower,
             upper_seconds: r.time_to_limit_upper_seconds,

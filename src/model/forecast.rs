@@ -194,7 +194,7 @@ impl ForecastParams {
 }
 
 /// The fitted trend, for charts: `bytes(t) = level_bytes + growth * (t - at)` plus the
-/// curvature term, without the peak offset.
+/// curvature term, without the peak offset or the daily cycle.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Trend {
     /// Milliseconds: the evaluation instant the trend is anchored at.
@@ -205,6 +205,9 @@ pub struct Trend {
     pub curvature: f64,
     /// How far the working set's peaks rise above the trend (bytes).
     pub peak_offset_bytes: f64,
+    /// The daily cycle's value at `at` (bytes; 0 without one): taken out of
+    /// `level_bytes`, which the cycle rides on.
+    pub cycle_now_bytes: f64,
 }
 
 /// The forecast of one container segment.
@@ -356,6 +359,7 @@ pub fn forecast_in_cycle(
         growth_bytes_per_second: analysis.slope,
         curvature: analysis.curvature,
         peak_offset_bytes: analysis.peak_offset,
+        cycle_now_bytes: seasonal_now,
     });
     out.pattern = analysis.pattern;
     // Growth too slow to move the working set by 1% of its level within the warning
@@ -1559,6 +1563,14 @@ mod tests {
                 .map(|m| now + m * 60_000)
                 .find(|&at| series(at, rate) >= limit)
                 .map(|at| (at - now) as f64 / 1000.0);
+            // What the chart draws from: the trend rides on the cycle's value now.
+            let trend = seen.trend.expect("a trend");
+            assert!(
+                (trend.cycle_now_bytes - daily.at(now)).abs() < 1.0,
+                "{trend:?}"
+            );
+            let drawn = trend.level_bytes + trend.peak_offset_bytes + trend.cycle_now_bytes;
+            assert!((seen.level_bytes.unwrap() - drawn).abs() < 1.0, "{seen:?}");
             if rate == 0.0 {
                 assert_eq!(truth, None);
                 assert_eq!(blind.pattern, Pattern::Leak, "the upswing: {blind:?}");
