@@ -1,6 +1,8 @@
 //! Micro-benchmark of the model alone: forecasts per second for one container's 6h
 //! window at 30s (721 samples) of a few shapes, fitted from scratch and answered from
-//! a kept fit (`model::reuse`), on one core. Then `backtest`'s replay with each of its
+//! a kept fit (`model::reuse`), on one core; the long tier's record of a container
+//! (its excursions and daily cycle, `model::excursions` and `model::daily`), made as
+//! each hour closes, over a week and two of hours. Then `backtest`'s replay with each of its
 //! outputs (`--format jsonl` and `table`), in input samples per second, over the
 //! labeled suite's series written to nowhere.
 //!
@@ -15,7 +17,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use headroom::backtest::{self, Container, Output, ReplayParams};
-use headroom::model::{forecast, ForecastParams, Memo, Sample, SegmentFacts};
+use headroom::model::{forecast, ForecastParams, Hour, Memo, Record, Sample, SegmentFacts};
 use headroom::sim::scenarios::suite;
 use headroom::source::ContainerKey;
 
@@ -109,7 +111,42 @@ fn main() {
             first.pattern.as_str()
         );
     }
+    long_record();
     backtest_output();
+}
+
+/// The record the long tier makes as each hour closes: at the hour's turn every
+/// container closes one, so a fleet pays this times its containers once an hour.
+fn long_record() {
+    println!("\nlong tier record, made as an hour closes, one core");
+    for days in [7usize, 14] {
+        let hours: Vec<Option<Hour>> = (0..days * 24)
+            .map(|h| {
+                let x = h as f64;
+                let mean = 1e9 + 2e5 * x + 1e8 * (std::f64::consts::TAU * x / 24.0).sin();
+                Some(Hour {
+                    max: mean * 1.05,
+                    mean,
+                })
+            })
+            .collect();
+        let mut record = Record::default();
+        let seconds = per_call(100, || {
+            record = black_box(Record::of(black_box(&hours), &[]));
+        });
+        let cycle = per_call(100, || {
+            black_box(headroom::model::daily::daily_cycle(
+                black_box(&hours).iter().rev().copied(),
+            ));
+        });
+        println!(
+            "  {days:>2} days of hours   {:>6.1} µs, {:.1} of them the daily cycle ({}); 100,000 containers: {:.2} s an hour",
+            seconds * 1e6,
+            cycle * 1e6,
+            if record.daily.is_some() { "found" } else { "none" },
+            seconds * 100_000.0
+        );
+    }
 }
 
 /// `backtest`'s replay and output over the labeled suite (seeds 1–8), each series a
