@@ -401,8 +401,15 @@ impl ContainerReport {
                 format_bytes(self.working_set_bytes)
             ),
         };
+        let on_course = self.time_to_limit_seconds.is_some_and(|s| s > 0.0);
+        if on_course && !matches!(self.pattern, Pattern::Leak | Pattern::SawtoothLeak) {
+            // Not growing: a daily cycle (from the long history) whose peak reaches
+            // the limit on the level held now.
+            text.push_str("; its daily peak reaches it at the level it holds now");
+            return text;
+        }
         if let (Some(g), Some(onset)) = (self.growth_bytes_per_second, &self.onset) {
-            if self.time_to_limit_seconds.is_some_and(|s| s > 0.0) {
+            if on_course {
                 text.push_str(&format!(
                     "; growth {}{}/h began {}",
                     if g >= 0.0 { "+" } else { "" },

@@ -514,6 +514,19 @@ fn a_forecast_from_the_run_before_says_so_in_its_description() {
     );
 }
 
+/// A container not growing whose daily cycle's peak reaches the limit on the level
+/// it holds is paged with that, not with a growth of nothing since its onset.
+#[test]
+fn a_daily_peak_at_the_limit_says_so_in_the_summary() {
+    let mut r = report("app", Some(Severity::Warning), 0);
+    r.pattern = Pattern::Stable;
+    r.growth_bytes_per_second = Some(0.0);
+    assert_eq!(
+        r.summary(),
+        "app in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~38m (90% interval 31m–47m); its daily peak reaches it at the level it holds now"
+    );
+}
+
 #[test]
 fn generator_url_is_scoped_to_the_extra_labels() {
     // Two clusters can hold the same pod name: the link plots this one's only.
