@@ -141,7 +141,11 @@ impl SimulatedCluster {
 }
 
 /// Deterministic noise in [-1, 1] for a series and an instant: repeated fetches of
-/// the same window return the same samples, as Prometheus would.
+/// the same window return the same samples, as Prometheus would. The instant is the
+/// time since the container started, so that every run of the demo sees the same
+/// samples whatever minute it starts in (seeded by the clock, the sidecar's first
+/// page read ~1h13m instead of ~1h23m for runs started at some minutes, and the
+/// alert was updated before the kill).
 fn noise(series: usize, at: TimestampMs) -> f64 {
     let mut z = (at as u64) ^ ((series as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -182,8 +186,8 @@ impl Source for SimulatedCluster {
                 let bytes = match c.limit {
                     // At the limit the kernel holds it there until the OOM kill.
                     Some(limit) if base >= limit => limit,
-                    Some(limit) => (base + c.noise_bytes * noise(index, t)).min(limit),
-                    None => base + c.noise_bytes * noise(index, t),
+                    Some(limit) => (base + c.noise_bytes * noise(index, since)).min(limit),
+                    None => base + c.noise_bytes * noise(index, since),
                 };
                 let id = format!("/kubepods/{}/{}-{incarnation}", c.pod, c.container);
                 match series.last_mut() {
