@@ -185,6 +185,10 @@ pub fn daily_cycle(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<D
         day.2 += 1;
     }
     let held = days.iter().filter(|d| d.2 >= 12);
+    // Hours spread thin over the week hold no day whole: no cycle is shown.
+    if held.clone().count() < 2 {
+        return None;
+    }
     let few = held.clone().count() < 4;
     let bar = if few {
         MIN_EXPLAINED_DAY_OF_FEW

@@ -270,7 +270,8 @@ impl Record {
         }
     }
 
-    /// Whether a growing forecast of a container whose limit is `limit_bytes` is its
+    /// Whether a growing forecast (or one whose daily peak reaches the limit, see
+    /// below) of a container whose limit is `limit_bytes` is its
     /// known behaviour: the record is long enough, the working set and the height of
     /// the climb (see [`climbed_to`]) are no higher than a peak it came back from
     /// (give or take the record's margin, and never past [`NEAR_LIMIT`] of the limit;
@@ -279,10 +280,15 @@ impl Record {
     /// daily peaks rise), it climbs no steeper than it did before, and the forecast
     /// does not come from a run before that ran out.
     pub fn known_behaviour(&self, forecast: &Forecast, limit_bytes: Option<f64>) -> bool {
-        // Growing, or with a time to limit all the same (a daily cycle whose peak
-        // reaches the limit on the level held now).
-        let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak)
-            || forecast.time_to_limit.is_some();
+        // Growing; or not, with a time to limit all the same (a daily cycle whose
+        // peak reaches the limit on the level held now) from a container whose peaks
+        // near the limit came back on three days: its working set and level, low at
+        // the cycle's trough, say nothing of the peak to come, which is news unless
+        // such peaks are the container's own.
+        let daily_peak_known = forecast.time_to_limit.is_some()
+            && limit_bytes.is_some_and(|l| self.repeated_peak_bytes >= NEAR_LIMIT * l);
+        let growing =
+            matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak) || daily_peak_known;
         let Some(growth) = forecast.growth_bytes_per_second else {
             return false;
         };

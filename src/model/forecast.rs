@@ -42,8 +42,9 @@
 //!    Deceleration that still crosses is read two ways: a saturating curve fits a
 //!    warm-up filling a cache, while growth that slows as a power of time crosses
 //!    about when the tangent at now does (the saturating curve decays too fast for
-//!    it). Hours of either do not tell them apart: the time to limit is the
-//!    geometric mean of the two crossings, and the interval spans both.
+//!    it). Hours of either do not tell them apart: while the saturating crossing is
+//!    within reach (step 7), the time to limit is the geometric mean of the two, and
+//!    (without a daily cycle) the interval spans both.
 //! 6. **Uncertainty.** Slope and level errors are inflated by the residuals' lag-1
 //!    autocorrelation (effective sample size), and growth must be significant before a
 //!    time to limit is given at all. The interval is widened to at least
@@ -1289,9 +1290,17 @@ fn time_to_limit(a: &Analysis, limit: f64) -> Option<TimeToLimit> {
             // fast, and its first pages read 2–4 times the truth. Neither is known
             // from hours of it: the time to limit is the geometric mean of the two,
             // the interval spans both.
+            // Only where the saturating curve's own crossing is within reach (three
+            // times its regime, see `MAX_EXTRAPOLATION`): further, it says the curve
+            // levels off about at the limit, and the mean would page a warm-up that
+            // fills to just under it.
             let tangent = headroom / a.slope;
-            spread_ratios = Some((1.0, saturating / tangent));
-            (saturating * tangent).sqrt()
+            if saturating <= MAX_EXTRAPOLATION * -a.onset_seconds {
+                spread_ratios = Some((1.0, saturating / tangent));
+                (saturating * tangent).sqrt()
+            } else {
+                saturating
+            }
         }
         (None, true) => accelerated_eta(a.slope, a.curvature, headroom, -a.onset_seconds),
         (None, false) => headroom / a.slope,
@@ -1334,7 +1343,10 @@ fn accelerated_eta(slope: f64, curvature: f64, headroom: f64, regime_seconds: f6
 /// (as in [`accelerated_eta`]); a deceleration read both ways, as in
 /// [`time_to_limit`] (the geometric mean of the tangent's crossing and the
 /// saturating curve's, `None` when even the saturating curve's asymptote plus the
-/// daily peak stays below the limit).
+/// daily peak stays below the limit, or its crossing lies past 30 days). The bounds
+/// are the same reading at the optimistic and pessimistic level and slope: with a
+/// deceleration, unlike [`time_to_limit`]'s, they do not stretch to the tangent's
+/// and the saturating curve's own crossings.
 fn seasonal_time_to_limit(a: &Analysis, season: &Season, limit: f64) -> Option<TimeToLimit> {
     const MAX_SECONDS: f64 = 30.0 * DAY_SECONDS;
     let phases = season.profile.len();
@@ -1374,7 +1386,13 @@ fn seasonal_time_to_limit(a: &Analysis, season: &Season, limit: f64) -> Option<T
                 }
                 let tangent = straight(level, slope)?;
                 let saturating = walk(level, &|t| slope * tau * (1.0 - (-t / tau).exp()), tangent)?;
-                Some((tangent * saturating).sqrt())
+                // As in `time_to_limit`: the mean only within the saturating
+                // curve's reach.
+                Some(if saturating <= MAX_EXTRAPOLATION * regime {
+                    (tangent * saturating).sqrt()
+                } else {
+                    saturating
+                })
             }
             (None, true) if slope > 0.0 => {
                 let c = a.curvature;
