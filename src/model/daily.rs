@@ -56,13 +56,11 @@ pub struct DailyCycle {
 impl DailyCycle {
     /// The cycle at `ms` (ms since the epoch), about its daily mean (bytes).
     pub fn at(&self, ms: i64) -> f64 {
-        let w = TAU * (ms - self.at_ms) as f64 / (24.0 * 3_600_000.0);
-        let c = self.coefficients.map(f64::from);
-        c[0] * w.cos() + c[1] * w.sin() + c[2] * (2.0 * w).cos() + c[3] * (2.0 * w).sin()
+        self.every(ms, 1, 1).next().unwrap_or(0.0)
     }
 
     /// The cycle at `from` (ms since the epoch) and every `step` ms after, `count`
-    /// values: [`DailyCycle::at`] by rotation, two `sin_cos` in all.
+    /// values, the angle turned by rotation: two `sin_cos` in all.
     pub fn every(&self, from: i64, step: i64, count: usize) -> impl Iterator<Item = f64> {
         let day = 24.0 * 3_600_000.0;
         let w = TAU * (from - self.at_ms) as f64 / day;
@@ -81,8 +79,10 @@ impl DailyCycle {
         })
     }
 
-    /// From its lowest to its highest over a day (bytes), to within a quarter hour.
-    pub fn range(&self) -> f64 {
+    /// From its lowest to its highest over a day (bytes), to within a quarter hour:
+    /// what the tests check a fit's amplitude by.
+    #[cfg(test)]
+    fn range(&self) -> f64 {
         let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
         for v in self.every(self.at_ms, 900_000, 96) {
             low = low.min(v);

@@ -1295,12 +1295,11 @@ fn time_to_limit(a: &Analysis, limit: f64) -> Option<TimeToLimit> {
             // levels off about at the limit, and the mean would page a warm-up that
             // fills to just under it.
             let tangent = headroom / a.slope;
-            if saturating <= MAX_EXTRAPOLATION * -a.onset_seconds {
+            let seconds = decelerated_eta(tangent, saturating, -a.onset_seconds);
+            if seconds < saturating {
                 spread_ratios = Some((1.0, saturating / tangent));
-                (saturating * tangent).sqrt()
-            } else {
-                saturating
             }
+            seconds
         }
         (None, true) => accelerated_eta(a.slope, a.curvature, headroom, -a.onset_seconds),
         (None, false) => headroom / a.slope,
@@ -1333,8 +1332,29 @@ fn accelerated_eta(slope: f64, curvature: f64, headroom: f64, regime_seconds: f6
     if quadratic <= r {
         return quadratic;
     }
-    let gained = slope * r + curvature * r * r;
+    let gained = accelerated_gain(slope, curvature, r, r);
     r + (headroom - gained) / (slope + 2.0 * curvature * r)
+}
+
+/// What `slope·Δ + curvature·Δ²` has gained at `t` seconds ahead, the acceleration
+/// trusted as far as `regime` (s) and straight at the slope it reached after that:
+/// the course [`accelerated_eta`] solves for the headroom.
+fn accelerated_gain(slope: f64, curvature: f64, regime: f64, t: f64) -> f64 {
+    let bent = t.min(regime);
+    slope * bent + curvature * bent * bent + (slope + 2.0 * curvature * regime) * (t - bent)
+}
+
+/// A decelerating course's time to limit, from the tangent's crossing and the
+/// saturating curve's (s): their geometric mean while the saturating crossing is
+/// within reach of the regime it was measured on (`regime`, s; see
+/// [`MAX_EXTRAPOLATION`]); further, the curve levels off about at the limit, and
+/// its own crossing stands (to be dropped by the reach rule).
+fn decelerated_eta(tangent: f64, saturating: f64, regime: f64) -> f64 {
+    if saturating <= MAX_EXTRAPOLATION * regime {
+        (tangent * saturating).sqrt()
+    } else {
+        saturating
+    }
 }
 
 /// The first time the trend plus the daily profile reaches the limit, walked half a
@@ -1386,26 +1406,11 @@ fn seasonal_time_to_limit(a: &Analysis, season: &Season, limit: f64) -> Option<T
                 }
                 let tangent = straight(level, slope)?;
                 let saturating = walk(level, &|t| slope * tau * (1.0 - (-t / tau).exp()), tangent)?;
-                // As in `time_to_limit`: the mean only within the saturating
-                // curve's reach.
-                Some(if saturating <= MAX_EXTRAPOLATION * regime {
-                    (tangent * saturating).sqrt()
-                } else {
-                    saturating
-                })
+                Some(decelerated_eta(tangent, saturating, regime))
             }
             (None, true) if slope > 0.0 => {
                 let c = a.curvature;
-                let gain = move |t: f64| {
-                    if t <= regime {
-                        slope * t + c * t * t
-                    } else {
-                        slope * regime
-                            + c * regime * regime
-                            + (slope + 2.0 * c * regime) * (t - regime)
-                    }
-                };
-                walk(level, &gain, 0.0)
+                walk(level, &|t| accelerated_gain(slope, c, regime, t), 0.0)
             }
             _ => straight(level, slope),
         }
