@@ -117,6 +117,9 @@ pub fn replay_with_long(
     // The long tier, fed with every sample up to each evaluation, as the store is.
     let mut fed = (0usize, 0usize);
     let mut current = 0usize;
+    // The lookback window within the current segment, `segment[begin..end]`: both
+    // ends only move forward as `at` does, so they are walked, not searched for.
+    let (mut begin, mut end) = (0usize, 0usize);
     let mut at = first.at + step;
     if from > at {
         at += (from - at + step - 1) / step * step;
@@ -126,6 +129,7 @@ pub fn replay_with_long(
             && segments[current + 1].first().is_some_and(|s| s.at <= at)
         {
             current += 1;
+            (begin, end) = (0, 0);
             if let Some(s) = segments[current].first() {
                 long.restarted(s.at);
             }
@@ -141,8 +145,12 @@ pub fn replay_with_long(
             }
         }
         let segment = &segments[current];
-        let end = segment.partition_point(|s| s.at <= at);
-        let begin = segment[..end].partition_point(|s| s.at < at - params.lookback_ms);
+        while segment.get(end).is_some_and(|s| s.at <= at) {
+            end += 1;
+        }
+        while begin < end && segment[begin].at < at - params.lookback_ms {
+            begin += 1;
+        }
         let window = &segment[begin..end];
         if window
             .last()

@@ -98,8 +98,11 @@ impl Sums {
         self.wyy += w * y * y;
     }
 
-    /// The residual sum of squares of [`Sums::line`], computed the same way, without
-    /// the rest of the line.
+    /// The residual sum of squares of [`Sums::line`], without the rest of the line,
+    /// in one division rather than three: `syy − sxy²/sxx` with each moment scaled by
+    /// `w` (`w·Σwy² − (Σwy)²` and so on), so that no mean is divided out first. The
+    /// regime search calls it twice for every split it tries, and its divisions were
+    /// what it waited on.
     fn sse(to: &Sums, from: &Sums) -> Option<f64> {
         let w = to.w - from.w;
         if w <= 0.0 {
@@ -107,16 +110,13 @@ impl Sums {
         }
         let wt = to.wt - from.wt;
         let wy = to.wy - from.wy;
-        let t_mean = wt / w;
-        let y_mean = wy / w;
-        let sxx = (to.wtt - from.wtt) - wt * t_mean;
-        if sxx <= 1e-9 * w || !sxx.is_finite() {
+        let sxx = w * (to.wtt - from.wtt) - wt * wt;
+        if sxx <= 1e-9 * w * w || !sxx.is_finite() {
             return None;
         }
-        let sxy = (to.wty - from.wty) - wt * y_mean;
-        let syy = (to.wyy - from.wyy) - wy * y_mean;
-        let slope = sxy / sxx;
-        Some((syy - slope * sxy).max(0.0))
+        let sxy = w * (to.wty - from.wty) - wt * wy;
+        let syy = w * (to.wyy - from.wyy) - wy * wy;
+        Some(((syy * sxx - sxy * sxy) / (sxx * w)).max(0.0))
     }
 
     /// The least-squares line through points whose sums are `to − from` (`n` points).
@@ -301,18 +301,20 @@ fn autocorrelation(residuals: impl Iterator<Item = f64>) -> f64 {
 /// `None` without weight or spread.
 fn centre_and_scale(points: &[Point]) -> Option<(f64, f64)> {
     let (mut w, mut wt) = (-0.0f64, -0.0f64);
+    let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
     for p in points {
         w += p.w;
         wt += p.w * p.t;
+        first = first.min(p.t);
+        last = last.max(p.t);
     }
     if w <= 0.0 {
         return None;
     }
     let center = wt / w;
-    let scale = points
-        .iter()
-        .map(|p| (p.t - center).abs())
-        .fold(0.0f64, f64::max);
+    // The farthest point from the centre is the first or the last (in one pass, the
+    // same value as the largest |t − centre| over every point).
+    let scale = (center - first).max(last - center);
     (scale > 0.0 && scale.is_finite()).then_some((center, scale))
 }
 
@@ -564,7 +566,9 @@ pub fn regime_search(
         let curve = parabola.map_or(f64::INFINITY, |p| bic(p.sse, 4.0));
         let single = bic(whole.sse, 3.0).min(curve);
         // The BIC rises with the SSE, so the best split is the least SSE.
-        let mut best: Option<(f64, usize)> = None;
+        // (The least so far as two plain values, not an `Option`: this loop is the
+        // model's hottest, and the comparison compiles to a conditional move.)
+        let (mut best_sse, mut best_split) = (f64::INFINITY, None);
         for split in start + min_len..=points.len() - min_len {
             let (Some(left), Some(right)) = (
                 sums.line_sse(start, split),
@@ -573,12 +577,12 @@ pub fn regime_search(
                 continue;
             };
             let sse = (left + right).max(1e-12);
-            if best.is_none_or(|(b, _)| sse < b) {
-                best = Some((sse, split));
+            if sse < best_sse {
+                (best_sse, best_split) = (sse, Some(split));
             }
         }
         // Two lines, two variances pooled as one, plus the break point: 6 params.
-        let best = best.map(|(sse, split)| (bic(sse, 6.0), split));
+        let best = best_split.map(|split| (bic(best_sse, 6.0), split));
         match best {
             Some((score, split)) if single - score > min_gain => start = split,
             _ => break,
