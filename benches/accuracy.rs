@@ -438,6 +438,9 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
     // Near capacity, alert episodes (headroom's) and those the working set did not
     // follow to 95% of the limit within 6 hours: alerts ahead of no approach.
     let (mut episodes, mut unfollowed) = (0usize, 0usize);
+    // For each episode, the highest the working set went within those 6 hours, as a
+    // share of the limit: how near to "followed" the unfollowed ones came.
+    let mut reached: Vec<f64> = Vec::new();
     let mut results: Vec<Window> = Vec::new();
     let mut evaluations = 0usize;
     for vm in &vms {
@@ -474,6 +477,13 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
                 };
                 episodes += starts.len();
                 unfollowed += starts.iter().filter(|&&at| !approached(at)).count();
+                reached.extend(starts.iter().map(|&at| {
+                    runs.iter()
+                        .flatten()
+                        .filter(|s| s.at >= at && s.at <= at + 6 * 3_600_000)
+                        .map(|s| s.bytes / vm.limit)
+                        .fold(0.0, f64::max)
+                }));
             }
             seen.push((alerted, critical));
             for rule in rules {
@@ -539,6 +549,15 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
     }
     println!(
         "near_capacity (both halves): {episodes} alert episodes, {unfollowed} of them not followed by the working set at 95% of the limit within 6 h"
+    );
+    reached.sort_by(f64::total_cmp);
+    let at_least = |share: f64| reached.iter().filter(|&&r| r >= share).count();
+    println!(
+        "  the highest within those 6 h: {} reached 90% of the limit, {} 80%, {} 70%; median {:.0}%",
+        at_least(0.9),
+        at_least(0.8),
+        at_least(0.7),
+        reached.get(reached.len() / 2).map_or(0.0, |r| r * 100.0)
     );
     if verbose {
         println!("\nbitbrains windows headroom alerted on:");
