@@ -41,6 +41,10 @@ pub struct ContainerReport {
     pub pattern: Pattern,
     /// When the current growth regime began (RFC 3339).
     pub onset: Option<Rfc3339>,
+    /// The growth and time to limit are the line through the container's daily
+    /// peaks over days (its long history), not the last hours' trend; `onset` is the
+    /// first of those days.
+    pub growth_from_daily_peaks: bool,
     /// Set when the time to limit comes from the container's previous incarnation,
     /// which climbed steadily to its limit and ended there, and which this one
     /// follows: how long that run took from its start to the limit.
@@ -221,6 +225,7 @@ impl ContainerReport {
             alert: None,
             pattern: forecast.pattern,
             onset: forecast.onset.map(Rfc3339),
+            growth_from_daily_peaks: forecast.from_daily_peaks,
             previous_run_seconds: forecast.previous_run_ms.map(|ms| ms as f64 / 1000.0),
             evaluated_at: Rfc3339(now),
             stale: false,
@@ -409,12 +414,18 @@ impl ContainerReport {
             return text;
         }
         if let (Some(g), Some(onset)) = (self.growth_bytes_per_second, &self.onset) {
-            if on_course {
+            let sign = if g >= 0.0 { "+" } else { "" };
+            let since = onset.clock_at(self.evaluated_at.0);
+            if on_course && self.growth_from_daily_peaks {
+                // Slow growth over days reads per day, from the days it stands on.
                 text.push_str(&format!(
-                    "; growth {}{}/h began {}",
-                    if g >= 0.0 { "+" } else { "" },
+                    "; its daily peaks have risen {sign}{} a day since {since}",
+                    format_bytes(g * 86_400.0),
+                ));
+            } else if on_course {
+                text.push_str(&format!(
+                    "; growth {sign}{}/h began {since}",
                     format_bytes(g * 3600.0),
-                    onset.clock()
                 ));
             }
         }

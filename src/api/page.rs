@@ -117,9 +117,10 @@ fn card(html: &mut String, snapshot: &Snapshot, r: &ContainerReport) {
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default(),
-        r.onset
-            .as_ref()
-            .map_or(String::new(), |o| format!(" since {}", o.clock())),
+        r.onset.as_ref().map_or(String::new(), |o| format!(
+            " since {}",
+            o.clock_at(r.evaluated_at.0)
+        )),
     );
     // The pod's other containers, each against its own limit.
     let siblings: Vec<String> = snapshot

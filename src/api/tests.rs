@@ -36,6 +36,7 @@ fn report(ns: &str, container: &str, alert: Option<Severity>, use_ratio: f64) ->
             Pattern::Stable
         },
         onset: crate::vocab::Rfc3339::parse("2026-03-19T14:12:00Z"),
+        growth_from_daily_peaks: false,
         previous_run_seconds: None,
         evaluated_at: crate::vocab::Rfc3339::parse("2026-03-19T14:30:00Z").unwrap(),
         stale: false,

@@ -209,6 +209,7 @@ mod tests {
             trend: None,
             previous_run_ms: None,
             recent_high_bytes: 1.0,
+            from_daily_peaks: false,
         };
         let mut writer = LineWriter::new(&key, None);
         for at in [
@@ -265,6 +266,7 @@ mod tests {
                 trend: None,
                 previous_run_ms: None,
                 recent_high_bytes: working_set,
+                from_daily_peaks: false,
             };
             let mut writer = LineWriter::new(&key, limit);
             for at in [at, at + later, at - later] {

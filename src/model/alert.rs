@@ -154,6 +154,7 @@ mod tests {
             onset: None,
             previous_run_ms: None,
             recent_high_bytes: 1.0,
+            from_daily_peaks: false,
             pattern: Pattern::Leak,
             severity: params.severity_for(seconds, 1.0),
             trend: None,

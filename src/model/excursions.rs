@@ -341,6 +341,7 @@ impl Record {
             forecast.severity = Severity::None;
             forecast.previous_run_ms = None;
             forecast.pattern = Pattern::Excursion;
+            forecast.from_daily_peaks = false;
         }
         // The fine history's own time to limit stands when it reaches no further
         // than the growth it stands on has lasted; further, days of peaks say more.
@@ -362,6 +363,7 @@ impl Record {
         let now = forecast.trend.map_or(peaks.at_ms, |t| t.at);
         if let Some(eta) = peaks.time_to_limit(limit, now, params) {
             forecast.pattern = Pattern::Leak;
+            forecast.from_daily_peaks = true;
             forecast.growth_bytes_per_second = Some(peaks.growth_bytes_per_second);
             if peaks.at_ms > 0 {
                 // The growth it reports is the days of peaks it stands on.
@@ -500,6 +502,7 @@ mod tests {
             trend: None,
             previous_run_ms: None,
             recent_high_bytes: working_set_gib * GI,
+            from_daily_peaks: false,
         }
     }
 
@@ -739,6 +742,7 @@ mod tests {
         (f.time_to_limit, f.pattern, f.severity) = (None, Pattern::Stable, Severity::None);
         r.apply(&mut f, Some(6.0 * GI), &p);
         assert_eq!(f.pattern, Pattern::Leak);
+        assert!(f.from_daily_peaks, "the growth is the peaks', and says so");
         let days = f.time_to_limit.unwrap().seconds / 86_400.0;
         assert!((8.5..9.5).contains(&days), "{days}");
         let varying = Record::of(&days_peaking(&[3.6, 4.0, 3.4, 3.8, 3.5, 3.9, 3.7]), &[]);

@@ -234,6 +234,10 @@ pub struct Forecast {
     /// container has actually been lately, beside the level its fit extrapolates
     /// from. NaN without samples.
     pub recent_high_bytes: f64,
+    /// Set when the growth and time to limit are the line through the container's
+    /// daily peaks (the long tier's record), not the fine trend: slow growth over
+    /// days, and `onset` is the first of those days.
+    pub from_daily_peaks: bool,
 }
 
 /// An hour (ms). The model takes nothing of the crate's, its time unit included
@@ -306,6 +310,7 @@ pub fn forecast_in_cycle(
         trend: None,
         previous_run_ms: None,
         recent_high_bytes,
+        from_daily_peaks: false,
     };
     let at_limit = limit.is_some_and(|l| working_set_bytes >= l);
     if at_limit {

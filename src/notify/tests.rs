@@ -30,6 +30,7 @@ fn report(container: &str, alert: Option<Severity>, at: TimestampMs) -> Containe
         alert,
         pattern: Pattern::Leak,
         onset: crate::vocab::Rfc3339::parse("2026-03-19T14:12:00Z"),
+        growth_from_daily_peaks: false,
         previous_run_seconds: None,
         evaluated_at: crate::vocab::Rfc3339(at),
         stale: false,
@@ -525,6 +526,31 @@ fn a_daily_peak_at_the_limit_says_so_in_the_summary() {
         r.summary(),
         "app in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~38m (90% interval 31m–47m); its daily peak reaches it at the level it holds now"
     );
+}
+
+/// Growth that stands on days of daily peaks reads per day, since the day it began:
+/// not "+8Mi/h began 14:12", which reads as this afternoon.
+#[test]
+fn growth_over_days_says_since_when_and_per_day() {
+    let now = crate::vocab::Rfc3339::parse("2026-03-27T09:30:00Z").unwrap();
+    let mut r = report("app", Some(Severity::Warning), now.0);
+    r.growth_bytes_per_second = Some(8.0 * 1024.0 * 1024.0 / 3600.0);
+    assert!(
+        r.summary()
+            .ends_with("; growth +8Mi/h began 2026-03-19 14:12"),
+        "an onset days back names its day: {}",
+        r.summary()
+    );
+    r.growth_from_daily_peaks = true;
+    assert!(
+        r.summary()
+            .ends_with("; its daily peaks have risen +192Mi a day since 2026-03-19 14:12"),
+        "{}",
+        r.summary()
+    );
+    // Within the day before, the time of day is enough.
+    r.evaluated_at = crate::vocab::Rfc3339::parse("2026-03-20T14:11:00Z").unwrap();
+    assert!(r.summary().ends_with("since 14:12"), "{}", r.summary());
 }
 
 #[test]

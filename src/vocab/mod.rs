@@ -42,6 +42,19 @@ impl Rfc3339 {
         let text = rfc3339(self.0);
         text.get(11..16).map_or_else(|| text.clone(), String::from)
     }
+
+    /// The time as read at `now`: `14:12` within the day before it, else with its
+    /// date, `2026-11-27 14:12`, so that growth that began days ago does not read
+    /// as having begun this afternoon.
+    pub fn clock_at(&self, now: TimestampMs) -> String {
+        const DAY_MS: i64 = 86_400_000;
+        if (0..DAY_MS).contains(&now.saturating_sub(self.0)) {
+            return self.clock();
+        }
+        let text = rfc3339(self.0);
+        text.get(..16)
+            .map_or_else(|| text.clone(), |t| t.replacen('T', " ", 1))
+    }
 }
 
 impl std::fmt::Display for Rfc3339 {
@@ -106,6 +119,16 @@ pub fn with_trailing_slash(mut url: reqwest::Url) -> reqwest::Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_names_the_day_unless_it_is_within_the_day_before() {
+        let at = Rfc3339::parse("2026-03-19T14:12:00Z").unwrap();
+        let hour = 3_600_000;
+        assert_eq!(at.clock_at(at.0), "14:12");
+        assert_eq!(at.clock_at(at.0 + 23 * hour), "14:12");
+        assert_eq!(at.clock_at(at.0 + 24 * hour), "2026-03-19 14:12");
+        assert_eq!(at.clock_at(at.0 - hour), "2026-03-19 14:12", "a time ahead");
+    }
 
     /// The matcher before: every way to split the text at every `*` (exponential).
     fn by_every_split(p: &[char], t: &[char]) -> bool {
