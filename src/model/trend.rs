@@ -393,15 +393,22 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     }
     let (center, scale) = centre_and_scale(points)?;
     let inv_scale = 1.0 / scale;
+    // Values relative to the first, so that the squared error follows from the sums
+    // (Σw·y² − coef·r at the solution) without losing its digits to the level: one
+    // pass fewer over the points.
+    let y0 = points[0].y;
     let mut s = [0.0f64; 5];
     let mut r = [0.0f64; 3];
+    let mut yy = 0.0;
     for p in points {
         let u = (p.t - center) * inv_scale;
+        let y = p.y - y0;
+        yy += p.w * y * y;
         let mut up = 1.0;
         for (k, sk) in s.iter_mut().enumerate() {
             *sk += p.w * up;
             if k < 3 {
-                r[k] += p.w * up * p.y;
+                r[k] += p.w * up * y;
             }
             up *= u;
         }
@@ -412,12 +419,8 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     for (i, c) in coef.iter_mut().enumerate() {
         *c = (0..3).map(|j| inv[i][j] * r[j]).sum();
     }
-    let mut sse = 0.0;
-    for p in points {
-        let u = (p.t - center) * inv_scale;
-        let e = p.y - (coef[0] + coef[1] * u + coef[2] * u * u);
-        sse += p.w * e * e;
-    }
+    let sse = (yy - (0..3).map(|k| coef[k] * r[k]).sum::<f64>()).max(0.0);
+    coef[0] += y0;
     let sigma2 = sse / (points.len() as f64 - 3.0);
     let mut cov = inv;
     for row in &mut cov {
