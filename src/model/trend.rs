@@ -395,7 +395,7 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     let inv_scale = 1.0 / scale;
     // Values relative to the first, so that the squared error follows from the sums
     // (Σw·y² − coef·r at the solution) without losing its digits to the level: one
-    // pass fewer over the points.
+    // pass fewer over the points, unless the fit is nearly exact (below).
     let y0 = points[0].y;
     let mut s = [0.0f64; 5];
     let mut r = [0.0f64; 3];
@@ -419,8 +419,21 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     for (i, c) in coef.iter_mut().enumerate() {
         *c = (0..3).map(|j| inv[i][j] * r[j]).sum();
     }
-    let sse = (yy - (0..3).map(|k| coef[k] * r[k]).sum::<f64>()).max(0.0);
+    let mut sse = yy - (0..3).map(|k| coef[k] * r[k]).sum::<f64>();
     coef[0] += y0;
+    if sse <= 1e-9 * yy {
+        // A (nearly) exact fit: what is left is rounding, which the difference
+        // above does not resolve and comparisons of fits would read as signal; the
+        // residuals, summed one by one, do.
+        sse = points
+            .iter()
+            .map(|p| {
+                let u = (p.t - center) * inv_scale;
+                let e = p.y - (coef[0] + coef[1] * u + coef[2] * u * u);
+                p.w * e * e
+            })
+            .sum();
+    }
     let sigma2 = sse / (points.len() as f64 - 3.0);
     let mut cov = inv;
     for row in &mut cov {
