@@ -98,8 +98,9 @@ impl Sums {
         self.wyy += w * y * y;
     }
 
-    /// The residual sum of squares of [`Sums::line`], without the rest of the line,
-    /// in one division rather than three: `syy − sxy²/sxx` with each moment scaled by
+    /// The residual sum of squares of [`Sums::line`] (the same quantity, not the
+    /// same rounding), without the rest of the line, in one division rather than
+    /// three: `syy − sxy²/sxx` with each moment scaled by
     /// `w` (`w·Σwy² − (Σwy)²` and so on), so that no mean is divided out first. The
     /// regime search calls it twice for every split it tries, and its divisions were
     /// what it waited on.
@@ -395,7 +396,9 @@ pub fn fit_parabola(points: &[Point]) -> Option<Parabola> {
     let inv_scale = 1.0 / scale;
     // Values relative to the first, so that the squared error follows from the sums
     // (Σw·y² − coef·r at the solution) without losing its digits to the level: one
-    // pass fewer over the points, unless the fit is nearly exact (below).
+    // pass fewer over the points, unless the fit is nearly exact (below). (An error
+    // in `coef` enters this linearly where the residuals' own sum takes its square;
+    // invert3's is far below what the fallback's bar lets through.)
     let y0 = points[0].y;
     let mut s = [0.0f64; 5];
     let mut r = [0.0f64; 3];
