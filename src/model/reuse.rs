@@ -110,7 +110,12 @@ impl Memo {
                     let rise = d.at(facts.latest.at) - then;
                     facts.latest.bytes <= allowed_high + rise.max(0.0)
                 });
+            // A cycle the fit did not have (the incarnation's second day has just
+            // closed), or one it took out that is no longer found, is news: a fit on
+            // either side of that reads the same samples differently.
+            let same_cycle_known = kept.cycle_at_fit.is_some() == facts.daily.is_some();
             if kept.segment_start == facts.start
+                && same_cycle_known
                 && one_new_sample_at_most
                 && kept.limit_bits == limit_bytes.map(f64::to_bits)
                 && now >= kept.fitted_at
@@ -256,6 +261,50 @@ mod tests {
             now,
             &ForecastParams::default(),
         )
+    }
+
+    /// A daily cycle found (the incarnation's second day has closed) or lost since the
+    /// kept fit is news: the fit is made again with it, or without it.
+    #[test]
+    fn a_cycle_found_or_lost_since_the_fit_forces_one() {
+        let samples: Vec<Sample> = (0..800)
+            .map(|i| Sample {
+                at: i * 30_000,
+                bytes: 100.0 * MI + ((i * 7919) % 13) as f64 * 0.2 * MI,
+            })
+            .collect();
+        let hours: Vec<Option<super::super::Hour>> = (0..60)
+            .map(|h| {
+                let v = 1e8 + 1e7 * (std::f64::consts::TAU * h as f64 / 24.0).sin();
+                Some(super::super::Hour { max: v, mean: v })
+            })
+            .collect();
+        let cycle = crate::model::daily::daily_cycle(hours.iter().rev().copied());
+        assert!(cycle.is_some());
+        let mut memo = Memo::default();
+        let mut ask = |i: usize, daily| {
+            let latest = samples[i];
+            let facts = SegmentFacts {
+                start: 0,
+                latest,
+                step_ms: 30_000,
+                daily,
+            };
+            memo.forecast(
+                facts,
+                || Cow::Borrowed(&samples[..=i]),
+                || None,
+                Some(512.0 * MI),
+                latest.at,
+                &ForecastParams::default(),
+            );
+            (memo.fits, memo.reuses)
+        };
+        assert_eq!(ask(760, None), (1, 0));
+        assert_eq!(ask(761, None), (1, 1), "the same cycle known: kept");
+        assert_eq!(ask(762, cycle), (2, 1), "a cycle found: fitted again");
+        assert_eq!(ask(763, cycle), (2, 2));
+        assert_eq!(ask(764, None), (3, 2), "the cycle lost: fitted again");
     }
 
     /// Flat and noisy for 6h, then a leak: the kept fits agree with fresh ones, and the
