@@ -215,6 +215,17 @@ fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
         row(&rule.label(), &score(&scenarios, &outcomes));
     }
     first_page_row("headroom", &s);
+    // What the long tier could know: a daily cycle is found after two days of an
+    // incarnation, not before.
+    let (young, young_share) = s.first_pages_by_age(|hours| hours < 48.0);
+    let (old, old_share) = s.first_pages_by_age(|hours| hours >= 48.0);
+    let percent =
+        |share: Option<f64>| share.map_or("-".to_string(), |x| format!("{:.1}%", 100.0 * x));
+    println!(
+        "  by the incarnation's age at the first page: under two days {} of {young} within 25%, two days or more {} of {old}",
+        percent(young_share),
+        percent(old_share)
+    );
     // Daily cycles can be told from growth only once days of them are held: the
     // healthy draws that run past two days, and those alerted after that.
     let two_days = 2 * 86_400_000;

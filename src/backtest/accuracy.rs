@@ -194,6 +194,9 @@ pub struct Score {
     /// to an OOM, with a time to limit ahead: what the page a person reads first said,
     /// with the scenario's name and the OOM's minute, in order of the events.
     pub first_page_errors: Vec<(String, f64)>,
+    /// How old the incarnation was at each of those first pages (hours), in the same
+    /// order: a daily cycle is known from the long tier only after two days of it.
+    pub first_page_ages_hours: Vec<f64>,
     /// Names of OOM scenarios missed and healthy scenarios that alerted, for reading.
     pub missed: Vec<String>,
     pub false_alarms: Vec<String>,
@@ -222,6 +225,22 @@ impl Score {
         let at = |q: f64| e[((e.len() - 1) as f64 * q).round() as usize];
         Some((at(0.5), at(0.9)))
     }
+    /// The first pages whose incarnation was `old` or not (see
+    /// [`Score::first_page_ages_hours`]): how many, and the share within 25% of the
+    /// truth.
+    pub fn first_pages_by_age(&self, old: impl Fn(f64) -> bool) -> (usize, Option<f64>) {
+        let errors: Vec<f64> = self
+            .first_page_errors
+            .iter()
+            .zip(&self.first_page_ages_hours)
+            .filter(|(_, &age)| old(age))
+            .map(|(e, _)| e.1)
+            .collect();
+        let n = errors.len();
+        let within = errors.iter().filter(|&&e| e <= 0.25).count();
+        (n, (n > 0).then(|| within as f64 / n as f64))
+    }
+
     /// The share of first pages within 25% of the truth.
     pub fn first_pages_within_a_quarter(&self) -> Option<f64> {
         let n = self.first_page_errors.len();
@@ -334,6 +353,15 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
                         ),
                         (eta - truth).abs() / truth,
                     ));
+                    let incarnation = scenario
+                        .segments
+                        .iter()
+                        .rev()
+                        .filter_map(|segment| segment.first())
+                        .find(|x| x.at <= first.at)
+                        .map_or(first.at, |x| x.at);
+                    s.first_page_ages_hours
+                        .push((first.at - incarnation) as f64 / 3_600_000.0);
                 }
             }
             let lead = any.map_or(0.0, |start| (oom.at - start) as f64 / 1000.0);
