@@ -22,7 +22,7 @@ use crate::source::prometheus::RangeSeries;
 use crate::source::{Batch, ContainerKey, LimitReading, LimitSource, RestartSeries};
 use crate::store::{LongTier, Store, StoreLimits};
 use crate::units::format_bytes;
-use crate::vocab::rfc3339;
+use crate::vocab::{rfc3339, Rfc3339};
 
 /// How a replay evaluates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -400,7 +400,7 @@ fn replay_one(
                     rfc3339(e.at),
                     name,
                     format!("{from_text} -> {to_text}"),
-                    describe(f, c.limit_bytes)
+                    describe(f, c.limit_bytes, e.at)
                 );
             }
             if let (Some(_), Some(t), Some(level)) = (e.alert, eta, f.level_bytes) {
@@ -459,7 +459,7 @@ fn charts_svg(charts: &[Charted<'_>]) -> String {
 }
 
 /// "ETA ~38m (90% interval 31m–47m), 97Mi of 128Mi, +32Mi/h since 14:12 (leak)"
-fn describe(f: &Forecast, limit: Option<f64>) -> String {
+fn describe(f: &Forecast, limit: Option<f64>, at: i64) -> String {
     let mut text = String::new();
     if let Some(t) = f.time_to_limit {
         text.push_str(&format!(
@@ -479,8 +479,8 @@ fn describe(f: &Forecast, limit: Option<f64>) -> String {
         ));
     }
     if let Some(onset) = f.onset {
-        let stamp = rfc3339(onset);
-        text.push_str(&format!(" since {}", &stamp[11..16]));
+        // With its date when it is more than a day back (growth over days).
+        text.push_str(&format!(" since {}", Rfc3339(onset).clock_at(at)));
     }
     text.push_str(&format!(" ({})", f.pattern.as_str()));
     text
@@ -489,6 +489,26 @@ fn describe(f: &Forecast, limit: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table's "since" names the day of growth that began days back, and an
+    /// onset outside the calendar (a hand-made series) still prints.
+    #[test]
+    fn a_table_line_names_the_day_of_an_onset_days_back() {
+        let at = 1_796_580_745_000;
+        let mut f = crate::model::forecast(&[], Some(1e9), at, &Default::default());
+        f.pattern = crate::model::Pattern::Leak;
+        f.onset = Some(at - 3_600_000);
+        let within = describe(&f, Some(1e9), at);
+        assert!(within.ends_with(" since 17:12 (leak)"), "{within}");
+        f.onset = Some(at - 10 * 86_400_000);
+        let days_back = describe(&f, Some(1e9), at);
+        assert!(
+            days_back.ends_with(" since 2026-11-26 18:12 (leak)"),
+            "{days_back}"
+        );
+        f.onset = Some(i64::MIN);
+        assert!(describe(&f, Some(1e9), at).contains(" since "));
+    }
 
     #[test]
     fn a_series_finer_than_the_step_is_replayed_at_its_own_resolution() {
