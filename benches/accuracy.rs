@@ -215,8 +215,8 @@ fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
         row(&rule.label(), &score(&scenarios, &outcomes));
     }
     first_page_row("headroom", &s);
-    // What the long tier could know: a daily cycle is found after two days of an
-    // incarnation, not before.
+    // What the long tier could know: a daily cycle is found after 48 closed hours of
+    // an incarnation (give or take its first hour), not before.
     let (young, young_share) = s.first_pages_by_age(|hours| hours < 48.0);
     let (old, old_share) = s.first_pages_by_age(|hours| hours >= 48.0);
     let percent =
@@ -450,7 +450,7 @@ fn bitbrains_windows(params: &ReplayParams, rules: &[PredictLinearRule], verbose
     // follow to 95% of the limit within 6 hours: alerts ahead of no approach.
     let (mut episodes, mut unfollowed) = (0usize, 0usize);
     // For each episode, the highest the working set went within those 6 hours, as a
-    // share of the limit: how near to "followed" the unfollowed ones came.
+    // share of the limit (followed episodes included): how near to 95% they came.
     let mut reached: Vec<f64> = Vec::new();
     let mut results: Vec<Window> = Vec::new();
     let mut evaluations = 0usize;

@@ -444,14 +444,19 @@ impl ContainerReport {
         )
     }
 
-    /// The growth as `+31Mi/h` (`-…` when falling), `None` without a trend.
+    /// The growth as `+31Mi/h` (`-…` when falling), `None` without a trend; growth
+    /// read from days of daily peaks reads per day, `+192Mi a day (daily peaks)`.
     pub fn growth_text(&self) -> Option<String> {
         self.growth_bytes_per_second.map(|g| {
-            format!(
-                "{}{}/h",
-                if g >= 0.0 { "+" } else { "" },
-                crate::units::format_bytes(g * 3600.0)
-            )
+            let sign = if g >= 0.0 { "+" } else { "" };
+            if self.growth_from_daily_peaks {
+                format!(
+                    "{sign}{} a day (daily peaks)",
+                    crate::units::format_bytes(g * 86_400.0)
+                )
+            } else {
+                format!("{sign}{}/h", crate::units::format_bytes(g * 3600.0))
+            }
         })
     }
 

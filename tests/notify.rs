@@ -111,7 +111,7 @@ async fn alerts_reach_a_real_alertmanager_and_come_out_of_its_routing() {
     );
     let now = chrono::Utc::now().timestamp_millis();
     // Alertmanager wants alerts of now, so the growth began 38 minutes before it
-    // (an onset days back would name its day in the summary).
+    // (an onset of another day names its day in the summary; near midnight it may).
     let onset = headroom::vocab::Rfc3339(now - 38 * 60_000);
     let sidecar = ContainerReport {
         onset: Some(onset),
@@ -146,7 +146,7 @@ async fn alerts_reach_a_real_alertmanager_and_come_out_of_its_routing() {
         alert["annotations"]["summary"],
         format!(
             "istio-proxy in prod/payment-service-7f8b9c6d4-xk2nm will reach its 128Mi limit in ~38m (90% interval 31m–47m); growth +31Mi/h began {}",
-            onset.clock()
+            onset.clock_at(now)
         )
     );
     assert_eq!(

@@ -107,11 +107,7 @@ fn card(html: &mut String, snapshot: &Snapshot, r: &ContainerReport) {
         r.limit_bytes.map_or("no limit".into(), format_bytes),
         r.use_ratio
             .map_or(String::new(), |u| format!(" ({:.0}%)", u * 100.0)),
-        r.growth_bytes_per_second.map_or("-".into(), |g| format!(
-            "{}{}/h",
-            if g >= 0.0 { "+" } else { "" },
-            format_bytes(g * 3600.0)
-        )),
+        r.growth_text().unwrap_or_else(|| "-".into()),
         escape(&limit_text(r)),
         serde_json::to_value(r.pattern)
             .ok()

@@ -225,15 +225,15 @@ impl Score {
         let at = |q: f64| e[((e.len() - 1) as f64 * q).round() as usize];
         Some((at(0.5), at(0.9)))
     }
-    /// The first pages whose incarnation was `old` or not (see
+    /// The first pages whose incarnation's age (hours) is kept by `keep` (see
     /// [`Score::first_page_ages_hours`]): how many, and the share within 25% of the
     /// truth.
-    pub fn first_pages_by_age(&self, old: impl Fn(f64) -> bool) -> (usize, Option<f64>) {
+    pub fn first_pages_by_age(&self, keep: impl Fn(f64) -> bool) -> (usize, Option<f64>) {
         let errors: Vec<f64> = self
             .first_page_errors
             .iter()
             .zip(&self.first_page_ages_hours)
-            .filter(|(_, &age)| old(age))
+            .filter(|(_, &age)| keep(age))
             .map(|(e, _)| e.1)
             .collect();
         let n = errors.len();

@@ -16,7 +16,10 @@
 //!   quarter of its history, or its time to limit runs out;
 //! - more than one evaluation step of new samples arrived since the last evaluation
 //!   (a catch-up after an outage): only the newest is looked at;
-//! - the segment or the limit changes, or `now` is before the fit or the newest sample.
+//! - the segment or the limit changes, or `now` is before the fit or the newest sample;
+//! - a daily cycle is found that the fit did not have, or one it took out is no
+//!   longer found (once an incarnation as its second day closes, or when the cycle's
+//!   tests flip as an hour closes: at most a fit an hour).
 //!
 //! Growth shows up as new highs, so it is fitted the poll it appears; growth that
 //! slows shows at the next refresh. A container short of history is fitted every
@@ -67,7 +70,7 @@ pub struct SegmentFacts {
     pub step_ms: i64,
     /// The container's daily cycle from its long history (see [`super::daily`]),
     /// for the next fit: it changes as slowly as hours close, so a kept fit stands
-    /// until its refresh.
+    /// until its refresh, unless the cycle was found or lost since.
     pub daily: Option<DailyCycle>,
 }
 

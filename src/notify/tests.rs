@@ -541,16 +541,27 @@ fn growth_over_days_says_since_when_and_per_day() {
         "an onset days back names its day: {}",
         r.summary()
     );
+    assert_eq!(r.growth_text().as_deref(), Some("+8Mi/h"));
     r.growth_from_daily_peaks = true;
+    assert_eq!(
+        r.growth_text().as_deref(),
+        Some("+192Mi a day (daily peaks)")
+    );
     assert!(
         r.summary()
             .ends_with("; its daily peaks have risen +192Mi a day since 2026-03-19 14:12"),
         "{}",
         r.summary()
     );
-    // Within the day before, the time of day is enough.
-    r.evaluated_at = crate::vocab::Rfc3339::parse("2026-03-20T14:11:00Z").unwrap();
+    // On the same day, the time of day is enough; the next day, it is not.
+    r.evaluated_at = crate::vocab::Rfc3339::parse("2026-03-19T23:50:00Z").unwrap();
     assert!(r.summary().ends_with("since 14:12"), "{}", r.summary());
+    r.evaluated_at = crate::vocab::Rfc3339::parse("2026-03-20T09:00:00Z").unwrap();
+    assert!(
+        r.summary().ends_with("since 2026-03-19 14:12"),
+        "{}",
+        r.summary()
+    );
 }
 
 #[test]

@@ -43,12 +43,13 @@ impl Rfc3339 {
         text.get(11..16).map_or_else(|| text.clone(), String::from)
     }
 
-    /// The time as read at `now`: `14:12` within the day before it, else with its
-    /// date, `2026-11-27 14:12`, so that growth that began days ago does not read
-    /// as having begun this afternoon.
+    /// The time as read at `now`: `14:12` on the same day (UTC) and not after it,
+    /// else with its date, `2026-11-27 14:12`, so that growth that began days ago,
+    /// or yesterday, does not read as having begun this afternoon.
     pub fn clock_at(&self, now: TimestampMs) -> String {
         const DAY_MS: i64 = 86_400_000;
-        if (0..DAY_MS).contains(&now.saturating_sub(self.0)) {
+        let same_day = self.0 <= now && self.0.div_euclid(DAY_MS) == now.div_euclid(DAY_MS);
+        if same_day {
             return self.clock();
         }
         let text = rfc3339(self.0);
@@ -121,12 +122,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_clock_names_the_day_unless_it_is_within_the_day_before() {
+    fn a_clock_names_the_day_unless_it_is_the_same_day() {
         let at = Rfc3339::parse("2026-03-19T14:12:00Z").unwrap();
         let hour = 3_600_000;
         assert_eq!(at.clock_at(at.0), "14:12");
-        assert_eq!(at.clock_at(at.0 + 23 * hour), "14:12");
-        assert_eq!(at.clock_at(at.0 + 24 * hour), "2026-03-19 14:12");
+        assert_eq!(at.clock_at(at.0 + 9 * hour), "14:12", "23:12 the same day");
+        assert_eq!(
+            at.clock_at(at.0 + 10 * hour),
+            "2026-03-19 14:12",
+            "the day after"
+        );
         assert_eq!(at.clock_at(at.0 - hour), "2026-03-19 14:12", "a time ahead");
     }
 
