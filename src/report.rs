@@ -413,21 +413,14 @@ impl ContainerReport {
             text.push_str("; its daily peak reaches it at the level it holds now");
             return text;
         }
-        if let (Some(g), Some(onset)) = (self.growth_bytes_per_second, &self.onset) {
-            let sign = if g >= 0.0 { "+" } else { "" };
+        if let (Some(rate), Some(onset), true) = (self.growth_rate(), &self.onset, on_course) {
             let since = onset.clock_at(self.evaluated_at.0);
-            if on_course && self.growth_from_daily_peaks {
+            text.push_str(&if self.growth_from_daily_peaks {
                 // Slow growth over days reads per day, from the days it stands on.
-                text.push_str(&format!(
-                    "; its daily peaks have risen {sign}{} a day since {since}",
-                    format_bytes(g * 86_400.0),
-                ));
-            } else if on_course {
-                text.push_str(&format!(
-                    "; growth {sign}{}/h began {since}",
-                    format_bytes(g * 3600.0),
-                ));
-            }
+                format!("; its daily peaks have risen {rate} since {since}")
+            } else {
+                format!("; growth {rate} began {since}")
+            });
         }
         text
     }
@@ -447,13 +440,22 @@ impl ContainerReport {
     /// The growth as `+31Mi/h` (`-…` when falling), `None` without a trend; growth
     /// read from days of daily peaks reads per day, `+192Mi a day (daily peaks)`.
     pub fn growth_text(&self) -> Option<String> {
+        let rate = self.growth_rate()?;
+        Some(if self.growth_from_daily_peaks {
+            format!("{rate} (daily peaks)")
+        } else {
+            rate
+        })
+    }
+
+    /// The growth, signed, per hour (`+31Mi/h`), or per day for growth read from
+    /// days of daily peaks (`+192Mi a day`): what the summary and
+    /// [`Self::growth_text`] both say.
+    fn growth_rate(&self) -> Option<String> {
         self.growth_bytes_per_second.map(|g| {
             let sign = if g >= 0.0 { "+" } else { "" };
             if self.growth_from_daily_peaks {
-                format!(
-                    "{sign}{} a day (daily peaks)",
-                    crate::units::format_bytes(g * 86_400.0)
-                )
+                format!("{sign}{} a day", crate::units::format_bytes(g * 86_400.0))
             } else {
                 format!("{sign}{}/h", crate::units::format_bytes(g * 3600.0))
             }

@@ -243,14 +243,7 @@ impl Score {
 
     /// The share of first pages within 25% of the truth.
     pub fn first_pages_within_a_quarter(&self) -> Option<f64> {
-        let n = self.first_page_errors.len();
-        (n > 0).then(|| {
-            self.first_page_errors
-                .iter()
-                .filter(|e| e.1 <= 0.25)
-                .count() as f64
-                / n as f64
-        })
+        self.first_pages_by_age(|_| true).1
     }
 }
 

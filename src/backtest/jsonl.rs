@@ -109,7 +109,7 @@ fn json_string(out: &mut Vec<u8>, text: &str) {
 /// `at` (ms) as `crate::vocab::rfc3339` spells it (`2026-03-19T14:12:00Z`), the
 /// date (`date`, of `day` since the epoch) formatted only when the day changes.
 fn timestamp(out: &mut Vec<u8>, day: &mut i64, date: &mut String, at: i64) {
-    const DAY_MS: i64 = 86_400_000;
+    use crate::vocab::DAY_MS;
     let today = at.div_euclid(DAY_MS);
     if *day != today {
         *day = today;

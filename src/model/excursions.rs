@@ -10,7 +10,7 @@
 
 use super::daily::{daily_cycle, DailyCycle};
 use super::forecast::{
-    t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, HOUR_MS,
+    t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, DAY_MS, HOUR_MS,
     MAX_EXTRAPOLATION, MODEL_ERROR,
 };
 
@@ -87,9 +87,6 @@ pub struct Record {
     /// The current incarnation's daily cycle, when its hours show one.
     pub daily: Option<DailyCycle>,
 }
-
-/// A day (ms).
-const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Daily peaks are fitted a line only over at least this many days.
 pub const PEAK_TREND_DAYS: usize = 3;
@@ -341,7 +338,6 @@ impl Record {
             forecast.severity = Severity::None;
             forecast.previous_run_ms = None;
             forecast.pattern = Pattern::Excursion;
-            forecast.from_daily_peaks = false;
         }
         // The fine history's own time to limit stands when it reaches no further
         // than the growth it stands on has lasted; further, days of peaks say more.

@@ -244,7 +244,7 @@ pub struct Forecast {
 /// (`tests/layers.rs`).
 pub const HOUR_MS: i64 = 3_600_000;
 /// A day (ms).
-const DAY_MS: i64 = 24 * HOUR_MS;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// The span (ms) of [`Forecast::recent_high_bytes`]: an hour, as the long tier's
 /// hours are, so the two compare like with like.

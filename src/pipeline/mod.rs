@@ -18,7 +18,7 @@ use crate::model::{self, AlertParams, AlertState, ForecastParams, Memo, SegmentF
 use crate::report::{sort_by_urgency, ContainerReport};
 use crate::source::{Batch, ContainerKey, Source, SourceError, Window};
 use crate::store::{IngestSummary, Store, StoreLimits};
-use crate::vocab::{TimestampMs, HOUR_MS};
+use crate::vocab::{TimestampMs, DAY_MS, HOUR_MS};
 
 /// What one poll did.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +44,6 @@ pub const SAMPLES_PER_FETCH: usize = 1_000_000;
 /// The first piece of a backfill, before the number of containers is known: 10 min.
 const FIRST_BACKFILL_STEPS: i64 = 20;
 /// A day (ms): the most the long tier's backfill reads at once.
-const DAY_MS: i64 = 24 * HOUR_MS;
 /// The raw samples one read of the long tier's backfill may touch in Prometheus, well
 /// under its default `--query.max-samples` (50M): a day a read up to ~3,000
 /// containers, an hour a read at 100,000.

@@ -20,6 +20,9 @@ pub type TimestampMs = i64;
 /// back at.
 pub const HOUR_MS: i64 = 3_600_000;
 
+/// A day in that unit.
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
 /// A series' labels, sorted by name.
 pub type Labels = BTreeMap<String, String>;
 
@@ -47,7 +50,6 @@ impl Rfc3339 {
     /// else with its date, `2026-11-27 14:12`, so that growth that began days ago,
     /// or yesterday, does not read as having begun this afternoon.
     pub fn clock_at(&self, now: TimestampMs) -> String {
-        const DAY_MS: i64 = 86_400_000;
         let same_day = self.0 <= now && self.0.div_euclid(DAY_MS) == now.div_euclid(DAY_MS);
         if same_day {
             return self.clock();
