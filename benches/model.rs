@@ -21,6 +21,11 @@ use headroom::model::{forecast, ForecastParams, Hour, Memo, Record, Sample, Segm
 use headroom::sim::scenarios::suite;
 use headroom::source::ContainerKey;
 
+/// The allocator the `headroom` binary uses (src/main.rs), so `backtest`'s figures
+/// are those of the command as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MI: f64 = 1024.0 * 1024.0;
 const STEP_MS: i64 = 30_000;
 
