@@ -226,6 +226,11 @@ fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
         percent(young_share),
         percent(old_share)
     );
+    let (runs, runs_share) = s.first_pages_of_runs_within_a_quarter();
+    println!(
+        "  the first alerted evaluation of each such run, whether its alert lasted or not: {} of {runs} within 25%",
+        percent(runs_share)
+    );
     // Daily cycles can be told from growth only once days of them are held: the
     // healthy draws that run past two days, and those alerted after that.
     let two_days = 2 * 86_400_000;

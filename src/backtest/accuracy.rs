@@ -197,6 +197,12 @@ pub struct Score {
     /// How old the incarnation was at each of those first pages (hours), in the same
     /// order: a daily cycle is known from the long tier only after two days of it.
     pub first_page_ages_hours: Vec<f64>,
+    /// |ETA − truth| / truth at the first alerted evaluation with a time to limit
+    /// ahead, from the growth's onset on, of each run that one of those episodes
+    /// ends (an alert before the onset was a false alarm), whether or not the alert
+    /// that page began lasted: an alert that resolved and fired again was read
+    /// first, and leaving it out would reward a model for flapping.
+    pub first_page_of_run_errors: Vec<f64>,
     /// Names of OOM scenarios missed and healthy scenarios that alerted, for reading.
     pub missed: Vec<String>,
     pub false_alarms: Vec<String>,
@@ -244,6 +250,17 @@ impl Score {
     /// The share of first pages within 25% of the truth.
     pub fn first_pages_within_a_quarter(&self) -> Option<f64> {
         self.first_pages_by_age(|_| true).1
+    }
+
+    /// The share of [`Score::first_page_of_run_errors`] within 25% of the truth, and
+    /// how many there are.
+    pub fn first_pages_of_runs_within_a_quarter(&self) -> (usize, Option<f64>) {
+        let e = &self.first_page_of_run_errors;
+        let within = e.iter().filter(|&&x| x <= 0.25).count();
+        (
+            e.len(),
+            (!e.is_empty()).then(|| within as f64 / e.len() as f64),
+        )
     }
 }
 
@@ -355,6 +372,20 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
                         .map_or(first.at, |x| x.at);
                     s.first_page_ages_hours
                         .push((first.at - incarnation) as f64 / 3_600_000.0);
+                }
+            }
+            let first_of_run = any.and_then(|_| {
+                window.iter().find(|o| {
+                    o.at >= oom.onset && o.alert.is_some() && o.eta.is_some_and(|e| e > 0.0)
+                })
+            });
+            if let Some(&&Outcome {
+                at, eta: Some(eta), ..
+            }) = first_of_run
+            {
+                let truth = (oom.at - at) as f64 / 1000.0;
+                if truth > 0.0 {
+                    s.first_page_of_run_errors.push((eta - truth).abs() / truth);
                 }
             }
             let lead = any.map_or(0.0, |start| (oom.at - start) as f64 / 1000.0);
