@@ -146,6 +146,7 @@ struct RawForecast {
     critical_pending: Option<String>,
     pending_samples: Option<u32>,
     keep_firing_for: Option<String>,
+    keep_warning_while_unsure: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -247,6 +248,9 @@ pub struct ForecastConfig {
     pub pending_samples: u32,
     /// How long a firing alert outlives its condition.
     pub keep_firing_for: Duration,
+    /// How long a firing warning outlives its condition while the forecast gives
+    /// no time to limit at all and the container's hourly high has not backed off.
+    pub keep_warning_while_unsure: Duration,
 }
 
 impl Default for Config {
@@ -341,6 +345,7 @@ impl Config {
             pending_warning_seconds: self.forecast.warning_pending.as_secs_f64(),
             pending_critical_seconds: self.forecast.critical_pending.as_secs_f64(),
             keep_firing_for_seconds: self.forecast.keep_firing_for.as_secs_f64(),
+            hold_unsure_seconds: self.forecast.keep_warning_while_unsure.as_secs_f64(),
             pending_samples: f64::from(self.forecast.pending_samples),
             ..crate::model::AlertParams::default()
         }
@@ -771,6 +776,11 @@ impl Validator<'_> {
         let critical_pending =
             self.duration("forecast.critical_pending", &f.critical_pending, "5m");
         let keep_firing_for = self.duration("forecast.keep_firing_for", &f.keep_firing_for, "10m");
+        let keep_warning_while_unsure = self.duration(
+            "forecast.keep_warning_while_unsure",
+            &f.keep_warning_while_unsure,
+            "1h",
+        );
         let pending_samples = f.pending_samples.unwrap_or(3);
         if pending_samples > 100 {
             self.problem(
@@ -810,6 +820,7 @@ impl Validator<'_> {
             critical_pending: critical_pending?,
             pending_samples,
             keep_firing_for: keep_firing_for?,
+            keep_warning_while_unsure: keep_warning_while_unsure?,
         })
     }
 

@@ -244,6 +244,7 @@ pub const DURATION_BOUNDS: &[(&str, u64, u64)] = &[
     ("forecast.warning_pending", S, D),
     ("forecast.critical_pending", S, D),
     ("forecast.keep_firing_for", S, D),
+    ("forecast.keep_warning_while_unsure", S, D),
     ("alerts.resend_interval", S, D),
     ("alerts.resolved_retention", M, 7 * D),
     ("alerts.drain_timeout", S, 10 * M),
