@@ -288,6 +288,11 @@ fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
     for (what, error) in pages.iter().take(shown) {
         println!("  first page {:>6.1}% off  {what}", 100.0 * error);
     }
+    if std::env::var_os("HEADROOM_SUITE_VERBOSE").is_some() {
+        for (what, error) in &s.first_page_of_run_errors {
+            println!("  run's first page {:>6.1}% off  {what}", 100.0 * error);
+        }
+    }
 }
 
 /// What the first page said: the time to limit at the first evaluation of each alert

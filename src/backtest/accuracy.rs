@@ -202,7 +202,7 @@ pub struct Score {
     /// ends (an alert before the onset was a false alarm), whether or not the alert
     /// that page began lasted: an alert that resolved and fired again was read
     /// first, and leaving it out would reward a model for flapping.
-    pub first_page_of_run_errors: Vec<f64>,
+    pub first_page_of_run_errors: Vec<(String, f64)>,
     /// Names of OOM scenarios missed and healthy scenarios that alerted, for reading.
     pub missed: Vec<String>,
     pub false_alarms: Vec<String>,
@@ -256,7 +256,7 @@ impl Score {
     /// how many there are.
     pub fn first_pages_of_runs_within_a_quarter(&self) -> (usize, Option<f64>) {
         let e = &self.first_page_of_run_errors;
-        let within = e.iter().filter(|&&x| x <= 0.25).count();
+        let within = e.iter().filter(|x| x.1 <= 0.25).count();
         (
             e.len(),
             (!e.is_empty()).then(|| within as f64 / e.len() as f64),
@@ -385,7 +385,16 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
             {
                 let truth = (oom.at - at) as f64 / 1000.0;
                 if truth > 0.0 {
-                    s.first_page_of_run_errors.push((eta - truth).abs() / truth);
+                    s.first_page_of_run_errors.push((
+                        format!(
+                            "{} (OOM at +{}m, paged {:.0}m ahead with ~{:.0}m)",
+                            scenario.name,
+                            (oom.at - scenario.segments[0][0].at) / 60_000,
+                            truth / 60.0,
+                            eta / 60.0
+                        ),
+                        (eta - truth).abs() / truth,
+                    ));
                 }
             }
             let lead = any.map_or(0.0, |start| (oom.at - start) as f64 / 1000.0);
