@@ -9,6 +9,7 @@
 //! each forecast.
 
 use super::daily::{daily_cycle, DailyCycle};
+use super::day_over_day::{day_over_day, DayOverDay};
 use super::forecast::{
     t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, DAY_MS, HOUR_MS,
     MAX_EXTRAPOLATION, MODEL_ERROR,
@@ -86,7 +87,14 @@ pub struct Record {
     pub peaks: Option<PeakTrend>,
     /// The current incarnation's daily cycle, when its hours show one.
     pub daily: Option<DailyCycle>,
+    /// The current incarnation's newest hours against the same hours a day before,
+    /// from a day and three hours of it on (see `day_over_day`).
+    pub day_over_day: Option<DayOverDay>,
 }
+
+/// The confidence at which growth from one day to the next counts as real: the
+/// forecast's default growth confidence (the record is made without the config).
+const DAY_OVER_DAY_CONFIDENCE: f64 = 0.99;
 
 /// Daily peaks are fitted a line only over at least this many days.
 pub const PEAK_TREND_DAYS: usize = 3;
@@ -263,7 +271,8 @@ impl Record {
             hours: hours.flatten().count(),
             margin_bytes: peak_margin(&peaks),
             peaks: peak_trend(&peaks),
-            daily: daily_cycle(incarnation),
+            daily: daily_cycle(incarnation.clone()),
+            day_over_day: day_over_day(incarnation, DAY_OVER_DAY_CONFIDENCE),
         }
     }
 
@@ -333,11 +342,27 @@ impl Record {
         limit_bytes: Option<f64>,
         params: &ForecastParams,
     ) {
+        self.apply_with_day(forecast, limit_bytes, params, || [f64::NAN; 24]);
+    }
+
+    /// [`Record::apply`], with `newest_day()` the highest sample of each of the 24
+    /// newest closed hours (newest first, NaN for an hour without samples), for the
+    /// day-over-day forecast (see `day_over_day`); asked for only when that is used.
+    pub fn apply_with_day(
+        &self,
+        forecast: &mut Forecast,
+        limit_bytes: Option<f64>,
+        params: &ForecastParams,
+        newest_day: impl FnOnce() -> [f64; 24],
+    ) {
         if self.known_behaviour(forecast, limit_bytes) {
             forecast.time_to_limit = None;
             forecast.severity = Severity::None;
             forecast.previous_run_ms = None;
             forecast.pattern = Pattern::Excursion;
+        }
+        if self.against_yesterday(forecast, limit_bytes, params, newest_day) {
+            return;
         }
         // The fine history's own time to limit stands when it reaches no further
         // than the growth it stands on has lasted; further, days of peaks say more.
@@ -368,6 +393,53 @@ impl Record {
             forecast.severity = params.severity_for(Some(eta.seconds), 1.0);
             forecast.time_to_limit = Some(eta);
         }
+    }
+}
+
+impl Record {
+    /// A growing forecast of an incarnation whose daily cycle is suspected but not
+    /// yet known (see `day_over_day`) takes its time to limit from the newest day
+    /// against the day before, or none when that did not rise: hours of fine
+    /// history under a cycle read its upswing as growth. Whether it did: the caller
+    /// goes no further.
+    fn against_yesterday(
+        &self,
+        forecast: &mut Forecast,
+        limit_bytes: Option<f64>,
+        params: &ForecastParams,
+        newest_day: impl FnOnce() -> [f64; 24],
+    ) -> bool {
+        let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak);
+        let (Some(day), Some(limit)) = (self.day_over_day, limit_bytes.filter(|l| *l > 0.0)) else {
+            return false;
+        };
+        // Within the critical horizon the fine history's own reading stands: the
+        // day's growth, from hours, is too coarse to call off a peak hours away.
+        let critical = forecast
+            .time_to_limit
+            .is_some_and(|t| t.seconds <= params.critical_horizon_seconds);
+        if !growing
+            || critical
+            || forecast.previous_run_ms.is_some()
+            || self.daily.is_some()
+            || !day.suspects_a_cycle(limit)
+        {
+            return false;
+        }
+        let now = forecast.trend.map_or(day.at_ms, |t| t.at);
+        let eta = day.time_to_limit(limit, now, &newest_day());
+        // It may put the limit further off, or call the growth off; never nearer.
+        let own = forecast.time_to_limit.map(|t| t.seconds);
+        if eta.is_some_and(|e| own.is_none_or(|own| e.seconds < own)) {
+            return false;
+        }
+        forecast.growth_bytes_per_second = Some(day.growth_bytes_per_second);
+        if let (Some(onset), true) = (day.onset_hours, day.at_ms > 0) {
+            forecast.onset = Some(day.at_ms + (onset * HOUR_MS as f64) as i64);
+        }
+        forecast.severity = params.severity_for(eta.map(|e| e.seconds), 1.0);
+        forecast.time_to_limit = eta;
+        true
     }
 }
 
@@ -762,5 +834,58 @@ mod tests {
         r.apply(&mut f, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.previous_run_ms, Some(7_200_000));
+    }
+
+    /// A daily cycle's upswing read as growth in an incarnation's second day: the
+    /// newest day against the day before puts the limit further off, or calls the
+    /// growth off; it never brings the limit nearer, nor touches a critical forecast.
+    #[test]
+    fn the_day_before_puts_an_upswing_in_its_place() {
+        // 40 hours: a 1 GiB daily swing over 3 GiB, growing 20 MiB an hour.
+        let hours = |growth: f64| -> Vec<Option<Hour>> {
+            (0..40)
+                .map(|h| {
+                    let t = h as f64 + 0.5;
+                    let mean =
+                        3.0 * GI + GI * (std::f64::consts::TAU * t / 24.0).sin() + growth * t;
+                    Some(Hour { max: mean, mean })
+                })
+                .collect()
+        };
+        let newest_day = |hours: &[Option<Hour>]| -> [f64; 24] {
+            std::array::from_fn(|a| hours[hours.len() - 1 - a].unwrap().max)
+        };
+        let p = ForecastParams::default();
+        let leaking = hours(20.0 * 1024.0 * 1024.0);
+        let r = Record::of(&leaking, &[]);
+        assert!(r.daily.is_none() && r.day_over_day.is_some(), "{r:?}");
+        let eta_of = |hours: f64, r: &Record, day: [f64; 24]| {
+            let mut f = leak(4.7, 0.3);
+            f.time_to_limit = Some(TimeToLimit {
+                seconds: hours * 3600.0,
+                lower_seconds: hours * 3000.0,
+                upper_seconds: Some(hours * 4000.0),
+            });
+            r.apply_with_day(&mut f, Some(5.5 * GI), &p, || day);
+            assert_ne!(
+                f.pattern,
+                Pattern::Excursion,
+                "above every peak come back from"
+            );
+            f.time_to_limit.map(|t| t.seconds / 3600.0)
+        };
+        let day = newest_day(&leaking);
+        // Read off the upswing: 5 hours to the limit. The newest peak (4.59 GiB)
+        // grows 480 MiB a day: the limit is a day and a half off.
+        let put_off = eta_of(5.0, &r, day).expect("still growing");
+        assert!((35.0..52.0).contains(&put_off), "{put_off}");
+        // Nearer than the fine history says: the fine history stands.
+        assert_eq!(eta_of(70.0, &r, day), Some(70.0));
+        // Critical stands.
+        assert_eq!(eta_of(1.5, &r, day), Some(1.5));
+        // The cycle alone: no growth a day on.
+        let flat = hours(0.0);
+        let quiet = Record::of(&flat, &[]);
+        assert_eq!(eta_of(5.0, &quiet, newest_day(&flat)), None);
     }
 }

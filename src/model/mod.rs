@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod daily;
+pub mod day_over_day;
 pub mod excursions;
 pub mod forecast;
 pub mod recurrence;

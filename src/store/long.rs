@@ -113,6 +113,9 @@ impl LongTier {
         if let Some(daily) = &mut self.record.daily {
             daily.at_ms = end;
         }
+        if let Some(day) = &mut self.record.day_over_day {
+            day.at_ms = end;
+        }
     }
 
     /// Notes that the container restarted at `at` (ms): what it reached before is not
@@ -203,6 +206,29 @@ impl LongTier {
     /// What the closed hours say about the container's excursions.
     pub fn record(&self) -> &Record {
         &self.record
+    }
+
+    /// The record's [`Record::apply_with_day`], with the newest closed day's hours.
+    pub fn apply(
+        &self,
+        forecast: &mut crate::model::Forecast,
+        limit_bytes: Option<f64>,
+        params: &crate::model::ForecastParams,
+    ) {
+        self.record
+            .apply_with_day(forecast, limit_bytes, params, || self.newest_day());
+    }
+
+    /// The highest sample of each of the 24 newest closed hours, newest first; NaN
+    /// for an hour without samples or not kept.
+    fn newest_day(&self) -> [f64; 24] {
+        let mut day = [f64::NAN; 24];
+        for (slot, &packed) in day.iter_mut().zip(self.hours.iter().rev()) {
+            if let Some(h) = unpack_hour(packed) {
+                *slot = h.max;
+            }
+        }
+        day
     }
 
     /// Hours kept, with samples or without.
