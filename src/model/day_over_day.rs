@@ -30,19 +30,20 @@ const HOURS_AHEAD: usize = 72;
 /// that makes a daily cycle suspected.
 pub const SUSPECT_FALL: f64 = 0.02;
 
-/// What the newest day of an incarnation says against the day before.
+/// What the newest day of an incarnation says against the day before (kept as
+/// `f32`, within a part in ten million: a container's record holds it).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DayOverDay {
     /// The growth (bytes/s) that the differences say, and whether it is more than
     /// their scatter allows at the growth confidence.
-    pub growth_bytes_per_second: f64,
+    pub growth_bytes_per_second: f32,
     pub growth_is_real: bool,
     /// When that growth began, in hours before the end of the newest hour (≤ 0
     /// counts back); `None` when a day or more before the oldest difference.
-    pub onset_hours: Option<f64>,
+    pub onset_hours: Option<f32>,
     /// The deepest fall of the incarnation's hourly means below their highest before
     /// (bytes).
-    pub fall_bytes: f64,
+    pub fall_bytes: f32,
     /// The end of the newest hour (ms since the epoch; 0 when the hours were given
     /// without their times).
     pub at_ms: i64,
@@ -107,10 +108,10 @@ pub fn day_over_day(
         fall = fall.max(highest - mean);
     }
     Some(DayOverDay {
-        growth_bytes_per_second: slope / 3600.0,
+        growth_bytes_per_second: (slope / 3600.0) as f32,
         growth_is_real: slope > t_quantile(m - 1.0, growth_confidence) * scatter,
-        onset_hours: (onset > oldest - 24.0).then_some(onset),
-        fall_bytes: fall,
+        onset_hours: (onset > oldest - 24.0).then_some(onset as f32),
+        fall_bytes: fall as f32,
         at_ms: 0,
     })
 }
@@ -118,7 +119,7 @@ pub fn day_over_day(
 impl DayOverDay {
     /// Whether a daily cycle is suspected against `limit_bytes`.
     pub fn suspects_a_cycle(&self, limit_bytes: f64) -> bool {
-        self.fall_bytes >= SUSPECT_FALL * limit_bytes
+        f64::from(self.fall_bytes) >= SUSPECT_FALL * limit_bytes
     }
 
     /// When the working set reaches `limit_bytes`, as of `now` (ms), if each hour
@@ -134,7 +135,7 @@ impl DayOverDay {
         now: i64,
         newest_day: &[f64; 24],
     ) -> Option<TimeToLimit> {
-        let slope = self.growth_bytes_per_second * 3600.0;
+        let slope = f64::from(self.growth_bytes_per_second) * 3600.0;
         if !self.growth_is_real || slope <= 0.0 {
             return None;
         }
@@ -143,7 +144,7 @@ impl DayOverDay {
         } else {
             0.0
         };
-        let onset = self.onset_hours.unwrap_or(f64::NEG_INFINITY);
+        let onset = self.onset_hours.map_or(f64::NEG_INFINITY, f64::from);
         // The hour ending j hours after the newest's end is the hour of the day that
         // ended 24k − j hours before it, k days on.
         let crossing = (1..=HOURS_AHEAD).find(|&j| {
@@ -199,13 +200,13 @@ mod tests {
                     let onset = n as f64 - onset_ago;
                     let h = hours(n, 100.0 * MI, phase, 4.0 * MI, onset);
                     let d = of(&h).expect("a day and three hours");
-                    let growth = d.growth_bytes_per_second * 3600.0 / MI;
+                    let growth = f64::from(d.growth_bytes_per_second) * 3600.0 / MI;
                     assert!(
                         (growth - 4.0).abs() < 0.2,
                         "{n}h, {phase}, {onset_ago}: {d:?}"
                     );
                     if onset_ago < 24.0 {
-                        let found = -d.onset_hours.expect("within the day");
+                        let found = -f64::from(d.onset_hours.expect("within the day"));
                         assert!((found - onset_ago).abs() <= 1.0, "{d:?}");
                     }
                     assert!(d.growth_is_real);
@@ -243,7 +244,7 @@ mod tests {
         let mut newest = [800.0 * MI; 24];
         newest[6] = 900.0 * MI;
         let at = |growth_mi_h: f64| DayOverDay {
-            growth_bytes_per_second: growth_mi_h * MI / 3600.0,
+            growth_bytes_per_second: (growth_mi_h * MI / 3600.0) as f32,
             growth_is_real: true,
             onset_hours: None,
             fall_bytes: 0.0,

@@ -433,9 +433,9 @@ impl Record {
         if eta.is_some_and(|e| own.is_none_or(|own| e.seconds < own)) {
             return false;
         }
-        forecast.growth_bytes_per_second = Some(day.growth_bytes_per_second);
+        forecast.growth_bytes_per_second = Some(f64::from(day.growth_bytes_per_second));
         if let (Some(onset), true) = (day.onset_hours, day.at_ms > 0) {
-            forecast.onset = Some(day.at_ms + (onset * HOUR_MS as f64) as i64);
+            forecast.onset = Some(day.at_ms + (f64::from(onset) * HOUR_MS as f64) as i64);
         }
         forecast.severity = params.severity_for(eta.map(|e| e.seconds), 1.0);
         forecast.time_to_limit = eta;
