@@ -65,8 +65,9 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use super::daily::DailyCycle;
 use super::recurrence::follows_previous;
 use super::trend::{
-    autocorrelation_inflation, bic, fit_knee, fit_line, fit_parabola, fit_saturation,
-    parabola_autocorrelation, regime_search, residual_autocorrelation, Parabola, Point, PrefixSums,
+    autocorrelation_inflation, fit_knee, fit_line, fit_parabola, fit_saturation,
+    parabola_autocorrelation, regime_search, residual_autocorrelation, Knee, Parabola, Point,
+    PrefixSums,
 };
 use super::Sample;
 
@@ -90,6 +91,8 @@ pub const MODEL_ERROR: f64 = 0.12;
 const DAY_SECONDS: f64 = 86_400.0;
 /// The shortest regime a trend is fitted to: 10 minutes (and 4 bins).
 const MIN_REGIME_SECONDS: f64 = 600.0;
+/// The shortest climb after a knee that may stand for an accelerating regime.
+const KNEE_CLIMB_SECONDS: f64 = 1800.0;
 /// A release that gives back less than this share of the fill it ended is no
 /// sawtooth's: see `kept_most`. The exhausted CMS heap of `tests/data/real` is
 /// alerted 40-41 minutes ahead with anything from 0.7 to 0.9; 0.7 made one critical
@@ -1129,13 +1132,22 @@ fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Opt
     // A knee (flat, then a straight climb) reads as acceleration to a parabola,
     // whose slope at the end overshoots the climb's: by up to 1.5 times without
     // noise (the least-squares parabola, largest with the knee at 40% of the regime),
-    // 1.6 times on `sawtooth_leak/seed=2`'s first page (31.7 for about 20Mi/h). Where two lines joined at a knee fit the accelerating regime better
-    // than the parabola, by BIC (one parameter more), the climb after it is the
-    // regime.
+    // 1.6 times on `sawtooth_leak/seed=2`'s first page (31.7 for about 20Mi/h). Where
+    // two lines joined at a knee fit the accelerating regime at least as well as the
+    // parabola, the climb after it is the regime. Both have four numbers to fit, the
+    // knee's place a fifth; with the knee held to beat the parabola by BIC (its place
+    // counted as a parameter), noisy knees stayed parabolas, and the first page of a
+    // run (random family) was too early, by up to two thirds, for most of the
+    // straight leaks it missed: the data cannot tell these two apart, and a leak's
+    // onset is a knee far more often than its growth accelerates.
+    // The climb after the knee must last half an hour or more: a short steep tail
+    // after a late knee (a Spark heap filling, 17 minutes of its last 50) ran 2.3
+    // GiB ahead of its samples.
     if let Some((p, _)) = curved.filter(|(p, _)| p.curvature() > 0.0) {
-        let m = regime.len();
-        if let Some(knee) = fit_knee(regime, min_len)
-            .filter(|k| k.bend > 0.0 && bic(k.sse, m, 5.0) < bic(p.sse, m, 4.0))
+        let end = regime[regime.len() - 1].t;
+        let lasts = |k: &Knee| end - regime[k.at].t >= KNEE_CLIMB_SECONDS;
+        if let Some(knee) =
+            fit_knee(regime, min_len).filter(|k| k.bend > 0.0 && k.sse <= p.sse && lasts(k))
         {
             start += knee.at;
             regime = &points[start..];
@@ -1711,6 +1723,50 @@ mod tests {
                 slope * 3600.0 / MI
             );
         }
+    }
+
+    /// random/39 (random family, seed 42): flat for over two hours, then a straight
+    /// leak of 18Mi/h under white noise of 25Mi. Four hours into the climb, a
+    /// parabola and a knee fit it about as well, and the parabola's slope at the end
+    /// read 30Mi/h: the first page said 7.8 hours for 20. Where the knee fits at
+    /// least as well (and its climb lasts half an hour), the climb is the regime.
+    #[test]
+    fn a_noisy_knee_is_read_as_the_climb_after_it() {
+        let rate = 18.0 * MI / 3600.0;
+        let mut read = 0;
+        for seed in 1..=6u64 {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut uniform = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+            };
+            let samples: Vec<Sample> = (0..=362 * 2)
+                .map(|i| {
+                    let t = (i * 30) as f64;
+                    let climb = (t - 138.0 * 60.0).max(0.0) * rate;
+                    let (u, v) = (uniform(), uniform());
+                    let noise = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+                    Sample {
+                        at: i * 30_000,
+                        bytes: 1081.0 * MI + climb + 25.0 * MI * noise,
+                    }
+                })
+                .collect();
+            let now = samples.last().unwrap().at;
+            let f = forecast(&samples, Some(1590.0 * MI), now, &ForecastParams::default());
+            let Some(slope) = f.growth_bytes_per_second else {
+                continue;
+            };
+            read += 1;
+            assert!(
+                slope / rate < 1.25,
+                "seed {seed}: {:.1}Mi/h for 18Mi/h; {f:?}",
+                slope * 3600.0 / MI
+            );
+        }
+        assert!(read >= 4, "growth read on {read} of 6 draws");
     }
 
     /// An old generation filling for 40 minutes, then emptied by one collection: the
