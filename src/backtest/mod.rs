@@ -193,7 +193,7 @@ pub fn replay_with_long(
                 &params.forecast,
             ),
         };
-        long.apply(&mut forecast, limit_bytes, &params.forecast);
+        long.apply(&mut forecast, limit_bytes, &params.forecast, at);
         let after_running_out = current
             .checked_sub(1)
             .is_some_and(|p| model::recurrence::ran_out(segments[p].last().copied(), limit_bytes));

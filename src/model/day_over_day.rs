@@ -82,7 +82,8 @@ pub fn day_over_day(
     let mut best: Option<(f64, f64, f64, f64)> = None; // (sse, slope, onset, Σg²)
     let yy: f64 = differences.iter().map(|d| d.1 * d.1).sum();
     let mut onset = 0.0;
-    while onset >= oldest - 24.0 {
+    // (oldest is an hour's middle: at `oldest − 24.5` every difference stands.)
+    while onset >= oldest - 24.5 {
         let (mut gg, mut gy) = (0.0, 0.0);
         for &(x, y) in &differences {
             let g = (x - onset).clamp(0.0, 24.0);
@@ -100,7 +101,8 @@ pub fn day_over_day(
     }
     let (sse, slope, onset, gg) = best?;
     let m = differences.len() as f64;
-    let scatter = (sse / (m - 1.0).max(1.0) / gg).sqrt();
+    // Two numbers fitted: the growth and its onset.
+    let scatter = (sse / (m - 2.0).max(1.0) / gg).sqrt();
     let mut highest = f64::NEG_INFINITY;
     let mut fall = 0.0f64;
     for mean in hours.iter().rev().flatten() {
@@ -109,7 +111,7 @@ pub fn day_over_day(
     }
     Some(DayOverDay {
         growth_bytes_per_second: (slope / 3600.0) as f32,
-        growth_is_real: slope > t_quantile(m - 1.0, growth_confidence) * scatter,
+        growth_is_real: slope > t_quantile((m - 2.0).max(1.0), growth_confidence) * scatter,
         onset_hours: (onset > oldest - 24.0).then_some(onset as f32),
         fall_bytes: fall as f32,
         at_ms: 0,
@@ -127,8 +129,10 @@ impl DayOverDay {
     /// sample of the hour that ended `a` hours before the newest's end, NaN without
     /// one), raised by the growth between that hour and the one ahead (from the
     /// onset on): whatever the cycle's shape, the hour that crosses first. `None`
-    /// when the growth is not real, or no hour crosses within three days. The
-    /// interval is wide: one day's growth, from its two ends.
+    /// when the growth is not real, or no hour crosses within three days (the caller
+    /// then calls the growth off: past the warning horizon unless that is set beyond
+    /// 58 hours). The interval is a fixed 0.7 to 1.5 times: a day's comparison says
+    /// little of its own error.
     pub fn time_to_limit(
         &self,
         limit_bytes: f64,
@@ -239,7 +243,7 @@ mod tests {
     fn the_hour_that_crosses_is_the_newest_day_carried_on() {
         // Grown 24Mi a day from long before; the newest day peaked at 900Mi 6 hours
         // before its end, 800Mi at every other hour. Limit 1000Mi: the peak's hour
-        // needs 100Mi more, five days' growth (past three days), and the others
+        // needs 100Mi more, 4.2 days' growth (past three days), and the others
         // never come near. At 5Mi/h: the peak's hour tomorrow (+18 hours).
         let mut newest = [800.0 * MI; 24];
         newest[6] = 900.0 * MI;

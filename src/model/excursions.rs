@@ -92,6 +92,9 @@ pub struct Record {
     pub day_over_day: Option<DayOverDay>,
 }
 
+/// Hours of the newest day that must have samples for the day-over-day forecast.
+const MIN_HOURS_OF_NEWEST_DAY: usize = 22;
+
 /// The confidence at which growth from one day to the next counts as real: the
 /// forecast's default growth confidence (the record is made without the config).
 const DAY_OVER_DAY_CONFIDENCE: f64 = 0.99;
@@ -342,17 +345,20 @@ impl Record {
         limit_bytes: Option<f64>,
         params: &ForecastParams,
     ) {
-        self.apply_with_day(forecast, limit_bytes, params, || [f64::NAN; 24]);
+        let now = forecast.trend.map_or(0, |t| t.at);
+        self.apply_with_day(forecast, limit_bytes, params, now, || [f64::NAN; 24]);
     }
 
-    /// [`Record::apply`], with `newest_day()` the highest sample of each of the 24
-    /// newest closed hours (newest first, NaN for an hour without samples), for the
-    /// day-over-day forecast (see `day_over_day`); asked for only when that is used.
+    /// [`Record::apply`] as of the evaluation at `now` (ms), with `newest_day()` the
+    /// highest sample of each of the 24 newest closed hours (newest first, NaN for an
+    /// hour without samples), for the day-over-day forecast (see `day_over_day`);
+    /// asked for only when that is used, which it is not without most of the day.
     pub fn apply_with_day(
         &self,
         forecast: &mut Forecast,
         limit_bytes: Option<f64>,
         params: &ForecastParams,
+        now: i64,
         newest_day: impl FnOnce() -> [f64; 24],
     ) {
         if self.known_behaviour(forecast, limit_bytes) {
@@ -361,7 +367,7 @@ impl Record {
             forecast.previous_run_ms = None;
             forecast.pattern = Pattern::Excursion;
         }
-        if self.against_yesterday(forecast, limit_bytes, params, newest_day) {
+        if self.against_yesterday(forecast, limit_bytes, params, now, newest_day) {
             return;
         }
         // The fine history's own time to limit stands when it reaches no further
@@ -407,6 +413,7 @@ impl Record {
         forecast: &mut Forecast,
         limit_bytes: Option<f64>,
         params: &ForecastParams,
+        now: i64,
         newest_day: impl FnOnce() -> [f64; 24],
     ) -> bool {
         let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak);
@@ -426,9 +433,15 @@ impl Record {
         {
             return false;
         }
-        let now = forecast.trend.map_or(day.at_ms, |t| t.at);
-        let eta = day.time_to_limit(limit, now, &newest_day());
+        // A day with hours missing (a gap in the source) may miss its peak: the
+        // comparison would put the limit too far off, or call real growth off.
+        let day_hours = newest_day();
+        if day_hours.iter().filter(|h| h.is_finite()).count() < MIN_HOURS_OF_NEWEST_DAY {
+            return false;
+        }
+        let eta = day.time_to_limit(limit, now, &day_hours);
         // It may put the limit further off, or call the growth off; never nearer.
+        // (The fine forecast's own is aged to `now` as well.)
         let own = forecast.time_to_limit.map(|t| t.seconds);
         if eta.is_some_and(|e| own.is_none_or(|own| e.seconds < own)) {
             return false;
@@ -439,6 +452,11 @@ impl Record {
         }
         forecast.severity = params.severity_for(eta.map(|e| e.seconds), 1.0);
         forecast.time_to_limit = eta;
+        if eta.is_none() {
+            // No growth from one day to the next: the upswing is the container's
+            // daily behaviour, as an excursion it came back from is.
+            forecast.pattern = Pattern::Excursion;
+        }
         true
     }
 }
@@ -866,11 +884,12 @@ mod tests {
                 lower_seconds: hours * 3000.0,
                 upper_seconds: Some(hours * 4000.0),
             });
-            r.apply_with_day(&mut f, Some(5.5 * GI), &p, || day);
-            assert_ne!(
-                f.pattern,
-                Pattern::Excursion,
-                "above every peak come back from"
+            r.apply_with_day(&mut f, Some(5.5 * GI), &p, 0, || day);
+            // Above every peak come back from: only the day before calls it off.
+            assert_eq!(
+                f.pattern == Pattern::Excursion,
+                f.time_to_limit.is_none(),
+                "{f:?}"
             );
             f.time_to_limit.map(|t| t.seconds / 3600.0)
         };
@@ -883,9 +902,15 @@ mod tests {
         assert_eq!(eta_of(70.0, &r, day), Some(70.0));
         // Critical stands.
         assert_eq!(eta_of(1.5, &r, day), Some(1.5));
-        // The cycle alone: no growth a day on.
+        // The cycle alone: no growth a day on, its daily behaviour.
         let flat = hours(0.0);
         let quiet = Record::of(&flat, &[]);
         assert_eq!(eta_of(5.0, &quiet, newest_day(&flat)), None);
+        // A day with hours missing says nothing: the fine forecast stands.
+        let mut gap = day;
+        gap[3] = f64::NAN;
+        gap[7] = f64::NAN;
+        gap[11] = f64::NAN;
+        assert_eq!(eta_of(5.0, &r, gap), Some(5.0));
     }
 }

@@ -488,7 +488,7 @@ impl<S: Source> Pipeline<S> {
             );
             // Growth like the excursions the container came back from is its known
             // behaviour (the long tier's record), not a leak.
-            tracked.long.apply(&mut forecast, limit, &self.params);
+            tracked.long.apply(&mut forecast, limit, &self.params, now);
             let context = model::Context {
                 limit_bytes: limit,
                 sample_spacing_seconds: segment.samples.spacing_seconds(),

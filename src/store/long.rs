@@ -208,15 +208,17 @@ impl LongTier {
         &self.record
     }
 
-    /// The record's [`Record::apply_with_day`], with the newest closed day's hours.
+    /// The record's [`Record::apply_with_day`] for the evaluation at `now` (ms),
+    /// with the newest closed day's hours.
     pub fn apply(
         &self,
         forecast: &mut crate::model::Forecast,
         limit_bytes: Option<f64>,
         params: &crate::model::ForecastParams,
+        now: i64,
     ) {
         self.record
-            .apply_with_day(forecast, limit_bytes, params, || self.newest_day());
+            .apply_with_day(forecast, limit_bytes, params, now, || self.newest_day());
     }
 
     /// The highest sample of each of the 24 newest closed hours, newest first; NaN
