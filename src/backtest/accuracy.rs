@@ -264,6 +264,21 @@ impl Score {
     }
 }
 
+/// A first page's scenario and OOM, named for reading, and its relative error: the
+/// time to limit `eta` it said against the `truth` (s).
+fn page_error(scenario: &Scenario, oom_at: i64, truth: f64, eta: f64) -> (String, f64) {
+    (
+        format!(
+            "{} (OOM at +{}m, paged {:.0}m ahead with ~{:.0}m)",
+            scenario.name,
+            (oom_at - scenario.segments[0][0].at) / 60_000,
+            truth / 60.0,
+            eta / 60.0
+        ),
+        (eta - truth).abs() / truth,
+    )
+}
+
 fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 {
         0.0
@@ -353,16 +368,8 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
             if let Some(first) = first {
                 let truth = (oom.at - first.at) as f64 / 1000.0;
                 if let (Some(eta), true) = (first.eta, truth > 0.0) {
-                    s.first_page_errors.push((
-                        format!(
-                            "{} (OOM at +{}m, paged {:.0}m ahead with ~{:.0}m)",
-                            scenario.name,
-                            (oom.at - scenario.segments[0][0].at) / 60_000,
-                            truth / 60.0,
-                            eta / 60.0
-                        ),
-                        (eta - truth).abs() / truth,
-                    ));
+                    s.first_page_errors
+                        .push(page_error(scenario, oom.at, truth, eta));
                     let incarnation = scenario
                         .segments
                         .iter()
@@ -385,16 +392,8 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
             {
                 let truth = (oom.at - at) as f64 / 1000.0;
                 if truth > 0.0 {
-                    s.first_page_of_run_errors.push((
-                        format!(
-                            "{} (OOM at +{}m, paged {:.0}m ahead with ~{:.0}m)",
-                            scenario.name,
-                            (oom.at - scenario.segments[0][0].at) / 60_000,
-                            truth / 60.0,
-                            eta / 60.0
-                        ),
-                        (eta - truth).abs() / truth,
-                    ));
+                    s.first_page_of_run_errors
+                        .push(page_error(scenario, oom.at, truth, eta));
                 }
             }
             let lead = any.map_or(0.0, |start| (oom.at - start) as f64 / 1000.0);

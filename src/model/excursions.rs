@@ -367,7 +367,8 @@ impl Record {
             forecast.previous_run_ms = None;
             forecast.pattern = Pattern::Excursion;
         }
-        if self.against_yesterday(forecast, limit_bytes, params, now, newest_day) {
+        let limit = limit_bytes.filter(|l| *l > 0.0);
+        if limit.is_some_and(|l| self.against_yesterday(forecast, l, params, now, newest_day)) {
             return;
         }
         // The fine history's own time to limit stands when it reaches no further
@@ -383,7 +384,6 @@ impl Record {
         {
             return;
         }
-        let limit = limit_bytes.filter(|l| *l > 0.0);
         let (Some(limit), Some(peaks)) = (limit, self.peaks) else {
             return;
         };
@@ -403,21 +403,21 @@ impl Record {
 }
 
 impl Record {
-    /// A growing forecast of an incarnation whose daily cycle is suspected but not
-    /// yet known (see `day_over_day`) takes its time to limit from the newest day
+    /// A growing forecast of an incarnation (with a limit of `limit` bytes) whose
+    /// daily cycle is suspected but not yet known (see `day_over_day`) takes its time to limit from the newest day
     /// against the day before, or none when that did not rise: hours of fine
     /// history under a cycle read its upswing as growth. Whether it did: the caller
     /// goes no further.
     fn against_yesterday(
         &self,
         forecast: &mut Forecast,
-        limit_bytes: Option<f64>,
+        limit: f64,
         params: &ForecastParams,
         now: i64,
         newest_day: impl FnOnce() -> [f64; 24],
     ) -> bool {
         let growing = matches!(forecast.pattern, Pattern::Leak | Pattern::SawtoothLeak);
-        let (Some(day), Some(limit)) = (self.day_over_day, limit_bytes.filter(|l| *l > 0.0)) else {
+        let Some(day) = self.day_over_day else {
             return false;
         };
         // Within the critical horizon the fine history's own reading stands: the
