@@ -117,17 +117,15 @@ impl AlertState {
         let stretched = forecast_params
             .severity_for(eta, params.hysteresis)
             .max(forecast.severity);
-        // No time to limit at all, the hour's high where it was when the condition
-        // last held: the model cannot tell, which is no news that the course changed.
-        // A leak read without a time to limit (its reach cut short), or read as
-        // stable or levelling off now and then (a plateau: without the hold, the
-        // real CMS heap that ran out was alerted 41 minutes ahead instead of 169);
-        // not known behaviour, a restart's first minutes, or a container without a
-        // limit.
+        // Unsure: no time to limit at all, from a leak read without one (its reach
+        // cut short) or read as stable or levelling off now and then, with the
+        // hour's high where it was when the condition last held. The model cannot
+        // tell, which is no news that the course changed. A plateau counts: without
+        // it the real CMS heap that ran out was alerted 41 minutes ahead, not 169.
         // The hour's high, not the fitted level: a stable fit's level under a GC
-        // sawtooth stands below a leak fit's, and read as backing off, it resolved
-        // the real heap exhaustion's warning (alerted 41 minutes ahead, not 169). A
-        // real fall shows within the hour the high covers.
+        // sawtooth stands below a leak fit's and read as backing off, with the same
+        // loss; a real fall shows within the hour the high covers. Not unsure: known
+        // behaviour, a restart's first minutes, a container without a limit.
         let height = forecast.recent_high_bytes;
         let unsure = |level: &LevelState| {
             use super::Pattern::{Leak, Plateau, SawtoothLeak, Stable};

@@ -18,7 +18,7 @@
 
 use super::daily::MIN_CYCLE_HOURS;
 use super::excursions::Hour;
-use super::forecast::{t_quantile, TimeToLimit, HOUR_MS};
+use super::forecast::{t_quantile, ForecastParams, TimeToLimit, HOUR_MS};
 
 /// The newest hours held against the same hours a day before.
 const HOURS_COMPARED: usize = 3;
@@ -34,10 +34,11 @@ pub const SUSPECT_FALL: f64 = 0.02;
 /// `f32`, within a part in ten million: a container's record holds it).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DayOverDay {
-    /// The growth (bytes/s) that the differences say, and whether it is more than
-    /// their scatter allows at the growth confidence.
+    /// The growth (bytes/s) that the differences say, its standard error, and the
+    /// degrees of freedom behind it (differences less the two numbers fitted).
     pub growth_bytes_per_second: f32,
-    pub growth_is_real: bool,
+    pub growth_stderr: f32,
+    pub dof: u8,
     /// When that growth began, in hours before the end of the newest hour (≤ 0
     /// counts back); `None` when a day or more before the oldest difference.
     pub onset_hours: Option<f32>,
@@ -57,10 +58,7 @@ pub struct DayOverDay {
 /// `s·min(t − t0, 24 h)` (0 before `t0`): it climbs while the growth is younger
 /// than a day and stands at a day's growth after. The growth and its onset are the
 /// least-squares fit of that shape, the onset tried at each hour.
-pub fn day_over_day(
-    newest_first: impl Iterator<Item = Option<Hour>>,
-    growth_confidence: f64,
-) -> Option<DayOverDay> {
+pub fn day_over_day(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<DayOverDay> {
     let hours: Vec<Option<f64>> = newest_first
         .take(MIN_CYCLE_HOURS)
         .map(|h| h.map(|h| h.mean).filter(|m| m.is_finite()))
@@ -100,9 +98,9 @@ pub fn day_over_day(
         onset -= 1.0;
     }
     let (sse, slope, onset, gg) = best?;
-    let m = differences.len() as f64;
     // Two numbers fitted: the growth and its onset.
-    let scatter = (sse / (m - 2.0).max(1.0) / gg).sqrt();
+    let dof = (differences.len() as f64 - 2.0).max(1.0);
+    let scatter = (sse / dof / gg).sqrt();
     let mut highest = f64::NEG_INFINITY;
     let mut fall = 0.0f64;
     for mean in hours.iter().rev().flatten() {
@@ -111,7 +109,8 @@ pub fn day_over_day(
     }
     Some(DayOverDay {
         growth_bytes_per_second: (slope / 3600.0) as f32,
-        growth_is_real: slope > t_quantile((m - 2.0).max(1.0), growth_confidence) * scatter,
+        growth_stderr: (scatter / 3600.0) as f32,
+        dof: dof as u8,
         onset_hours: (onset > oldest - 24.0).then_some(onset as f32),
         fall_bytes: fall as f32,
         at_ms: 0,
@@ -119,6 +118,13 @@ pub fn day_over_day(
 }
 
 impl DayOverDay {
+    /// Whether the growth is more than its scatter allows, at `confidence`
+    /// (one-sided).
+    pub fn growth_is_real(&self, confidence: f64) -> bool {
+        f64::from(self.growth_bytes_per_second)
+            > t_quantile(f64::from(self.dof), confidence) * f64::from(self.growth_stderr)
+    }
+
     /// Whether a daily cycle is suspected against `limit_bytes`.
     pub fn suspects_a_cycle(&self, limit_bytes: f64) -> bool {
         f64::from(self.fall_bytes) >= SUSPECT_FALL * limit_bytes
@@ -129,7 +135,7 @@ impl DayOverDay {
     /// sample of the hour that ended `a` hours before the newest's end, NaN without
     /// one), raised by the growth between that hour and the one ahead (from the
     /// onset on): whatever the cycle's shape, the hour that crosses first. `None`
-    /// when the growth is not real, or no hour crosses within three days (the caller
+    /// when the growth is not real at `params.growth_confidence`, or no hour crosses within three days (the caller
     /// then calls the growth off: past the warning horizon unless that is set beyond
     /// 58 hours). The interval is a fixed 0.7 to 1.5 times: a day's comparison says
     /// little of its own error.
@@ -138,9 +144,10 @@ impl DayOverDay {
         limit_bytes: f64,
         now: i64,
         newest_day: &[f64; 24],
+        params: &ForecastParams,
     ) -> Option<TimeToLimit> {
         let slope = f64::from(self.growth_bytes_per_second) * 3600.0;
-        if !self.growth_is_real || slope <= 0.0 {
+        if !self.growth_is_real(params.growth_confidence) || slope <= 0.0 {
             return None;
         }
         let since_end = if self.at_ms > 0 {
@@ -193,7 +200,7 @@ mod tests {
     }
 
     fn of(hours: &[Option<Hour>]) -> Option<DayOverDay> {
-        day_over_day(hours.iter().rev().copied(), 0.99)
+        day_over_day(hours.iter().rev().copied())
     }
 
     #[test]
@@ -213,7 +220,7 @@ mod tests {
                         let found = -f64::from(d.onset_hours.expect("within the day"));
                         assert!((found - onset_ago).abs() <= 1.0, "{d:?}");
                     }
-                    assert!(d.growth_is_real);
+                    assert!(d.growth_is_real(0.99));
                     assert!(d.suspects_a_cycle(2048.0 * MI), "a 200Mi swing");
                 }
             }
@@ -223,8 +230,12 @@ mod tests {
     #[test]
     fn a_cycle_alone_does_not_grow_and_a_leak_alone_is_not_suspected() {
         let cycle = of(&hours(40, 100.0 * MI, 3.0, 0.0, 0.0)).unwrap();
-        assert!(!cycle.growth_is_real, "{cycle:?}");
-        assert_eq!(cycle.time_to_limit(1024.0 * MI, 0, &[600.0 * MI; 24]), None);
+        assert!(!cycle.growth_is_real(0.99), "{cycle:?}");
+        let p = ForecastParams::default();
+        assert_eq!(
+            cycle.time_to_limit(1024.0 * MI, 0, &[600.0 * MI; 24], &p),
+            None
+        );
         let leak = of(&hours(40, 0.0, 0.0, 4.0 * MI, 0.0)).unwrap();
         assert!(!leak.suspects_a_cycle(1024.0 * MI), "{leak:?}");
         assert_eq!(
@@ -249,13 +260,15 @@ mod tests {
         newest[6] = 900.0 * MI;
         let at = |growth_mi_h: f64| DayOverDay {
             growth_bytes_per_second: (growth_mi_h * MI / 3600.0) as f32,
-            growth_is_real: true,
+            growth_stderr: 0.0,
+            dof: 10,
             onset_hours: None,
             fall_bytes: 0.0,
             at_ms: 0,
         };
-        assert_eq!(at(1.0).time_to_limit(1000.0 * MI, 0, &newest), None);
-        let eta = at(5.0).time_to_limit(1000.0 * MI, 0, &newest).unwrap();
+        let p = ForecastParams::default();
+        assert_eq!(at(1.0).time_to_limit(1000.0 * MI, 0, &newest, &p), None);
+        let eta = at(5.0).time_to_limit(1000.0 * MI, 0, &newest, &p).unwrap();
         assert_eq!(eta.seconds, 17.5 * 3600.0, "{eta:?}");
         assert!(eta.lower_seconds < eta.seconds && eta.upper_seconds > Some(eta.seconds));
     }

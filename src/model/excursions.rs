@@ -95,10 +95,6 @@ pub struct Record {
 /// Hours of the newest day that must have samples for the day-over-day forecast.
 const MIN_HOURS_OF_NEWEST_DAY: usize = 22;
 
-/// The confidence at which growth from one day to the next counts as real: the
-/// forecast's default growth confidence (the record is made without the config).
-const DAY_OVER_DAY_CONFIDENCE: f64 = 0.99;
-
 /// Daily peaks are fitted a line only over at least this many days.
 pub const PEAK_TREND_DAYS: usize = 3;
 
@@ -275,7 +271,7 @@ impl Record {
             margin_bytes: peak_margin(&peaks),
             peaks: peak_trend(&peaks),
             daily: daily_cycle(incarnation.clone()),
-            day_over_day: day_over_day(incarnation, DAY_OVER_DAY_CONFIDENCE),
+            day_over_day: day_over_day(incarnation),
         }
     }
 
@@ -332,13 +328,9 @@ impl Record {
             && growth <= STEEPER * self.steepest_rise_bytes_per_second
     }
 
-    /// Quiets a forecast that is known behaviour (see [`Record::known_behaviour`]):
-    /// no time to limit, no severity, pattern `excursion`. Anything else is untouched.
-    ///
-    /// Then, a forecast left without a time to limit, or with one further ahead than
-    /// its growth has lasted, takes the daily peaks' when they give one (see
-    /// [`PeakTrend::time_to_limit`]): slow growth over days, further ahead than the
-    /// fine history can reach.
+    /// [`Record::apply_with_day`] without the newest day's hours, so the day before
+    /// stands aside: what the tests of the other steps call.
+    #[cfg(test)]
     pub fn apply(
         &self,
         forecast: &mut Forecast,
@@ -349,10 +341,20 @@ impl Record {
         self.apply_with_day(forecast, limit_bytes, params, now, || [f64::NAN; 24]);
     }
 
-    /// [`Record::apply`] as of the evaluation at `now` (ms), with `newest_day()` the
-    /// highest sample of each of the 24 newest closed hours (newest first, NaN for an
-    /// hour without samples), for the day-over-day forecast (see `day_over_day`);
-    /// asked for only when that is used, which it is not without most of the day.
+    /// The record's word on a forecast of the evaluation at `now` (ms), in turn:
+    /// - Quiets a forecast that is known behaviour (see [`Record::known_behaviour`]):
+    ///   no time to limit, no severity, pattern `excursion`.
+    /// - In an incarnation's second day, under a suspected cycle, holds a growing
+    ///   forecast against the day before (see `day_over_day`), with `newest_day()`
+    ///   the highest sample of each of the 24 newest closed hours (newest first, NaN
+    ///   for an hour without samples; asked for only then, and standing aside
+    ///   without most of the day).
+    /// - Then, a forecast left without a time to limit, or with one further ahead
+    ///   than its growth has lasted, takes the daily peaks' when they give one (see
+    ///   [`PeakTrend::time_to_limit`]): slow growth over days, further ahead than the
+    ///   fine history can reach.
+    ///
+    /// Anything else is untouched.
     pub fn apply_with_day(
         &self,
         forecast: &mut Forecast,
@@ -439,7 +441,7 @@ impl Record {
         if day_hours.iter().filter(|h| h.is_finite()).count() < MIN_HOURS_OF_NEWEST_DAY {
             return false;
         }
-        let eta = day.time_to_limit(limit, now, &day_hours);
+        let eta = day.time_to_limit(limit, now, &day_hours, params);
         // It may put the limit further off, or call the growth off; never nearer.
         // (The fine forecast's own is aged to `now` as well.)
         let own = forecast.time_to_limit.map(|t| t.seconds);

@@ -1735,22 +1735,14 @@ mod tests {
         let rate = 18.0 * MI / 3600.0;
         let mut read = 0;
         for seed in 1..=6u64 {
-            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            let mut uniform = move || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-            };
+            let mut rng = crate::sim::Rng::new(seed);
             let samples: Vec<Sample> = (0..=362 * 2)
                 .map(|i| {
                     let t = (i * 30) as f64;
                     let climb = (t - 138.0 * 60.0).max(0.0) * rate;
-                    let (u, v) = (uniform(), uniform());
-                    let noise = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
                     Sample {
                         at: i * 30_000,
-                        bytes: 1081.0 * MI + climb + 25.0 * MI * noise,
+                        bytes: 1081.0 * MI + climb + 25.0 * MI * rng.normal(),
                     }
                 })
                 .collect();
