@@ -442,10 +442,16 @@ impl Record {
             return false;
         }
         let eta = day.time_to_limit(limit, now, &day_hours, params);
-        // It may put the limit further off, or call the growth off; never nearer.
-        // (The fine forecast's own is aged to `now` as well.)
+        // It may put the limit further off, or call the growth off. Nearer only
+        // for a forecast that pages by itself (a warning read off a downswing),
+        // and not into the critical horizon: it corrects an alert that fires
+        // anyway, and does not page or go critical on a day's comparison. (The
+        // fine forecast's own is aged to `now` as well.)
         let own = forecast.time_to_limit.map(|t| t.seconds);
-        if eta.is_some_and(|e| own.is_none_or(|own| e.seconds < own)) {
+        let nearer = eta.is_some_and(|e| own.is_none_or(|own| e.seconds < own));
+        let pages_anyway = own.is_some_and(|o| o <= params.warning_horizon_seconds);
+        let short_of_critical = eta.is_some_and(|e| e.seconds > params.critical_horizon_seconds);
+        if nearer && !(pages_anyway && short_of_critical) {
             return false;
         }
         forecast.growth_bytes_per_second = Some(f64::from(day.growth_bytes_per_second));
@@ -858,7 +864,8 @@ mod tests {
 
     /// A daily cycle's upswing read as growth in an incarnation's second day: the
     /// newest day against the day before puts the limit further off, or calls the
-    /// growth off; it never brings the limit nearer, nor touches a critical forecast.
+    /// growth off. It brings the limit nearer only for a forecast that pages by
+    /// itself, and never into the critical horizon; a critical forecast stands.
     #[test]
     fn the_day_before_puts_an_upswing_in_its_place() {
         // 40 hours: a 1 GiB daily swing over 3 GiB, growing 20 MiB an hour.
@@ -879,14 +886,14 @@ mod tests {
         let leaking = hours(20.0 * 1024.0 * 1024.0);
         let r = Record::of(&leaking, &[]);
         assert!(r.daily.is_none() && r.day_over_day.is_some(), "{r:?}");
-        let eta_of = |hours: f64, r: &Record, day: [f64; 24]| {
+        let eta_with = |p: &ForecastParams, limit: f64, hours: f64, r: &Record, day: [f64; 24]| {
             let mut f = leak(4.7, 0.3);
             f.time_to_limit = Some(TimeToLimit {
                 seconds: hours * 3600.0,
                 lower_seconds: hours * 3000.0,
                 upper_seconds: Some(hours * 4000.0),
             });
-            r.apply_with_day(&mut f, Some(5.5 * GI), &p, 0, || day);
+            r.apply_with_day(&mut f, Some(limit), p, 0, || day);
             // Above every peak come back from: only the day before calls it off.
             assert_eq!(
                 f.pattern == Pattern::Excursion,
@@ -895,13 +902,28 @@ mod tests {
             );
             f.time_to_limit.map(|t| t.seconds / 3600.0)
         };
+        let eta_at =
+            |limit: f64, hours: f64, r: &Record, day: [f64; 24]| eta_with(&p, limit, hours, r, day);
+        let eta_of = |hours: f64, r: &Record, day: [f64; 24]| eta_at(5.5 * GI, hours, r, day);
         let day = newest_day(&leaking);
         // Read off the upswing: 5 hours to the limit. The newest peak (4.59 GiB)
         // grows 480 MiB a day: the limit is a day and a half off.
         let put_off = eta_of(5.0, &r, day).expect("still growing");
         assert!((35.0..52.0).contains(&put_off), "{put_off}");
-        // Nearer than the fine history says: the fine history stands.
+        // Nearer than the fine history says, which does not page by itself: the
+        // fine history stands.
         assert_eq!(eta_of(70.0, &r, day), Some(70.0));
+        // A warning that pages anyway (20 hours, read off a slower stretch): the
+        // newest day's hours, each a day's growth higher, pass 4.8 GiB in 12.5.
+        assert_eq!(eta_at(4.8 * GI, 20.0, &r, day), Some(12.5));
+        // Into the critical horizon it does not: 3.5 hours to a limit of 2.9 GiB,
+        // inside a critical horizon of 4; the fine warning stands.
+        assert_eq!(eta_at(2.9 * GI, 20.0, &r, day), Some(3.5));
+        let wide = ForecastParams {
+            critical_horizon_seconds: 4.0 * 3600.0,
+            ..p.clone()
+        };
+        assert_eq!(eta_with(&wide, 2.9 * GI, 20.0, &r, day), Some(20.0));
         // Critical stands.
         assert_eq!(eta_of(1.5, &r, day), Some(1.5));
         // The cycle alone: no growth a day on, its daily behaviour.
