@@ -120,8 +120,10 @@ impl Scenario {
     }
 }
 
-/// What a generator returns for a time (s since the segment began).
-type Shape<'a> = Box<dyn FnMut(f64, &mut Rng) -> f64 + 'a>;
+/// What a generator returns for a time: seconds since the segment (the incarnation)
+/// began, and since the series began (the wall clock, which a daily cycle follows
+/// across restarts).
+type Shape<'a> = Box<dyn FnMut(f64, f64, &mut Rng) -> f64 + 'a>;
 
 struct Spec {
     limit: f64,
@@ -145,7 +147,7 @@ fn generate(name: String, kind: Kind, spec: Spec, mut shape: Shape<'_>, rng: &mu
     let mut t = 0i64;
     while t <= spec.duration {
         let local = (t - segment_start) as f64;
-        let value = (shape(local, rng) + spec.noise * rng.normal()).max(0.0);
+        let value = (shape(local, t as f64, rng) + spec.noise * rng.normal()).max(0.0);
         let at = (SUITE_EPOCH_SECONDS + t) * 1000;
         let value = value.min(spec.limit);
         segments
@@ -217,7 +219,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, _| base + (t - flat).max(0.0) * rate),
+                Box::new(move |t, _, _| base + (t - flat).max(0.0) * rate),
                 r,
             )
         }
@@ -243,7 +245,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, _| {
+                Box::new(move |t, _, _| {
                     floor + (t - flat).max(0.0) * rate + amplitude * ((t + phase) / period).fract()
                 }),
                 r,
@@ -268,7 +270,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, _| floor + (peak - floor) * ((t + phase) / period).fract()),
+                Box::new(move |t, _, _| floor + (peak - floor) * ((t + phase) / period).fract()),
                 r,
             )
         }
@@ -290,7 +292,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, _| asymptote - (asymptote - base) * (-t / tau).exp()),
+                Box::new(move |t, _, _| asymptote - (asymptote - base) * (-t / tau).exp()),
                 r,
             )
         }
@@ -312,7 +314,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, _| asymptote - (asymptote - base) * (-t / tau).exp()),
+                Box::new(move |t, _, _| asymptote - (asymptote - base) * (-t / tau).exp()),
                 r,
             )
         }
@@ -335,7 +337,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, _| base + step_up * ((t - at) / ramp).clamp(0.0, 1.0)),
+                Box::new(move |t, _, _| base + step_up * ((t - at) / ramp).clamp(0.0, 1.0)),
                 r,
             )
         }
@@ -365,7 +367,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, _| {
+                Box::new(move |t, _, _| {
                     mean + amplitude * (std::f64::consts::TAU * t / DAY as f64 + phase).sin()
                         + rate * t
                 }),
@@ -393,7 +395,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, rng| {
+                Box::new(move |t, _, rng| {
                     if t >= next_spike {
                         next_spike = t + every * rng.range(0.5, 1.5);
                         spike_left = 1 + (rng.next_u64() % 2) as i32;
@@ -422,7 +424,13 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 lookback: six_hours,
                 history: 0,
             };
-            generate(name, kind, spec, Box::new(move |t, _| base + t * rate), r)
+            generate(
+                name,
+                kind,
+                spec,
+                Box::new(move |t, _, _| base + t * rate),
+                r,
+            )
         }
         Kind::BatchRamps => {
             let base = limit * r.range(0.3, 0.4);
@@ -444,7 +452,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, _| {
+                Box::new(move |t, _, _| {
                     let phase = t % cycle;
                     if phase < idle {
                         base
@@ -475,7 +483,7 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 name,
                 kind,
                 spec,
-                Box::new(move |t, _| base + a * (t - flat).max(0.0).powi(2)),
+                Box::new(move |t, _, _| base + a * (t - flat).max(0.0).powi(2)),
                 r,
             )
         }
@@ -493,7 +501,13 @@ pub fn scenario(kind: Kind, seed: u64) -> Scenario {
                 lookback: DAY,
                 history: 0,
             };
-            generate(name, kind, spec, Box::new(move |t, _| base + t * rate), r)
+            generate(
+                name,
+                kind,
+                spec,
+                Box::new(move |t, _, _| base + t * rate),
+                r,
+            )
         }
     }
 }
@@ -517,7 +531,7 @@ pub fn seed_incident() -> Scenario {
         "seed_incident/istio-proxy".into(),
         Kind::LeakAfterChange,
         spec,
-        Box::new(move |t, _| 64.0 * MI + (t - flat).max(0.0) * 32.0 * MI / HOUR as f64),
+        Box::new(move |t, _, _| 64.0 * MI + (t - flat).max(0.0) * 32.0 * MI / HOUR as f64),
         &mut rng,
     )
 }
@@ -535,7 +549,8 @@ pub fn suite(per_kind: u64) -> Vec<Scenario> {
 
 /// `n` scenarios whose parameters are drawn at random from wide ranges (from `seed`):
 /// limits from 64Mi to 16Gi, scrapes from 15 s to 5 min, a base of 10-70% of the
-/// limit with noise, a daily cycle, a GC sawtooth, and in about 60% of them a leak
+/// limit with noise, a daily cycle (on the wall clock: a restart does not reset
+/// it), a GC sawtooth, and in about 60% of them a leak
 /// from an onset within the first day to the limit in half an hour to three days,
 /// straight, accelerating or decelerating, restarted up to twice. Each scenario's
 /// name says what was drawn, so the worst cases read as their parameters. Healthy
@@ -611,8 +626,10 @@ fn random_scenario(seed: u64, index: usize) -> Scenario {
         lookback: 6 * HOUR,
         history: 6 * HOUR,
     };
-    let shape: Shape<'_> = Box::new(move |t, rng| {
-        let cycle = daily * (0.5 + 0.5 * (std::f64::consts::TAU * (t + phase) / DAY as f64).sin());
+    let shape: Shape<'_> = Box::new(move |t, wall, rng| {
+        // The daily cycle follows the wall clock: a restart does not reset it.
+        let cycle =
+            daily * (0.5 + 0.5 * (std::f64::consts::TAU * (wall + phase) / DAY as f64).sin());
         let tooth = saw * ((t / saw_period).fract());
         if !leaking {
             return (base + cycle + tooth + noise * rng.normal()).min(0.95 * limit);
