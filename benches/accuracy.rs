@@ -300,11 +300,15 @@ fn random_scenarios(params: &ReplayParams, rules: &[PredictLinearRule]) {
 fn first_page_row(label: &str, s: &Score) {
     match (s.first_page_error_quantiles(), s.first_pages_within_a_quarter()) {
         (Some((median, p90)), Some(share)) => println!(
-            "first page {label:<44} error median {:>5.1}%  p90 {:>5.1}%  within 25% of the truth: {:>5.1}% of {}",
+            "first page {label:<44} error median {:>5.1}%  p90 {:>5.1}%  within 25% of the truth: {:>5.1}% of {}{}",
             100.0 * median,
             100.0 * p90,
             100.0 * share,
-            s.first_page_errors.len()
+            s.first_page_errors.len(),
+            s.first_page_coverage().map_or(String::new(), |c| format!(
+                "; its 90% interval held the truth: {:.1}%",
+                100.0 * c
+            ))
         ),
         _ => println!("first page {label:<44} no time to limit at a first page"),
     }

@@ -197,6 +197,10 @@ pub struct Score {
     /// How old the incarnation was at each of those first pages (hours), in the same
     /// order: a daily cycle is known from the long tier only after two days of it.
     pub first_page_ages_hours: Vec<f64>,
+    /// Of those first pages with an interval, how many, and how many held the
+    /// truth: the issue asks that the interval a person reads first hold it.
+    pub first_pages_with_interval: usize,
+    pub first_pages_covered: usize,
     /// |ETA − truth| / truth at the first alerted evaluation with a time to limit
     /// ahead, from the growth's onset on, of each run that one of those episodes
     /// ends (an alert before the onset was a false alarm), whether or not the alert
@@ -247,6 +251,12 @@ impl Score {
         (n, (n > 0).then(|| within as f64 / n as f64))
     }
 
+    /// The share of first pages with an interval whose interval held the truth.
+    pub fn first_page_coverage(&self) -> Option<f64> {
+        (self.first_pages_with_interval > 0)
+            .then(|| ratio(self.first_pages_covered, self.first_pages_with_interval))
+    }
+
     /// The share of first pages within 25% of the truth.
     pub fn first_pages_within_a_quarter(&self) -> Option<f64> {
         self.first_pages_by_age(|_| true).1
@@ -266,10 +276,19 @@ impl Score {
 
 /// A first page's scenario and OOM, named for reading, and its relative error: the
 /// time to limit `eta` it said against the `truth` (s).
-fn page_error(scenario: &Scenario, oom_at: i64, truth: f64, eta: f64) -> (String, f64) {
+fn page_error(scenario: &Scenario, oom_at: i64, truth: f64, page: &Outcome) -> (String, f64) {
+    let eta = page.eta.unwrap_or(f64::NAN);
+    let interval = match (page.eta_lower, page.eta_upper) {
+        (Some(lower), Some(upper)) => format!(
+            " ({:.0}m–{})",
+            lower / 60.0,
+            upper.map_or("never".to_string(), |u| format!("{:.0}m", u / 60.0))
+        ),
+        _ => String::new(),
+    };
     (
         format!(
-            "{} (OOM at +{}m, paged {:.0}m ahead with ~{:.0}m)",
+            "{} (OOM at +{}m, paged {:.0}m ahead with ~{:.0}m{interval})",
             scenario.name,
             (oom_at - scenario.segments[0][0].at) / 60_000,
             truth / 60.0,
@@ -367,9 +386,9 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
             });
             if let Some(first) = first {
                 let truth = (oom.at - first.at) as f64 / 1000.0;
-                if let (Some(eta), true) = (first.eta, truth > 0.0) {
+                if first.eta.is_some() && truth > 0.0 {
                     s.first_page_errors
-                        .push(page_error(scenario, oom.at, truth, eta));
+                        .push(page_error(scenario, oom.at, truth, first));
                     let incarnation = scenario
                         .segments
                         .iter()
@@ -379,6 +398,12 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
                         .map_or(first.at, |x| x.at);
                     s.first_page_ages_hours
                         .push((first.at - incarnation) as f64 / 3_600_000.0);
+                    if let (Some(lower), Some(upper)) = (first.eta_lower, first.eta_upper) {
+                        s.first_pages_with_interval += 1;
+                        if lower <= truth && upper.is_none_or(|u| truth <= u) {
+                            s.first_pages_covered += 1;
+                        }
+                    }
                 }
             }
             let first_of_run = any.and_then(|_| {
@@ -386,14 +411,11 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
                     o.at >= oom.onset && o.alert.is_some() && o.eta.is_some_and(|e| e > 0.0)
                 })
             });
-            if let Some(&&Outcome {
-                at, eta: Some(eta), ..
-            }) = first_of_run
-            {
-                let truth = (oom.at - at) as f64 / 1000.0;
+            if let Some(page) = first_of_run {
+                let truth = (oom.at - page.at) as f64 / 1000.0;
                 if truth > 0.0 {
                     s.first_page_of_run_errors
-                        .push(page_error(scenario, oom.at, truth, eta));
+                        .push(page_error(scenario, oom.at, truth, page));
                 }
             }
             let lead = any.map_or(0.0, |start| (oom.at - start) as f64 / 1000.0);

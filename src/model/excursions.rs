@@ -921,7 +921,7 @@ mod tests {
         assert_eq!(eta_at(2.9 * GI, 20.0, &r, day), Some(3.5));
         let wide = ForecastParams {
             critical_horizon_seconds: 4.0 * 3600.0,
-            ..p.clone()
+            ..p
         };
         assert_eq!(eta_with(&wide, 2.9 * GI, 20.0, &r, day), Some(20.0));
         // Critical stands.
