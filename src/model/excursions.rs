@@ -10,6 +10,7 @@
 
 use super::daily::{daily_cycle, DailyCycle};
 use super::day_over_day::{day_over_day, DayOverDay};
+use super::envelope::{envelope, Envelope};
 use super::forecast::{
     t_quantile, Forecast, ForecastParams, Pattern, Severity, TimeToLimit, DAY_MS, HOUR_MS,
     MAX_EXTRAPOLATION, MODEL_ERROR,
@@ -90,10 +91,17 @@ pub struct Record {
     /// The current incarnation's newest hours against the same hours a day before,
     /// from a day and three hours of it on (see `day_over_day`).
     pub day_over_day: Option<DayOverDay>,
+    /// A line through the current incarnation's hourly maxima, from a day of it on
+    /// (see `envelope`).
+    pub envelope: Option<Envelope>,
 }
 
 /// Hours of the newest day that must have samples for the day-over-day forecast.
 const MIN_HOURS_OF_NEWEST_DAY: usize = 22;
+
+/// The line through the hourly maxima is read only where it stands this close to
+/// the limit: a sawtooth's tops that already brush it.
+const TOPS_NEAR_LIMIT: f64 = 0.9;
 
 /// Daily peaks are fitted a line only over at least this many days.
 pub const PEAK_TREND_DAYS: usize = 3;
@@ -271,6 +279,7 @@ impl Record {
             margin_bytes: peak_margin(&peaks),
             peaks: peak_trend(&peaks),
             daily: daily_cycle(incarnation.clone()),
+            envelope: envelope(incarnation.clone()),
             day_over_day: day_over_day(incarnation),
         }
     }
@@ -373,6 +382,9 @@ impl Record {
         if limit.is_some_and(|l| self.against_yesterday(forecast, l, params, now, newest_day)) {
             return;
         }
+        if limit.is_some_and(|l| self.along_the_tops(forecast, l, params, now)) {
+            return;
+        }
         // The fine history's own time to limit stands when it reaches no further
         // than the growth it stands on has lasted; further, days of peaks say more.
         let regime_seconds = match (forecast.trend, forecast.onset) {
@@ -405,6 +417,42 @@ impl Record {
 }
 
 impl Record {
+    /// A forecast that sees no growth at all in the fine history (stable or a
+    /// plateau, no time to limit) takes the line through the incarnation's hourly
+    /// maxima when that reaches the limit (see `envelope`): slow growth under a
+    /// sawtooth or noise, from a day of the incarnation on. Not under a daily cycle
+    /// (the fine forecast holds it), nor after a run that ran out. Whether it did.
+    fn along_the_tops(
+        &self,
+        forecast: &mut Forecast,
+        limit: f64,
+        params: &ForecastParams,
+        now: i64,
+    ) -> bool {
+        let quiet = matches!(forecast.pattern, Pattern::Stable | Pattern::Plateau)
+            && forecast.time_to_limit.is_none()
+            && forecast.previous_run_ms.is_none()
+            && self.daily.is_none();
+        let Some(tops) = self
+            .envelope
+            .filter(|t| quiet && f64::from(t.level_bytes) >= TOPS_NEAR_LIMIT * limit)
+        else {
+            return false;
+        };
+        let Some(eta) = tops.time_to_limit(limit, now, params.growth_confidence, params.confidence)
+        else {
+            return false;
+        };
+        forecast.pattern = Pattern::Leak;
+        forecast.growth_bytes_per_second = Some(f64::from(tops.growth_bytes_per_second));
+        if tops.at_ms > 0 {
+            forecast.onset = Some(tops.at_ms - i64::from(tops.hours) * HOUR_MS);
+        }
+        forecast.severity = params.severity_for(Some(eta.seconds), 1.0);
+        forecast.time_to_limit = Some(eta);
+        true
+    }
+
     /// A growing forecast of an incarnation (with a limit of `limit` bytes) whose
     /// daily cycle is suspected but not yet known (see `day_over_day`) takes its time to limit from the newest day
     /// against the day before, or none when that did not rise: hours of fine
@@ -860,6 +908,48 @@ mod tests {
         r.apply(&mut f, Some(8.0 * GI), &ForecastParams::default());
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.previous_run_ms, Some(7_200_000));
+    }
+
+    /// A slow leak under a sawtooth that six fine hours read as stable: its hourly
+    /// tops climb 1% of the limit an hour and already brush it. The line through
+    /// them gives the time to limit the fine history cannot; tops further from the
+    /// limit, or a forecast that sees growth of its own, are left as they are.
+    #[test]
+    fn tops_that_climb_near_the_limit_are_a_leak_the_fine_history_cannot_see() {
+        let mut rng = crate::sim::Rng::new(5);
+        // 40 hours: the mean at 2 GiB, the tops 0.8 GiB above it, both rising
+        // 40 MiB an hour, the tops scattered by 30 MiB.
+        let hours: Vec<Option<Hour>> = (0..40)
+            .map(|h| {
+                let rise = h as f64 * 40.0 * 1024.0 * 1024.0;
+                Some(Hour {
+                    max: 2.8 * GI + rise + 30.0 * 1024.0 * 1024.0 * rng.normal(),
+                    mean: 2.0 * GI + rise,
+                })
+            })
+            .collect();
+        let r = Record::of(&hours, &[]);
+        let p = ForecastParams::default();
+        let quiet = || {
+            let mut f = leak(3.5, 0.0);
+            (f.time_to_limit, f.pattern, f.severity) = (None, Pattern::Stable, Severity::None);
+            f
+        };
+        // The tops stand at about 4.36 GiB: a 4.5 GiB limit (97%) is 3-4 hours off.
+        let mut f = quiet();
+        r.apply(&mut f, Some(4.5 * GI), &p);
+        assert_eq!(f.pattern, Pattern::Leak, "{f:?}");
+        let hours_left = f.time_to_limit.expect("on course").seconds / 3600.0;
+        assert!((2.0..6.0).contains(&hours_left), "{hours_left}");
+        assert_eq!(f.severity, Severity::Warning);
+        // Tops at 73% of a 6 GiB limit: not near it, left alone.
+        let mut far = quiet();
+        r.apply(&mut far, Some(6.0 * GI), &p);
+        assert_eq!((far.pattern, far.time_to_limit), (Pattern::Stable, None));
+        // A forecast with growth of its own keeps it.
+        let mut own = leak(3.5, 0.1);
+        r.apply(&mut own, Some(4.5 * GI), &p);
+        assert_eq!(own.time_to_limit.unwrap().seconds, 3600.0);
     }
 
     /// A daily cycle's upswing read as growth in an incarnation's second day: the

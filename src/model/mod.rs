@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod daily;
 pub mod day_over_day;
+pub mod envelope;
 pub mod excursions;
 pub mod forecast;
 pub mod recurrence;

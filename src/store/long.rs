@@ -116,6 +116,9 @@ impl LongTier {
         if let Some(day) = &mut self.record.day_over_day {
             day.at_ms = end;
         }
+        if let Some(tops) = &mut self.record.envelope {
+            tops.at_ms = end;
+        }
     }
 
     /// Notes that the container restarted at `at` (ms): what it reached before is not

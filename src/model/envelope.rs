@@ -1,0 +1,202 @@
+//! Slow growth that only the hours show: a line through an incarnation's hourly
+//! maxima, from its first day to its third.
+//!
+//! A leak of a few MiB an hour under a GC sawtooth of a tenth to a fifth of the
+//! limit, or under a scrape too coarse for the sawtooth (every 5 minutes, a sawtooth
+//! of minutes reads as noise), is no trend in six hours of fine history: its growth
+//! is within the scatter. Its hourly maxima, the sawtooth's tops, climb all the
+//! same, hour after hour, and the kill comes when a top reaches the limit. In the
+//! random family such leaks are most of the OOMs missed outright. The daily peaks
+//! (`excursions`) read that growth from three days on; this reads it from one day on.
+//!
+//! A daily cycle's upswing is no leak: its tops stray from a line in long runs,
+//! hour after hour on the same side, and the slope's error is widened for residuals
+//! that follow each other. Used only where the fine history sees no growth at all,
+//! and it reaches no further ahead than the hours it stands on.
+//!
+//! Pure and clock-free: the store makes it as each hour closes (`store::long`).
+
+use super::excursions::Hour;
+use super::forecast::{t_quantile, TimeToLimit, HOUR_MS, MODEL_ERROR};
+
+/// Hours of the incarnation needed: a day, over which a daily cycle shows.
+pub const MIN_HOURS: usize = 24;
+/// The most hours fitted: three days, where the daily peaks take over.
+const MAX_HOURS: usize = 72;
+/// Hours with samples needed of those.
+const MIN_HOURS_SEEN: usize = 20;
+
+/// A line through the hourly maxima of an incarnation's newest hours (kept as
+/// `f32`: a container's record holds it).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Envelope {
+    /// The line at the end of the newest hour (bytes).
+    pub level_bytes: f32,
+    /// Its slope (bytes/s), the slope's standard error (widened for residuals
+    /// that follow each other), and the degrees of freedom behind it.
+    pub growth_bytes_per_second: f32,
+    pub growth_stderr: f32,
+    pub dof: u8,
+    /// Hours fitted (from the oldest to the end of the newest).
+    pub hours: u8,
+    /// The end of the newest hour (ms since the epoch; 0 when the hours were given
+    /// without their times).
+    pub at_ms: i64,
+}
+
+/// The line through the hourly maxima of `newest_first` (an incarnation's hours,
+/// newest first), when it holds [`MIN_HOURS`] or more.
+pub fn envelope(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<Envelope> {
+    let hours: Vec<Option<Hour>> = newest_first.take(MAX_HOURS).collect();
+    if hours.len() < MIN_HOURS {
+        return None;
+    }
+    // (hour centre before the end of the newest, maximum), oldest first.
+    let points: Vec<(f64, f64)> = hours
+        .iter()
+        .enumerate()
+        .rev()
+        .filter_map(|(ago, h)| {
+            let max = h.as_ref()?.max;
+            max.is_finite().then_some((-(ago as f64) - 0.5, max))
+        })
+        .collect();
+    if points.len() < MIN_HOURS_SEEN {
+        return None;
+    }
+    let n = points.len() as f64;
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(x, y), p| (x + p.0 / n, y + p.1 / n));
+    let (mut sxx, mut sxy) = (0.0, 0.0);
+    for &(x, y) in &points {
+        sxx += (x - mx) * (x - mx);
+        sxy += (x - mx) * (y - my);
+    }
+    let slope = sxy / sxx;
+    let residuals: Vec<f64> = points
+        .iter()
+        .map(|&(x, y)| y - my - slope * (x - mx))
+        .collect();
+    let sse: f64 = residuals.iter().map(|r| r * r).sum();
+    // Residuals that follow each other (a daily swing, a sawtooth's beat, an hour's
+    // spill into the next) say less than as many independent ones: the slope's
+    // error widens by sqrt((1 + r) / (1 − r)) for a lag-one correlation r, and the
+    // degrees of freedom shrink alike.
+    let lagged: f64 = residuals.windows(2).map(|w| w[0] * w[1]).sum();
+    let r = if sse > 0.0 {
+        (lagged / sse).clamp(0.0, 0.9)
+    } else {
+        0.0
+    };
+    let inflation = (1.0 + r) / (1.0 - r);
+    let dof = ((n - 2.0) / inflation).max(1.0);
+    let stderr = (sse / (n - 2.0).max(1.0) / sxx * inflation).sqrt();
+    Some(Envelope {
+        level_bytes: (my - slope * mx) as f32,
+        growth_bytes_per_second: (slope / 3600.0) as f32,
+        growth_stderr: (stderr / 3600.0) as f32,
+        dof: dof.min(255.0) as u8,
+        hours: hours.len() as u8,
+        at_ms: 0,
+    })
+}
+
+impl Envelope {
+    /// When the line reaches `limit_bytes`, as of `now` (ms), with an interval at
+    /// `interval` (two-sided): `None` when the growth is not real at `confidence`
+    /// (one-sided), or when the limit is further ahead than the hours fitted.
+    pub fn time_to_limit(
+        &self,
+        limit_bytes: f64,
+        now: i64,
+        confidence: f64,
+        interval: f64,
+    ) -> Option<TimeToLimit> {
+        let growth = f64::from(self.growth_bytes_per_second);
+        let stderr = f64::from(self.growth_stderr);
+        let dof = f64::from(self.dof);
+        if growth <= t_quantile(dof, confidence) * stderr {
+            return None;
+        }
+        let since = if self.at_ms > 0 {
+            (now - self.at_ms).max(0) as f64 / 1000.0
+        } else {
+            0.0
+        };
+        let room = limit_bytes - f64::from(self.level_bytes);
+        let seconds = (room / growth - since).max(0.0);
+        let reach = f64::from(self.hours) * HOUR_MS as f64 / 1000.0;
+        if seconds > reach {
+            return None;
+        }
+        // The growth's own error either way, and the model's.
+        let spread = t_quantile(dof, 0.5 + interval / 2.0) * stderr;
+        let (fast, slow) = (growth + spread, growth - spread);
+        Some(TimeToLimit {
+            seconds,
+            lower_seconds: (room / fast - since)
+                .max(0.0)
+                .min(seconds * (1.0 - MODEL_ERROR)),
+            upper_seconds: (slow > 0.0)
+                .then(|| (room / slow - since).max(seconds * (1.0 + MODEL_ERROR))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::Rng;
+
+    const MI: f64 = 1024.0 * 1024.0;
+
+    /// `n` hours, oldest first: a sawtooth's tops over a noisy base, rising by
+    /// `growth` an hour.
+    fn hours(n: usize, growth: f64, seed: u64) -> Vec<Option<Hour>> {
+        let mut rng = Rng::new(seed);
+        (0..n)
+            .map(|h| {
+                let base = 200.0 * MI + growth * h as f64;
+                Some(Hour {
+                    max: base + 40.0 * MI + 3.0 * MI * rng.normal(),
+                    mean: base + 20.0 * MI + 1.0 * MI * rng.normal(),
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tops_that_climb_for_a_day_reach_the_limit() {
+        let h = hours(30, 1.0 * MI, 1);
+        let e = envelope(h.iter().rev().copied()).expect("a day and more");
+        let per_hour = f64::from(e.growth_bytes_per_second) * 3600.0 / MI;
+        assert!((0.8..1.2).contains(&per_hour), "{per_hour}");
+        // Tops at about 270Mi: a 285Mi limit is some 15 hours off.
+        let eta = e
+            .time_to_limit(285.0 * MI, 0, 0.99, 0.9)
+            .expect("on course");
+        assert!((10.0..20.0).contains(&(eta.seconds / 3600.0)), "{eta:?}");
+        assert!(eta.lower_seconds < eta.seconds);
+        // Further than the 30 hours fitted: none.
+        assert_eq!(e.time_to_limit(400.0 * MI, 0, 0.99, 0.9), None);
+    }
+
+    #[test]
+    fn flat_tops_a_young_incarnation_and_a_cycle_say_nothing() {
+        let flat = hours(40, 0.0, 2);
+        let e = envelope(flat.iter().rev().copied()).unwrap();
+        assert_eq!(e.time_to_limit(250.0 * MI, 0, 0.99, 0.9), None, "{e:?}");
+        assert!(envelope(hours(20, MI, 3).iter().rev().copied()).is_none());
+        // A daily swing: its tops stray from any line for hours on end.
+        let cycle: Vec<Option<Hour>> = (0..30)
+            .map(|h| {
+                let v = 200.0 * MI
+                    + 30.0 * MI * (std::f64::consts::TAU * (h as f64 + 6.0) / 24.0).sin();
+                Some(Hour { max: v, mean: v })
+            })
+            .collect();
+        let e = envelope(cycle.iter().rev().copied()).unwrap();
+        assert_eq!(e.time_to_limit(260.0 * MI, 0, 0.99, 0.9), None, "{e:?}");
+    }
+}
