@@ -15,6 +15,7 @@
 //! and it reaches no further ahead than the hours it stands on.
 //!
 //! Pure and clock-free: the store makes it as each hour closes (`store::long`).
+//! An incarnation past three days has none: its daily peaks read the same growth.
 
 use super::excursions::Hour;
 use super::forecast::{t_quantile, TimeToLimit, HOUR_MS, MODEL_ERROR};
@@ -23,6 +24,7 @@ use super::forecast::{t_quantile, TimeToLimit, HOUR_MS, MODEL_ERROR};
 pub const MIN_HOURS: usize = 24;
 /// The most hours fitted: three days, where the daily peaks take over.
 const MAX_HOURS: usize = 72;
+const _: () = assert!(MAX_HOURS <= u8::MAX as usize, "hours are kept as a u8");
 /// Hours with samples needed of those.
 const MIN_HOURS_SEEN: usize = 20;
 
@@ -39,6 +41,11 @@ pub struct Envelope {
     pub dof: u8,
     /// Hours fitted (from the oldest to the end of the newest).
     pub hours: u8,
+    /// The scatter of the tops about the line (bytes): a kill comes when one top
+    /// reaches the limit, not the line.
+    pub scatter_bytes: f32,
+    /// The highest top of the newest hour (bytes).
+    pub newest_top_bytes: f32,
     /// The end of the newest hour (ms since the epoch; 0 when the hours were given
     /// without their times).
     pub at_ms: i64,
@@ -47,8 +54,9 @@ pub struct Envelope {
 /// The line through the hourly maxima of `newest_first` (an incarnation's hours,
 /// newest first), when it holds [`MIN_HOURS`] or more.
 pub fn envelope(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<Envelope> {
-    let hours: Vec<Option<Hour>> = newest_first.take(MAX_HOURS).collect();
-    if hours.len() < MIN_HOURS {
+    // Past three days the daily peaks read the same growth (`excursions`).
+    let hours: Vec<Option<Hour>> = newest_first.take(MAX_HOURS + 1).collect();
+    if hours.len() < MIN_HOURS || hours.len() > MAX_HOURS {
         return None;
     }
     // (hour centre before the end of the newest, maximum), oldest first.
@@ -98,6 +106,8 @@ pub fn envelope(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<Enve
         growth_stderr: (stderr / 3600.0) as f32,
         dof: dof.min(255.0) as u8,
         hours: hours.len() as u8,
+        scatter_bytes: (sse / (n - 2.0).max(1.0)).sqrt() as f32,
+        newest_top_bytes: points.last().map_or(f64::NAN, |p| p.1) as f32,
         at_ms: 0,
     })
 }
@@ -116,26 +126,37 @@ impl Envelope {
         let growth = f64::from(self.growth_bytes_per_second);
         let stderr = f64::from(self.growth_stderr);
         let dof = f64::from(self.dof);
-        if growth <= t_quantile(dof, confidence) * stderr {
+        let needed = t_quantile(dof, confidence) * stderr;
+        if growth.is_nan() || needed.is_nan() || growth <= needed {
             return None;
         }
+        // The line stands at the end of the newest hour; the evaluation is within
+        // the open hour after it.
         let since = if self.at_ms > 0 {
-            (now - self.at_ms).max(0) as f64 / 1000.0
+            (now - self.at_ms).clamp(0, HOUR_MS) as f64 / 1000.0
         } else {
             0.0
         };
         let room = limit_bytes - f64::from(self.level_bytes);
+        // A line past the limit while the newest top is below it is tops that
+        // level off under it (a least-squares line overshoots a bend at its end):
+        // no reading.
+        if room <= 0.0 && f64::from(self.newest_top_bytes) < limit_bytes {
+            return None;
+        }
         let seconds = (room / growth - since).max(0.0);
         let reach = f64::from(self.hours) * HOUR_MS as f64 / 1000.0;
         if seconds > reach {
             return None;
         }
-        // The growth's own error either way, and the model's.
-        let spread = t_quantile(dof, 0.5 + interval / 2.0) * stderr;
-        let (fast, slow) = (growth + spread, growth - spread);
+        // The growth's own error either way, the model's, and, sooner, a top
+        // above the line by the tops' scatter.
+        let t = t_quantile(dof, 0.5 + interval / 2.0);
+        let (fast, slow) = (growth + t * stderr, growth - t * stderr);
+        let room_low = (room - t * f64::from(self.scatter_bytes)).max(0.0);
         Some(TimeToLimit {
             seconds,
-            lower_seconds: (room / fast - since)
+            lower_seconds: (room_low / fast - since)
                 .max(0.0)
                 .min(seconds * (1.0 - MODEL_ERROR)),
             upper_seconds: (slow > 0.0)
@@ -172,12 +193,13 @@ mod tests {
         let e = envelope(h.iter().rev().copied()).expect("a day and more");
         let per_hour = f64::from(e.growth_bytes_per_second) * 3600.0 / MI;
         assert!((0.8..1.2).contains(&per_hour), "{per_hour}");
-        // Tops at about 270Mi: a 285Mi limit is some 15 hours off.
+        // Tops at about 270Mi: a 285Mi limit is some 15 hours off, and a top
+        // above the line by their scatter may cross hours sooner.
         let eta = e
             .time_to_limit(285.0 * MI, 0, 0.99, 0.9)
             .expect("on course");
         assert!((10.0..20.0).contains(&(eta.seconds / 3600.0)), "{eta:?}");
-        assert!(eta.lower_seconds < eta.seconds);
+        assert!(eta.lower_seconds < 0.8 * eta.seconds, "{eta:?}");
         // Further than the 30 hours fitted: none.
         assert_eq!(e.time_to_limit(400.0 * MI, 0, 0.99, 0.9), None);
     }
@@ -188,15 +210,20 @@ mod tests {
         let e = envelope(flat.iter().rev().copied()).unwrap();
         assert_eq!(e.time_to_limit(250.0 * MI, 0, 0.99, 0.9), None, "{e:?}");
         assert!(envelope(hours(20, MI, 3).iter().rev().copied()).is_none());
-        // A daily swing: its tops stray from any line for hours on end.
-        let cycle: Vec<Option<Hour>> = (0..30)
+        // A day of a daily swing, its upswing newest: a line through its tops rises
+        // 2.4Mi/h, some five standard errors of independent tops, and would reach
+        // 240Mi in under five hours; but the tops stray from it for hours on end,
+        // and that is no growth.
+        let cycle: Vec<Option<Hour>> = (0..24)
             .map(|h| {
                 let v = 200.0 * MI
-                    + 30.0 * MI * (std::f64::consts::TAU * (h as f64 + 6.0) / 24.0).sin();
+                    + 30.0 * MI * (std::f64::consts::TAU * (h as f64 + 12.0) / 24.0).sin();
                 Some(Hour { max: v, mean: v })
             })
             .collect();
         let e = envelope(cycle.iter().rev().copied()).unwrap();
-        assert_eq!(e.time_to_limit(260.0 * MI, 0, 0.99, 0.9), None, "{e:?}");
+        assert_eq!(e.time_to_limit(240.0 * MI, 0, 0.99, 0.9), None, "{e:?}");
+        // Past three days: the daily peaks read it.
+        assert!(envelope(hours(80, MI, 4).iter().rev().copied()).is_none());
     }
 }
