@@ -285,6 +285,39 @@ mod tests {
         assert_eq!(long.summaries()[0].unwrap().max, 300.0);
     }
 
+    /// The line through the hourly maxima as the store makes it, through its
+    /// packed hours (a bfloat16 maximum is rounded down by up to 0.8%): a slow leak
+    /// under a 5-minute sawtooth scraped every 5 minutes (its tops 1 GiB above the
+    /// mean, aliased into noise), 40 hours climbing 20 MiB an hour toward a 4 GiB
+    /// limit, reads as that climb, and stands at the end of the newest hour.
+    #[test]
+    fn the_tops_line_reads_a_slow_leak_through_the_packed_hours() {
+        const MI: f64 = 1024.0 * 1024.0;
+        let mut long = LongTier::default();
+        let step = 300_000;
+        for i in 0..(40 * 12) {
+            let at = T0 + i * step;
+            let tooth = ((i * 7919 % 97) as f64 / 97.0) * 1024.0 * MI;
+            long.push(Sample {
+                at,
+                bytes: 2048.0 * MI + tooth + 20.0 * MI * (i * step) as f64 / HOUR_MS as f64,
+            });
+        }
+        let tops = long.record().envelope.expect("a day and more of hours");
+        let per_hour = f64::from(tops.growth_bytes_per_second) * 3600.0 / MI;
+        assert!((15.0..25.0).contains(&per_hour), "{per_hour} Mi/h");
+        assert_eq!(
+            tops.at_ms,
+            T0 + 39 * HOUR_MS,
+            "the end of the newest closed hour"
+        );
+        let limit = 4096.0 * MI;
+        let eta = tops
+            .time_to_limit(limit, tops.at_ms, 0.99, 0.9)
+            .expect("tops near the limit, climbing");
+        assert!(eta.seconds < 40.0 * 3600.0, "{eta:?}");
+    }
+
     #[test]
     fn fourteen_days_are_kept_packed() {
         let mut long = LongTier::default();
