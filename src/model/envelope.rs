@@ -19,6 +19,7 @@
 
 use super::excursions::Hour;
 use super::forecast::{t_quantile, TimeToLimit, HOUR_MS, MODEL_ERROR};
+use super::trend::{autocorrelation_inflation, fit_line, residual_autocorrelation, Point};
 
 /// Hours of the incarnation needed: a day, over which a daily cycle shows.
 pub const MIN_HOURS: usize = 24;
@@ -27,6 +28,9 @@ const MAX_HOURS: usize = 72;
 const _: () = assert!(MAX_HOURS <= u8::MAX as usize, "hours are kept as a u8");
 /// Hours with samples needed of those.
 const MIN_HOURS_SEEN: usize = 20;
+/// The most lag-one correlation of the tops' residuals counted: past it, a fit of
+/// 20-72 hours says too little of it.
+const MAX_RHO: f64 = 0.9;
 
 /// A line through the hourly maxima of an incarnation's newest hours (kept as
 /// `f32`: a container's record holds it).
@@ -44,7 +48,7 @@ pub struct Envelope {
     /// The scatter of the tops about the line (bytes): a kill comes when one top
     /// reaches the limit, not the line.
     pub scatter_bytes: f32,
-    /// The highest top of the newest hour (bytes).
+    /// The highest top of the newest hour with samples (bytes).
     pub newest_top_bytes: f32,
     /// The end of the newest hour (ms since the epoch; 0 when the hours were given
     /// without their times).
@@ -54,60 +58,41 @@ pub struct Envelope {
 /// The line through the hourly maxima of `newest_first` (an incarnation's hours,
 /// newest first), when it holds [`MIN_HOURS`] or more.
 pub fn envelope(newest_first: impl Iterator<Item = Option<Hour>>) -> Option<Envelope> {
+    // (hour centre before the end of the newest, maximum), newest first; and how
+    // many hours the incarnation holds, up to one past three days.
+    let mut points = Vec::with_capacity(MAX_HOURS);
+    let mut hours = 0;
+    for (ago, h) in newest_first.take(MAX_HOURS + 1).enumerate() {
+        hours = ago + 1;
+        if let Some(max) = h.map(|h| h.max).filter(|m| m.is_finite()) {
+            points.push(Point {
+                t: -(ago as f64) - 0.5,
+                y: max,
+                w: 1.0,
+            });
+        }
+    }
     // Past three days the daily peaks read the same growth (`excursions`).
-    let hours: Vec<Option<Hour>> = newest_first.take(MAX_HOURS + 1).collect();
-    if hours.len() < MIN_HOURS || hours.len() > MAX_HOURS {
+    if !(MIN_HOURS..=MAX_HOURS).contains(&hours) || points.len() < MIN_HOURS_SEEN {
         return None;
     }
-    // (hour centre before the end of the newest, maximum), oldest first.
-    let points: Vec<(f64, f64)> = hours
-        .iter()
-        .enumerate()
-        .rev()
-        .filter_map(|(ago, h)| {
-            let max = h.as_ref()?.max;
-            max.is_finite().then_some((-(ago as f64) - 0.5, max))
-        })
-        .collect();
-    if points.len() < MIN_HOURS_SEEN {
-        return None;
-    }
-    let n = points.len() as f64;
-    let (mx, my) = points
-        .iter()
-        .fold((0.0, 0.0), |(x, y), p| (x + p.0 / n, y + p.1 / n));
-    let (mut sxx, mut sxy) = (0.0, 0.0);
-    for &(x, y) in &points {
-        sxx += (x - mx) * (x - mx);
-        sxy += (x - mx) * (y - my);
-    }
-    let slope = sxy / sxx;
-    let residuals: Vec<f64> = points
-        .iter()
-        .map(|&(x, y)| y - my - slope * (x - mx))
-        .collect();
-    let sse: f64 = residuals.iter().map(|r| r * r).sum();
+    points.reverse();
+    let line = fit_line(&points)?;
     // Residuals that follow each other (a daily swing, a sawtooth's beat, an hour's
     // spill into the next) say less than as many independent ones: the slope's
-    // error widens by sqrt((1 + r) / (1 − r)) for a lag-one correlation r, and the
-    // degrees of freedom shrink alike.
-    let lagged: f64 = residuals.windows(2).map(|w| w[0] * w[1]).sum();
-    let r = if sse > 0.0 {
-        (lagged / sse).clamp(0.0, 0.9)
-    } else {
-        0.0
-    };
-    let inflation = (1.0 + r) / (1.0 - r);
-    let dof = ((n - 2.0) / inflation).max(1.0);
-    let stderr = (sse / (n - 2.0).max(1.0) / sxx * inflation).sqrt();
+    // error widens for their lag-one correlation, and the degrees of freedom
+    // shrink alike.
+    let rho = residual_autocorrelation(&points, &line).min(MAX_RHO);
+    let inflation = autocorrelation_inflation(rho);
+    let n = points.len() as f64;
     Some(Envelope {
-        level_bytes: (my - slope * mx) as f32,
-        growth_bytes_per_second: (slope / 3600.0) as f32,
-        growth_stderr: (stderr / 3600.0) as f32,
-        dof: dof.min(255.0) as u8,
-        hours: hours.len() as u8,
-        scatter_bytes: (sse / (n - 2.0).max(1.0)).sqrt() as f32,
-        newest_top_bytes: points.last().map_or(f64::NAN, |p| p.1) as f32,
+        level_bytes: line.at(0.0) as f32,
+        growth_bytes_per_second: (line.slope / 3600.0) as f32,
+        growth_stderr: (line.slope_std_error(rho) / 3600.0) as f32,
+        dof: ((n - 2.0) / inflation.powi(2)).clamp(1.0, 255.0) as u8,
+        hours: hours as u8,
+        scatter_bytes: line.residual_variance().sqrt() as f32,
+        newest_top_bytes: points.last().map_or(f64::NAN, |p| p.y) as f32,
         at_ms: 0,
     })
 }

@@ -404,15 +404,12 @@ impl Record {
         if let Some(peaks) = self.peaks {
             let now = forecast.trend.map_or(peaks.at_ms, |t| t.at);
             if let Some(eta) = peaks.time_to_limit(limit, now, params) {
-                forecast.pattern = Pattern::Leak;
+                // The growth it reports is the days of peaks it stands on.
+                let onset = (peaks.at_ms > 0)
+                    .then(|| peaks.at_ms - peaks.days as i64 * DAY_MS)
+                    .or(forecast.onset);
+                read_leak(forecast, peaks.growth_bytes_per_second, onset, eta, params);
                 forecast.from_daily_peaks = true;
-                forecast.growth_bytes_per_second = Some(peaks.growth_bytes_per_second);
-                if peaks.at_ms > 0 {
-                    // The growth it reports is the days of peaks it stands on.
-                    forecast.onset = Some(peaks.at_ms - peaks.days as i64 * DAY_MS);
-                }
-                forecast.severity = params.severity_for(Some(eta.seconds), 1.0);
-                forecast.time_to_limit = Some(eta);
                 return;
             }
         }
@@ -448,12 +445,14 @@ impl Record {
         else {
             return false;
         };
-        forecast.pattern = Pattern::Leak;
-        forecast.growth_bytes_per_second = Some(f64::from(tops.growth_bytes_per_second));
         // When the growth began, the line through the tops does not say.
-        forecast.onset = None;
-        forecast.severity = params.severity_for(Some(eta.seconds), 1.0);
-        forecast.time_to_limit = Some(eta);
+        read_leak(
+            forecast,
+            f64::from(tops.growth_bytes_per_second),
+            None,
+            eta,
+            params,
+        );
         true
     }
 
@@ -519,6 +518,22 @@ impl Record {
         }
         true
     }
+}
+
+/// A forecast the long tier reads as a leak of `growth` (bytes/s) begun at `onset`,
+/// with its time to limit `eta` and the severity that says.
+fn read_leak(
+    forecast: &mut Forecast,
+    growth: f64,
+    onset: Option<i64>,
+    eta: TimeToLimit,
+    params: &ForecastParams,
+) {
+    forecast.pattern = Pattern::Leak;
+    forecast.growth_bytes_per_second = Some(growth);
+    forecast.onset = onset;
+    forecast.severity = params.severity_for(Some(eta.seconds), 1.0);
+    forecast.time_to_limit = Some(eta);
 }
 
 /// How high a growing forecast's climb stands now, to hold against the record's

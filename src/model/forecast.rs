@@ -1233,8 +1233,8 @@ fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Opt
         slope_std_error,
         curvature: 0.0,
         curvature_std_error: match (&curved, parabola_from(start)) {
-            (None, Some(p)) if p.curvature_z().is_finite() && p.curvature_z() != 0.0 => {
-                (p.curvature() / p.curvature_z()).abs()
+            (None, Some(p)) => {
+                p.curvature_std_error()
                     * autocorrelation_inflation(parabola_autocorrelation(regime, &p))
             }
             _ => 0.0,
@@ -1343,7 +1343,8 @@ fn time_to_limit(a: &Analysis, limit: f64) -> Option<TimeToLimit> {
     let (low_ratio, high_ratio) = spread_ratios.unwrap_or((ratio, ratio));
     let mut lower = linear(headroom_low, slope_high).unwrap_or(0.0) * low_ratio;
     let mut upper = linear(headroom_high, slope_low).map(|u| u * high_ratio);
-    if a.curvature_std_error > 0.0 && a.decay_seconds.is_none() && a.curvature == 0.0 {
+    // (Set only for a trend read as a line: no bend, no decay.)
+    if a.curvature_std_error > 0.0 {
         // Read as a line: growth that slows or quickens by as much as the data
         // cannot rule out crosses later or sooner. Slowing, as a saturating curve
         // bent so at now (its slope decaying over slope / 2·bend): it may never

@@ -261,6 +261,11 @@ impl Parabola {
         self.quadratic_form([0.0, 1.0, 2.0 * u]).sqrt() / self.scale
     }
 
+    /// The standard error of [`Parabola::curvature`] (bytes/s²).
+    pub fn curvature_std_error(&self) -> f64 {
+        self.cov[2][2].max(0.0).sqrt() / (self.scale * self.scale)
+    }
+
     /// z-score of the curvature.
     pub fn curvature_z(&self) -> f64 {
         let se = self.cov[2][2].max(0.0).sqrt();
