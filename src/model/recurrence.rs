@@ -30,6 +30,9 @@ pub fn ran_out(last: Option<Sample>, limit: Option<f64>) -> bool {
 /// samples.
 const MIN_AGE_MS: i64 = 5 * 60_000;
 const MIN_SAMPLES: usize = 8;
+/// The fewest closed hours of an incarnation compared hour by hour (each the mean
+/// of an hour's samples: steadier than a sample).
+pub const MIN_HOURS: usize = 6;
 /// The same course: on average within this fraction of the limit of the previous
 /// run at the same age, and no sample farther than twice that.
 const COURSE_BAND: f64 = 0.04;
@@ -57,19 +60,65 @@ pub fn follows_previous(
     limit: f64,
     now: i64,
 ) -> Option<Recurrence> {
-    let (prev_first, prev_last) = (previous.first()?, previous.last()?);
-    let (first, last) = (current.first()?, current.last()?);
+    let (current_start, previous_start) = (current.first()?.at, previous.first()?.at);
+    follows_course(
+        current,
+        current_start,
+        previous,
+        previous_start,
+        limit,
+        now,
+        MIN_SAMPLES,
+    )
+}
+
+/// [`follows_previous`] for runs longer than the fine history, read from the long
+/// tier: each run as its hours' means (at the middle of each hour wholly inside
+/// it), the previous one ending with its highest sample when it was killed (its
+/// last point, at the restart), and each run's start (ms) given, as hours do not
+/// begin with a run. An hour's mean carries a daily swing of more than the course's
+/// band off it, so a run under a large daily cycle does not count as the same course.
+pub fn follows_previous_hours(
+    current: &[Sample],
+    current_start: i64,
+    previous: &[Sample],
+    previous_start: i64,
+    limit: f64,
+    now: i64,
+) -> Option<Recurrence> {
+    follows_course(
+        current,
+        current_start,
+        previous,
+        previous_start,
+        limit,
+        now,
+        MIN_HOURS,
+    )
+}
+
+fn follows_course(
+    current: &[Sample],
+    current_start: i64,
+    previous: &[Sample],
+    previous_start: i64,
+    limit: f64,
+    now: i64,
+    min_points: usize,
+) -> Option<Recurrence> {
+    let prev_last = previous.last()?;
+    let last = current.last()?;
     if !ran_out(Some(*prev_last), Some(limit)) {
         return None;
     }
-    let age = now - first.at;
-    let took = prev_last.at - prev_first.at;
-    if age < MIN_AGE_MS || current.len() < MIN_SAMPLES || age >= took || last.at > now {
+    let age = now - current_start;
+    let took = prev_last.at - previous_start;
+    if age < MIN_AGE_MS || current.len() < min_points || age >= took || last.at > now {
         return None;
     }
     // The previous run's working set at the age of each current sample.
     let previous_at = |age: i64| -> Option<f64> {
-        let at = prev_first.at + age;
+        let at = previous_start + age;
         let i = previous.partition_point(|s| s.at < at);
         let after = previous.get(i)?;
         let before = if i == 0 { after } else { &previous[i - 1] };
@@ -84,7 +133,7 @@ pub fn follows_previous(
     let band = COURSE_BAND * limit;
     let mut sum = 0.0;
     for s in current {
-        let off = s.bytes - previous_at(s.at - first.at)?;
+        let off = s.bytes - previous_at(s.at - current_start)?;
         if !off.is_finite() || off.abs() > 2.0 * band {
             return None;
         }
@@ -100,10 +149,10 @@ pub fn follows_previous(
             .map(|s| ((s.at - start) as f64 / 1000.0, s.bytes, 1.0));
         fit_line_of(points, run.len())
     };
-    let own = line(current, first.at)?;
+    let own = line(current, current_start)?;
     let then = line(
-        &previous[..previous.partition_point(|s| s.at - prev_first.at <= age)],
-        prev_first.at,
+        &previous[..previous.partition_point(|s| s.at - previous_start <= age)],
+        previous_start,
     )?;
     if own.slope - GROWTH_T * own.slope_std_error(0.0) <= 0.0 || then.slope <= 0.0 {
         return None;

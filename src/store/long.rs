@@ -12,11 +12,15 @@
 
 use std::collections::VecDeque;
 
-use crate::model::{Hour, Record, Sample};
+use crate::model::recurrence::{follows_previous_hours, Recurrence, MIN_HOURS, RAN_OUT};
+use crate::model::{Forecast, ForecastParams, Hour, Pattern, Record, Sample};
 
 use crate::vocab::HOUR_MS;
 /// Hours kept: 14 days.
 pub const KEPT_HOURS: usize = 14 * 24;
+
+/// Restarts told this close together (ms) are one.
+const SAME_RESTART_MS: i64 = 10 * 60_000;
 
 /// An hour without samples.
 const NO_HOUR: [u16; 2] = [u16::MAX, u16::MAX];
@@ -32,8 +36,11 @@ pub struct LongTier {
     open: Option<(i64, f32, f64, u32)>,
     /// The newest sample taken, so a sample is never counted twice.
     last_at: Option<i64>,
-    /// The hours (ms / [`HOUR_MS`]) in which the container restarted, oldest first:
-    /// a restart is no release.
+    /// The oldest sample (ms) taken or read back (to the hour): where the first
+    /// incarnation on record began, as far as the tier knows.
+    first_at: Option<i64>,
+    /// When the container restarted (ms), oldest first: a restart is no release, and
+    /// the runs between restarts are what a restart loop repeats.
     restarts: Vec<i64>,
     /// The record of the closed hours, kept up to date as each closes.
     record: Record,
@@ -67,6 +74,7 @@ impl LongTier {
             return;
         }
         self.last_at = Some(sample.at);
+        self.first_at.get_or_insert(sample.at);
         let hour = sample.at.div_euclid(HOUR_MS);
         match &mut self.open {
             Some((h, max, sum, n)) if *h == hour => {
@@ -100,10 +108,12 @@ impl LongTier {
 
     fn update_record(&mut self) {
         let first = self.first_hour;
-        self.restarts.retain(|&h| h >= first);
+        self.restarts.retain(|&at| at >= first * HOUR_MS);
         let restarts = &self.restarts;
         self.record = Record::of_hours(self.hours.iter().map(|&h| unpack_hour(h)), |i| {
-            restarts.binary_search(&(first + i as i64)).is_ok()
+            let start = (first + i as i64) * HOUR_MS;
+            let next = restarts.partition_point(|&at| at < start);
+            restarts.get(next).is_some_and(|&at| at < start + HOUR_MS)
         });
         // The line through the daily peaks stands at the end of the newest hour.
         let end = (first + self.hours.len() as i64) * HOUR_MS;
@@ -124,13 +134,21 @@ impl LongTier {
     /// Notes that the container restarted at `at` (ms): what it reached before is not
     /// an excursion it came back from.
     pub fn restarted(&mut self, at: i64) {
-        let hour = at.div_euclid(HOUR_MS);
         // Restarts may be learned out of order (a kill found when the limit is first
-        // read, after later ones): kept sorted, once each.
-        let Err(index) = self.restarts.binary_search(&hour) else {
+        // read, after later ones): kept sorted, once each. The same restart may be
+        // told twice, by the new incarnation's first sample and by the restart
+        // counter read a scrape or two later: the earlier time stands.
+        let index = self.restarts.partition_point(|&r| r < at);
+        let near = |r: &i64| (r - at).abs() <= SAME_RESTART_MS;
+        if index > 0 && near(&self.restarts[index - 1]) {
             return;
-        };
-        self.restarts.insert(index, hour);
+        }
+        if let Some(r) = self.restarts.get_mut(index).filter(|r| near(r)) {
+            *r = at;
+            self.update_record();
+            return;
+        }
+        self.restarts.insert(index, at);
         if self.restarts.len() > KEPT_HOURS {
             self.restarts.remove(0);
         }
@@ -171,6 +189,8 @@ impl LongTier {
         earlier.sort_by_key(|&(hour, _)| hour);
         earlier.dedup_by_key(|&mut (hour, _)| hour);
         let newest = earlier.last().map_or(before, |&(hour, _)| hour);
+        let oldest = earlier[0].0 * HOUR_MS;
+        self.first_at = Some(self.first_at.map_or(oldest, |at| at.min(oldest)));
         // Hours between the backfill and what is kept are hours without samples.
         let mut next = if self.hours.is_empty() {
             newest + 1
@@ -213,15 +233,100 @@ impl LongTier {
 
     /// The record's [`Record::apply_with_day`] for the evaluation at `now` (ms),
     /// with the newest closed day's hours.
+    ///
+    /// Then a restart loop: an incarnation that follows the run before it, which ran
+    /// out, runs out as long after its start (see [`LongTier::previous_run`]). The
+    /// fine history's own word on a run before stands (it has the samples); this
+    /// one is for runs longer than the fine history holds, whose curve a line
+    /// through the last hours reads early or late.
     pub fn apply(
         &self,
-        forecast: &mut crate::model::Forecast,
+        forecast: &mut Forecast,
         limit_bytes: Option<f64>,
-        params: &crate::model::ForecastParams,
+        params: &ForecastParams,
         now: i64,
     ) {
         self.record
             .apply_with_day(forecast, limit_bytes, params, now, || self.newest_day());
+        let at_limit = forecast.time_to_limit.is_some_and(|t| t.seconds <= 0.0);
+        let Some(limit) = limit_bytes.filter(|l| *l > 0.0) else {
+            return;
+        };
+        if at_limit || forecast.previous_run_ms.is_some() {
+            return;
+        }
+        if let Some(r) = self.previous_run(limit, now) {
+            forecast.pattern = Pattern::Leak;
+            forecast.growth_bytes_per_second = Some(r.growth_bytes_per_second);
+            forecast.severity = params.severity_for(Some(r.time_to_limit.seconds), 1.0);
+            forecast.time_to_limit = Some(r.time_to_limit);
+            forecast.previous_run_ms = Some(r.previous_took_ms);
+            forecast.from_daily_peaks = false;
+        }
+    }
+
+    /// What the run before the current incarnation says of it, from the kept hours
+    /// (see [`follows_previous_hours`]): the current one began at the newest
+    /// restart, the one before at the restart before that, or where the tier's
+    /// history begins. `None` unless that run ran out at `limit` and the current
+    /// one follows its course, hour for hour, for [`MIN_HOURS`] closed hours.
+    pub fn previous_run(&self, limit: f64, now: i64) -> Option<Recurrence> {
+        let (&current_start, earlier) = self.restarts.split_last()?;
+        if now - current_start < MIN_HOURS as i64 * HOUR_MS {
+            return None;
+        }
+        let previous_start = match earlier.last() {
+            Some(&at) => at,
+            None => self.first_at.filter(|&at| at < current_start)?,
+        };
+        let first = self.first_hour;
+        let start_of = |i: usize| (first + i as i64) * HOUR_MS;
+        let hours = || {
+            self.hours
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &packed)| unpack_hour(packed).map(|h| (start_of(i), h)))
+        };
+        // Each hour wholly inside a run, as its mean at the middle of the hour.
+        let run = |from: i64, to: i64| -> Vec<Sample> {
+            hours()
+                .filter(|&(start, _)| start >= from && start + HOUR_MS <= to)
+                .map(|(start, h)| Sample {
+                    at: start + HOUR_MS / 2,
+                    bytes: h.mean,
+                })
+                .collect()
+        };
+        // Its highest sample before the kill: in the hour of the restart (the new
+        // incarnation starts low) or the one before it. Most restarts are no kill
+        // (a rollout): nothing more is read for them.
+        let restart_hour = current_start.div_euclid(HOUR_MS);
+        let top = [restart_hour, restart_hour - 1]
+            .into_iter()
+            .filter_map(|hour| usize::try_from(hour - first).ok())
+            .filter_map(|i| self.hours.get(i).copied().and_then(unpack_hour))
+            .map(|h| h.max)
+            .fold(f64::NEG_INFINITY, f64::max);
+        if top < RAN_OUT * limit {
+            return None;
+        }
+        let current = run(current_start, now);
+        if current.len() < MIN_HOURS {
+            return None;
+        }
+        let mut previous = run(previous_start, current_start);
+        previous.push(Sample {
+            at: current_start,
+            bytes: top,
+        });
+        follows_previous_hours(
+            &current,
+            current_start,
+            &previous,
+            previous_start,
+            limit,
+            now,
+        )
     }
 
     /// The highest sample of each of the 24 newest closed hours, newest first; NaN
@@ -369,6 +474,78 @@ mod tests {
         assert_eq!(empty.first_hour, T0 / HOUR_MS);
     }
 
+    /// A restart loop whose runs outlast the fine history: each run flat for 4
+    /// hours, then climbing as a power of time that slows (0.7), to 99% of its
+    /// limit 24 hours after its start, where it is killed. Ten hours into the third
+    /// run, the fine history's six hours bend enough to read as a warm-up levelling
+    /// off below the limit; the run before says 14 hours, as long after its start
+    /// as it took.
+    #[test]
+    fn a_run_on_the_course_of_the_one_before_runs_out_as_long_after_its_start() {
+        use crate::model::{forecast_after, ForecastParams};
+        const MI: f64 = 1024.0 * 1024.0;
+        let limit = 1024.0 * MI;
+        let course = |age_ms: i64, rate: f64| {
+            let hours = age_ms as f64 / HOUR_MS as f64;
+            let climb = ((hours - 4.0).max(0.0) / 20.0).powf(0.7);
+            300.0 * MI + rate * 714.0 * MI * climb + if age_ms % 120_000 == 0 { MI } else { -MI }
+        };
+        let run_ms = 24 * HOUR_MS;
+        // The first run starts 7 minutes past an hour; the third is followed for
+        // 10 hours. The second ends at `second_ends` of its course.
+        let loop_of = |third_rate: f64, second_ends: f64| {
+            let mut long = LongTier::default();
+            let mut fine = Vec::new();
+            let mut start = T0 + 7 * 60_000;
+            for run in 0..3 {
+                if run > 0 {
+                    long.restarted(start);
+                }
+                let (rate, length) = match run {
+                    2 => (third_rate, 10 * HOUR_MS),
+                    1 => (1.0, (run_ms as f64 * second_ends) as i64),
+                    _ => (1.0, run_ms),
+                };
+                for age in (0..length).step_by(60_000) {
+                    let sample = Sample {
+                        at: start + age,
+                        bytes: course(age, rate),
+                    };
+                    long.push(sample);
+                    if run == 2 && age >= length - 6 * HOUR_MS {
+                        fine.push(sample);
+                    }
+                }
+                start += length;
+            }
+            (long, fine)
+        };
+        let params = ForecastParams::default();
+        let (long, fine) = loop_of(1.0, 1.0);
+        let now = fine.last().unwrap().at;
+        let mut forecast = forecast_after(&fine, None, Some(limit), now, &params);
+        assert_eq!(forecast.time_to_limit, None, "{forecast:?}");
+        assert_eq!(forecast.pattern, Pattern::Plateau);
+        long.apply(&mut forecast, Some(limit), &params, now);
+        let eta = forecast.time_to_limit.expect("from the run before");
+        assert!(
+            (eta.seconds / 3600.0 - 14.0).abs() < 0.05,
+            "{eta:?} against 14 h"
+        );
+        assert_eq!(forecast.previous_run_ms, Some(run_ms));
+        assert_eq!(forecast.severity, crate::model::Severity::Warning);
+        assert!(eta.lower_seconds < eta.seconds && eta.upper_seconds.unwrap() > eta.seconds);
+        // Growing half as fast this time: off the course, the fine history stands.
+        let (slower, fine) = loop_of(0.5, 1.0);
+        let now = fine.last().unwrap().at;
+        assert_eq!(slower.previous_run(limit, now), None);
+        // The run before was restarted at 80% of its course, short of the limit
+        // (a rollout): no kill, nothing said.
+        let (redeployed, fine) = loop_of(1.0, 0.8);
+        let now = fine.last().unwrap().at;
+        assert_eq!(redeployed.previous_run(limit, now), None);
+    }
+
     /// Restarts learned out of order (a kill found when the limit is first read,
     /// after later restarts) still bar what came before them.
     #[test]
@@ -377,6 +554,14 @@ mod tests {
         long.restarted(T0 + 5 * HOUR_MS);
         long.restarted(T0 + 2 * HOUR_MS);
         long.restarted(T0 + 5 * HOUR_MS);
-        assert_eq!(long.restarts, vec![T0 / HOUR_MS + 2, T0 / HOUR_MS + 5]);
+        assert_eq!(long.restarts, vec![T0 + 2 * HOUR_MS, T0 + 5 * HOUR_MS]);
+        // Told again a minute earlier (the counter, then the new incarnation's
+        // first sample): one restart, at the earlier time.
+        long.restarted(T0 + 5 * HOUR_MS - 60_000);
+        long.restarted(T0 + 5 * HOUR_MS + 30_000);
+        assert_eq!(
+            long.restarts,
+            vec![T0 + 2 * HOUR_MS, T0 + 5 * HOUR_MS - 60_000]
+        );
     }
 }
