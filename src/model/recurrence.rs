@@ -9,7 +9,7 @@
 //! limit, or jumped to it, says nothing of when the next one will; neither does one
 //! this incarnation does not follow.
 
-use super::forecast::{TimeToLimit, MODEL_ERROR};
+use super::forecast::{TimeToLimit, HOUR_MS, MODEL_ERROR};
 use super::trend::fit_line_of;
 use super::Sample;
 
@@ -68,8 +68,16 @@ pub fn follows_previous(
         previous_start,
         limit,
         now,
-        MIN_SAMPLES,
+        None,
     )
+}
+
+/// What the fine history reads of a growing incarnation now: its trend's level
+/// (bytes) and growth (bytes/s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Growing {
+    pub level: f64,
+    pub growth: f64,
 }
 
 /// [`follows_previous`] for runs longer than the fine history, read from the long
@@ -78,6 +86,13 @@ pub fn follows_previous(
 /// last point, at the restart), and each run's start (ms) given, as hours do not
 /// begin with a run. An hour's mean carries a daily swing of more than the course's
 /// band off it, so a run under a large daily cycle does not count as the same course.
+///
+/// Growth shows in the fine history long before in hours (a leak after a flat
+/// start is an hour old when two hours' means show it): where the fine trend reads
+/// growth (`growing`), the closed hours need only follow the course so far, and
+/// the trend must stand where the run before stood at this age (within the course's
+/// band), climbing at half to twice its pace there (its hours' means an hour
+/// either side). Without it, [`MIN_HOURS`] closed hours must grow by themselves.
 pub fn follows_previous_hours(
     current: &[Sample],
     current_start: i64,
@@ -85,6 +100,7 @@ pub fn follows_previous_hours(
     previous_start: i64,
     limit: f64,
     now: i64,
+    growing: Option<Growing>,
 ) -> Option<Recurrence> {
     follows_course(
         current,
@@ -93,7 +109,7 @@ pub fn follows_previous_hours(
         previous_start,
         limit,
         now,
-        MIN_HOURS,
+        Some(growing),
     )
 }
 
@@ -104,16 +120,25 @@ fn follows_course(
     previous_start: i64,
     limit: f64,
     now: i64,
-    min_points: usize,
+    // `None` for samples; for hours, the fine trend's reading if it grows.
+    hours: Option<Option<Growing>>,
 ) -> Option<Recurrence> {
     let prev_last = previous.last()?;
-    let last = current.last()?;
     if !ran_out(Some(*prev_last), Some(limit)) {
         return None;
     }
     let age = now - current_start;
     let took = prev_last.at - previous_start;
-    if age < MIN_AGE_MS || current.len() < min_points || age >= took || last.at > now {
+    let (fine, min_points) = match hours {
+        None => (None, MIN_SAMPLES),
+        Some(None) => (None, MIN_HOURS),
+        Some(Some(growing)) => (Some(growing), 0),
+    };
+    if age < MIN_AGE_MS
+        || current.len() < min_points
+        || age >= took
+        || current.last().is_some_and(|last| last.at > now)
+    {
         return None;
     }
     // The previous run's working set at the age of each current sample.
@@ -139,24 +164,43 @@ fn follows_course(
         }
         sum += off;
     }
-    if (sum / current.len() as f64).abs() > band {
+    if !current.is_empty() && (sum / current.len() as f64).abs() > band {
         return None;
     }
-    // Both growing, at comparable rates.
-    let line = |run: &[Sample], start: i64| {
-        let points = run
-            .iter()
-            .map(|s| ((s.at - start) as f64 / 1000.0, s.bytes, 1.0));
-        fit_line_of(points, run.len())
+    // Both growing, at comparable rates: (its growth, its pace against the run
+    // before).
+    let (growth, ratio) = match fine {
+        Some(now) => {
+            let then = previous_at(age)?;
+            let off = (now.level - then).abs();
+            if off.is_nan() || off > band || now.growth.is_nan() || now.growth <= 0.0 {
+                return None;
+            }
+            let (a, b) = ((age - HOUR_MS).max(0), (age + HOUR_MS).min(took));
+            let pace = (previous_at(b)? - previous_at(a)?) / ((b - a) as f64 / 1000.0);
+            if pace.is_nan() || pace <= 0.0 {
+                return None;
+            }
+            (now.growth, now.growth / pace)
+        }
+        None => {
+            let line = |run: &[Sample], start: i64| {
+                let points = run
+                    .iter()
+                    .map(|s| ((s.at - start) as f64 / 1000.0, s.bytes, 1.0));
+                fit_line_of(points, run.len())
+            };
+            let own = line(current, current_start)?;
+            let then = line(
+                &previous[..previous.partition_point(|s| s.at - previous_start <= age)],
+                previous_start,
+            )?;
+            if own.slope - GROWTH_T * own.slope_std_error(0.0) <= 0.0 || then.slope <= 0.0 {
+                return None;
+            }
+            (own.slope, own.slope / then.slope)
+        }
     };
-    let own = line(current, current_start)?;
-    let then = line(
-        &previous[..previous.partition_point(|s| s.at - previous_start <= age)],
-        previous_start,
-    )?;
-    if own.slope - GROWTH_T * own.slope_std_error(0.0) <= 0.0 || then.slope <= 0.0 {
-        return None;
-    }
     // The previous run climbed from here to the limit, rather than sitting near it
     // for hours or jumping to it.
     let from = previous_at(age)?;
@@ -168,7 +212,6 @@ fn follows_course(
     if !climbed || prev_last.bytes - from < 4.0 * band {
         return None;
     }
-    let ratio = own.slope / then.slope;
     if !(0.5..=2.0).contains(&ratio) {
         return None;
     }
@@ -182,7 +225,7 @@ fn follows_course(
             lower_seconds: low.min(seconds * (1.0 - MODEL_ERROR)),
             upper_seconds: Some(high.max(seconds * (1.0 + MODEL_ERROR))),
         },
-        growth_bytes_per_second: own.slope,
+        growth_bytes_per_second: growth,
         previous_took_ms: took,
     })
 }

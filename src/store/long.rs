@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use crate::model::recurrence::{follows_previous_hours, Recurrence, MIN_HOURS, RAN_OUT};
+use crate::model::recurrence::{follows_previous_hours, Growing, Recurrence, MIN_HOURS, RAN_OUT};
 use crate::model::{Forecast, ForecastParams, Hour, Pattern, Record, Sample};
 
 use crate::vocab::HOUR_MS;
@@ -246,6 +246,14 @@ impl LongTier {
         params: &ForecastParams,
         now: i64,
     ) {
+        // The fine trend's own reading, before the record's word on it.
+        let growing = match (forecast.pattern, forecast.trend) {
+            (Pattern::Leak | Pattern::SawtoothLeak, Some(trend)) => Some(Growing {
+                level: trend.level_bytes + trend.cycle_now_bytes,
+                growth: trend.growth_bytes_per_second,
+            }),
+            _ => None,
+        };
         self.record
             .apply_with_day(forecast, limit_bytes, params, now, || self.newest_day());
         let at_limit = forecast.time_to_limit.is_some_and(|t| t.seconds <= 0.0);
@@ -255,7 +263,7 @@ impl LongTier {
         if at_limit || forecast.previous_run_ms.is_some() {
             return;
         }
-        if let Some(r) = self.previous_run(limit, now) {
+        if let Some(r) = self.previous_run(limit, now, growing) {
             forecast.pattern = Pattern::Leak;
             forecast.growth_bytes_per_second = Some(r.growth_bytes_per_second);
             forecast.severity = params.severity_for(Some(r.time_to_limit.seconds), 1.0);
@@ -269,10 +277,16 @@ impl LongTier {
     /// (see [`follows_previous_hours`]): the current one began at the newest
     /// restart, the one before at the restart before that, or where the tier's
     /// history begins. `None` unless that run ran out at `limit` and the current
-    /// one follows its course, hour for hour, for [`MIN_HOURS`] closed hours.
-    pub fn previous_run(&self, limit: f64, now: i64) -> Option<Recurrence> {
+    /// one follows its course hour for hour, growing: by the fine trend's reading
+    /// (`growing`), or over [`MIN_HOURS`] closed hours.
+    pub fn previous_run(
+        &self,
+        limit: f64,
+        now: i64,
+        growing: Option<Growing>,
+    ) -> Option<Recurrence> {
         let (&current_start, earlier) = self.restarts.split_last()?;
-        if now - current_start < MIN_HOURS as i64 * HOUR_MS {
+        if growing.is_none() && now - current_start < MIN_HOURS as i64 * HOUR_MS {
             return None;
         }
         let previous_start = match earlier.last() {
@@ -311,9 +325,6 @@ impl LongTier {
             return None;
         }
         let current = run(current_start, now);
-        if current.len() < MIN_HOURS {
-            return None;
-        }
         let mut previous = run(previous_start, current_start);
         previous.push(Sample {
             at: current_start,
@@ -326,6 +337,7 @@ impl LongTier {
             previous_start,
             limit,
             now,
+            growing,
         )
     }
 
@@ -485,15 +497,15 @@ mod tests {
         use crate::model::{forecast_after, ForecastParams};
         const MI: f64 = 1024.0 * 1024.0;
         let limit = 1024.0 * MI;
-        let course = |age_ms: i64, rate: f64| {
+        let course = |age_ms: i64, rate: f64, bend: f64| {
             let hours = age_ms as f64 / HOUR_MS as f64;
-            let climb = ((hours - 4.0).max(0.0) / 20.0).powf(0.7);
+            let climb = ((hours - 4.0).max(0.0) / 20.0).powf(bend);
             300.0 * MI + rate * 714.0 * MI * climb + if age_ms % 120_000 == 0 { MI } else { -MI }
         };
         let run_ms = 24 * HOUR_MS;
         // The first run starts 7 minutes past an hour; the third is followed for
         // 10 hours. The second ends at `second_ends` of its course.
-        let loop_of = |third_rate: f64, second_ends: f64| {
+        let loop_of = |third_rate: f64, second_ends: f64, third_hours: i64, bend: f64| {
             let mut long = LongTier::default();
             let mut fine = Vec::new();
             let mut start = T0 + 7 * 60_000;
@@ -502,17 +514,17 @@ mod tests {
                     long.restarted(start);
                 }
                 let (rate, length) = match run {
-                    2 => (third_rate, 10 * HOUR_MS),
+                    2 => (third_rate, third_hours * HOUR_MS),
                     1 => (1.0, (run_ms as f64 * second_ends) as i64),
                     _ => (1.0, run_ms),
                 };
                 for age in (0..length).step_by(60_000) {
                     let sample = Sample {
                         at: start + age,
-                        bytes: course(age, rate),
+                        bytes: course(age, rate, bend),
                     };
                     long.push(sample);
-                    if run == 2 && age >= length - 6 * HOUR_MS {
+                    if run == 2 && age + 6 * HOUR_MS >= length {
                         fine.push(sample);
                     }
                 }
@@ -521,7 +533,7 @@ mod tests {
             (long, fine)
         };
         let params = ForecastParams::default();
-        let (long, fine) = loop_of(1.0, 1.0);
+        let (long, fine) = loop_of(1.0, 1.0, 10, 0.7);
         let now = fine.last().unwrap().at;
         let mut forecast = forecast_after(&fine, None, Some(limit), now, &params);
         assert_eq!(forecast.time_to_limit, None, "{forecast:?}");
@@ -536,14 +548,25 @@ mod tests {
         assert_eq!(forecast.severity, crate::model::Severity::Warning);
         assert!(eta.lower_seconds < eta.seconds && eta.upper_seconds.unwrap() > eta.seconds);
         // Growing half as fast this time: off the course, the fine history stands.
-        let (slower, fine) = loop_of(0.5, 1.0);
+        let (slower, fine) = loop_of(0.5, 1.0, 10, 0.7);
         let now = fine.last().unwrap().at;
-        assert_eq!(slower.previous_run(limit, now), None);
+        assert_eq!(slower.previous_run(limit, now, None), None);
         // The run before was restarted at 80% of its course, short of the limit
         // (a rollout): no kill, nothing said.
-        let (redeployed, fine) = loop_of(1.0, 0.8);
+        let (redeployed, fine) = loop_of(1.0, 0.8, 10, 0.7);
         let now = fine.last().unwrap().at;
-        assert_eq!(redeployed.previous_run(limit, now), None);
+        assert_eq!(redeployed.previous_run(limit, now, None), None);
+        // Straight climbs this time. An hour into the third run's climb its hours
+        // (four flat ones) do not grow yet, but its fine trend does, where the run
+        // before stood, about as fast: 19 hours to go.
+        let (long, fine) = loop_of(1.0, 1.0, 5, 1.0);
+        let now = fine.last().unwrap().at;
+        let mut forecast = forecast_after(&fine, None, Some(limit), now, &params);
+        assert_eq!(forecast.pattern, Pattern::Leak, "{forecast:?}");
+        long.apply(&mut forecast, Some(limit), &params, now);
+        let eta = forecast.time_to_limit.expect("from the run before").seconds;
+        assert!((eta / 3600.0 - 19.0).abs() < 0.05, "{eta} s against 19 h");
+        assert_eq!(long.previous_run(limit, now, None), None, "hours alone");
     }
 
     /// Restarts learned out of order (a kill found when the limit is first read,
