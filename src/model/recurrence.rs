@@ -8,12 +8,16 @@
 //! as long after its start as the previous one took. A previous run that sat near the
 //! limit, or jumped to it, says nothing of when the next one will; neither does one
 //! this incarnation does not follow.
+//!
+//! The fine tier holds a run before only while it lies whole in the lookback; runs
+//! longer than that are read from the long tier's hours ([`follows_previous_hours`]).
 
 use super::forecast::{TimeToLimit, HOUR_MS, MODEL_ERROR};
 use super::trend::fit_line_of;
 use super::Sample;
 
-/// A previous run ended at the limit when its last sample was this close to it.
+/// A previous run ended at the limit when its last sample (from hours: the highest
+/// of the hour of the restart and the hour before) was this close to it.
 pub const RAN_OUT: f64 = 0.95;
 
 /// Whether an incarnation whose last sample was `last` ran out at `limit` (bytes):
@@ -31,8 +35,11 @@ pub fn ran_out(last: Option<Sample>, limit: Option<f64>) -> bool {
 const MIN_AGE_MS: i64 = 5 * 60_000;
 const MIN_SAMPLES: usize = 8;
 /// The fewest closed hours of an incarnation compared hour by hour (each the mean
-/// of an hour's samples: steadier than a sample).
+/// of an hour's samples: steadier than a sample) that must grow by themselves.
 pub const MIN_HOURS: usize = 6;
+/// The fewest closed hours that must have followed the run before when the fine
+/// trend reads the growth: a warm-up's first hour or two is no course.
+pub const MIN_HOURS_BESIDE_TREND: usize = 2;
 /// The same course: on average within this fraction of the limit of the previous
 /// run at the same age, and no sample farther than twice that.
 const COURSE_BAND: f64 = 0.04;
@@ -46,7 +53,8 @@ const GROWTH_T: f64 = 3.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Recurrence {
     pub time_to_limit: TimeToLimit,
-    /// The current incarnation's own growth so far (bytes/s).
+    /// The current incarnation's growth (bytes/s): its own line so far, or the fine
+    /// trend's growth now (from hours beside a growing trend).
     pub growth_bytes_per_second: f64,
     /// How long the previous run took from its start to the limit (ms).
     pub previous_took_ms: i64,
@@ -68,16 +76,28 @@ pub fn follows_previous(
         previous_start,
         limit,
         now,
-        None,
+        Evidence::Samples,
     )
 }
 
-/// What the fine history reads of a growing incarnation now: its trend's level
-/// (bytes) and growth (bytes/s).
+/// What the fine history reads of a growing incarnation now: its trend's level and
+/// growth.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Growing {
-    pub level: f64,
-    pub growth: f64,
+    pub level_bytes: f64,
+    pub growth_bytes_per_second: f64,
+}
+
+/// What a course is compared on, and what says the current run grows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Evidence {
+    /// The fine tier's samples, [`MIN_SAMPLES`] at least, growing by themselves.
+    Samples,
+    /// Hours' means, [`MIN_HOURS`] at least, growing by themselves.
+    Hours,
+    /// Hours' means, [`MIN_HOURS_BESIDE_TREND`] at least, beside the fine trend's
+    /// reading of growth now.
+    HoursBesideTrend(Growing),
 }
 
 /// [`follows_previous`] for runs longer than the fine history, read from the long
@@ -87,12 +107,13 @@ pub struct Growing {
 /// begin with a run. An hour's mean carries a daily swing of more than the course's
 /// band off it, so a run under a large daily cycle does not count as the same course.
 ///
-/// Growth shows in the fine history long before in hours (a leak after a flat
-/// start is an hour old when two hours' means show it): where the fine trend reads
-/// growth (`growing`), the closed hours need only follow the course so far, and
-/// the trend must stand where the run before stood at this age (within the course's
-/// band), climbing at half to twice its pace there (its hours' means an hour
-/// either side). Without it, [`MIN_HOURS`] closed hours must grow by themselves.
+/// Growth shows in the fine history long before it does in hours (a leak after a
+/// flat start is hours old before hours' means grow significantly): where the fine
+/// trend reads growth (`growing`), [`MIN_HOURS_BESIDE_TREND`] closed hours that
+/// follow the course so far do, if the trend stands where the run before stood at
+/// this age (within the course's band) and climbs at half to twice its pace there
+/// (its hours' means an hour either side). Without it, [`MIN_HOURS`] closed hours
+/// must grow by themselves.
 pub fn follows_previous_hours(
     current: &[Sample],
     current_start: i64,
@@ -109,7 +130,10 @@ pub fn follows_previous_hours(
         previous_start,
         limit,
         now,
-        Some(growing),
+        match growing {
+            Some(g) => Evidence::HoursBesideTrend(g),
+            None => Evidence::Hours,
+        },
     )
 }
 
@@ -120,8 +144,7 @@ fn follows_course(
     previous_start: i64,
     limit: f64,
     now: i64,
-    // `None` for samples; for hours, the fine trend's reading if it grows.
-    hours: Option<Option<Growing>>,
+    evidence: Evidence,
 ) -> Option<Recurrence> {
     let prev_last = previous.last()?;
     if !ran_out(Some(*prev_last), Some(limit)) {
@@ -129,10 +152,10 @@ fn follows_course(
     }
     let age = now - current_start;
     let took = prev_last.at - previous_start;
-    let (fine, min_points) = match hours {
-        None => (None, MIN_SAMPLES),
-        Some(None) => (None, MIN_HOURS),
-        Some(Some(growing)) => (Some(growing), 0),
+    let (trend, min_points) = match evidence {
+        Evidence::Samples => (None, MIN_SAMPLES),
+        Evidence::Hours => (None, MIN_HOURS),
+        Evidence::HoursBesideTrend(growing) => (Some(growing), MIN_HOURS_BESIDE_TREND),
     };
     if age < MIN_AGE_MS
         || current.len() < min_points
@@ -164,16 +187,16 @@ fn follows_course(
         }
         sum += off;
     }
-    if !current.is_empty() && (sum / current.len() as f64).abs() > band {
+    if (sum / current.len() as f64).abs() > band {
         return None;
     }
     // Both growing, at comparable rates: (its growth, its pace against the run
     // before).
-    let (growth, ratio) = match fine {
-        Some(now) => {
-            let then = previous_at(age)?;
-            let off = (now.level - then).abs();
-            if off.is_nan() || off > band || now.growth.is_nan() || now.growth <= 0.0 {
+    let (growth, ratio) = match trend {
+        Some(reading) => {
+            let growth = reading.growth_bytes_per_second;
+            let off = (reading.level_bytes - previous_at(age)?).abs();
+            if off.is_nan() || off > band || growth.is_nan() || growth <= 0.0 {
                 return None;
             }
             let (a, b) = ((age - HOUR_MS).max(0), (age + HOUR_MS).min(took));
@@ -181,7 +204,7 @@ fn follows_course(
             if pace.is_nan() || pace <= 0.0 {
                 return None;
             }
-            (now.growth, now.growth / pace)
+            (growth, growth / pace)
         }
         None => {
             let line = |run: &[Sample], start: i64| {
@@ -191,14 +214,14 @@ fn follows_course(
                 fit_line_of(points, run.len())
             };
             let own = line(current, current_start)?;
-            let then = line(
+            let before = line(
                 &previous[..previous.partition_point(|s| s.at - previous_start <= age)],
                 previous_start,
             )?;
-            if own.slope - GROWTH_T * own.slope_std_error(0.0) <= 0.0 || then.slope <= 0.0 {
+            if own.slope - GROWTH_T * own.slope_std_error(0.0) <= 0.0 || before.slope <= 0.0 {
                 return None;
             }
-            (own.slope, own.slope / then.slope)
+            (own.slope, own.slope / before.slope)
         }
     };
     // The previous run climbed from here to the limit, rather than sitting near it
@@ -331,6 +354,65 @@ mod tests {
         let current = shape(start, 30, &creep);
         let now = current.last().unwrap().at;
         assert_eq!(follows_previous(&current, &previous, limit, now), None);
+    }
+
+    /// Runs read from hours: a climb of 150Mi in 20 hours to a 256Mi limit, each
+    /// hour its mean at its middle, the run before ending at its top. Beside a fine
+    /// trend that grows where that run stood, two closed hours say it; one (a
+    /// warm-up's first hour) does not, nor do two without the trend, nor a trend
+    /// that stands apart or grows three times as fast.
+    #[test]
+    fn hours_beside_a_growing_trend_follow_the_run_before() {
+        let limit = 256.0 * MI;
+        let hour = HOUR_MS;
+        let at_age = |age: i64| 100.0 * MI + 150.0 * MI * age as f64 / (20 * hour) as f64;
+        let means = |start: i64, hours: i64| -> Vec<Sample> {
+            (0..hours)
+                .map(|h| Sample {
+                    at: start + h * hour + hour / 2,
+                    bytes: at_age(h * hour + hour / 2),
+                })
+                .collect()
+        };
+        let mut previous = means(0, 20);
+        previous.push(Sample {
+            at: 20 * hour,
+            bytes: 0.99 * limit,
+        });
+        let start = 20 * hour;
+        let pace = 150.0 * MI / (20.0 * 3600.0);
+        let trend = |age: i64, growth: f64| Growing {
+            level_bytes: at_age(age),
+            growth_bytes_per_second: growth,
+        };
+        let said = |hours: i64, growing: Option<Growing>| {
+            let now = start + hours * hour + hour / 4;
+            follows_previous_hours(
+                &means(start, hours),
+                start,
+                &previous,
+                0,
+                limit,
+                now,
+                growing,
+            )
+        };
+        let age = |hours: i64| hours * hour + hour / 4;
+        let r = said(2, Some(trend(age(2), pace))).expect("two hours beside the trend");
+        assert_eq!(r.previous_took_ms, 20 * hour);
+        assert!((r.time_to_limit.seconds - (20 * hour - age(2)) as f64 / 1000.0).abs() < 1.0);
+        assert_eq!(said(1, Some(trend(age(1), pace))), None, "one hour");
+        assert_eq!(said(2, None), None, "two hours alone");
+        let mut apart = trend(age(2), pace);
+        apart.level_bytes += 0.1 * limit;
+        assert_eq!(said(2, Some(apart)), None, "standing apart");
+        assert_eq!(
+            said(2, Some(trend(age(2), 3.0 * pace))),
+            None,
+            "three times as fast"
+        );
+        // Six closed hours grow by themselves.
+        assert!(said(6, None).is_some());
     }
 
     #[test]

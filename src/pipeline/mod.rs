@@ -486,8 +486,10 @@ impl<S: Source> Pipeline<S> {
                 now,
                 &self.params,
             );
-            // Growth like the excursions the container came back from is its known
-            // behaviour (the long tier's record), not a leak.
+            // The long tier's word: growth like the excursions the container came
+            // back from is its known behaviour, not a leak; slow growth over days
+            // is read off its days; a run on the course of one that ran out runs
+            // out as long after its start.
             tracked.long.apply(&mut forecast, limit, &self.params, now);
             let context = model::Context {
                 limit_bytes: limit,

@@ -1,14 +1,15 @@
 //! The long tier: beside the fine tier's samples (hours), one summary an hour per
 //! container — its highest and its mean working set — for 14 days, across restarts.
 //! Built from the samples as they arrive, so the daemon and the replay hold the same;
-//! the model reads it as a [`Record`] of excursions that came back.
+//! the model reads it as a [`Record`] of excursions that came back, and as the
+//! runs between restarts that a restart loop repeats ([`LongTier::run_before`]).
 //!
 //! Why hours, and why this packing: the excursions it must remember (daily peaks,
 //! nightly batches, ramps that released) last tens of minutes to hours, so the hour's
 //! maximum keeps each one and its mean tells it came back; 14 days hold two weeks of
 //! weekdays. Each value is a bfloat16 (the top 16 bits of an `f32`: within 0.8%,
 //! rounded down): 4 bytes an hour, 1.3 KiB for 14 days, grown a day at a time, beside
-//! about 140 bytes of bookkeeping.
+//! 336 bytes inline (`size_of`; the record 208 of them) and 8 a restart.
 
 use std::collections::VecDeque;
 
@@ -19,8 +20,12 @@ use crate::vocab::HOUR_MS;
 /// Hours kept: 14 days.
 pub const KEPT_HOURS: usize = 14 * 24;
 
-/// Restarts told this close together (ms) are one.
-const SAME_RESTART_MS: i64 = 10 * 60_000;
+/// Restarts told this close together (ms) are one: the counter may be read a
+/// scrape or two from the drop that goes with it (two 5-minute scrapes either
+/// side). Restarts of a crash loop closer than that count once.
+const SAME_RESTART_MS: i64 = 15 * 60_000;
+/// Restarts kept at most (those older than the kept hours go first).
+const MAX_RESTARTS: usize = KEPT_HOURS;
 
 /// An hour without samples.
 const NO_HOUR: [u16; 2] = [u16::MAX, u16::MAX];
@@ -62,7 +67,7 @@ fn unpack_hour(packed: [u16; 2]) -> Option<Hour> {
 }
 
 impl LongTier {
-    /// Heap bytes the kept hours and restart hours hold (from capacities).
+    /// Heap bytes the kept hours and restarts hold (from capacities).
     pub fn heap_bytes(&self) -> usize {
         self.hours.capacity() * std::mem::size_of::<[u16; 2]>()
             + self.restarts.capacity() * std::mem::size_of::<i64>()
@@ -144,12 +149,14 @@ impl LongTier {
             return;
         }
         if let Some(r) = self.restarts.get_mut(index).filter(|r| near(r)) {
-            *r = at;
-            self.update_record();
+            if *r != at {
+                *r = at;
+                self.update_record();
+            }
             return;
         }
         self.restarts.insert(index, at);
-        if self.restarts.len() > KEPT_HOURS {
+        if self.restarts.len() > MAX_RESTARTS {
             self.restarts.remove(0);
         }
         self.update_record();
@@ -189,8 +196,6 @@ impl LongTier {
         earlier.sort_by_key(|&(hour, _)| hour);
         earlier.dedup_by_key(|&mut (hour, _)| hour);
         let newest = earlier.last().map_or(before, |&(hour, _)| hour);
-        let oldest = earlier[0].0 * HOUR_MS;
-        self.first_at = Some(self.first_at.map_or(oldest, |at| at.min(oldest)));
         // Hours between the backfill and what is kept are hours without samples.
         let mut next = if self.hours.is_empty() {
             newest + 1
@@ -217,6 +222,10 @@ impl LongTier {
         } else {
             before - front.len() as i64
         };
+        // Where the history begins now, as far as the hours read back say (to the
+        // hour; those 14 days back and more were not kept).
+        let oldest = self.first_hour * HOUR_MS;
+        self.first_at = Some(self.first_at.map_or(oldest, |at| at.min(oldest)));
         self.update_record();
     }
 
@@ -235,10 +244,13 @@ impl LongTier {
     /// with the newest closed day's hours.
     ///
     /// Then a restart loop: an incarnation that follows the run before it, which ran
-    /// out, runs out as long after its start (see [`LongTier::previous_run`]). The
-    /// fine history's own word on a run before stands (it has the samples); this
-    /// one is for runs longer than the fine history holds, whose curve a line
-    /// through the last hours reads early or late.
+    /// out, runs out as long after its start (see [`LongTier::run_before`]). The
+    /// fine history's own word on a run before stands (it has the samples), and a
+    /// forecast at the limit; this one is for runs longer than the fine history
+    /// holds, whose curve a line through the last hours reads early or late. It
+    /// stands over the record's steps: a course that ended in a kill is no
+    /// excursion the container came back from, and says more than days of peaks,
+    /// the day before or the tops.
     pub fn apply(
         &self,
         forecast: &mut Forecast,
@@ -249,8 +261,8 @@ impl LongTier {
         // The fine trend's own reading, before the record's word on it.
         let growing = match (forecast.pattern, forecast.trend) {
             (Pattern::Leak | Pattern::SawtoothLeak, Some(trend)) => Some(Growing {
-                level: trend.level_bytes + trend.cycle_now_bytes,
-                growth: trend.growth_bytes_per_second,
+                level_bytes: trend.level_bytes + trend.cycle_now_bytes,
+                growth_bytes_per_second: trend.growth_bytes_per_second,
             }),
             _ => None,
         };
@@ -263,7 +275,7 @@ impl LongTier {
         if at_limit || forecast.previous_run_ms.is_some() {
             return;
         }
-        if let Some(r) = self.previous_run(limit, now, growing) {
+        if let Some(r) = self.run_before(limit, now, growing) {
             forecast.pattern = Pattern::Leak;
             forecast.growth_bytes_per_second = Some(r.growth_bytes_per_second);
             forecast.severity = params.severity_for(Some(r.time_to_limit.seconds), 1.0);
@@ -275,16 +287,15 @@ impl LongTier {
 
     /// What the run before the current incarnation says of it, from the kept hours
     /// (see [`follows_previous_hours`]): the current one began at the newest
-    /// restart, the one before at the restart before that, or where the tier's
-    /// history begins. `None` unless that run ran out at `limit` and the current
-    /// one follows its course hour for hour, growing: by the fine trend's reading
-    /// (`growing`), or over [`MIN_HOURS`] closed hours.
-    pub fn previous_run(
-        &self,
-        limit: f64,
-        now: i64,
-        growing: Option<Growing>,
-    ) -> Option<Recurrence> {
+    /// restart, the one before at the restart before that, or else where the tier's
+    /// history begins (which may be later than that run began: the comparison age
+    /// for age, level and pace, is what guards against a run only partly seen).
+    /// `None` unless that run ran out at `limit`, and the current one follows its
+    /// course hour for hour (hours with samples wholly after the restart) and grows:
+    /// by the fine trend's reading (`growing`) over two such hours, or by themselves
+    /// over [`MIN_HOURS`]. A run before whose start the ring no longer keeps says
+    /// nothing.
+    pub fn run_before(&self, limit: f64, now: i64, growing: Option<Growing>) -> Option<Recurrence> {
         let (&current_start, earlier) = self.restarts.split_last()?;
         if growing.is_none() && now - current_start < MIN_HOURS as i64 * HOUR_MS {
             return None;
@@ -294,8 +305,11 @@ impl LongTier {
             None => self.first_at.filter(|&at| at < current_start)?,
         };
         let first = self.first_hour;
+        if previous_start < first * HOUR_MS {
+            return None;
+        }
         let start_of = |i: usize| (first + i as i64) * HOUR_MS;
-        let hours = || {
+        let kept = || {
             self.hours
                 .iter()
                 .enumerate()
@@ -303,7 +317,7 @@ impl LongTier {
         };
         // Each hour wholly inside a run, as its mean at the middle of the hour.
         let run = |from: i64, to: i64| -> Vec<Sample> {
-            hours()
+            kept()
                 .filter(|&(start, _)| start >= from && start + HOUR_MS <= to)
                 .map(|(start, h)| Sample {
                     at: start + HOUR_MS / 2,
@@ -312,11 +326,12 @@ impl LongTier {
                 .collect()
         };
         // Its highest sample before the kill: in the hour of the restart (the new
-        // incarnation starts low) or the one before it. Most restarts are no kill
-        // (a rollout): nothing more is read for them.
+        // incarnation starts low) or the one before it, within the run. Most
+        // restarts are no kill (a rollout): nothing more is read for them.
         let restart_hour = current_start.div_euclid(HOUR_MS);
         let top = [restart_hour, restart_hour - 1]
             .into_iter()
+            .filter(|&hour| hour * HOUR_MS >= previous_start)
             .filter_map(|hour| usize::try_from(hour - first).ok())
             .filter_map(|i| self.hours.get(i).copied().and_then(unpack_hour))
             .map(|h| h.max)
@@ -550,12 +565,12 @@ mod tests {
         // Growing half as fast this time: off the course, the fine history stands.
         let (slower, fine) = loop_of(0.5, 1.0, 10, 0.7);
         let now = fine.last().unwrap().at;
-        assert_eq!(slower.previous_run(limit, now, None), None);
+        assert_eq!(slower.run_before(limit, now, None), None);
         // The run before was restarted at 80% of its course, short of the limit
         // (a rollout): no kill, nothing said.
         let (redeployed, fine) = loop_of(1.0, 0.8, 10, 0.7);
         let now = fine.last().unwrap().at;
-        assert_eq!(redeployed.previous_run(limit, now, None), None);
+        assert_eq!(redeployed.run_before(limit, now, None), None);
         // Straight climbs this time. An hour into the third run's climb its hours
         // (four flat ones) do not grow yet, but its fine trend does, where the run
         // before stood, about as fast: 19 hours to go.
@@ -566,7 +581,39 @@ mod tests {
         long.apply(&mut forecast, Some(limit), &params, now);
         let eta = forecast.time_to_limit.expect("from the run before").seconds;
         assert!((eta / 3600.0 - 19.0).abs() < 0.05, "{eta} s against 19 h");
-        assert_eq!(long.previous_run(limit, now, None), None, "hours alone");
+        assert_eq!(long.run_before(limit, now, None), None, "hours alone");
+    }
+
+    /// A run before whose start the 14-day ring has let go of is no run to go by,
+    /// though what is left of it looks like the course: the ring lets go of
+    /// restarts with their hours, and what began before the first kept hour may
+    /// have been several runs. Runs flat for 60 hours, then climbing to 99% of the
+    /// limit in 200; the second, 100 hours in (40 of them climbing), follows the
+    /// first, whose first day the ring dropped.
+    #[test]
+    fn a_run_before_partly_out_of_the_ring_says_nothing() {
+        let (base, limit) = (1e9, 2e9);
+        let (flat, climb) = (60 * HOUR_MS, 200 * HOUR_MS);
+        let course =
+            |age: i64| base + (age - flat).max(0) as f64 / climb as f64 * (0.99 * limit - base);
+        let mut long = LongTier::default();
+        let restart = T0 + flat + climb;
+        let now = restart + 100 * HOUR_MS;
+        for at in (T0..now).step_by(15 * 60_000) {
+            if at == restart {
+                long.restarted(at);
+            }
+            let age = if at >= restart { at - restart } else { at - T0 };
+            long.push(Sample {
+                at,
+                bytes: course(age),
+            });
+        }
+        assert!(
+            long.first_hour * HOUR_MS > T0,
+            "the ring let go of the start"
+        );
+        assert_eq!(long.run_before(limit, now, None), None);
     }
 
     /// Restarts learned out of order (a kill found when the limit is first read,
