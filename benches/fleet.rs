@@ -39,7 +39,7 @@ use std::time::Instant;
 
 use common::{free_port, http_get, wait_for, TestPrometheus, MI};
 use headroom::config::{Config, Overrides};
-use headroom::pipeline::Pipeline;
+use headroom::pipeline::{Pipeline, Reported};
 use headroom::source::kubernetes::PrometheusSource;
 use headroom::source::prometheus::PrometheusClient;
 
@@ -389,7 +389,12 @@ fn main() {
         let prometheus_cpu = prometheus.process_cpu_seconds();
         let t = Instant::now();
         pipeline.poll(now * 1000).await.unwrap();
-        pipeline.evaluate(now * 1000);
+        // What the daemon reports at each poll (see `pipeline::Reported`).
+        let reported = Reported::Worth {
+            min_use: config.server.metrics_min_use,
+            most_urgent: headroom::api::MOST_URGENT_SHOWN,
+        };
+        pipeline.evaluate_reporting(now * 1000, reported);
         let backfill_wall = t.elapsed().as_secs_f64();
         let backfill_cpu = cpu_seconds() - cpu;
         let backfill_engine = prometheus.engine_seconds() - engine;
@@ -439,7 +444,7 @@ fn main() {
             let (engine, cpu, stats) = (prometheus.engine_seconds(), cpu_seconds(), client.stats().snapshot());
             let t = Instant::now();
             pipeline.poll(at).await.unwrap();
-            let reports = pipeline.evaluate(at);
+            let reports = pipeline.evaluate_reporting(at, reported);
             std::hint::black_box(&reports);
             drop(reports);
             walls.push(t.elapsed().as_secs_f64());
@@ -452,8 +457,12 @@ fn main() {
         let (fits, reuses) = pipeline.fit_counts();
         let (fits, reuses) = (fits - fits_before, reuses - reuses_before);
         // One poll's reports, held as the daemon holds them (the API keeps the last
-        // poll's while the next is built: two at once at the peak).
-        let reports = pipeline.evaluate((now + cycles as i64 * STEP_S) * 1000);
+        // poll's while the next is built: two at once at the peak): those worth it,
+        // and the most urgent the status page shows.
+        let reports = pipeline
+            .evaluate_reporting((now + cycles as i64 * STEP_S) * 1000, reported)
+            .reports;
+        let reports_held = reports.len();
         let reports_bytes = reports.capacity() * std::mem::size_of::<headroom::report::ContainerReport>()
             + reports.iter().map(|r| r.heap_bytes()).sum::<usize>();
         drop(reports);
@@ -487,10 +496,11 @@ fn main() {
             let n = store.len().max(1) as f64;
             let mb = |b: usize| b as f64 / 1e6;
             println!(
-                "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container (table {:.1} MB, keys {:.1}, fine tier {:.1}, long tier {:.1} = {:.0} B/container); beside it: follow state {:.1} MB, one poll's reports {:.1} MB ({:.0} B each); bench process RSS {:.0} MiB",
+                "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container (table {:.1} MB, keys {:.1}, fine tier {:.1}, long tier {:.1} = {:.0} B/container); beside it: follow state {:.1} MB, one poll's reports {:.1} MB ({} of them, {:.0} B each); bench process RSS {:.0} MiB",
                 store.len(), mb(heap.total()), heap.total() as f64 / n,
                 mb(heap.table), mb(heap.keys), mb(heap.fine), mb(heap.long), heap.long as f64 / n,
-                mb(pipeline.followed_heap_bytes()), mb(reports_bytes), reports_bytes as f64 / n,
+                mb(pipeline.followed_heap_bytes()), mb(reports_bytes), reports_held,
+                reports_bytes as f64 / reports_held.max(1) as f64,
                 rss_bytes("self") / MI
             );
         };

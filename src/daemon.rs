@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::api::{AlertTransition, Snapshot};
+use crate::api::{AlertTransition, ReportRequest, Snapshot};
 use crate::config::Config;
 use crate::explain::{Explainer, OomKill};
 use crate::notify::{Event, Notifier};
-use crate::pipeline::{Pipeline, PollSummary};
+use crate::pipeline::{Pipeline, PollSummary, Reported};
 use crate::report::ContainerReport;
-use crate::source::Source;
+use crate::source::{ContainerKey, Source};
 use crate::telemetry::Telemetry;
 use crate::vocab::TimestampMs;
 
@@ -78,6 +78,9 @@ pub struct LoopOptions {
     pub charted_containers: usize,
     /// Stop by itself once the clock passes this (the demo's end).
     pub stop_at: Option<TimestampMs>,
+    /// How many of the most urgent containers a poll reports whether they are worth
+    /// it or not (see `pipeline::Reported`): what the status page shows.
+    pub reported_most_urgent: usize,
 }
 
 impl LoopOptions {
@@ -88,6 +91,7 @@ impl LoopOptions {
             stale_after: config.stale_after,
             charted_containers: 200,
             stop_at: None,
+            reported_most_urgent: crate::api::MOST_URGENT_SHOWN,
         }
     }
 }
@@ -122,6 +126,8 @@ struct Service<S> {
     /// How to reload, and the requests to (none for the demo).
     reload: Option<Reload<S>>,
     reload_requests: mpsc::Receiver<ReloadRequest>,
+    /// Requests for reports a poll did not make (see `api::ReportRequest`).
+    report_requests: mpsc::Receiver<ReportRequest>,
     /// The configuration in force: what a reload compares against.
     config: Config,
 }
@@ -150,6 +156,7 @@ impl<S: Source> Service<S> {
                         last_totals = (self.fetch_totals)(self.pipeline.source());
                         let _ = reply.send(outcome);
                     }
+                    Some(request) = self.report_requests.recv() => self.answer(request),
                 }
             }
             let wall_interval = self.options.interval.div_f64(self.options.speed.max(1e-6));
@@ -296,7 +303,14 @@ impl<S: Source> Service<S> {
             summary.backfill,
         );
         let forecast_started = Instant::now();
-        let mut reports = self.pipeline.evaluate(now);
+        let evaluated = self.pipeline.evaluate_reporting(
+            now,
+            Reported::Worth {
+                min_use: self.config.server.metrics_min_use,
+                most_urgent: self.options.reported_most_urgent,
+            },
+        );
+        let mut reports = evaluated.reports;
         self.telemetry
             .forecast_duration
             .observe(forecast_started.elapsed().as_secs_f64());
@@ -324,6 +338,7 @@ impl<S: Source> Service<S> {
             last_error: None,
             stale: false,
             reports,
+            containers: evaluated.containers,
             histories,
             oom_kills: self.explainer.oom_kills(),
             new_oom_kills: new_kills,
@@ -397,6 +412,36 @@ impl<S: Source> Service<S> {
         }
     }
 
+    /// Answers a request for reports beyond the last poll's: those the poll made
+    /// (explained) as they are, the others made now from the same evaluation, with
+    /// what is known of them without asking the source (sidecar, workload).
+    fn answer(&mut self, request: ReportRequest) {
+        let snapshot = self.snapshots.borrow().clone();
+        let Some(now) = snapshot.evaluated_at else {
+            let _ = request.reply.send(Vec::new());
+            return;
+        };
+        let made: std::collections::HashSet<ContainerKey> =
+            snapshot.reports.iter().map(ContainerReport::key).collect();
+        let wanted = &request.wanted;
+        let mut reports = self
+            .pipeline
+            .reports_of(now, |k| wanted.matches(k) && !made.contains(k));
+        self.explainer.label(&mut reports);
+        for r in &mut reports {
+            r.stale = snapshot.stale;
+        }
+        reports.extend(
+            snapshot
+                .reports
+                .iter()
+                .filter(|r| wanted.matches(&r.key()))
+                .cloned(),
+        );
+        crate::report::sort_by_urgency(&mut reports);
+        let _ = request.reply.send(reports);
+    }
+
     /// Counts the OOM kills first seen in this poll and sends each to the receivers
     /// with the forecast of the container it is attributed to.
     fn notify_kills(&mut self, snapshot: &Snapshot, now: TimestampMs) {
@@ -409,7 +454,31 @@ impl<S: Source> Service<S> {
                     kill.attributed_container.as_deref().unwrap_or(""),
                 ])
                 .inc();
-            match report_of(kill, &snapshot.reports) {
+            let made;
+            let report = match report_of(kill, &snapshot.reports) {
+                Some(report) => Some(report),
+                None => {
+                    // Not worth a report at the poll (it may have been killed
+                    // unforeseen): made now.
+                    let container = kill
+                        .attributed_container
+                        .as_deref()
+                        .unwrap_or(&kill.reported_container);
+                    let labels: Vec<(String, String)> = kill
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    made = self.pipeline.reports_of(now, |k| {
+                        k.namespace == kill.namespace
+                            && k.pod == kill.pod
+                            && k.container == container
+                            && k.extra == labels
+                    });
+                    made.first()
+                }
+            };
+            match report {
                 Some(report) => self.notifier.publish_oom(kill, report, now),
                 None => tracing::warn!(
                     namespace = %kill.namespace,
@@ -517,6 +586,7 @@ pub async fn serve<S: Source + 'static>(
     );
     let (snapshots, receiver) = watch::channel(Arc::new(Snapshot::default()));
     let (reloads, reload_requests) = mpsc::channel::<ReloadRequest>(4);
+    let (reports, report_requests) = mpsc::channel::<ReportRequest>(16);
     let reloads = reload.is_some().then_some(reloads);
     if let Some(reloads) = &reloads {
         telemetry.config_loaded();
@@ -527,6 +597,7 @@ pub async fn serve<S: Source + 'static>(
         telemetry: telemetry.clone(),
         request_timeout: config.server.request_timeout,
         reloads,
+        reports: Some(reports),
     });
     let (stop, mut stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
@@ -548,6 +619,7 @@ pub async fn serve<S: Source + 'static>(
         last_success: None,
         reload,
         reload_requests,
+        report_requests,
         config: config.clone(),
     };
     service.run(clock, shutdown).await;
@@ -577,5 +649,89 @@ pub async fn serve<S: Source + 'static>(
             tracing::warn!("the HTTP server did not drain within the grace period");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Pipeline;
+    use crate::sim::cluster::SimulatedCluster;
+
+    /// The service over the demo's simulated cluster, reporting at each poll only
+    /// the containers worth it (none more among the most urgent): the API still
+    /// lists every container, made on request between polls, each as a poll that
+    /// reported it would have; what the poll reported comes as it was.
+    #[tokio::test]
+    async fn the_api_lists_what_a_poll_did_not_report() {
+        let config = Config::default();
+        let start = 1_773_878_400_000;
+        let rollout = start - 100 * 60_000;
+        let options = LoopOptions {
+            speed: 600.0,
+            reported_most_urgent: 0,
+            ..LoopOptions::from_config(&config)
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (polled, mut polls) = mpsc::unbounded_channel::<(usize, usize)>();
+        let on_poll: OnPoll = Box::new(move |snapshot, _| {
+            let _ = polled.send((snapshot.reports.len(), snapshot.containers));
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = serve(
+            Pipeline::new(SimulatedCluster::new(rollout), &config),
+            &config,
+            Arc::new(ScaledClock::new(start, options.speed)),
+            options,
+            listener,
+            on_poll,
+            |_| Default::default(),
+            None,
+            async move {
+                let _ = stopped.await;
+            },
+        );
+        let checks = async move {
+            // Two polls: the sidecar, 100 minutes into its climb, is alerting by then.
+            polls.recv().await.unwrap();
+            let (reported, containers) = polls.recv().await.unwrap();
+            assert!(
+                0 < reported && reported < containers,
+                "{reported} of {containers} reported"
+            );
+            let client = reqwest::Client::new();
+            let get = |url: String| {
+                let client = client.clone();
+                async move {
+                    let body = client.get(url).send().await.unwrap().bytes().await.unwrap();
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+                }
+            };
+            let url = format!("http://127.0.0.1:{port}/api/v1/forecasts");
+            let every = get(url.clone()).await;
+            let every = every.as_array().unwrap();
+            assert_eq!(every.len(), containers, "{every:#?}");
+            let alerting = get(format!("{url}?severity=warning")).await;
+            let alerting = alerting.as_array().unwrap();
+            assert!(!alerting.is_empty());
+            assert_eq!(
+                every[0], alerting[0],
+                "the poll's own report, most urgent first"
+            );
+            let quiet = every.last().unwrap();
+            assert!(quiet["alert"].is_null() && quiet["evaluated_at"].is_string());
+            let detail = format!(
+                "{url}/{}/{}/{}",
+                quiet["namespace"].as_str().unwrap(),
+                quiet["pod"].as_str().unwrap(),
+                quiet["container"].as_str().unwrap()
+            );
+            let one = get(detail).await;
+            assert_eq!(one["forecast"], *quiet);
+            let _ = stop.send(());
+        };
+        let (served, ()) = tokio::join!(serving, checks);
+        served.unwrap();
     }
 }

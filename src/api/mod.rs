@@ -1,6 +1,8 @@
 //! The HTTP API: `/metrics`, `/healthz`, `/readyz`, `/api/v1/forecasts[...]` and the
 //! status page at `/`. Built by [`router`] so tests call it without a socket; every
-//! handler reads the latest immutable [`Snapshot`] and nothing else.
+//! handler reads the latest immutable [`Snapshot`]. A poll reports only the
+//! containers worth it (see `pipeline::Reported`): what a request asks for beyond
+//! those, the service makes on request ([`ReportRequest`]).
 
 mod page;
 pub mod server;
@@ -37,8 +39,12 @@ pub struct Snapshot {
     pub last_error: Option<String>,
     /// The forecasts are older than `poll.stale_after`.
     pub stale: bool,
-    /// Most urgent first.
+    /// Most urgent first: every container the poll found worth a report (see
+    /// `pipeline::Reported`); the others are made on request.
     pub reports: Vec<ContainerReport>,
+    /// Containers forecast at the poll: as many as `reports` when every one was
+    /// reported.
+    pub containers: usize,
     /// Chart data of the containers worth a chart (the most urgent ones).
     pub histories: std::collections::HashMap<ContainerKey, ContainerHistory>,
     /// Recent OOM kills, attributed, newest last.
@@ -65,6 +71,52 @@ impl Snapshot {
     pub fn ready(&self) -> bool {
         self.last_success.is_some() && !self.stale
     }
+
+    /// Whether every container forecast has its report here.
+    pub fn complete(&self) -> bool {
+        self.reports.len() >= self.containers
+    }
+}
+
+/// The most urgent containers a poll reports, worth it or not: what the status page
+/// shows.
+pub const MOST_URGENT_SHOWN: usize = page::SHOWN;
+
+/// Which containers a request wants reported beyond a poll's own reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Wanted {
+    /// Every container (of one namespace).
+    Every { namespace: Option<String> },
+    /// One pod's containers.
+    Pod { namespace: String, pod: String },
+    /// One container.
+    Container {
+        namespace: String,
+        pod: String,
+        container: String,
+    },
+}
+
+impl Wanted {
+    pub fn matches(&self, key: &ContainerKey) -> bool {
+        match self {
+            Wanted::Every { namespace } => namespace.as_ref().is_none_or(|ns| &key.namespace == ns),
+            Wanted::Pod { namespace, pod } => &key.namespace == namespace && &key.pod == pod,
+            Wanted::Container {
+                namespace,
+                pod,
+                container,
+            } => &key.namespace == namespace && &key.pod == pod && &key.container == container,
+        }
+    }
+}
+
+/// A request for reports, with where to answer: the service makes them from its
+/// latest evaluation between polls, most urgent first.
+#[derive(Debug)]
+pub struct ReportRequest {
+    pub wanted: Wanted,
+    pub reply: tokio::sync::oneshot::Sender<Vec<ContainerReport>>,
 }
 
 /// One alert transition as `/api/v1/events` lists it.
@@ -109,6 +161,9 @@ pub struct AppState {
     /// where to answer; `None` when this run cannot (the demo).
     pub reloads:
         Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>>,
+    /// Where to ask for reports a poll did not make; `None` when every poll reports
+    /// every container (tests).
+    pub reports: Option<tokio::sync::mpsc::Sender<ReportRequest>>,
 }
 
 /// One error shape for the whole API: `{"error": "..."}` with a fitting status.
@@ -190,6 +245,35 @@ async fn reload(State(state): State<AppState>) -> Result<&'static str, ApiError>
 
 fn latest(state: &AppState) -> Arc<Snapshot> {
     state.snapshots.borrow().clone()
+}
+
+/// The reports `wanted` picks: from the snapshot when it holds every container,
+/// else made by the service on request.
+async fn reports_of(
+    state: &AppState,
+    snapshot: &Snapshot,
+    wanted: Wanted,
+) -> Result<Vec<ContainerReport>, ApiError> {
+    let from_snapshot = || {
+        snapshot
+            .reports
+            .iter()
+            .filter(|r| wanted.matches(&r.key()))
+            .cloned()
+            .collect()
+    };
+    let Some(ask) = state.reports.as_ref().filter(|_| !snapshot.complete()) else {
+        return Ok(from_snapshot());
+    };
+    let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "headroom is stopping");
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    ask.send(ReportRequest {
+        wanted: wanted.clone(),
+        reply,
+    })
+    .await
+    .map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -293,8 +377,18 @@ async fn forecasts(
         ));
     }
     let snapshot = latest(&state);
-    let matching = snapshot
-        .reports
+    // Every container at warning or above is reported at each poll.
+    let asked;
+    let reports: &[ContainerReport] = if min_severity >= Severity::Warning {
+        &snapshot.reports
+    } else {
+        let wanted = Wanted::Every {
+            namespace: filter.namespace.clone(),
+        };
+        asked = reports_of(&state, &snapshot, wanted).await?;
+        &asked
+    };
+    let matching = reports
         .iter()
         .filter(|r| {
             filter
@@ -310,7 +404,7 @@ async fn forecasts(
         })
         .collect::<Vec<&ContainerReport>>();
     let total = matching.len();
-    // Serialized from the snapshot's own reports: no copy of them per request.
+    // Serialized from the reports in hand: no copy of them per request.
     let from = filter.offset.unwrap_or(0).min(total);
     let page = &matching[from..(from + limit).min(total)];
     let body = serde_json::to_vec(page).map_err(|e| {
@@ -337,16 +431,27 @@ async fn forecast_detail(
     Path((namespace, pod, container)): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let snapshot = latest(&state);
-    let report = snapshot
+    let in_snapshot = snapshot
         .reports
         .iter()
-        .find(|r| r.namespace == namespace && r.pod == pod && r.container == container)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no container {namespace}/{pod}/{container} is tracked"),
-            )
-        })?;
+        .find(|r| r.namespace == namespace && r.pod == pod && r.container == container);
+    let asked = match in_snapshot {
+        Some(_) => Vec::new(),
+        None => {
+            let wanted = Wanted::Container {
+                namespace: namespace.clone(),
+                pod: pod.clone(),
+                container: container.clone(),
+            };
+            reports_of(&state, &snapshot, wanted).await?
+        }
+    };
+    let report = in_snapshot.or(asked.first()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no container {namespace}/{pod}/{container} is tracked"),
+        )
+    })?;
     let key = report.key();
     let history = snapshot.histories.get(&key);
     Ok(Json(serde_json::json!({
@@ -367,8 +472,12 @@ async fn pod_detail(
     let selected = |l: &std::collections::BTreeMap<String, String>| {
         labels.iter().all(|(k, v)| l.get(k) == Some(v))
     };
-    let containers: Vec<&ContainerReport> = snapshot
-        .reports
+    let wanted = Wanted::Pod {
+        namespace: namespace.clone(),
+        pod: pod.clone(),
+    };
+    let of_pod = reports_of(&state, &snapshot, wanted).await?;
+    let containers: Vec<&ContainerReport> = of_pod
         .iter()
         .filter(|r| r.namespace == namespace && r.pod == pod && selected(&r.labels))
         .collect();

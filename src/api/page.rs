@@ -13,6 +13,9 @@ use crate::vocab::rfc3339;
 /// Containers drawn as cards with charts; the rest are listed in a table.
 const CARDS: usize = 40;
 const TABLE_ROWS: usize = 500;
+/// The containers the page shows at most: a poll reports at least this many of
+/// the most urgent (see `pipeline::Reported`).
+pub const SHOWN: usize = CARDS + TABLE_ROWS;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -68,7 +71,7 @@ table{border-collapse:collapse;font-size:.85rem}td,th{padding:.15rem .6rem;text-
     let _ = write!(
         html,
         r#"<div class="meta">{} containers tracked · {alerts} alerting · forecasts as of {at}</div>"#,
-        snapshot.reports.len()
+        snapshot.containers.max(snapshot.reports.len())
     );
     if snapshot.stale || (snapshot.last_success.is_none() && snapshot.last_error.is_some()) {
         let _ = write!(

@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use super::{router, AppState};
+use super::{router, AppState, ReportRequest, Wanted};
 use super::{LongHistory, Snapshot};
 use crate::model::{Pattern, Severity};
 use crate::report::ContainerReport;
@@ -66,6 +66,7 @@ fn state(snapshot: Snapshot) -> (AppState, watch::Sender<Arc<Snapshot>>) {
             telemetry,
             request_timeout: Duration::from_secs(5),
             reloads: None,
+            reports: None,
         },
         tx,
     )
@@ -82,6 +83,7 @@ fn fleet() -> Snapshot {
             report("prod", "payment-service", None, 0.46),
             report("batch", "worker", None, 0.85),
         ],
+        containers: 3,
         histories: Default::default(),
         oom_kills: vec![],
         new_oom_kills: vec![],
@@ -294,5 +296,72 @@ async fn a_pod_tracked_in_two_clusters_is_asked_for_by_its_labels() {
     assert_eq!(
         get(&app, "/api/v1/pods/prod/p-1?cluster=c").await.0,
         StatusCode::NOT_FOUND
+    );
+}
+
+/// A poll that reported only the containers worth it: what else a request wants
+/// is asked of the service, which answers from its latest evaluation; what the
+/// poll reported (anything at warning or above among it) is served as it is.
+#[tokio::test]
+async fn what_a_poll_did_not_report_is_asked_for() {
+    let mut snapshot = fleet();
+    // Only the alerting sidecar was worth a report; three containers were forecast.
+    snapshot.reports.truncate(1);
+    let (mut state, _tx) = state(snapshot);
+    let (ask, mut asked) = tokio::sync::mpsc::channel::<ReportRequest>(4);
+    state.reports = Some(ask);
+    let wants = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = wants.clone();
+    tokio::spawn(async move {
+        let all = fleet().reports;
+        while let Some(request) = asked.recv().await {
+            seen.lock().unwrap().push(request.wanted.clone());
+            let answer = all
+                .iter()
+                .filter(|r| request.wanted.matches(&r.key()))
+                .cloned()
+                .collect();
+            let _ = request.reply.send(answer);
+        }
+    });
+    let app = router(state);
+    let names = |body: &str| -> Vec<String> {
+        serde_json::from_str::<Vec<serde_json::Value>>(body)
+            .unwrap()
+            .iter()
+            .map(|r| r["container"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, body) = get(&app, "/api/v1/forecasts?severity=warning").await;
+    assert_eq!(names(&body), ["istio-proxy"]);
+    assert!(
+        wants.lock().unwrap().is_empty(),
+        "served from the poll's reports"
+    );
+    let (status, body) = get(&app, "/api/v1/forecasts?namespace=prod").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names(&body), ["istio-proxy", "payment-service"]);
+    let (status, body) = get(&app, "/api/v1/forecasts/batch/p-1/worker").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"worker\""), "{body}");
+    let (status, _) = get(&app, "/api/v1/forecasts/batch/p-1/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        *wants.lock().unwrap(),
+        [
+            Wanted::Every {
+                namespace: Some("prod".into())
+            },
+            Wanted::Container {
+                namespace: "batch".into(),
+                pod: "p-1".into(),
+                container: "worker".into()
+            },
+            Wanted::Container {
+                namespace: "batch".into(),
+                pod: "p-1".into(),
+                container: "nothing".into()
+            },
+        ]
     );
 }

@@ -122,7 +122,7 @@ impl Explainer {
             .map(|p| (p.namespace.as_str(), p.extra.as_slice()))
             .collect();
         self.refresh_owners(source, &scopes, now).await;
-        self.add_workloads(reports, &pods);
+        self.add_workloads(store, reports, &pods);
         self.owners.retain(|ns, by_extra| {
             by_extra.retain(|extra, _| scopes.contains(&(ns.as_str(), extra.as_slice())));
             !by_extra.is_empty()
@@ -131,6 +131,22 @@ impl Explainer {
         add_envoy(source, reports, &pods, &worth, now).await;
         self.forget_gone_pods(store);
         self.add_contexts(reports, &pods);
+    }
+
+    /// What is known of reports made on request, between polls, without asking the
+    /// source: the sidecar flag, and the workload where its owners were read (its
+    /// replicas on course are counted only at polls, among the reports worth it).
+    pub fn label(&self, reports: &mut [ContainerReport]) {
+        for r in reports.iter_mut() {
+            r.sidecar = self.is_sidecar(r);
+            let p = r.pod();
+            r.workload = self
+                .owners
+                .get(&p.namespace)
+                .and_then(|by_extra| by_extra.get(&p.extra))
+                .and_then(|(_, map)| map.get(&p.pod))
+                .cloned();
+        }
     }
 
     /// An injected sidecar by name, or a native sidecar by its limit's source.
@@ -212,9 +228,10 @@ impl Explainer {
     }
 
     /// Each report's workload, and how many replicas of it run the same container
-    /// and are on course within the critical horizon (counted within one namespace
-    /// of one cluster).
-    fn add_workloads(&self, reports: &mut [ContainerReport], pods: &[PodRef]) {
+    /// (counted in the store: a poll reports only the containers worth it) and are
+    /// on course within the critical horizon (each of those is reported: its
+    /// severity is critical), within one namespace of one cluster.
+    fn add_workloads(&self, store: &Store, reports: &mut [ContainerReport], pods: &[PodRef]) {
         let horizon = self.params.critical_horizon_seconds;
         let workloads: Vec<Option<&String>> = pods
             .iter()
@@ -233,10 +250,28 @@ impl Explainer {
         for (i, r) in reports.iter().enumerate() {
             if let Some(key) = peers_of(i) {
                 let t = tally.entry(key).or_default();
-                t.0 += 1;
                 if r.time_to_limit_seconds.is_some_and(|s| s <= horizon) {
                     t.1 += 1;
                 }
+            }
+        }
+        for (k, _) in store.iter() {
+            let Some(w) = self
+                .owners
+                .get(&k.namespace)
+                .and_then(|by_extra| by_extra.get(&k.extra))
+                .and_then(|(_, map)| map.get(&k.pod))
+            else {
+                continue;
+            };
+            let key = (
+                k.namespace.as_str(),
+                k.extra.as_slice(),
+                w.as_str(),
+                k.container.as_str(),
+            );
+            if let Some(t) = tally.get_mut(&key) {
+                t.0 += 1;
             }
         }
         let peers: Vec<Option<WorkloadPeers>> = (0..reports.len())

@@ -448,10 +448,27 @@ impl<S: Source> Pipeline<S> {
     }
 
     /// Forecasts every container as of `now` and folds each forecast into its alert
-    /// state: what the daemon does every poll. Most urgent first. Explanations, the
-    /// sidecar flag among them, are added after by `explain::Explainer`.
+    /// state, with a report for every one: what `check` and the replay print. Most
+    /// urgent first. Explanations, the sidecar flag among them, are added after by
+    /// `explain::Explainer`.
     pub fn evaluate(&mut self, now: TimestampMs) -> Vec<ContainerReport> {
-        let mut reports = Vec::with_capacity(self.store.len());
+        self.evaluate_reporting(now, Reported::Every).reports
+    }
+
+    /// Forecasts every container as of `now` and folds each forecast into its alert
+    /// state, as [`Pipeline::evaluate`] does, but reports only what `reported`
+    /// asks for: what the daemon does every poll. At 100,000 containers a report for
+    /// each is 45 MB a poll that nobody reads; the rest are made when asked for
+    /// ([`Pipeline::reports_of`]).
+    pub fn evaluate_reporting(&mut self, now: TimestampMs, reported: Reported) -> Evaluated {
+        let mut reports = Vec::with_capacity(match reported {
+            Reported::Every => self.store.len(),
+            Reported::Worth { .. } => 0,
+        });
+        // Containers not worth a report, the highest use first, while there is room
+        // among the most urgent (a small fleet is reported whole).
+        let mut quiet: std::collections::BinaryHeap<Quiet> = std::collections::BinaryHeap::new();
+        let mut forecast_count = 0;
         for (key, tracked) in self.store.iter() {
             let Some(segment) = tracked.current() else {
                 continue;
@@ -468,46 +485,146 @@ impl<S: Source> Pipeline<S> {
                 Some(f) => f,
                 None => self.followed.entry(key.clone()).or_default(),
             };
-            let facts = SegmentFacts {
-                start: segment.began,
-                latest,
-                step_ms: self.evaluation_step_ms,
-                daily: tracked.long.record().daily,
-            };
-            let mut forecast = followed.memo.forecast(
-                facts,
-                || Cow::Owned(segment.samples.to_vec()),
-                || {
-                    tracked
-                        .previous_run(self.step.as_millis() as i64, limit)
-                        .map(Cow::Owned)
-                },
+            let Some(forecast) = forecast_of(
+                followed,
+                tracked,
                 limit,
                 now,
+                self.step,
+                self.evaluation_step_ms,
                 &self.params,
-            );
-            // The long tier's word: growth like the excursions the container came
-            // back from is its known behaviour, not a leak; slow growth over days
-            // is read off its days; a run on the course of one that ran out runs
-            // out as long after its start.
-            tracked.long.apply(&mut forecast, limit, &self.params, now);
+            ) else {
+                continue;
+            };
+            forecast_count += 1;
             let context = model::Context {
                 limit_bytes: limit,
                 sample_spacing_seconds: segment.samples.spacing_seconds(),
                 after_running_out: tracked.ran_out_before(limit),
             };
+            let was = followed.alert.firing();
             let alert =
                 followed
                     .alert
                     .update(&forecast, context, &self.params, &self.alert_params, now);
+            let use_ratio = limit.map_or(0.0, |l| forecast.working_set_bytes / l);
+            let worth = match reported {
+                Reported::Every => true,
+                Reported::Worth { min_use, .. } => {
+                    alert.is_some()
+                        || was.is_some()
+                        || forecast.severity != model::Severity::None
+                        || use_ratio >= min_use
+                }
+            };
+            if worth {
+                let mut report = ContainerReport::new(key, tracked, &forecast, now);
+                self.drop_nonsense_limit(&mut report);
+                report.alert = alert;
+                reports.push(report);
+            } else if let Reported::Worth { most_urgent, .. } = reported {
+                // A min-heap of the highest uses (NaN as none), each with what its
+                // report is made of.
+                let entry = Quiet {
+                    negated_use: -use_ratio.max(0.0),
+                    key,
+                    tracked,
+                    forecast,
+                    now,
+                };
+                if quiet.len() < most_urgent {
+                    quiet.push(entry);
+                } else if quiet.peek().is_some_and(|top| entry < *top) {
+                    quiet.pop();
+                    quiet.push(entry);
+                }
+            }
+        }
+        // Containers the store forgot take their alert state with them.
+        let store = &self.store;
+        self.followed.retain(|key, _| store.get(key).is_some());
+        let containers = forecast_count;
+        if let Reported::Worth { most_urgent, .. } = reported {
+            // Beside those worth it: the rest of their pods (a pod's containers are
+            // read side by side), and the most used of the others, to fill the most
+            // urgent places.
+            let room = most_urgent.saturating_sub(reports.len());
+            for q in quiet.into_sorted_vec().into_iter().take(room) {
+                let mut report = ContainerReport::new(q.key, q.tracked, &q.forecast, q.now);
+                self.drop_nonsense_limit(&mut report);
+                reports.push(report);
+            }
+            let reported_keys: rustc_hash::FxHashSet<ContainerKey> =
+                reports.iter().map(ContainerReport::key).collect();
+            let mut fill: rustc_hash::FxHashSet<ContainerKey> = Default::default();
+            if !reports.is_empty() {
+                let pods: rustc_hash::FxHashSet<PodOf> = reported_keys
+                    .iter()
+                    .map(|k| (k.namespace.as_str(), k.pod.as_str(), k.extra.as_slice()))
+                    .collect();
+                for (key, _) in self.store.iter() {
+                    let of = (
+                        key.namespace.as_str(),
+                        key.pod.as_str(),
+                        key.extra.as_slice(),
+                    );
+                    if pods.contains(&of) && !reported_keys.contains(key) {
+                        fill.insert(key.clone());
+                    }
+                }
+            }
+            if !fill.is_empty() {
+                reports.extend(self.reports_of(now, |k| fill.contains(k)));
+            }
+        }
+        sort_by_urgency(&mut reports);
+        Evaluated {
+            reports,
+            containers,
+        }
+    }
+
+    /// Reports of the containers `selected` picks, as of the evaluation at `now`
+    /// (the last one: nothing is folded into their alert states, which say what
+    /// was sent). Most urgent first. What the API asks for beyond what a poll reports.
+    pub fn reports_of(
+        &mut self,
+        now: TimestampMs,
+        selected: impl Fn(&ContainerKey) -> bool,
+    ) -> Vec<ContainerReport> {
+        let mut reports = Vec::new();
+        for (key, tracked) in self.store.iter() {
+            if !selected(key) {
+                continue;
+            }
+            let Some(latest) = tracked.current().and_then(|s| s.samples.last()) else {
+                continue;
+            };
+            let now = self.not_before_snapped(now, latest.at);
+            let limit = tracked
+                .limit
+                .and_then(|l| l.bytes)
+                .filter(|&b| b >= self.min_limit_bytes);
+            let Some(followed) = self.followed.get_mut(key) else {
+                continue;
+            };
+            let Some(forecast) = forecast_of(
+                followed,
+                tracked,
+                limit,
+                now,
+                self.step,
+                self.evaluation_step_ms,
+                &self.params,
+            ) else {
+                continue;
+            };
+            let alert = followed.alert.firing();
             let mut report = ContainerReport::new(key, tracked, &forecast, now);
             self.drop_nonsense_limit(&mut report);
             report.alert = alert;
             reports.push(report);
         }
-        // Containers the store forgot take their alert state with them.
-        let store = &self.store;
-        self.followed.retain(|key, _| store.get(key).is_some());
         sort_by_urgency(&mut reports);
         reports
     }
@@ -561,6 +678,103 @@ impl<S: Source> Pipeline<S> {
             report.use_ratio = None;
         }
     }
+}
+
+/// A pod: its namespace, name and extra identity labels.
+type PodOf<'k> = (&'k str, &'k str, &'k [(String, String)]);
+
+/// Which containers a poll reports (see [`Pipeline::evaluate_reporting`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reported {
+    /// Every container.
+    Every,
+    /// Those worth it: alerting now or before this evaluation, with a severity of
+    /// their own, or using `min_use` of their limit or more; the rest of their pods;
+    /// and the most used of the others while fewer than `most_urgent` are reported.
+    Worth { min_use: f64, most_urgent: usize },
+}
+
+/// What a poll's evaluation reported, of how many containers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluated {
+    /// Most urgent first.
+    pub reports: Vec<ContainerReport>,
+    /// Containers tracked.
+    pub containers: usize,
+}
+
+/// A container not worth a report, with what its report is made of, ordered by the
+/// negated share of its limit in use, then by key: the heap's top is the least used.
+struct Quiet<'a> {
+    negated_use: f64,
+    key: &'a ContainerKey,
+    tracked: &'a crate::store::Tracked,
+    forecast: model::Forecast,
+    now: TimestampMs,
+}
+
+impl PartialEq for Quiet<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Quiet<'_> {}
+impl PartialOrd for Quiet<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Quiet<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.negated_use
+            .total_cmp(&other.negated_use)
+            .then_with(|| {
+                (&self.key.namespace, &self.key.pod, &self.key.container).cmp(&(
+                    &other.key.namespace,
+                    &other.key.pod,
+                    &other.key.container,
+                ))
+            })
+    }
+}
+
+/// One container's forecast as of `now`: its kept fit, or a new one, and the long
+/// tier's word on it.
+fn forecast_of(
+    followed: &mut Followed,
+    tracked: &crate::store::Tracked,
+    limit: Option<f64>,
+    now: TimestampMs,
+    step: Duration,
+    evaluation_step_ms: i64,
+    params: &ForecastParams,
+) -> Option<model::Forecast> {
+    let segment = tracked.current()?;
+    let latest = segment.samples.last()?;
+    let facts = SegmentFacts {
+        start: segment.began,
+        latest,
+        step_ms: evaluation_step_ms,
+        daily: tracked.long.record().daily,
+    };
+    let mut forecast = followed.memo.forecast(
+        facts,
+        || Cow::Owned(segment.samples.to_vec()),
+        || {
+            tracked
+                .previous_run(step.as_millis() as i64, limit)
+                .map(Cow::Owned)
+        },
+        limit,
+        now,
+        params,
+    );
+    // The long tier's word: growth like the excursions the container came back
+    // from is its known behaviour, not a leak; slow growth over days is read off
+    // its days; a run on the course of one that ran out runs out as long after its
+    // start.
+    tracked.long.apply(&mut forecast, limit, params, now);
+    Some(forecast)
 }
 
 /// The OOM-termination flags of a batch by container.

@@ -449,3 +449,62 @@ async fn a_backfill_is_fetched_in_pieces_that_cover_the_lookback_once() {
     assert_eq!(asked.iter().filter(|w| w.limits).count(), 1);
     assert!(asked.last().unwrap().limits);
 }
+
+/// A poll that reports only the containers worth it says of them what a poll that
+/// reports every container says, and the others are made on request as that poll
+/// made them: over the demo's simulated cluster, from before the sidecar alerts to
+/// after its kill, with room for one more container among the most urgent. The
+/// alerting sidecar's pod is reported whole (its app container beside it).
+#[tokio::test]
+async fn reports_worth_it_and_on_request_match_reporting_every_container() {
+    use crate::sim::cluster::SimulatedCluster;
+    let config = Config::default();
+    let minute = 60_000;
+    let rollout = 1_773_878_400_000;
+    let mut every = Pipeline::new(SimulatedCluster::new(rollout), &config);
+    let mut worth = Pipeline::new(SimulatedCluster::new(rollout), &config);
+    let reported = Reported::Worth {
+        min_use: 0.8,
+        most_urgent: 1,
+    };
+    let oom = SimulatedCluster::sidecar_oom_at(rollout);
+    let mut alerted = false;
+    let mut t = rollout + 5 * minute;
+    while t <= oom + 10 * minute {
+        every.poll(t).await.unwrap();
+        worth.poll(t).await.unwrap();
+        let all = every.evaluate(t);
+        let some = worth.evaluate_reporting(t, reported);
+        assert_eq!(some.containers, all.len(), "at {t}");
+        for r in &some.reports {
+            let twin = all.iter().find(|a| a.key() == r.key()).expect("reported");
+            assert_eq!(r, twin, "at {t}");
+        }
+        let worth_it = |r: &ContainerReport| {
+            r.alert.is_some()
+                || r.severity != model::Severity::None
+                || r.use_ratio.is_some_and(|u| u >= 0.8)
+        };
+        for a in all.iter().filter(|a| worth_it(a)) {
+            assert!(
+                some.reports.iter().any(|r| r.key() == a.key()),
+                "{} at {t}",
+                a.container
+            );
+        }
+        if let Some(sidecar) = some.reports.iter().find(|r| r.alert.is_some()) {
+            alerted = true;
+            assert!(
+                some.reports
+                    .iter()
+                    .any(|r| r.pod == sidecar.pod && r.container != sidecar.container),
+                "its pod reported whole at {t}"
+            );
+        }
+        assert!(some.reports.len() < all.len(), "not every one at {t}");
+        let asked = worth.reports_of(t, |_| true);
+        assert_eq!(asked, all, "made on request at {t}");
+        t += 5 * minute;
+    }
+    assert!(alerted, "the sidecar alerted");
+}
