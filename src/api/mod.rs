@@ -472,11 +472,26 @@ async fn pod_detail(
     let selected = |l: &std::collections::BTreeMap<String, String>| {
         labels.iter().all(|(k, v)| l.get(k) == Some(v))
     };
-    let wanted = Wanted::Pod {
-        namespace: namespace.clone(),
-        pod: pod.clone(),
+    // A pod is reported whole or not at all; without extra identity labels a pod's
+    // name is one pod, and one of its containers in the snapshot says it is there.
+    let whole = snapshot
+        .reports
+        .iter()
+        .any(|r| r.namespace == namespace && r.pod == pod && r.labels.is_empty());
+    let of_pod = if whole {
+        snapshot
+            .reports
+            .iter()
+            .filter(|r| r.namespace == namespace && r.pod == pod)
+            .cloned()
+            .collect()
+    } else {
+        let wanted = Wanted::Pod {
+            namespace: namespace.clone(),
+            pod: pod.clone(),
+        };
+        reports_of(&state, &snapshot, wanted).await?
     };
-    let of_pod = reports_of(&state, &snapshot, wanted).await?;
     let containers: Vec<&ContainerReport> = of_pod
         .iter()
         .filter(|r| r.namespace == namespace && r.pod == pod && selected(&r.labels))

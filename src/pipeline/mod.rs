@@ -507,7 +507,7 @@ impl<S: Source> Pipeline<S> {
                 followed
                     .alert
                     .update(&forecast, context, &self.params, &self.alert_params, now);
-            let use_ratio = limit.map_or(0.0, |l| forecast.working_set_bytes / l);
+            let use_ratio = limit.map_or(-1.0, |l| forecast.working_set_bytes / l);
             let worth = match reported {
                 Reported::Every => true,
                 Reported::Worth { min_use, .. } => {
@@ -523,10 +523,12 @@ impl<S: Source> Pipeline<S> {
                 report.alert = alert;
                 reports.push(report);
             } else if let Reported::Worth { most_urgent, .. } = reported {
-                // A min-heap of the highest uses (NaN as none), each with what its
-                // report is made of.
+                // A heap of the most urgent, its top the least (as
+                // `sort_by_urgency` orders them), each with what its report is
+                // made of.
                 let entry = Quiet {
-                    negated_use: -use_ratio.max(0.0),
+                    eta_seconds: forecast.time_to_limit.map_or(f64::INFINITY, |t| t.seconds),
+                    negated_use: if use_ratio.is_nan() { 1.0 } else { -use_ratio },
                     key,
                     tracked,
                     forecast,
@@ -545,9 +547,11 @@ impl<S: Source> Pipeline<S> {
         self.followed.retain(|key, _| store.get(key).is_some());
         let containers = forecast_count;
         if let Reported::Worth { most_urgent, .. } = reported {
-            // Beside those worth it: the rest of their pods (a pod's containers are
-            // read side by side), and the most used of the others, to fill the most
-            // urgent places.
+            // Beside those worth it: the most urgent of the others (as
+            // `sort_by_urgency` orders them: the nearest time to limit, then the
+            // most used), to fill the places the status page shows, and the rest
+            // of every pod reported (a pod's containers are read side by side: a
+            // pod is reported whole or not at all).
             let room = most_urgent.saturating_sub(reports.len());
             for q in quiet.into_sorted_vec().into_iter().take(room) {
                 let mut report = ContainerReport::new(q.key, q.tracked, &q.forecast, q.now);
@@ -689,8 +693,9 @@ pub enum Reported {
     /// Every container.
     Every,
     /// Those worth it: alerting now or before this evaluation, with a severity of
-    /// their own, or using `min_use` of their limit or more; the rest of their pods;
-    /// and the most used of the others while fewer than `most_urgent` are reported.
+    /// their own, or using `min_use` of their limit or more; the most urgent of the
+    /// others while fewer than `most_urgent` are reported; and the rest of every pod
+    /// reported.
     Worth { min_use: f64, most_urgent: usize },
 }
 
@@ -703,9 +708,12 @@ pub struct Evaluated {
     pub containers: usize,
 }
 
-/// A container not worth a report, with what its report is made of, ordered by the
-/// negated share of its limit in use, then by key: the heap's top is the least used.
+/// A container not worth a report, with what its report is made of, ordered as
+/// `sort_by_urgency` orders reports without alert or severity (the time to limit,
+/// then the share of the limit in use, highest first, then the key): the heap's
+/// top is the least urgent.
 struct Quiet<'a> {
+    eta_seconds: f64,
     negated_use: f64,
     key: &'a ContainerKey,
     tracked: &'a crate::store::Tracked,
@@ -726,8 +734,9 @@ impl PartialOrd for Quiet<'_> {
 }
 impl Ord for Quiet<'_> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.negated_use
-            .total_cmp(&other.negated_use)
+        self.eta_seconds
+            .total_cmp(&other.eta_seconds)
+            .then_with(|| self.negated_use.total_cmp(&other.negated_use))
             .then_with(|| {
                 (&self.key.namespace, &self.key.pod, &self.key.container).cmp(&(
                     &other.key.namespace,

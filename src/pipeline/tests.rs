@@ -453,8 +453,9 @@ async fn a_backfill_is_fetched_in_pieces_that_cover_the_lookback_once() {
 /// A poll that reports only the containers worth it says of them what a poll that
 /// reports every container says, and the others are made on request as that poll
 /// made them: over the demo's simulated cluster, from before the sidecar alerts to
-/// after its kill, with room for one more container among the most urgent. The
-/// alerting sidecar's pod is reported whole (its app container beside it).
+/// after its kill, with room for three among the most urgent: the most urgent of
+/// those not worth a report fills what the worth ones leave. The alerting sidecar's
+/// pod is reported whole (its app container beside it).
 #[tokio::test]
 async fn reports_worth_it_and_on_request_match_reporting_every_container() {
     use crate::sim::cluster::SimulatedCluster;
@@ -465,7 +466,7 @@ async fn reports_worth_it_and_on_request_match_reporting_every_container() {
     let mut worth = Pipeline::new(SimulatedCluster::new(rollout), &config);
     let reported = Reported::Worth {
         min_use: 0.8,
-        most_urgent: 1,
+        most_urgent: 3,
     };
     let oom = SimulatedCluster::sidecar_oom_at(rollout);
     let mut alerted = false;
@@ -490,6 +491,15 @@ async fn reports_worth_it_and_on_request_match_reporting_every_container() {
                 some.reports.iter().any(|r| r.key() == a.key()),
                 "{} at {t}",
                 a.container
+            );
+        }
+        let worth_count = all.iter().filter(|a| worth_it(a)).count();
+        if worth_count < 3 {
+            let first_quiet = all.iter().find(|a| !worth_it(a)).expect("quiet ones");
+            assert!(
+                some.reports.iter().any(|r| r.key() == first_quiet.key()),
+                "{} fills a place at {t}",
+                first_quiet.container
             );
         }
         if let Some(sidecar) = some.reports.iter().find(|r| r.alert.is_some()) {
