@@ -7,15 +7,23 @@ use headroom::backtest::accuracy::{headroom_outcomes, rule_outcomes, score, Pred
 use headroom::backtest::ReplayParams;
 use headroom::sim::scenarios::suite;
 
+/// headroom's score over `scenarios`, replayed with `params`.
+fn scored(
+    scenarios: &[headroom::sim::scenarios::Scenario],
+    params: &ReplayParams,
+) -> headroom::backtest::accuracy::Score {
+    let outcomes: Vec<_> = scenarios
+        .iter()
+        .map(|s| headroom_outcomes(s, params))
+        .collect();
+    score(scenarios, &outcomes)
+}
+
 #[test]
 fn suite_accuracy_stays_above_the_measured_bar() {
     let scenarios = suite(8);
     let params = ReplayParams::default();
-    let outcomes: Vec<_> = scenarios
-        .iter()
-        .map(|s| headroom_outcomes(s, &params))
-        .collect();
-    let s = score(&scenarios, &outcomes);
+    let s = scored(&scenarios, &params);
     let summary = format!("{s:#?}");
 
     assert!(s.oom_events >= 70, "{summary}");
@@ -96,11 +104,7 @@ fn suite_accuracy_stays_above_the_measured_bar() {
         refit_every_step: true,
         ..params
     };
-    let fresh: Vec<_> = scenarios
-        .iter()
-        .map(|sc| headroom_outcomes(sc, &fresh_params))
-        .collect();
-    let f = score(&scenarios, &fresh);
+    let f = scored(&scenarios, &fresh_params);
     let fresh_summary = format!("fitting afresh:\n{f:#?}");
     assert!(f.alerted_share() >= 0.98, "{fresh_summary}");
     assert!(f.healthy_alerted_share() <= 0.03, "{fresh_summary}");
@@ -158,11 +162,7 @@ fn the_random_family_stays_above_the_measured_bar() {
     use headroom::sim::scenarios::random_family;
     let scenarios = random_family(42, 200);
     let params = ReplayParams::default();
-    let outcomes: Vec<_> = scenarios
-        .iter()
-        .map(|s| headroom_outcomes(s, &params))
-        .collect();
-    let s = score(&scenarios, &outcomes);
+    let s = scored(&scenarios, &params);
     let summary = format!(
         "{:#?}",
         (

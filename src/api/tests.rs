@@ -96,6 +96,15 @@ fn fleet() -> Snapshot {
     }
 }
 
+/// The containers of a `/api/v1/forecasts` answer, in its order.
+fn names(body: &str) -> Vec<String> {
+    serde_json::from_str::<Vec<serde_json::Value>>(body)
+        .unwrap()
+        .iter()
+        .map(|r| r["container"].as_str().unwrap().to_string())
+        .collect()
+}
+
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
     let response = app
         .clone()
@@ -113,13 +122,6 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
 async fn forecasts_filter_by_namespace_severity_and_use() {
     let (state, _tx) = state(fleet());
     let app = router(state);
-    let names = |body: &str| -> Vec<String> {
-        serde_json::from_str::<Vec<serde_json::Value>>(body)
-            .unwrap()
-            .iter()
-            .map(|r| r["container"].as_str().unwrap().to_string())
-            .collect()
-    };
     let (status, body) = get(&app, "/api/v1/forecasts").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(names(&body), ["istio-proxy", "payment-service", "worker"]);
@@ -325,13 +327,6 @@ async fn what_a_poll_did_not_report_is_asked_for() {
         }
     });
     let app = router(state);
-    let names = |body: &str| -> Vec<String> {
-        serde_json::from_str::<Vec<serde_json::Value>>(body)
-            .unwrap()
-            .iter()
-            .map(|r| r["container"].as_str().unwrap().to_string())
-            .collect()
-    };
     let (_, body) = get(&app, "/api/v1/forecasts?severity=warning").await;
     assert_eq!(names(&body), ["istio-proxy"]);
     assert!(

@@ -68,16 +68,22 @@ pub fn follows_previous(
     limit: f64,
     now: i64,
 ) -> Option<Recurrence> {
-    let (current_start, previous_start) = (current.first()?.at, previous.first()?.at);
-    follows_course(
-        current,
-        current_start,
-        previous,
-        previous_start,
-        limit,
-        now,
-        Evidence::Samples,
-    )
+    let current = Run {
+        points: current,
+        start: current.first()?.at,
+    };
+    let previous = Run {
+        points: previous,
+        start: previous.first()?.at,
+    };
+    follows_course(current, previous, limit, now, Evidence::Samples)
+}
+
+/// A run's points, oldest first, and when it began (ms).
+#[derive(Debug, Clone, Copy)]
+struct Run<'a> {
+    points: &'a [Sample],
+    start: i64,
 }
 
 /// What the fine history reads of a growing incarnation now: its trend's level and
@@ -123,29 +129,30 @@ pub fn follows_previous_hours(
     now: i64,
     growing: Option<Growing>,
 ) -> Option<Recurrence> {
-    follows_course(
-        current,
-        current_start,
-        previous,
-        previous_start,
-        limit,
-        now,
-        match growing {
-            Some(g) => Evidence::HoursBesideTrend(g),
-            None => Evidence::Hours,
-        },
-    )
+    let evidence = match growing {
+        Some(g) => Evidence::HoursBesideTrend(g),
+        None => Evidence::Hours,
+    };
+    let current = Run {
+        points: current,
+        start: current_start,
+    };
+    let previous = Run {
+        points: previous,
+        start: previous_start,
+    };
+    follows_course(current, previous, limit, now, evidence)
 }
 
 fn follows_course(
-    current: &[Sample],
-    current_start: i64,
-    previous: &[Sample],
-    previous_start: i64,
+    current: Run,
+    previous: Run,
     limit: f64,
     now: i64,
     evidence: Evidence,
 ) -> Option<Recurrence> {
+    let (current, current_start) = (current.points, current.start);
+    let (previous, previous_start) = (previous.points, previous.start);
     let prev_last = previous.last()?;
     if !ran_out(Some(*prev_last), Some(limit)) {
         return None;

@@ -477,23 +477,13 @@ impl<S: Source> Pipeline<S> {
                 continue;
             };
             let now = self.not_before_snapped(now, latest.at);
-            let limit = tracked
-                .limit
-                .and_then(|l| l.bytes)
-                .filter(|&b| b >= self.min_limit_bytes);
+            let limit = self.usable_limit(tracked);
             let followed = match self.followed.get_mut(key) {
                 Some(f) => f,
                 None => self.followed.entry(key.clone()).or_default(),
             };
-            let Some(forecast) = forecast_of(
-                followed,
-                tracked,
-                limit,
-                now,
-                self.step,
-                self.evaluation_step_ms,
-                &self.params,
-            ) else {
+            let knobs = (self.step, self.evaluation_step_ms, &self.params);
+            let Some(forecast) = forecast_of(followed, tracked, limit, now, knobs) else {
                 continue;
             };
             forecast_count += 1;
@@ -605,22 +595,12 @@ impl<S: Source> Pipeline<S> {
                 continue;
             };
             let now = self.not_before_snapped(now, latest.at);
-            let limit = tracked
-                .limit
-                .and_then(|l| l.bytes)
-                .filter(|&b| b >= self.min_limit_bytes);
+            let limit = self.usable_limit(tracked);
             let Some(followed) = self.followed.get_mut(key) else {
                 continue;
             };
-            let Some(forecast) = forecast_of(
-                followed,
-                tracked,
-                limit,
-                now,
-                self.step,
-                self.evaluation_step_ms,
-                &self.params,
-            ) else {
+            let knobs = (self.step, self.evaluation_step_ms, &self.params);
+            let Some(forecast) = forecast_of(followed, tracked, limit, now, knobs) else {
                 continue;
             };
             let alert = followed.alert.firing();
@@ -673,6 +653,14 @@ impl<S: Source> Pipeline<S> {
     /// The trend last fitted for a container, for its chart.
     pub fn trend(&self, key: &ContainerKey) -> Option<Trend> {
         self.followed.get(key).and_then(|f| f.memo.trend())
+    }
+
+    /// A container's limit, none when it is below `forecast.min_limit`.
+    fn usable_limit(&self, tracked: &crate::store::Tracked) -> Option<f64> {
+        tracked
+            .limit
+            .and_then(|l| l.bytes)
+            .filter(|&b| b >= self.min_limit_bytes)
     }
 
     /// A limit below `forecast.min_limit` is treated as none, in reports too.
@@ -749,15 +737,16 @@ impl Ord for Quiet<'_> {
 
 /// One container's forecast as of `now`: its kept fit, or a new one, and the long
 /// tier's word on it.
+/// `knobs`: the store's step, the spacing of evaluations (ms) and the forecast's
+/// parameters.
 fn forecast_of(
     followed: &mut Followed,
     tracked: &crate::store::Tracked,
     limit: Option<f64>,
     now: TimestampMs,
-    step: Duration,
-    evaluation_step_ms: i64,
-    params: &ForecastParams,
+    knobs: (Duration, i64, &ForecastParams),
 ) -> Option<model::Forecast> {
+    let (step, evaluation_step_ms, params) = knobs;
     let segment = tracked.current()?;
     let latest = segment.samples.last()?;
     let facts = SegmentFacts {
