@@ -424,9 +424,9 @@ impl<S: Source> Service<S> {
         let made: std::collections::HashSet<ContainerKey> =
             snapshot.reports.iter().map(ContainerReport::key).collect();
         let wanted = &request.wanted;
-        let mut reports = self
-            .pipeline
-            .reports_of(now, |k| wanted.matches(k) && !made.contains(k));
+        let mut reports = self.pipeline.reports_of(now, |k| {
+            wanted.matches(&k.namespace, &k.pod, &k.container) && !made.contains(k)
+        });
         self.explainer.label(&mut reports);
         for r in &mut reports {
             r.stale = snapshot.stale;
@@ -435,7 +435,7 @@ impl<S: Source> Service<S> {
             snapshot
                 .reports
                 .iter()
-                .filter(|r| wanted.matches(&r.key()))
+                .filter(|r| wanted.matches(&r.namespace, &r.pod, &r.container))
                 .cloned(),
         );
         crate::report::sort_by_urgency(&mut reports);

@@ -98,15 +98,19 @@ pub enum Wanted {
 }
 
 impl Wanted {
-    pub fn matches(&self, key: &ContainerKey) -> bool {
+    /// Whether it wants the container `container` of pod `pod` in `namespace`.
+    pub fn matches(&self, namespace: &str, pod: &str, container: &str) -> bool {
         match self {
-            Wanted::Every { namespace } => namespace.as_ref().is_none_or(|ns| &key.namespace == ns),
-            Wanted::Pod { namespace, pod } => &key.namespace == namespace && &key.pod == pod,
+            Wanted::Every { namespace: ns } => ns.as_deref().is_none_or(|ns| ns == namespace),
+            Wanted::Pod {
+                namespace: ns,
+                pod: p,
+            } => ns == namespace && p == pod,
             Wanted::Container {
-                namespace,
-                pod,
-                container,
-            } => &key.namespace == namespace && &key.pod == pod && &key.container == container,
+                namespace: ns,
+                pod: p,
+                container: c,
+            } => ns == namespace && p == pod && c == container,
         }
     }
 }
@@ -247,33 +251,23 @@ fn latest(state: &AppState) -> Arc<Snapshot> {
     state.snapshots.borrow().clone()
 }
 
-/// The reports `wanted` picks: from the snapshot when it holds every container,
-/// else made by the service on request.
-async fn reports_of(
+/// The reports `wanted` picks, made by the service on request; `None` when the
+/// snapshot holds every container (or no service answers: tests), and its own
+/// reports are read in place.
+async fn asked_for(
     state: &AppState,
     snapshot: &Snapshot,
     wanted: Wanted,
-) -> Result<Vec<ContainerReport>, ApiError> {
-    let from_snapshot = || {
-        snapshot
-            .reports
-            .iter()
-            .filter(|r| wanted.matches(&r.key()))
-            .cloned()
-            .collect()
-    };
+) -> Result<Option<Vec<ContainerReport>>, ApiError> {
     let Some(ask) = state.reports.as_ref().filter(|_| !snapshot.complete()) else {
-        return Ok(from_snapshot());
+        return Ok(None);
     };
     let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "headroom is stopping");
     let (reply, answer) = tokio::sync::oneshot::channel();
-    ask.send(ReportRequest {
-        wanted: wanted.clone(),
-        reply,
-    })
-    .await
-    .map_err(|_| stopped())?;
-    answer.await.map_err(|_| stopped())
+    ask.send(ReportRequest { wanted, reply })
+        .await
+        .map_err(|_| stopped())?;
+    answer.await.map(Some).map_err(|_| stopped())
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -378,17 +372,17 @@ async fn forecasts(
     }
     let snapshot = latest(&state);
     // Every container at warning or above is reported at each poll.
-    let asked;
-    let reports: &[ContainerReport] = if min_severity >= Severity::Warning {
-        &snapshot.reports
+    let asked = if min_severity >= Severity::Warning {
+        None
     } else {
         let wanted = Wanted::Every {
             namespace: filter.namespace.clone(),
         };
-        asked = reports_of(&state, &snapshot, wanted).await?;
-        &asked
+        asked_for(&state, &snapshot, wanted).await?
     };
-    let matching = reports
+    let matching = asked
+        .as_deref()
+        .unwrap_or(&snapshot.reports)
         .iter()
         .filter(|r| {
             filter
@@ -436,22 +430,24 @@ async fn forecast_detail(
         .iter()
         .find(|r| r.namespace == namespace && r.pod == pod && r.container == container);
     let asked = match in_snapshot {
-        Some(_) => Vec::new(),
+        Some(_) => None,
         None => {
             let wanted = Wanted::Container {
                 namespace: namespace.clone(),
                 pod: pod.clone(),
                 container: container.clone(),
             };
-            reports_of(&state, &snapshot, wanted).await?
+            asked_for(&state, &snapshot, wanted).await?
         }
     };
-    let report = in_snapshot.or(asked.first()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no container {namespace}/{pod}/{container} is tracked"),
-        )
-    })?;
+    let report = in_snapshot
+        .or(asked.as_ref().and_then(|a| a.first()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no container {namespace}/{pod}/{container} is tracked"),
+            )
+        })?;
     let key = report.key();
     let history = snapshot.histories.get(&key);
     Ok(Json(serde_json::json!({
@@ -478,21 +474,18 @@ async fn pod_detail(
         .reports
         .iter()
         .any(|r| r.namespace == namespace && r.pod == pod && r.labels.is_empty());
-    let of_pod = if whole {
-        snapshot
-            .reports
-            .iter()
-            .filter(|r| r.namespace == namespace && r.pod == pod)
-            .cloned()
-            .collect()
+    let asked = if whole {
+        None
     } else {
         let wanted = Wanted::Pod {
             namespace: namespace.clone(),
             pod: pod.clone(),
         };
-        reports_of(&state, &snapshot, wanted).await?
+        asked_for(&state, &snapshot, wanted).await?
     };
-    let containers: Vec<&ContainerReport> = of_pod
+    let containers: Vec<&ContainerReport> = asked
+        .as_deref()
+        .unwrap_or(&snapshot.reports)
         .iter()
         .filter(|r| r.namespace == namespace && r.pod == pod && selected(&r.labels))
         .collect();

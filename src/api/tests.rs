@@ -320,7 +320,7 @@ async fn what_a_poll_did_not_report_is_asked_for() {
             seen.lock().unwrap().push(request.wanted.clone());
             let answer = all
                 .iter()
-                .filter(|r| request.wanted.matches(&r.key()))
+                .filter(|r| request.wanted.matches(&r.namespace, &r.pod, &r.container))
                 .cloned()
                 .collect();
             let _ = request.reply.send(answer);

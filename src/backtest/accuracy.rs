@@ -64,6 +64,14 @@ pub struct Outcome {
     pub eta_upper: Option<Option<f64>>,
 }
 
+impl Outcome {
+    /// Whether its interval held `truth` (s); `None` without an interval.
+    fn interval_holds(&self, truth: f64) -> Option<bool> {
+        let (lower, upper) = (self.eta_lower?, self.eta_upper?);
+        Some(lower <= truth && upper.is_none_or(|u| truth <= u))
+    }
+}
+
 /// Replays a scenario through headroom.
 pub fn headroom_outcomes(scenario: &Scenario, params: &ReplayParams) -> Vec<Outcome> {
     let mut out = Vec::new();
@@ -398,11 +406,9 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
                         .map_or(first.at, |x| x.at);
                     s.first_page_ages_hours
                         .push((first.at - incarnation) as f64 / 3_600_000.0);
-                    if let (Some(lower), Some(upper)) = (first.eta_lower, first.eta_upper) {
+                    if let Some(held) = first.interval_holds(truth) {
                         s.first_pages_with_interval += 1;
-                        if lower <= truth && upper.is_none_or(|u| truth <= u) {
-                            s.first_pages_covered += 1;
-                        }
+                        s.first_pages_covered += usize::from(held);
                     }
                 }
             }
@@ -431,11 +437,9 @@ pub fn score(scenarios: &[Scenario], outcomes: &[Vec<Outcome>]) -> Score {
                     continue;
                 }
                 errors.push((eta - truth).abs() / truth);
-                if let (Some(lower), Some(upper)) = (o.eta_lower, o.eta_upper) {
+                if let Some(held) = o.interval_holds(truth) {
                     with_interval += 1;
-                    if lower <= truth && upper.is_none_or(|u| truth <= u) {
-                        covered += 1;
-                    }
+                    covered += usize::from(held);
                 }
             }
             previous_oom = oom.at;

@@ -255,7 +255,10 @@ impl Explainer {
                 }
             }
         }
-        for (k, _) in store.iter() {
+        // Replicas are counted in the store, for the workloads reported (none when
+        // no report has a workload: the store is not walked).
+        let counted = if tally.is_empty() { None } else { Some(store) };
+        for (k, _) in counted.into_iter().flat_map(Store::iter) {
             let Some(w) = self
                 .owners
                 .get(&k.namespace)

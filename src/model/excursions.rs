@@ -423,14 +423,14 @@ impl Record {
     /// maxima when that reaches the limit (see `envelope`): slow growth under a
     /// sawtooth or noise, from a day of the incarnation on. Not under a daily cycle
     /// (the fine forecast holds it), nor after a run that ran out; where days of
-    /// daily peaks give a time to limit, theirs comes first. Whether it did.
+    /// daily peaks give a time to limit, theirs comes first.
     fn along_the_tops(
         &self,
         forecast: &mut Forecast,
         limit: f64,
         params: &ForecastParams,
         now: i64,
-    ) -> bool {
+    ) {
         let quiet = matches!(forecast.pattern, Pattern::Stable | Pattern::Plateau)
             && forecast.time_to_limit.is_none()
             && forecast.previous_run_ms.is_none()
@@ -439,11 +439,11 @@ impl Record {
             .envelope
             .filter(|t| quiet && f64::from(t.level_bytes) >= TOPS_NEAR_LIMIT * limit)
         else {
-            return false;
+            return;
         };
         let Some(eta) = tops.time_to_limit(limit, now, params.growth_confidence, params.confidence)
         else {
-            return false;
+            return;
         };
         // When the growth began, the line through the tops does not say.
         read_leak(
@@ -453,7 +453,6 @@ impl Record {
             eta,
             params,
         );
-        true
     }
 
     /// A growing forecast of an incarnation (with a limit of `limit` bytes) whose

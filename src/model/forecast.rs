@@ -1070,24 +1070,32 @@ fn analyze_seasonal(bins: &[Bin], params: &ForecastParams) -> Option<Analysis> {
 /// counts: its z-score, corrected for that autocorrelation, passes the growth
 /// threshold, and acceleration only on a regime at least `min_history` long (minutes
 /// of growth carry no curvature worth extrapolating: the seed incident's first page
-/// read ~37m for ~113m).
+/// read ~37m for ~113m). Beside it, the standard error of a bend that does not count
+/// (inflated alike; 0 without a parabola or when it counts): what a line read
+/// instead cannot rule out.
 fn significant_curve(
     regime: &[Point],
     parabola: Option<Parabola>,
     params: &ForecastParams,
-) -> Option<(Parabola, f64)> {
+) -> (Option<(Parabola, f64)>, f64) {
+    let Some(p) = parabola else {
+        return (None, 0.0);
+    };
+    let rho = parabola_autocorrelation(regime, &p);
+    let inflation = autocorrelation_inflation(rho);
+    let loose = (None, p.curvature_std_error() * inflation);
     if regime.len() < 8 {
-        return None;
+        return loose;
     }
     let regime_seconds = regime[regime.len() - 1].t - regime[0].t;
-    parabola.and_then(|p| {
-        let rho = parabola_autocorrelation(regime, &p);
-        let inflation = autocorrelation_inflation(rho);
-        let n_eff = (regime.len() as f64 / inflation.powi(2)).max(3.0);
-        let threshold = t_quantile(n_eff - 3.0, params.growth_confidence);
-        let long_enough = p.curvature() <= 0.0 || regime_seconds >= params.min_history_seconds;
-        (long_enough && p.curvature_z().abs() / inflation >= threshold).then_some((p, rho))
-    })
+    let n_eff = (regime.len() as f64 / inflation.powi(2)).max(3.0);
+    let threshold = t_quantile(n_eff - 3.0, params.growth_confidence);
+    let long_enough = p.curvature() <= 0.0 || regime_seconds >= params.min_history_seconds;
+    if long_enough && p.curvature_z().abs() / inflation >= threshold {
+        (Some((p, rho)), 0.0)
+    } else {
+        loose
+    }
 }
 
 /// Trend analysis on `points` (bin means, possibly deseasonalized): regime, then a
@@ -1134,7 +1142,7 @@ fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Opt
         }
     }
     let mut regime = &points[start..];
-    let mut curved = significant_curve(regime, parabola_from(start), params);
+    let (mut curved, mut loose_bend) = significant_curve(regime, parabola_from(start), params);
     // A knee (flat, then a straight climb) reads as acceleration to a parabola,
     // whose slope at the end overshoots the climb's: by up to 1.5 times without
     // noise (the least-squares parabola, largest with the knee at 40% of the regime),
@@ -1157,7 +1165,7 @@ fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Opt
         {
             start += knee.at;
             regime = &points[start..];
-            curved = significant_curve(regime, parabola_from(start), params);
+            (curved, loose_bend) = significant_curve(regime, parabola_from(start), params);
         }
     }
     let line = fit_line(regime)?;
@@ -1232,13 +1240,7 @@ fn analyze_trend(bins: &[Bin], points: &[Point], params: &ForecastParams) -> Opt
         slope,
         slope_std_error,
         curvature: 0.0,
-        curvature_std_error: match (&curved, parabola_from(start)) {
-            (None, Some(p)) => {
-                p.curvature_std_error()
-                    * autocorrelation_inflation(parabola_autocorrelation(regime, &p))
-            }
-            _ => 0.0,
-        },
+        curvature_std_error: loose_bend,
         peak_offset,
         onset_seconds: regime[0].t,
         decay_seconds: None,
