@@ -205,6 +205,9 @@ impl<S: Source> Service<S> {
             self.telemetry
                 .poll_duration
                 .observe(started.elapsed().as_secs_f64());
+            // What the poll parsed and built is free now; between polls nothing
+            // else would give it back (see `crate::alloc`).
+            crate::alloc::hand_back();
         }
     }
 

@@ -32,10 +32,13 @@
 //! - [`daemon`]: the service — clock, poll loop, explanations, alerts, snapshots,
 //!   one shutdown path.
 //! - [`cli`], [`logging`] and [`app`]: flags, logs, and the wiring of commands;
-//!   `main.rs` only calls [`app`].
+//!   `main.rs` only calls [`app`]. [`alloc`] sets mimalloc up and has the daemon hand
+//!   back what each poll freed; its two calls into mimalloc are the crate's only
+//!   unsafe code.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+pub mod alloc;
 pub mod api;
 pub mod app;
 pub mod backtest;

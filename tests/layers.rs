@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Top-level modules by layer, lowest first. `model` is pure math and imports
-/// nothing of the crate; `units` and `vocab` are the shared vocabulary.
+/// nothing of the crate; `units` and `vocab` are the shared vocabulary; `alloc` is
+/// the allocator's upkeep, and names nothing either.
 const LAYERS: &[&[&str]] = &[
-    &["units", "model"],
+    &["units", "model", "alloc"],
     &["vocab"],
     &["source"],
     &["store", "sim"],
