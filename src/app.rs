@@ -43,8 +43,13 @@ impl AppError {
     }
 }
 
-/// Runs the command `cli` names. `shutdown` ends long-running commands gracefully.
-pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+/// Runs the command `cli` names. `shutdown` ends long-running commands gracefully;
+/// the daemon calls `after_poll` once each poll is done (see `LoopOptions`).
+pub async fn run(
+    cli: Cli,
+    after_poll: fn(),
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
     let overrides = Overrides {
         prometheus_url: cli.global.prometheus_url.clone(),
         shard_index: cli.global.shard_index,
@@ -91,7 +96,7 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send) -> Result<
                 let source = prometheus_source(&config).map_err(|e| format!("{e:#}"))?;
                 Ok((config, source))
             });
-            daemon(&config, reload, shutdown).await
+            daemon(&config, reload, after_poll, shutdown).await
         }
     }
 }
@@ -183,6 +188,7 @@ fn emit(text: &str) -> Result<(), AppError> {
 async fn daemon(
     config: &Config,
     reload: daemon::Reload<PrometheusSource>,
+    after_poll: fn(),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
     let source = prometheus_source(config)?;
@@ -210,7 +216,10 @@ async fn daemon(
         pipeline,
         config,
         std::sync::Arc::new(WallClock),
-        LoopOptions::from_config(config),
+        LoopOptions {
+            after_poll,
+            ..LoopOptions::from_config(config)
+        },
         listener,
         Box::new(|_, _| {}),
         |s: &PrometheusSource| s.client().stats().snapshot(),

@@ -81,6 +81,9 @@ pub struct LoopOptions {
     /// How many of the most urgent containers a poll reports whether they are worth
     /// it or not (see `pipeline::Reported`): what the status page shows.
     pub reported_most_urgent: usize,
+    /// Called once a poll is done and what it parsed and built is dropped: `headroom
+    /// run` hands the freed memory back to the OS there (src/main.rs).
+    pub after_poll: fn(),
 }
 
 impl LoopOptions {
@@ -92,6 +95,7 @@ impl LoopOptions {
             charted_containers: 200,
             stop_at: None,
             reported_most_urgent: crate::api::MOST_URGENT_SHOWN,
+            after_poll: || {},
         }
     }
 }
@@ -205,9 +209,8 @@ impl<S: Source> Service<S> {
             self.telemetry
                 .poll_duration
                 .observe(started.elapsed().as_secs_f64());
-            // What the poll parsed and built is free now; between polls nothing
-            // else would give it back (see `crate::alloc`).
-            crate::alloc::hand_back();
+            // What the poll parsed and built is free now.
+            (self.options.after_poll)();
         }
     }
 

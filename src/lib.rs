@@ -32,13 +32,10 @@
 //! - [`daemon`]: the service — clock, poll loop, explanations, alerts, snapshots,
 //!   one shutdown path.
 //! - [`cli`], [`logging`] and [`app`]: flags, logs, and the wiring of commands;
-//!   `main.rs` only calls [`app`]. [`alloc`] sets mimalloc up and has the daemon hand
-//!   back what each poll freed; its two calls into mimalloc are the crate's only
-//!   unsafe code.
+//!   `main.rs` calls [`app`], and sets up the allocator.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
-pub mod alloc;
 pub mod api;
 pub mod app;
 pub mod backtest;

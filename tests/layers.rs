@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Top-level modules by layer, lowest first. `model` is pure math and imports
-/// nothing of the crate; `units` and `vocab` are the shared vocabulary; `alloc` is
-/// the allocator's upkeep, and names nothing either.
+/// nothing of the crate; `units` and `vocab` are the shared vocabulary.
 const LAYERS: &[&[&str]] = &[
-    &["units", "model", "alloc"],
+    &["units", "model"],
     &["vocab"],
     &["source"],
     &["store", "sim"],
