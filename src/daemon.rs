@@ -82,7 +82,9 @@ pub struct LoopOptions {
     /// it or not (see `pipeline::Reported`): what the status page shows.
     pub reported_most_urgent: usize,
     /// Called once a poll is done and what it parsed and built is dropped: `headroom
-    /// run` hands the freed memory back to the OS there (src/main.rs).
+    /// run` hands the freed memory back to the OS there (src/main.rs). It runs on the
+    /// poll loop's thread, which is what it cleans up: keep the loop off
+    /// `tokio::spawn`, or it tidies whichever worker the loop last ran on.
     pub after_poll: fn(),
 }
 

@@ -12,8 +12,8 @@ use headroom::cli::Cli;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // Handing back what a poll freed. A poll parses its answers, builds what it needs and
-// frees it again; mimalloc gives freed pages back to the OS only once a purge delay
-// (1 s) has passed *and* the thread that freed them next calls it, and between polls
+// frees it again; mimalloc (v3, the crate's default) gives freed pages back to the OS
+// only once a purge delay (1 s) has passed *and* the thread that freed them next calls it, and between polls
 // the daemon hardly allocates: what one poll used stayed resident until the next.
 // With its arenas committed up front (mimalloc's default where the kernel
 // overcommits), a purge did not lower the RSS either. Measured at 100,000 containers
@@ -21,8 +21,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // polls before; 396 MiB with a forced collection after each poll, 371 MiB with the
 // arenas committed as used besides. Purging at once instead (a purge delay of 0) read
 // 373 MiB but cost the backfill a quarter more CPU, its memory given back and faulted
-// in again piece after piece. These two calls are headroom's only unsafe code; the
-// library forbids it.
+// in again piece after piece. These two calls and the `.init_array` entry are
+// headroom's only unsafe code; the library forbids it.
 
 /// mimalloc's `mi_option_arena_eager_commit` (mimalloc.h, the same in v2 and v3).
 const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
@@ -30,11 +30,13 @@ const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 /// Commits arena memory as it is used, not up front, so that purged pages leave the
 /// RSS. mimalloc reserves its first arena at the process' first allocation, which
 /// the Rust runtime makes before `main`, so on Linux this runs from `.init_array`,
-/// before the runtime; elsewhere the option is left as it is.
+/// before the runtime; elsewhere the option is left as it is. Being set here, it no
+/// longer reads `MIMALLOC_ARENA_EAGER_COMMIT` from the environment.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 extern "C" fn commit_as_used() {
-    // SAFETY: mi_option_set takes no pointers and only stores the option's value; it
-    // may be called before mimalloc's own initialization, which keeps a set option.
+    // SAFETY: mi_option_set takes no pointers and only stores the option's value in a
+    // static table; whether mimalloc's own constructor ran before or not, it keeps a
+    // set option, and it reserves no arena itself.
     unsafe { libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0) }
 }
 
@@ -44,7 +46,9 @@ extern "C" fn commit_as_used() {
 static COMMIT_AS_USED: extern "C" fn() = commit_as_used;
 
 /// Returns to the OS the pages freed on this thread and what the arenas hold for a
-/// delayed purge: the daemon calls it once each poll is done.
+/// delayed purge: the daemon calls it once each poll is done, on the thread that runs
+/// the poll loop (the main thread, under `block_on`), where the poll's memory was
+/// freed. Its cost is inside the daemon's CPU figures, not in `poll_duration`.
 fn hand_back() {
     // SAFETY: mi_collect takes no pointers and may be called from any thread at any
     // time; it only walks mimalloc's own structures.
