@@ -140,13 +140,19 @@ impl Explainer {
         for r in reports.iter_mut() {
             r.sidecar = self.is_sidecar(r);
             let p = r.pod();
-            r.workload = self
-                .owners
-                .get(&p.namespace)
-                .and_then(|by_extra| by_extra.get(&p.extra))
-                .and_then(|(_, map)| map.get(&p.pod))
-                .cloned();
+            r.workload = self.workload_of(&p.namespace, &p.extra, &p.pod).cloned();
         }
+    }
+
+    /// A pod's workload, where its namespace's owners were read.
+    fn workload_of(
+        &self,
+        namespace: &str,
+        extra: &[(String, String)],
+        pod: &str,
+    ) -> Option<&String> {
+        let (_, map) = self.owners.get(namespace)?.get(extra)?;
+        map.get(pod)
     }
 
     /// An injected sidecar by name, or a native sidecar by its limit's source.
@@ -235,10 +241,7 @@ impl Explainer {
         let horizon = self.params.critical_horizon_seconds;
         let workloads: Vec<Option<&String>> = pods
             .iter()
-            .map(|p| {
-                let (_, map) = self.owners.get(&p.namespace)?.get(&p.extra)?;
-                map.get(&p.pod)
-            })
+            .map(|p| self.workload_of(&p.namespace, &p.extra, &p.pod))
             .collect();
         type Peers<'a> = (&'a str, &'a [(String, String)], &'a str, &'a str);
         let mut tally: FxHashMap<Peers, (usize, usize)> = FxHashMap::default();
@@ -259,12 +262,7 @@ impl Explainer {
         // no report has a workload: the store is not walked).
         let counted = if tally.is_empty() { None } else { Some(store) };
         for (k, _) in counted.into_iter().flat_map(Store::iter) {
-            let Some(w) = self
-                .owners
-                .get(&k.namespace)
-                .and_then(|by_extra| by_extra.get(&k.extra))
-                .and_then(|(_, map)| map.get(&k.pod))
-            else {
+            let Some(w) = self.workload_of(&k.namespace, &k.extra, &k.pod) else {
                 continue;
             };
             let key = (

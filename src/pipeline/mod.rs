@@ -508,10 +508,7 @@ impl<S: Source> Pipeline<S> {
                 }
             };
             if worth {
-                let mut report = ContainerReport::new(key, tracked, &forecast, now);
-                self.drop_nonsense_limit(&mut report);
-                report.alert = alert;
-                reports.push(report);
+                reports.push(self.report(key, tracked, &forecast, now, alert));
             } else if let Reported::Worth { most_urgent, .. } = reported {
                 // A heap of the most urgent, its top the least (as
                 // `sort_by_urgency` orders them), each with what its report is
@@ -535,7 +532,6 @@ impl<S: Source> Pipeline<S> {
         // Containers the store forgot take their alert state with them.
         let store = &self.store;
         self.followed.retain(|key, _| store.get(key).is_some());
-        let containers = forecast_count;
         if let Reported::Worth { most_urgent, .. } = reported {
             // Beside those worth it: the most urgent of the others (as
             // `sort_by_urgency` orders them: the nearest time to limit, then the
@@ -544,37 +540,21 @@ impl<S: Source> Pipeline<S> {
             // pod is reported whole or not at all).
             let room = most_urgent.saturating_sub(reports.len());
             for q in quiet.into_sorted_vec().into_iter().take(room) {
-                let mut report = ContainerReport::new(q.key, q.tracked, &q.forecast, q.now);
-                self.drop_nonsense_limit(&mut report);
-                reports.push(report);
+                reports.push(self.report(q.key, q.tracked, &q.forecast, q.now, None));
             }
-            let reported_keys: rustc_hash::FxHashSet<ContainerKey> =
-                reports.iter().map(ContainerReport::key).collect();
-            let mut fill: rustc_hash::FxHashSet<ContainerKey> = Default::default();
             if !reports.is_empty() {
-                let pods: rustc_hash::FxHashSet<PodOf> = reported_keys
-                    .iter()
-                    .map(|k| (k.namespace.as_str(), k.pod.as_str(), k.extra.as_slice()))
-                    .collect();
-                for (key, _) in self.store.iter() {
-                    let of = (
-                        key.namespace.as_str(),
-                        key.pod.as_str(),
-                        key.extra.as_slice(),
-                    );
-                    if pods.contains(&of) && !reported_keys.contains(key) {
-                        fill.insert(key.clone());
-                    }
-                }
-            }
-            if !fill.is_empty() {
-                reports.extend(self.reports_of(now, |k| fill.contains(k)));
+                let reported_keys: rustc_hash::FxHashSet<ContainerKey> =
+                    reports.iter().map(ContainerReport::key).collect();
+                let pods: rustc_hash::FxHashSet<PodOf> = reported_keys.iter().map(pod_of).collect();
+                reports.extend(self.reports_of(now, |k| {
+                    pods.contains(&pod_of(k)) && !reported_keys.contains(k)
+                }));
             }
         }
         sort_by_urgency(&mut reports);
         Evaluated {
             reports,
-            containers,
+            containers: forecast_count,
         }
     }
 
@@ -604,10 +584,7 @@ impl<S: Source> Pipeline<S> {
                 continue;
             };
             let alert = followed.alert.firing();
-            let mut report = ContainerReport::new(key, tracked, &forecast, now);
-            self.drop_nonsense_limit(&mut report);
-            report.alert = alert;
-            reports.push(report);
+            reports.push(self.report(key, tracked, &forecast, now, alert));
         }
         sort_by_urgency(&mut reports);
         reports
@@ -663,6 +640,21 @@ impl<S: Source> Pipeline<S> {
             .filter(|&b| b >= self.min_limit_bytes)
     }
 
+    /// A container's report of `forecast`, with the alert as sent.
+    fn report(
+        &self,
+        key: &ContainerKey,
+        tracked: &crate::store::Tracked,
+        forecast: &model::Forecast,
+        now: TimestampMs,
+        alert: Option<model::Severity>,
+    ) -> ContainerReport {
+        let mut report = ContainerReport::new(key, tracked, forecast, now);
+        self.drop_nonsense_limit(&mut report);
+        report.alert = alert;
+        report
+    }
+
     /// A limit below `forecast.min_limit` is treated as none, in reports too.
     fn drop_nonsense_limit(&self, report: &mut ContainerReport) {
         if report.limit_bytes.is_some_and(|l| l < self.min_limit_bytes) {
@@ -674,6 +666,15 @@ impl<S: Source> Pipeline<S> {
 
 /// A pod: its namespace, name and extra identity labels.
 type PodOf<'k> = (&'k str, &'k str, &'k [(String, String)]);
+
+/// The pod a container is in.
+fn pod_of(key: &ContainerKey) -> PodOf<'_> {
+    (
+        key.namespace.as_str(),
+        key.pod.as_str(),
+        key.extra.as_slice(),
+    )
+}
 
 /// Which containers a poll reports (see [`Pipeline::evaluate_reporting`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
