@@ -4,9 +4,10 @@
 //! restarts.
 //!
 //! Memory per tracked container is the key, limit and segment bookkeeping (a few
-//! hundred bytes with typical names) plus the packed samples ([`Samples`]: one or two
-//! bytes each for real page-sized working sets on the scrape step, so about 1.4 KiB
-//! for a 6h lookback at 30s) plus the long tier (4 bytes an hour: up to 1.3 KiB after
+//! hundred bytes with typical names) plus the packed samples ([`Samples`]: bit-packed
+//! differences, a few bits each for a flat container's page-sized working set on the
+//! scrape step and ten or so for a noisy one, so 0.2-1 KiB for a 6h lookback at 30s)
+//! plus the long tier (4 bytes an hour: up to 1.3 KiB after
 //! 14 days). `cargo bench --bench fleet` measures it.
 
 pub mod long;
