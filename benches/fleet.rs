@@ -496,10 +496,10 @@ fn main() {
             let n = store.len().max(1) as f64;
             let mb = |b: usize| b as f64 / 1e6;
             println!(
-                "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container (table {:.1} MB, keys {:.1}, fine tier {:.1}, long tier {:.1} = {:.0} B/container); beside it: follow state {:.1} MB, one poll's reports {:.1} MB ({} of them, {:.0} B each); bench process RSS {:.0} MiB",
+                "memory:    store {} containers, {:.1} MB heap = {:.0} bytes/container (table {:.1} MB, slots with follow state {:.1}, keys {:.1}, fine tier {:.1}, long tier {:.1} = {:.0} B/container); beside it: one poll's reports {:.1} MB ({} of them, {:.0} B each); bench process RSS {:.0} MiB",
                 store.len(), mb(heap.total()), heap.total() as f64 / n,
-                mb(heap.table), mb(heap.keys), mb(heap.fine), mb(heap.long), heap.long as f64 / n,
-                mb(pipeline.followed_heap_bytes()), mb(reports_bytes), reports_held,
+                mb(heap.table), mb(heap.slots), mb(heap.keys), mb(heap.fine), mb(heap.long), heap.long as f64 / n,
+                mb(reports_bytes), reports_held,
                 reports_bytes as f64 / reports_held.max(1) as f64,
                 rss_bytes("self") / MI
             );

@@ -14,10 +14,10 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::config::Config;
-use crate::model::{self, AlertParams, AlertState, ForecastParams, Memo, SegmentFacts, Trend};
+use crate::model::{self, AlertParams, ForecastParams, SegmentFacts, Trend};
 use crate::report::{sort_by_urgency, ContainerReport};
 use crate::source::{Batch, ContainerKey, Source, SourceError, Window};
-use crate::store::{IngestSummary, Store, StoreLimits};
+use crate::store::{Followed, IngestSummary, Store, StoreLimits};
 use crate::vocab::{TimestampMs, DAY_MS, HOUR_MS};
 
 /// What one poll did.
@@ -49,14 +49,6 @@ const FIRST_BACKFILL_STEPS: i64 = 20;
 /// containers, an hour a read at 100,000.
 const LONG_SAMPLES_PER_READ: i64 = 10_000_000;
 
-/// One container's state across evaluations: its alert and its kept fit (whose
-/// trend the charts draw).
-#[derive(Debug, Default)]
-struct Followed {
-    alert: AlertState,
-    memo: Memo,
-}
-
 pub struct Pipeline<S> {
     source: S,
     store: Store,
@@ -65,8 +57,6 @@ pub struct Pipeline<S> {
     min_limit_bytes: f64,
     params: ForecastParams,
     alert_params: AlertParams,
-    /// What each container carries from evaluation to evaluation.
-    followed: FxHashMap<ContainerKey, Followed>,
     /// The end of the last window fetched; `None` until the first (backfill) poll.
     fetched_until: Option<TimestampMs>,
     /// Whether a whole window has been fetched: until then, kills found are history
@@ -119,7 +109,6 @@ impl<S: Source> Pipeline<S> {
             min_limit_bytes: config.forecast.min_limit_bytes as f64,
             params: config.forecast_params(),
             alert_params: config.alert_params(),
-            followed: FxHashMap::default(),
             fetched_until: None,
             caught_up: false,
             carried: None,
@@ -478,25 +467,28 @@ impl<S: Source> Pipeline<S> {
             };
             let now = self.not_before_snapped(now, latest.at);
             let limit = self.usable_limit(tracked);
-            let followed = match self.followed.get_mut(key) {
-                Some(f) => f,
-                None => self.followed.entry(key.clone()).or_default(),
-            };
             let knobs = (self.step, self.evaluation_step_ms, &self.params);
-            let Some(forecast) = forecast_of(followed, tracked, limit, now, knobs) else {
-                continue;
+            let (forecast, was, alert) = {
+                let followed = &mut *tracked.follow.borrow_mut();
+                let Some(forecast) = forecast_of(followed, tracked, limit, now, knobs) else {
+                    continue;
+                };
+                let context = model::Context {
+                    limit_bytes: limit,
+                    sample_spacing_seconds: segment.samples.spacing_seconds(),
+                    after_running_out: tracked.ran_out_before(limit),
+                };
+                let was = followed.alert.firing();
+                let alert = followed.alert.update(
+                    &forecast,
+                    context,
+                    &self.params,
+                    &self.alert_params,
+                    now,
+                );
+                (forecast, was, alert)
             };
             forecast_count += 1;
-            let context = model::Context {
-                limit_bytes: limit,
-                sample_spacing_seconds: segment.samples.spacing_seconds(),
-                after_running_out: tracked.ran_out_before(limit),
-            };
-            let was = followed.alert.firing();
-            let alert =
-                followed
-                    .alert
-                    .update(&forecast, context, &self.params, &self.alert_params, now);
             let use_ratio = limit.map_or(-1.0, |l| forecast.working_set_bytes / l);
             let worth = match reported {
                 Reported::Every => true,
@@ -529,9 +521,6 @@ impl<S: Source> Pipeline<S> {
                 }
             }
         }
-        // Containers the store forgot take their alert state with them.
-        let store = &self.store;
-        self.followed.retain(|key, _| store.get(key).is_some());
         if let Reported::Worth { most_urgent, .. } = reported {
             // Beside those worth it: the most urgent of the others (as
             // `sort_by_urgency` orders them: the nearest time to limit, then the
@@ -576,14 +565,18 @@ impl<S: Source> Pipeline<S> {
             };
             let now = self.not_before_snapped(now, latest.at);
             let limit = self.usable_limit(tracked);
-            let Some(followed) = self.followed.get_mut(key) else {
-                continue;
-            };
             let knobs = (self.step, self.evaluation_step_ms, &self.params);
-            let Some(forecast) = forecast_of(followed, tracked, limit, now, knobs) else {
-                continue;
+            let (forecast, alert) = {
+                let followed = &mut *tracked.follow.borrow_mut();
+                // Not evaluated yet: nothing was sent, and there is no fit to report.
+                if *followed == Followed::default() {
+                    continue;
+                }
+                let Some(forecast) = forecast_of(followed, tracked, limit, now, knobs) else {
+                    continue;
+                };
+                (forecast, followed.alert.firing())
             };
-            let alert = followed.alert.firing();
             reports.push(self.report(key, tracked, &forecast, now, alert));
         }
         sort_by_urgency(&mut reports);
@@ -610,26 +603,17 @@ impl<S: Source> Pipeline<S> {
     /// Fits run and evaluations answered from a kept fit so far, over all containers
     /// followed now (see `model::reuse`): what benchmarks print.
     pub fn fit_counts(&self) -> (u64, u64) {
-        self.followed
-            .values()
-            .fold((0, 0), |(f, r), x| (f + x.memo.fits, r + x.memo.reuses))
-    }
-
-    /// Heap bytes of what the pipeline keeps per container beside the store (alert
-    /// state, kept fit, and the key again), from capacities.
-    pub fn followed_heap_bytes(&self) -> usize {
-        use std::mem::size_of;
-        self.followed.capacity() * (size_of::<ContainerKey>() + size_of::<Followed>() + 1)
-            + self
-                .followed
-                .keys()
-                .map(ContainerKey::heap_bytes)
-                .sum::<usize>()
+        self.store.iter().fold((0, 0), |(f, r), (_, t)| {
+            let memo = &t.follow.borrow().memo;
+            (f + memo.fits, r + memo.reuses)
+        })
     }
 
     /// The trend last fitted for a container, for its chart.
     pub fn trend(&self, key: &ContainerKey) -> Option<Trend> {
-        self.followed.get(key).and_then(|f| f.memo.trend())
+        self.store
+            .get(key)
+            .and_then(|t| t.follow.borrow().memo.trend())
     }
 
     /// A container's limit, none when it is below `forecast.min_limit`.

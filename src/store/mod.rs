@@ -3,8 +3,9 @@
 //! lookback window. The long tier ([`long`]): one summary an hour for 14 days, across
 //! restarts.
 //!
-//! Memory per tracked container is the key, limit and segment bookkeeping (a few
-//! hundred bytes with typical names) plus the packed samples ([`Samples`]: bit-packed
+//! Memory per tracked container is the key, limit and segment bookkeeping and the
+//! pipeline's follow state (its alert and kept fit: under 1 KB with typical names,
+//! in one allocation per container) plus the packed samples ([`Samples`]: bit-packed
 //! differences, a few bits each for a flat container's page-sized working set on the
 //! scrape step and ten or so for a noisy one, so 0.2-1 KiB for a 6h lookback at 30s)
 //! plus the long tier (4 bytes an hour: up to 1.3 KiB after
@@ -13,6 +14,7 @@
 pub mod long;
 mod samples;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -20,7 +22,7 @@ use rustc_hash::FxHashMap;
 pub use long::LongTier;
 pub use samples::Samples;
 
-use crate::model::Sample;
+use crate::model::{AlertState, Memo, Sample};
 use crate::source::{Batch, ContainerKey, LimitSource, LongSeries, WorkingSetSeries};
 use crate::vocab::TimestampMs;
 
@@ -57,8 +59,11 @@ pub struct Limit {
 /// The store's heap by part (bytes, from capacities).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HeapUse {
-    /// The map's table: a key and a [`Tracked`] inline per slot.
+    /// The map's table: a key and a pointer per bucket (empty ones included).
     pub table: usize,
+    /// The containers' [`Tracked`], each in its own allocation: limits, bookkeeping,
+    /// the long tier's summary and the follow state.
+    pub slots: usize,
     /// The keys' strings.
     pub keys: usize,
     /// The fine tier: segments, their packed samples and container ids.
@@ -69,8 +74,16 @@ pub struct HeapUse {
 
 impl HeapUse {
     pub fn total(&self) -> usize {
-        self.table + self.keys + self.fine + self.long
+        self.table + self.slots + self.keys + self.fine + self.long
     }
+}
+
+/// What the pipeline carries for a container from one evaluation to the next: its
+/// alert and its kept fit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Followed {
+    pub alert: AlertState,
+    pub memo: Memo,
 }
 
 /// Everything headroom keeps about one container.
@@ -84,6 +97,10 @@ pub struct Tracked {
     last_restart_count: Option<(TimestampMs, f64)>,
     /// One summary an hour for 14 days, across restarts: the long tier.
     pub long: LongTier,
+    /// The follow state, kept in the container's slot rather than a map of its own
+    /// (a second key and table were 17 MB at 100,000 containers), and forgotten with
+    /// it. In a cell, so the evaluation can update it while reading the store.
+    pub follow: RefCell<Followed>,
 }
 
 impl Tracked {
@@ -160,7 +177,9 @@ pub struct StoreLimits {
 #[derive(Debug)]
 pub struct Store {
     limits: StoreLimits,
-    containers: FxHashMap<ContainerKey, Tracked>,
+    /// Each container's state boxed: a table of 100,000 has 131,072 buckets, and
+    /// an empty bucket then costs a key and a pointer, not a whole [`Tracked`].
+    containers: FxHashMap<ContainerKey, Box<Tracked>>,
 }
 
 /// What one ingest changed, for logs and metrics.
@@ -259,11 +278,11 @@ impl Store {
     }
 
     pub fn get(&self, key: &ContainerKey) -> Option<&Tracked> {
-        self.containers.get(key)
+        self.containers.get(key).map(|t| &**t)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&ContainerKey, &Tracked)> {
-        self.containers.iter()
+        self.containers.iter().map(|(k, t)| (k, &**t))
     }
 
     /// Heap bytes held by the store, counted from capacities: the figure benchmarks
@@ -275,9 +294,15 @@ impl Store {
     /// [`Store::heap_bytes`] by part.
     pub fn heap_use(&self) -> HeapUse {
         use std::mem::size_of;
+        // The table's buckets: a power of two, at most 7/8 of them used.
+        let buckets = match self.containers.capacity() {
+            0 => 0,
+            c if c < 8 => (c + 1).next_power_of_two(),
+            c => (c * 8 / 7).next_power_of_two(),
+        };
         let mut out = HeapUse {
-            table: self.containers.capacity()
-                * (size_of::<ContainerKey>() + size_of::<Tracked>() + 1),
+            table: buckets * (size_of::<(ContainerKey, Box<Tracked>)>() + 1),
+            slots: self.containers.len() * size_of::<Tracked>(),
             ..HeapUse::default()
         };
         for (key, tracked) in &self.containers {

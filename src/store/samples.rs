@@ -173,7 +173,11 @@ impl Block {
         }
         let mut acc: u128 = 0;
         let mut have = 0u32;
-        let keep = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+        let keep = if width == 64 {
+            u64::MAX
+        } else {
+            (1u64 << width) - 1
+        };
         for z in self.z.iter_mut().take(n) {
             while have < width {
                 acc |= u128::from(bytes[pos]) << have;
@@ -344,7 +348,10 @@ impl Samples {
         } else {
             let dt = sample.at - self.last_at;
             let off_step = off_step_of(dt, self.step_ms);
-            self.append(zigzag(units - self.last_units), if off_step { dt } else { 0 });
+            self.append(
+                zigzag(units - self.last_units),
+                if off_step { dt } else { 0 },
+            );
         }
         // A sample within 10% of the step lands on it: timestamps jitter by
         // milliseconds to seconds, which is nothing to a forecast and three bytes a
@@ -401,7 +408,8 @@ impl Samples {
     /// for its whole life.
     fn room(&mut self, extra: usize) {
         if self.bytes.capacity() - self.bytes.len() < extra {
-            self.bytes.reserve_exact(extra.max(self.bytes.len() / 8 + 20));
+            self.bytes
+                .reserve_exact(extra.max(self.bytes.len() / 8 + 20));
         }
     }
 
@@ -588,7 +596,11 @@ mod tests {
             .collect();
         let run = Samples::from_samples(30_000, &noisy);
         assert_eq!(run.to_vec(), noisy);
-        assert!(run.heap_bytes() <= 721 * 3 / 2, "{} bytes", run.heap_bytes());
+        assert!(
+            run.heap_bytes() <= 721 * 3 / 2,
+            "{} bytes",
+            run.heap_bytes()
+        );
         let flat: Vec<Sample> = (0..721)
             .map(|i| s(i * 30_000, (12_800 + i % 2) as f64 * 4096.0))
             .collect();
