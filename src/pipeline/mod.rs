@@ -569,7 +569,7 @@ impl<S: Source> Pipeline<S> {
             let (forecast, alert) = {
                 let followed = &mut *tracked.follow.borrow_mut();
                 // Not evaluated yet: nothing was sent, and there is no fit to report.
-                if *followed == Followed::default() {
+                if followed.memo.fits + followed.memo.reuses == 0 {
                     continue;
                 }
                 let Some(forecast) = forecast_of(followed, tracked, limit, now, knobs) else {

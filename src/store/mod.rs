@@ -4,8 +4,8 @@
 //! restarts.
 //!
 //! Memory per tracked container is the key, limit and segment bookkeeping and the
-//! pipeline's follow state (its alert and kept fit: under 1 KB with typical names,
-//! in one allocation per container) plus the packed samples ([`Samples`]: bit-packed
+//! pipeline's follow state (its alert and kept fit): about 770 bytes in one
+//! allocation, beside the key's names in the map, plus the packed samples ([`Samples`]: bit-packed
 //! differences, a few bits each for a flat container's page-sized working set on the
 //! scrape step and ten or so for a noisy one, so 0.2-1 KiB for a 6h lookback at 30s)
 //! plus the long tier (4 bytes an hour: up to 1.3 KiB after

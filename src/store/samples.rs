@@ -173,11 +173,7 @@ impl Block {
         }
         let mut acc: u128 = 0;
         let mut have = 0u32;
-        let keep = if width == 64 {
-            u64::MAX
-        } else {
-            (1u64 << width) - 1
-        };
+        let keep = (1u64 << width) - 1;
         for z in self.z.iter_mut().take(n) {
             while have < width {
                 acc |= u128::from(bytes[pos]) << have;
@@ -573,7 +569,7 @@ mod tests {
     }
 
     #[test]
-    fn page_sized_values_on_the_step_take_a_byte_or_two_each() {
+    fn page_sized_values_on_the_step_take_a_byte_or_less_each() {
         let samples: Vec<Sample> = (0..721)
             .map(|i| {
                 s(
@@ -626,6 +622,38 @@ mod tests {
             "{} bytes held for {packed} packed",
             run.heap_bytes()
         );
+    }
+
+    #[test]
+    fn the_widest_differences_and_off_step_times_round_trip() {
+        // Odd values a whole range apart: unit 1 byte, 55-bit zigzagged differences.
+        let big = 9_007_199_254_740_991.0;
+        let samples: Vec<Sample> = (0..40i64)
+            .map(|i| s(i * 47_000 + i % 3, if i % 2 == 0 { big } else { -big }))
+            .collect();
+        let mut run = Samples::from_samples(30_000, &samples);
+        assert_eq!(run.to_vec(), samples);
+        run.drop_before(samples[17].at);
+        run.push(s(40 * 47_000, 1.0));
+        let mut expected = samples[17..].to_vec();
+        expected.push(s(40 * 47_000, 1.0));
+        assert_eq!(run.to_vec(), expected);
+    }
+
+    #[test]
+    fn a_run_cut_or_split_takes_new_samples() {
+        let samples: Vec<Sample> = (0..50).map(|i| s(i * 30_000, (i * 8192) as f64)).collect();
+        let mut run = Samples::from_samples(30_000, &samples);
+        run.truncate_from(20 * 30_000);
+        run.push(s(20 * 30_000, 3.0 * 4096.0));
+        assert_eq!(run.to_vec()[..20], samples[..20]);
+        assert_eq!(run.last(), Some(s(20 * 30_000, 3.0 * 4096.0)));
+        let mut tail = run.split_off(7);
+        tail.push(s(21 * 30_000, 5.0));
+        assert_eq!(run.to_vec(), samples[..7]);
+        assert_eq!(tail.len(), 15);
+        assert_eq!(tail.to_vec()[..13], samples[7..20]);
+        assert_eq!(tail.last(), Some(s(21 * 30_000, 5.0)));
     }
 
     #[test]
@@ -730,7 +758,9 @@ mod tests {
             for (dt, du, trim) in steps {
                 at += dt;
                 units += du;
-                let sample = s(at, (units * 4096) as f64);
+                // Now and then a value off the page: the run re-packs in bytes.
+                let odd = i64::from(du % 97 == 5);
+                let sample = s(at, (units * 4096 + odd) as f64);
                 prop_assert!(run.push(sample));
                 kept.push(sample);
                 prop_assert_eq!(run.last(), Some(sample));
