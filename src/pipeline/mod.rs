@@ -568,8 +568,7 @@ impl<S: Source> Pipeline<S> {
             let knobs = (self.step, self.evaluation_step_ms, &self.params);
             let (forecast, alert) = {
                 let followed = &mut *tracked.follow.borrow_mut();
-                // Not evaluated yet: nothing was sent, and there is no fit to report.
-                if followed.memo.fits + followed.memo.reuses == 0 {
+                if !followed.evaluated() {
                     continue;
                 }
                 let Some(forecast) = forecast_of(followed, tracked, limit, now, knobs) else {

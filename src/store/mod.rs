@@ -86,6 +86,14 @@ pub struct Followed {
     pub memo: Memo,
 }
 
+impl Followed {
+    /// Whether an evaluation has taken this container in (each one fits or reuses a
+    /// fit): before that nothing was sent and there is no fit to report.
+    pub fn evaluated(&self) -> bool {
+        self.memo.fits + self.memo.reuses > 0
+    }
+}
+
 /// Everything headroom keeps about one container.
 #[derive(Debug, Clone, Default)]
 pub struct Tracked {
@@ -98,7 +106,7 @@ pub struct Tracked {
     /// One summary an hour for 14 days, across restarts: the long tier.
     pub long: LongTier,
     /// The follow state, kept in the container's slot rather than a map of its own
-    /// (a second key and table were 17 MB at 100,000 containers), and forgotten with
+    /// (a second key and table were 17 MB at 100,000 containers, by capacity), and forgotten with
     /// it. In a cell, so the evaluation can update it while reading the store.
     pub follow: RefCell<Followed>,
 }
